@@ -1,0 +1,152 @@
+//! Validated identifiers: instance ids and key pair references.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::ValidationError;
+
+/// Longest instance or key pair id accepted (ids on both clouds are far shorter).
+pub const MAX_ID_LEN: usize = 128;
+/// Longest key pair name accepted (Huawei's SDK allows 255).
+pub const MAX_KEYPAIR_NAME_LEN: usize = 255;
+
+/// A cloud VM id, checked before it can reach a request.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// Validates an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace or
+    /// control characters.
+    pub fn new(id: impl Into<String>) -> Result<Self, ValidationError> {
+        let id = id.into();
+        check_id(&id, "instance id")?;
+        Ok(Self(id))
+    }
+
+    /// The id as sent to the cloud.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for InstanceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for InstanceId {
+    type Error = ValidationError;
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl TryFrom<String> for InstanceId {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+/// Which key pair to bind: clouds name key pairs, and some also give them ids.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPairRef {
+    /// The key pair's name (every provider).
+    Name(String),
+    /// The key pair's id (Volcengine's `kp-…`).
+    Id(String),
+}
+
+impl KeyPairRef {
+    /// A key pair by name, validated.
+    pub fn name(name: impl Into<String>) -> Result<Self, ValidationError> {
+        let name = name.into();
+        check_text(&name, "key pair name", MAX_KEYPAIR_NAME_LEN)?;
+        Ok(Self::Name(name))
+    }
+
+    /// A key pair by id, validated.
+    pub fn id(id: impl Into<String>) -> Result<Self, ValidationError> {
+        let id = id.into();
+        check_id(&id, "key pair id")?;
+        Ok(Self::Id(id))
+    }
+
+    /// The name or id, whichever this is.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Name(s) | Self::Id(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for KeyPairRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn check_id(value: &str, what: &'static str) -> Result<(), ValidationError> {
+    check_text(value, what, MAX_ID_LEN)?;
+    if let Some(c) = value.chars().find(|c| c.is_whitespace()) {
+        return Err(ValidationError::InvalidCharacter { what, character: c });
+    }
+    Ok(())
+}
+
+fn check_text(value: &str, what: &'static str, max: usize) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::Empty { what });
+    }
+    if value.len() > max {
+        return Err(ValidationError::TooLong { what, len: value.len(), max });
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(ValidationError::InvalidCharacter { what, character: c });
+    }
+    if value.trim() != value {
+        return Err(ValidationError::SurroundingWhitespace { what });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_checked() {
+        assert!(InstanceId::new("i-abc").is_ok());
+        assert!(matches!(InstanceId::new(""), Err(ValidationError::Empty { .. })));
+        assert!(matches!(InstanceId::new("a b"), Err(ValidationError::InvalidCharacter { character: ' ', .. })));
+        assert!(matches!(InstanceId::new("a\u{7}"), Err(ValidationError::InvalidCharacter { .. })));
+        assert!(matches!(InstanceId::new("x".repeat(129)), Err(ValidationError::TooLong { len: 129, .. })));
+        assert!(InstanceId::new("x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn keypair_names_are_checked() {
+        assert!(KeyPairRef::name("kp prod").is_ok());
+        assert!(matches!(KeyPairRef::name(""), Err(ValidationError::Empty { .. })));
+        assert!(matches!(KeyPairRef::name("kp\n"), Err(ValidationError::InvalidCharacter { .. })));
+        assert!(matches!(KeyPairRef::name(" kp"), Err(ValidationError::SurroundingWhitespace { .. })));
+        assert!(matches!(KeyPairRef::name("k".repeat(256)), Err(ValidationError::TooLong { .. })));
+        assert!(matches!(KeyPairRef::id("kp 1"), Err(ValidationError::InvalidCharacter { .. })));
+    }
+}

@@ -1,0 +1,34 @@
+//! Core of keypair-binder: the [`KeypairBinder`] trait, the unified request and
+//! report types, and the [`engine`] every provider shares (validation,
+//! de-duplication, chunking, bounded concurrency, retry, progress).
+//!
+//! Provider crates implement only their wire protocol as a
+//! [`engine::ChunkExecutor`]; everything that must behave the same on every
+//! cloud lives here.
+
+pub mod binder;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod request;
+pub mod retry;
+pub mod secret;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use binder::{Capabilities, KeypairBinder, PostCondition};
+pub use error::{Error, ValidationError};
+pub use ids::{InstanceId, KeyPairRef};
+pub use plan::{Plan, PlannedCall};
+pub use progress::{ProgressEvent, ProgressObserver};
+pub use report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
+pub use request::{BindRequest, RunOptions, UnbindRequest, VmCredential};
+pub use retry::RetryPolicy;
+pub use secret::Secret;
+
+/// Re-exported so implementors need not depend on it themselves.
+pub use async_trait::async_trait;

@@ -1,0 +1,39 @@
+//! What a run would send, computed without any network.
+
+use serde::Serialize;
+
+use crate::ids::{InstanceId, KeyPairRef};
+use crate::report::Operation;
+
+/// The calls a request would make, for review and dry runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Provider name.
+    pub provider: &'static str,
+    /// Bind or unbind.
+    pub operation: Operation,
+    /// The key pair.
+    pub keypair: Option<KeyPairRef>,
+    /// Instances passed in, duplicates included.
+    pub requested: usize,
+    /// Duplicates removed.
+    pub duplicates: usize,
+    /// The calls, in the order they would start.
+    pub calls: Vec<PlannedCall>,
+}
+
+/// One API call of a plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedCall {
+    /// The provider's action (`AttachKeyPair`, `POST /v3/{project}/keypairs/batch-associate`).
+    pub action: String,
+    /// The instances it carries.
+    pub instances: Vec<InstanceId>,
+}
+
+impl Plan {
+    /// Distinct instances across all calls.
+    pub fn distinct(&self) -> usize {
+        self.calls.iter().map(|c| c.instances.len()).sum()
+    }
+}

@@ -1,0 +1,276 @@
+//! What a bind or unbind run returns: one outcome per distinct instance.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::binder::PostCondition;
+use crate::ids::{InstanceId, KeyPairRef};
+
+/// Which way a run went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Bind a key pair to instances.
+    Bind,
+    /// Remove a key pair from instances.
+    Unbind,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bind => "bind",
+            Self::Unbind => "unbind",
+        })
+    }
+}
+
+/// The reason class of a failure, the same on every cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The instance does not exist (in this region/project).
+    InstanceNotFound,
+    /// The instance is in a state that refuses the operation.
+    InvalidState,
+    /// The OS or image cannot take a key pair (Windows, unsupported image, no agent).
+    UnsupportedImage,
+    /// The instance already has a key pair bound.
+    AlreadyBound,
+    /// The key pair does not exist.
+    KeyPairNotFound,
+    /// The cloud throttled the call.
+    Throttled,
+    /// The credentials were refused.
+    Auth,
+    /// The credentials lack permission.
+    Permission,
+    /// The cloud refused the request's parameters.
+    InvalidRequest,
+    /// Any other error reported by the cloud.
+    ProviderError,
+    /// The connection failed or broke.
+    Transport,
+    /// A time limit ran out.
+    Timeout,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Self::InstanceNotFound => "instance not found",
+            Self::InvalidState => "invalid instance state",
+            Self::UnsupportedImage => "unsupported OS or image",
+            Self::AlreadyBound => "already bound",
+            Self::KeyPairNotFound => "key pair not found",
+            Self::Throttled => "throttled",
+            Self::Auth => "authentication failed",
+            Self::Permission => "permission denied",
+            Self::InvalidRequest => "invalid request",
+            Self::ProviderError => "provider error",
+            Self::Transport => "transport error",
+            Self::Timeout => "timed out",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Why one instance did not bind, with everything the cloud said about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The reason class.
+    pub kind: FailureKind,
+    /// The provider's own error code (`KPS.0002`, `InvalidInstance.NotFound`).
+    pub code: Option<String>,
+    /// The provider's message, or ours when the provider said nothing.
+    pub message: String,
+    /// The HTTP status of the call, when there was a response.
+    pub http_status: Option<u16>,
+    /// The provider's request id, for support tickets.
+    pub request_id: Option<String>,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    /// How long the cloud asked us to wait (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure of `kind` with a message and nothing else known.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code: None,
+            message: message.into(),
+            http_status: None,
+            request_id: None,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// Sets the provider's error code.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets the HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// Marks whether a later attempt may succeed.
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Sets the wait the cloud asked for.
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(code) = &self.code {
+            write!(f, " [{code}]")?;
+        }
+        if let Some(status) = self.http_status {
+            write!(f, " (HTTP {status})")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The definite outcome of one instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "error", rename_all = "snake_case")]
+pub enum InstanceOutcome {
+    /// The operation was applied and confirmed.
+    Bound,
+    /// The operation was not applied.
+    Failed(Failure),
+    /// The request may or may not have been applied (e.g. a timeout after sending).
+    Unknown(Failure),
+}
+
+impl InstanceOutcome {
+    /// Whether the operation was confirmed.
+    pub fn is_bound(&self) -> bool {
+        matches!(self, Self::Bound)
+    }
+
+    /// The failure, for `Failed` and `Unknown`.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Self::Bound => None,
+            Self::Failed(f) | Self::Unknown(f) => Some(f),
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunStats {
+    /// Instances the caller passed, duplicates included.
+    pub requested: usize,
+    /// Duplicates removed.
+    pub duplicates: usize,
+    /// HTTP calls made to the cloud.
+    pub api_calls: u64,
+    /// Attempts made again after a retryable failure.
+    pub retries: u64,
+    /// Wall time of the run.
+    #[serde(serialize_with = "serialize_millis")]
+    pub elapsed: Duration,
+}
+
+fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+/// The result of a run: exactly one outcome per distinct instance, in input order.
+#[derive(Clone, Debug, Serialize)]
+pub struct BindReport {
+    /// The provider that ran it (`huawei`, `volcengine`).
+    pub provider: &'static str,
+    /// Bind or unbind.
+    pub operation: Operation,
+    /// The key pair, when one was named.
+    pub keypair: Option<KeyPairRef>,
+    /// One entry per distinct instance, in input order.
+    pub outcomes: Vec<(InstanceId, InstanceOutcome)>,
+    /// Counters.
+    pub stats: RunStats,
+    /// What the caller must still do or know (reboot, SSH rule).
+    pub post_conditions: Vec<PostCondition>,
+}
+
+impl BindReport {
+    /// Whether every instance succeeded.
+    pub fn all_bound(&self) -> bool {
+        self.outcomes.iter().all(|(_, o)| o.is_bound())
+    }
+
+    /// Instances that succeeded.
+    pub fn bound(&self) -> impl Iterator<Item = &InstanceId> {
+        self.outcomes.iter().filter(|(_, o)| o.is_bound()).map(|(id, _)| id)
+    }
+
+    /// Instances that definitely failed, with why.
+    pub fn failed(&self) -> impl Iterator<Item = (&InstanceId, &Failure)> {
+        self.outcomes.iter().filter_map(|(id, o)| match o {
+            InstanceOutcome::Failed(f) => Some((id, f)),
+            _ => None,
+        })
+    }
+
+    /// Instances whose outcome is ambiguous.
+    pub fn unknown(&self) -> impl Iterator<Item = (&InstanceId, &Failure)> {
+        self.outcomes.iter().filter_map(|(id, o)| match o {
+            InstanceOutcome::Unknown(f) => Some((id, f)),
+            _ => None,
+        })
+    }
+
+    /// Instances worth another run: retryable failures and unknown outcomes.
+    pub fn retryable(&self) -> impl Iterator<Item = &InstanceId> {
+        self.outcomes.iter().filter_map(|(id, o)| match o {
+            InstanceOutcome::Failed(f) if f.retryable => Some(id),
+            InstanceOutcome::Unknown(_) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// The outcome of one instance.
+    pub fn outcome(&self, id: &InstanceId) -> Option<&InstanceOutcome> {
+        self.outcomes.iter().find(|(i, _)| i == id).map(|(_, o)| o)
+    }
+
+    /// Counts of (bound, failed, unknown).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.outcomes.iter().fold((0, 0, 0), |(b, f, u), (_, o)| match o {
+            InstanceOutcome::Bound => (b + 1, f, u),
+            InstanceOutcome::Failed(_) => (b, f + 1, u),
+            InstanceOutcome::Unknown(_) => (b, f, u + 1),
+        })
+    }
+}

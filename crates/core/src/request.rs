@@ -1,0 +1,482 @@
+//! Bind and unbind requests, validated and de-duplicated when built.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, ValidationError};
+use crate::ids::{InstanceId, KeyPairRef};
+use crate::progress::ProgressObserver;
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
+
+/// Default ceiling on instances in one request, against runaway input.
+pub const DEFAULT_MAX_INSTANCES: usize = 100_000;
+/// Longest idempotency token accepted (Volcengine's `ClientToken` limit).
+pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
+
+/// The VM's current login credential, which some clouds need to change its key.
+///
+/// On Huawei the variant picks the mode: a root password binds a VM that has
+/// none, the current private key replaces a bound key, and no credential
+/// resets a stopped VM.
+#[derive(Clone, PartialEq, Eq)]
+pub enum VmCredential {
+    /// The VM's root password.
+    Password(Secret),
+    /// The private key currently authorised on the VM (PEM or OpenSSH text).
+    PrivateKey(Secret),
+}
+
+impl VmCredential {
+    /// A root password.
+    pub fn password(value: impl Into<String>) -> Self {
+        Self::Password(Secret::new(value))
+    }
+
+    /// The current private key.
+    pub fn private_key(value: impl Into<String>) -> Self {
+        Self::PrivateKey(Secret::new(value))
+    }
+
+    /// The secret itself.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Self::Password(s) | Self::PrivateKey(s) => s,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Password(_) => "Password([REDACTED])",
+            Self::PrivateKey(_) => "PrivateKey([REDACTED])",
+        }
+    }
+}
+
+impl fmt::Debug for VmCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// How a run is carried out: concurrency, retries, deadline, progress.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Calls in flight at once; the provider's default when `None`.
+    pub concurrency: Option<usize>,
+    /// Retry policy; the provider's default when `None`.
+    pub retry: Option<RetryPolicy>,
+    /// Total time for the run; after it nothing new is sent.
+    pub deadline: Option<Duration>,
+    /// Receives progress events.
+    pub observer: Option<Arc<dyn ProgressObserver>>,
+}
+
+impl fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// The instances of a request, distinct and in input order.
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    instances: Vec<InstanceId>,
+    requested: usize,
+}
+
+impl Targets {
+    /// Validates and de-duplicates raw ids, keeping the first occurrence.
+    pub fn new<I, S>(raw: I, max: usize) -> Result<Self, ValidationError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut seen = HashSet::new();
+        let mut instances = Vec::new();
+        let mut requested = 0;
+        for (index, id) in raw.into_iter().enumerate() {
+            requested += 1;
+            let id = InstanceId::new(id).map_err(|e| ValidationError::Instance { index, source: Box::new(e) })?;
+            if seen.insert(id.clone()) {
+                instances.push(id);
+            }
+        }
+        if requested == 0 {
+            return Err(ValidationError::NoInstances);
+        }
+        if instances.len() > max {
+            return Err(ValidationError::TooManyInstances { count: instances.len(), max });
+        }
+        Ok(Self { instances, requested })
+    }
+
+    /// Distinct instances, in input order.
+    pub fn instances(&self) -> &[InstanceId] {
+        &self.instances
+    }
+
+    /// Instances passed in, duplicates included.
+    pub fn requested(&self) -> usize {
+        self.requested
+    }
+
+    /// Duplicates removed.
+    pub fn duplicates(&self) -> usize {
+        self.requested - self.instances.len()
+    }
+}
+
+/// What every request carries besides its key pair.
+#[derive(Clone, Debug)]
+pub struct RequestCommon {
+    /// The instances.
+    pub targets: Targets,
+    /// The VM's current credential, where the provider needs it.
+    pub credential: Option<VmCredential>,
+    /// SSH port the cloud's agent should use.
+    pub ssh_port: Option<u16>,
+    /// Idempotency token base for providers that support one.
+    pub client_token: Option<String>,
+    /// Run options.
+    pub options: RunOptions,
+}
+
+/// A validated request to bind one key pair to many instances.
+#[derive(Clone, Debug)]
+pub struct BindRequest {
+    keypair: KeyPairRef,
+    disable_password: Option<bool>,
+    common: RequestCommon,
+}
+
+impl BindRequest {
+    /// Starts a bind request.
+    pub fn builder() -> BindRequestBuilder {
+        BindRequestBuilder::default()
+    }
+
+    /// The key pair to bind.
+    pub fn keypair(&self) -> &KeyPairRef {
+        &self.keypair
+    }
+
+    /// Whether to disable SSH password login, when asked.
+    pub fn disable_password(&self) -> Option<bool> {
+        self.disable_password
+    }
+
+    /// Everything else.
+    pub fn common(&self) -> &RequestCommon {
+        &self.common
+    }
+
+    /// Distinct instances, in input order.
+    pub fn instances(&self) -> &[InstanceId] {
+        self.common.targets.instances()
+    }
+}
+
+/// A validated request to remove a key pair from many instances.
+#[derive(Clone, Debug)]
+pub struct UnbindRequest {
+    keypair: Option<KeyPairRef>,
+    common: RequestCommon,
+}
+
+impl UnbindRequest {
+    /// Starts an unbind request.
+    pub fn builder() -> UnbindRequestBuilder {
+        UnbindRequestBuilder::default()
+    }
+
+    /// The key pair to remove, where the provider needs it named.
+    pub fn keypair(&self) -> Option<&KeyPairRef> {
+        self.keypair.as_ref()
+    }
+
+    /// Everything else.
+    pub fn common(&self) -> &RequestCommon {
+        &self.common
+    }
+
+    /// Distinct instances, in input order.
+    pub fn instances(&self) -> &[InstanceId] {
+        self.common.targets.instances()
+    }
+}
+
+/// The builder fields both requests share.
+#[derive(Default)]
+struct CommonBuilder {
+    keypair: Option<(bool, String)>,
+    instances: Vec<String>,
+    credential: Option<VmCredential>,
+    ssh_port: Option<u16>,
+    client_token: Option<String>,
+    options: RunOptions,
+    max_instances: Option<usize>,
+}
+
+impl CommonBuilder {
+    fn keypair(&self) -> Result<Option<KeyPairRef>, ValidationError> {
+        match &self.keypair {
+            None => Ok(None),
+            Some((true, id)) => KeyPairRef::id(id.clone()).map(Some),
+            Some((false, name)) => KeyPairRef::name(name.clone()).map(Some),
+        }
+    }
+
+    fn build(self) -> Result<RequestCommon, ValidationError> {
+        let max = self.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
+        let targets = Targets::new(self.instances, max)?;
+        if let Some(token) = &self.client_token {
+            validate_client_token(token)?;
+        }
+        if self.ssh_port == Some(0) {
+            return Err(ValidationError::OutOfRange { what: "ssh port", reason: "must be 1-65535".into() });
+        }
+        if let Some(c) = &self.credential
+            && c.secret().is_empty()
+        {
+            return Err(ValidationError::Empty { what: "VM credential" });
+        }
+        if self.options.concurrency == Some(0) {
+            return Err(ValidationError::OutOfRange { what: "concurrency", reason: "must be at least 1".into() });
+        }
+        Ok(RequestCommon {
+            targets,
+            credential: self.credential,
+            ssh_port: self.ssh_port,
+            client_token: self.client_token,
+            options: self.options,
+        })
+    }
+}
+
+/// Checks an idempotency token: 1 to 64 printable ASCII characters.
+pub fn validate_client_token(token: &str) -> Result<(), ValidationError> {
+    if token.is_empty() {
+        return Err(ValidationError::Empty { what: "client token" });
+    }
+    if token.len() > MAX_CLIENT_TOKEN_LEN {
+        return Err(ValidationError::TooLong { what: "client token", len: token.len(), max: MAX_CLIENT_TOKEN_LEN });
+    }
+    if let Some(c) = token.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(ValidationError::InvalidCharacter { what: "client token", character: c });
+    }
+    Ok(())
+}
+
+macro_rules! common_setters {
+    () => {
+        /// Adds one instance id.
+        pub fn instance(mut self, id: impl Into<String>) -> Self {
+            self.common.instances.push(id.into());
+            self
+        }
+
+        /// Adds instance ids, in order; duplicates are removed and counted.
+        pub fn instances<I, S>(mut self, ids: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.common.instances.extend(ids.into_iter().map(Into::into));
+            self
+        }
+
+        /// The VM's current credential (password or private key).
+        pub fn credential(mut self, credential: VmCredential) -> Self {
+            self.common.credential = Some(credential);
+            self
+        }
+
+        /// SSH port the cloud's agent should use.
+        pub fn ssh_port(mut self, port: u16) -> Self {
+            self.common.ssh_port = Some(port);
+            self
+        }
+
+        /// Base of the idempotency tokens (Volcengine `ClientToken`).
+        pub fn client_token(mut self, token: impl Into<String>) -> Self {
+            self.common.client_token = Some(token.into());
+            self
+        }
+
+        /// Calls in flight at once.
+        pub fn concurrency(mut self, concurrency: usize) -> Self {
+            self.common.options.concurrency = Some(concurrency);
+            self
+        }
+
+        /// Retry policy for this run.
+        pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+            self.common.options.retry = Some(policy);
+            self
+        }
+
+        /// Total time for the run.
+        pub fn deadline(mut self, deadline: Duration) -> Self {
+            self.common.options.deadline = Some(deadline);
+            self
+        }
+
+        /// Receives progress events.
+        pub fn observer(mut self, observer: Arc<dyn ProgressObserver>) -> Self {
+            self.common.options.observer = Some(observer);
+            self
+        }
+
+        /// Ceiling on distinct instances (default [`DEFAULT_MAX_INSTANCES`]).
+        pub fn max_instances(mut self, max: usize) -> Self {
+            self.common.max_instances = Some(max);
+            self
+        }
+
+        /// Names the key pair.
+        pub fn keypair_name(mut self, name: impl Into<String>) -> Self {
+            self.common.keypair = Some((false, name.into()));
+            self
+        }
+
+        /// Names the key pair by id.
+        pub fn keypair_id(mut self, id: impl Into<String>) -> Self {
+            self.common.keypair = Some((true, id.into()));
+            self
+        }
+    };
+}
+
+/// Builds a [`BindRequest`].
+#[derive(Default)]
+pub struct BindRequestBuilder {
+    common: CommonBuilder,
+    disable_password: Option<bool>,
+}
+
+impl BindRequestBuilder {
+    common_setters!();
+
+    /// Whether to disable SSH password login once the key is bound.
+    pub fn disable_password(mut self, disable: bool) -> Self {
+        self.disable_password = Some(disable);
+        self
+    }
+
+    /// Validates and de-duplicates; nothing is sent.
+    pub fn build(self) -> Result<BindRequest, Error> {
+        let keypair = self.common.keypair()?.ok_or(ValidationError::NoKeyPair)?;
+        Ok(BindRequest { keypair, disable_password: self.disable_password, common: self.common.build()? })
+    }
+}
+
+/// Builds an [`UnbindRequest`].
+#[derive(Default)]
+pub struct UnbindRequestBuilder {
+    common: CommonBuilder,
+}
+
+impl UnbindRequestBuilder {
+    common_setters!();
+
+    /// Validates and de-duplicates; nothing is sent.
+    pub fn build(self) -> Result<UnbindRequest, Error> {
+        let keypair = self.common.keypair()?;
+        Ok(UnbindRequest { keypair, common: self.common.build()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind() -> BindRequestBuilder {
+        BindRequest::builder().keypair_name("kp")
+    }
+
+    fn validation(result: Result<BindRequest, Error>) -> ValidationError {
+        match result {
+            Err(Error::Validation(e)) => e,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dedupes_in_input_order() {
+        let req = bind().instances(["b", "a", "b", "c", "a"]).build().unwrap();
+        let ids: Vec<_> = req.instances().iter().map(|i| i.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+        assert_eq!(req.common().targets.requested(), 5);
+        assert_eq!(req.common().targets.duplicates(), 2);
+    }
+
+    #[test]
+    fn empty_list_is_refused() {
+        assert_eq!(validation(bind().build()), ValidationError::NoInstances);
+    }
+
+    #[test]
+    fn bad_ids_name_their_position() {
+        let err = validation(bind().instances(["ok", "bad id"]).build());
+        assert!(matches!(err, ValidationError::Instance { index: 1, .. }), "{err:?}");
+        assert!(err.to_string().contains("instance #1"), "{err}");
+        let err = validation(bind().instances(["", "x"]).build());
+        assert!(matches!(err, ValidationError::Instance { index: 0, .. }));
+        let err = validation(bind().instance("tab\there").build());
+        assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+
+    #[test]
+    fn ceiling_is_enforced_after_dedupe() {
+        let ids: Vec<String> = (0..11).map(|i| format!("i-{i}")).collect();
+        let err = validation(bind().instances(ids.clone()).max_instances(10).build());
+        assert_eq!(err, ValidationError::TooManyInstances { count: 11, max: 10 });
+        let mut dup = ids[..10].to_vec();
+        dup.push("i-0".into());
+        assert!(bind().instances(dup).max_instances(10).build().is_ok());
+    }
+
+    #[test]
+    fn default_ceiling_is_100k() {
+        let ids = (0..100_001).map(|i| format!("i-{i}"));
+        let err = validation(bind().instances(ids).build());
+        assert_eq!(err, ValidationError::TooManyInstances { count: 100_001, max: 100_000 });
+    }
+
+    #[test]
+    fn keypair_is_required_and_checked() {
+        let err = validation(BindRequest::builder().instance("i-1").build());
+        assert_eq!(err, ValidationError::NoKeyPair);
+        let err = validation(BindRequest::builder().keypair_name("").instance("i-1").build());
+        assert_eq!(err, ValidationError::Empty { what: "key pair name" });
+        let err = validation(BindRequest::builder().keypair_name("k".repeat(300)).instance("i-1").build());
+        assert!(matches!(err, ValidationError::TooLong { .. }));
+        let err = validation(BindRequest::builder().keypair_name("kp\u{1b}[0m").instance("i-1").build());
+        assert!(matches!(err, ValidationError::InvalidCharacter { .. }));
+    }
+
+    #[test]
+    fn client_token_is_checked() {
+        let err = validation(bind().instance("i").client_token("t".repeat(65)).build());
+        assert!(matches!(err, ValidationError::TooLong { what: "client token", .. }));
+        let err = validation(bind().instance("i").client_token("tökén").build());
+        assert!(matches!(err, ValidationError::InvalidCharacter { .. }));
+        assert!(bind().instance("i").client_token("t".repeat(64)).build().is_ok());
+    }
+
+    #[test]
+    fn debug_hides_the_credential() {
+        let req = bind().instance("i").credential(VmCredential::password("s3cret-pw")).build().unwrap();
+        let text = format!("{req:?}");
+        assert!(!text.contains("s3cret-pw"), "{text}");
+        assert!(text.contains("Password([REDACTED])"), "{text}");
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod binder;
 pub mod engine;
+pub mod env;
 pub mod error;
 pub mod http;
 pub mod ids;
@@ -32,3 +33,9 @@ pub use secret::Secret;
 
 /// Re-exported so implementors need not depend on it themselves.
 pub use async_trait::async_trait;
+
+/// Hex of SHA-256, the payload hash both clouds' signatures use.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}

@@ -1,0 +1,92 @@
+//! Where builders read configuration from: environment variables and profile
+//! files, behind a trait so tests never touch the real ones.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest configuration file read.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The environment a builder reads: variables, files, the home directory.
+pub trait ConfigEnv: Send + Sync {
+    /// A variable's value; unset and empty are the same.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A file's text, if it exists and is small enough.
+    fn read_file(&self, path: &Path) -> Option<String>;
+    /// The user's home directory.
+    fn home_dir(&self) -> Option<PathBuf>;
+
+    /// The first of several variables that is set.
+    fn first_var(&self, names: &[&str]) -> Option<String> {
+        names.iter().find_map(|n| self.var(n))
+    }
+}
+
+/// The process environment and file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemEnv;
+
+impl ConfigEnv for SystemEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn read_file(&self, path: &Path) -> Option<String> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_FILE_BYTES).read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    fn home_dir(&self) -> Option<PathBuf> {
+        std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from)
+    }
+}
+
+/// A fixed environment, for tests and for embedding.
+#[derive(Clone, Default)]
+pub struct StaticEnv {
+    vars: HashMap<String, String>,
+    files: HashMap<PathBuf, String>,
+    home: Option<PathBuf>,
+}
+
+impl StaticEnv {
+    /// An empty environment.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a variable.
+    pub fn with_var(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Adds a file.
+    pub fn with_file(mut self, path: impl Into<PathBuf>, text: &str) -> Self {
+        self.files.insert(path.into(), text.to_string());
+        self
+    }
+
+    /// Sets the home directory.
+    pub fn with_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = Some(home.into());
+        self
+    }
+}
+
+impl ConfigEnv for StaticEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn read_file(&self, path: &Path) -> Option<String> {
+        self.files.get(path).cloned()
+    }
+
+    fn home_dir(&self) -> Option<PathBuf> {
+        self.home.clone()
+    }
+}

@@ -1,0 +1,330 @@
+//! [`VolcengineBinder`]: `AttachKeyPair`/`DetachKeyPair` behind the shared engine.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use keypair_binder_core::engine::{
+    CallError, Chunk, ChunkExecutor, Engine, EngineConfig, InstanceResult, RunContext, RunSpec,
+};
+use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
+use keypair_binder_core::request::RequestCommon;
+use keypair_binder_core::{
+    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
+    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+};
+use url::Url;
+
+use crate::config::{PROVIDER, VolcengineBuilder};
+use crate::errors::{body_snippet, call_failure, instance_failure, parse_error};
+use crate::request::{Invocation, prepare};
+use crate::signer::Credentials;
+use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
+
+/// How long to wait before re-issuing an instance that is changing state.
+const STATE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Binds key pairs to Volcengine ECS instances, 100 per call, each call
+/// carrying a `ClientToken` so that retries never apply anything twice.
+#[derive(Clone)]
+pub struct VolcengineBinder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    credentials: Credentials,
+    region: String,
+    endpoint: Url,
+    http: HttpClient,
+    engine: Engine,
+}
+
+impl fmt::Debug for VolcengineBinder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VolcengineBinder")
+            .field("region", &self.inner.region)
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("access_key", &self.inner.credentials.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VolcengineBuilder {
+    /// Checks the settings and builds the binder; nothing is sent.
+    pub fn build(self) -> Result<VolcengineBinder, Error> {
+        let (credentials, region, endpoint) = self.resolve()?;
+        let http = HttpClient::new(self.http.clone())
+            .map_err(|e| Error::config(PROVIDER, format!("cannot build HTTP client: {e}")))?;
+        let engine = Engine::new(EngineConfig {
+            provider: PROVIDER,
+            max_per_call: MAX_INSTANCES_PER_CALL,
+            default_concurrency: self.concurrency.unwrap_or(8),
+            default_retry: self.retry.clone().unwrap_or_else(default_retry_policy),
+            idempotency_tokens: true,
+        });
+        Ok(VolcengineBinder { inner: Arc::new(Inner { credentials, region, endpoint, http, engine }) })
+    }
+}
+
+impl VolcengineBinder {
+    /// A builder with nothing set.
+    pub fn builder() -> VolcengineBuilder {
+        VolcengineBuilder::new()
+    }
+
+    /// A binder configured from the environment and the CLI profile.
+    pub fn from_env() -> Result<Self, Error> {
+        VolcengineBuilder::from_env().build()
+    }
+
+    /// The region calls are signed for.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    /// The endpoint calls go to.
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint
+    }
+
+    fn check_common(common: &RequestCommon) -> Result<(), Error> {
+        if common.credential.is_some() {
+            return Err(Error::unsupported(
+                PROVIDER,
+                "credential",
+                "Volcengine binds through its agent; no VM credential is used",
+            ));
+        }
+        if common.ssh_port.is_some() {
+            return Err(Error::unsupported(PROVIDER, "ssh_port", "Volcengine does not take an SSH port"));
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        operation: Operation,
+        keypair: &KeyPairRef,
+        common: &RequestCommon,
+    ) -> Result<BindReport, Error> {
+        let action = match operation {
+            Operation::Bind => Action::AttachKeyPair,
+            Operation::Unbind => Action::DetachKeyPair,
+        };
+        let retry = common.options.retry.as_ref().unwrap_or(&self.inner.engine.config().default_retry);
+        let executor = KeypairCallExecutor { inner: &self.inner, action, keypair, max_attempts: retry.max_retries + 1 };
+        let post_conditions = match operation {
+            Operation::Bind => vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
+            Operation::Unbind => vec![PostCondition::RebootRequired],
+        };
+        let spec = RunSpec { operation, keypair: Some(keypair), common, post_conditions };
+        self.inner.engine.run(spec, &executor).await
+    }
+}
+
+impl Inner {
+    /// Signs (afresh, with the current time) and sends one GET call.
+    async fn call(
+        &self,
+        ctx: &RunContext,
+        action: Action,
+        query: &[(String, String)],
+        instances: usize,
+        invocation: Option<Invocation<'_>>,
+    ) -> Result<HttpResponse, TransportError> {
+        let prepared = prepare(&self.endpoint, &self.region, &self.credentials, query, invocation, Utc::now());
+        let mut request = self.http.inner().get(prepared.url).header("Accept", "application/json");
+        for (name, value) in &prepared.headers {
+            if name != "Host" {
+                request = request.header(name, value);
+            }
+        }
+        let request = request.build().map_err(|e| TransportError::NotSent(e.without_url().to_string()))?;
+        ctx.record_call();
+        let info = CallInfo { provider: PROVIDER, action: action.as_str(), instances, request_id_header: None };
+        self.http.send(request, info).await
+    }
+
+    /// Reads a 2xx answer's `Result`, or the error it carries.
+    fn parse<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<(T, Option<String>), CallError> {
+        if !response.is_success() {
+            let (failure, advice) = parse_error(response);
+            return Err(CallError { failure, maybe_applied: advice.maybe_applied });
+        }
+        let envelope: Envelope<T> = serde_json::from_slice(&response.body).map_err(|e| {
+            // A 2xx we cannot read may have been applied; the same token makes a retry safe.
+            let failure = Failure::new(
+                FailureKind::ProviderError,
+                format!("unreadable response ({e}): {}", body_snippet(&response.body)),
+            )
+            .with_status(response.status)
+            .retryable(true);
+            CallError::maybe_applied(failure)
+        })?;
+        let metadata = envelope.metadata.unwrap_or_default();
+        if let Some(error) = &metadata.error {
+            let (failure, advice) = call_failure(response, Some(error), metadata.request_id);
+            return Err(CallError { failure, maybe_applied: advice.maybe_applied });
+        }
+        match envelope.result {
+            Some(result) => Ok((result, metadata.request_id)),
+            None => Err(CallError::maybe_applied(
+                Failure::new(FailureKind::ProviderError, "response has no Result")
+                    .with_status(response.status)
+                    .with_request_id(metadata.request_id)
+                    .retryable(true),
+            )),
+        }
+    }
+
+    /// Current status of instances (for those refused as `InvalidInstanceStatus`).
+    async fn statuses(&self, ctx: &RunContext, ids: &[InstanceId]) -> Option<HashMap<String, String>> {
+        let query = wire::describe_instances(ids, None);
+        let response = self.call(ctx, Action::DescribeInstances, &query, ids.len(), None).await.ok()?;
+        let (result, _) = Self::parse::<DescribeInstancesResult>(&response).ok()?;
+        Some(result.instances.into_iter().map(|i| (i.instance_id, i.status)).collect())
+    }
+}
+
+struct KeypairCallExecutor<'a> {
+    inner: &'a Inner,
+    action: Action,
+    keypair: &'a KeyPairRef,
+    max_attempts: u32,
+}
+
+#[async_trait]
+impl ChunkExecutor for KeypairCallExecutor<'_> {
+    async fn execute(&self, ctx: &RunContext, chunk: &Chunk) -> Result<Vec<(InstanceId, InstanceResult)>, CallError> {
+        let query = wire::keypair_call(self.action, &chunk.instances, self.keypair, chunk.token.as_deref());
+        let invocation = chunk.token.as_deref().map(|id| Invocation {
+            id,
+            attempt: chunk.attempt + 1,
+            max_attempts: self.max_attempts,
+        });
+        let response =
+            self.inner.call(ctx, self.action, &query, chunk.instances.len(), invocation).await.map_err(|e| {
+                // Every call carries a ClientToken, so resending after an
+                // ambiguous failure replays the stored result instead of applying twice.
+                CallError { failure: e.to_failure(), maybe_applied: e.maybe_applied() }
+            })?;
+        let (result, request_id) = Inner::parse::<OperationResult>(&response)?;
+        tracing::debug!(
+            request_id = request_id.as_deref().unwrap_or(""),
+            details = result.details.len(),
+            "operation details"
+        );
+
+        let mut results = Vec::with_capacity(result.details.len());
+        let mut changing_state = Vec::new();
+        for detail in result.details {
+            let Ok(id) = InstanceId::new(detail.instance_id) else { continue };
+            let outcome = match detail.error {
+                None => InstanceResult::Bound,
+                Some(error) => {
+                    let failure = instance_failure(&error.code, &error.message)
+                        .with_status(response.status)
+                        .with_request_id(request_id.clone());
+                    match error.code.as_str() {
+                        "InvalidInstanceStatus" => {
+                            changing_state.push((id, failure));
+                            continue;
+                        }
+                        _ if failure.retryable => {
+                            InstanceResult::Retry(failure.with_retry_after(Some(Duration::from_millis(500))))
+                        }
+                        _ => InstanceResult::Failed(failure),
+                    }
+                }
+            };
+            results.push((id, outcome));
+        }
+        if !changing_state.is_empty() {
+            let ids: Vec<InstanceId> = changing_state.iter().map(|(id, _)| id.clone()).collect();
+            let statuses = self.inner.statuses(ctx, &ids).await;
+            for (id, failure) in changing_state {
+                let status = statuses.as_ref().and_then(|s| s.get(id.as_str()));
+                let result = match status {
+                    Some(status) if wire::is_transitional(status) => InstanceResult::Retry(
+                        Failure { message: format!("{} (instance is {status})", failure.message), ..failure }
+                            .retryable(true)
+                            .with_retry_after(Some(STATE_RETRY_AFTER)),
+                    ),
+                    Some(status) => InstanceResult::Failed(Failure {
+                        message: format!("{} (instance is {status})", failure.message),
+                        ..failure
+                    }),
+                    None => InstanceResult::Failed(failure),
+                };
+                results.push((id, result));
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[async_trait]
+impl KeypairBinder for VolcengineBinder {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            provider: PROVIDER,
+            max_instances_per_call: MAX_INSTANCES_PER_CALL,
+            async_tasks: false,
+            idempotency_token: true,
+            keypair_by_id: true,
+            post_conditions: vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
+        }
+    }
+
+    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
+        Self::check_common(request.common())?;
+        if request.disable_password().is_some() {
+            return Err(Error::unsupported(
+                PROVIDER,
+                "disable_password",
+                "Volcengine always disables password login on attach",
+            ));
+        }
+        self.run(Operation::Bind, request.keypair(), request.common()).await
+    }
+
+    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
+        Self::check_common(request.common())?;
+        let keypair = request.keypair().ok_or(Error::Validation(ValidationError::NoKeyPair))?;
+        self.run(Operation::Unbind, keypair, request.common()).await
+    }
+
+    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        Self::check_common(request.common())?;
+        if request.disable_password().is_some() {
+            return Err(Error::unsupported(
+                PROVIDER,
+                "disable_password",
+                "Volcengine always disables password login on attach",
+            ));
+        }
+        let targets = &request.common().targets;
+        let calls = self
+            .inner
+            .engine
+            .chunks(targets.instances())
+            .map(|ids| PlannedCall { action: Action::AttachKeyPair.as_str().to_string(), instances: ids.to_vec() })
+            .collect();
+        Ok(Plan {
+            provider: PROVIDER,
+            operation: Operation::Bind,
+            keypair: Some(request.keypair().clone()),
+            requested: targets.requested(),
+            duplicates: targets.duplicates(),
+            calls,
+        })
+    }
+}
+
+/// Default retry policy for Volcengine: the SDK's 300 ms base, more patience.
+pub fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy { max_retries: 6, initial_backoff: Duration::from_millis(300), max_backoff: Duration::from_secs(20) }
+}

@@ -1,0 +1,271 @@
+//! Building a [`VolcengineBinder`](crate::VolcengineBinder): explicit settings,
+//! the environment, and the `ve` CLI's profile file.
+
+use std::path::PathBuf;
+
+use keypair_binder_core::env::{ConfigEnv, SystemEnv};
+use keypair_binder_core::http::{HttpOptions, check_endpoint};
+use keypair_binder_core::{Error, RetryPolicy, Secret};
+use serde::Deserialize;
+use url::Url;
+
+use crate::signer::Credentials;
+
+pub(crate) const PROVIDER: &str = "volcengine";
+
+/// The global OpenAPI host.
+pub const GLOBAL_HOST: &str = "open.volcengineapi.com";
+/// Regions the official SDKs reach through `ecs.<region>.volcengineapi.com`.
+pub const BOOTSTRAP_REGIONS: &[&str] =
+    &["cn-beijing-autodriving", "ap-southeast-2", "ap-southeast-3", "cn-shanghai-autodriving", "cn-beijing-selfdrive"];
+
+/// A setting, with the environment variables that supply it (first wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolcengineConfigKey {
+    /// Access key id.
+    AccessKey,
+    /// Secret access key.
+    SecretKey,
+    /// STS session token.
+    SessionToken,
+    /// Region id (`cn-beijing`).
+    Region,
+    /// Endpoint URL override.
+    Endpoint,
+}
+
+impl VolcengineConfigKey {
+    /// Environment variables read for this key, in order of precedence.
+    pub fn env_names(self) -> &'static [&'static str] {
+        match self {
+            Self::AccessKey => &["VOLCENGINE_ACCESS_KEY", "VOLCSTACK_ACCESS_KEY_ID", "VOLCSTACK_ACCESS_KEY"],
+            Self::SecretKey => &["VOLCENGINE_SECRET_KEY", "VOLCSTACK_SECRET_ACCESS_KEY", "VOLCSTACK_SECRET_KEY"],
+            Self::SessionToken => &["VOLCENGINE_SESSION_TOKEN", "VOLCSTACK_SESSION_TOKEN"],
+            Self::Region => &["VOLCENGINE_REGION"],
+            Self::Endpoint => &["VOLCENGINE_ENDPOINT"],
+        }
+    }
+}
+
+/// The `ve` CLI's `config.json`.
+#[derive(Deserialize)]
+struct CliConfig {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: std::collections::HashMap<String, CliProfile>,
+}
+
+#[derive(Deserialize, Default)]
+struct CliProfile {
+    #[serde(rename = "access-key", default)]
+    access_key: String,
+    #[serde(rename = "secret-key", default)]
+    secret_key: String,
+    #[serde(rename = "session-token", default)]
+    session_token: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    endpoint: String,
+}
+
+/// Settings of a Volcengine binder. Holds secrets, so no `Debug`.
+#[derive(Clone, Default)]
+pub struct VolcengineBuilder {
+    pub(crate) access_key: Option<String>,
+    pub(crate) secret_key: Option<Secret>,
+    pub(crate) session_token: Option<Secret>,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) allow_http: bool,
+    pub(crate) http: HttpOptions,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) retry: Option<RetryPolicy>,
+}
+
+impl VolcengineBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the process environment and `~/.volcengine/config.json`.
+    pub fn from_env() -> Self {
+        Self::from_env_with(&SystemEnv)
+    }
+
+    /// Reads an injected environment: variables first, then the CLI profile.
+    pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
+        let mut builder = Self::new();
+        let profile = cli_profile(env).unwrap_or_default();
+        let pick = |key: VolcengineConfigKey, from_file: &str| {
+            env.first_var(key.env_names()).or_else(|| (!from_file.is_empty()).then(|| from_file.to_string()))
+        };
+        builder.access_key = pick(VolcengineConfigKey::AccessKey, &profile.access_key);
+        builder.secret_key = pick(VolcengineConfigKey::SecretKey, &profile.secret_key).map(Secret::new);
+        builder.session_token = pick(VolcengineConfigKey::SessionToken, &profile.session_token).map(Secret::new);
+        builder.region = pick(VolcengineConfigKey::Region, &profile.region);
+        builder.endpoint = pick(VolcengineConfigKey::Endpoint, &profile.endpoint);
+        builder
+    }
+
+    /// Sets one setting by key.
+    pub fn with_config(mut self, key: VolcengineConfigKey, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match key {
+            VolcengineConfigKey::AccessKey => self.access_key = Some(value),
+            VolcengineConfigKey::SecretKey => self.secret_key = Some(Secret::new(value)),
+            VolcengineConfigKey::SessionToken => self.session_token = Some(Secret::new(value)),
+            VolcengineConfigKey::Region => self.region = Some(value),
+            VolcengineConfigKey::Endpoint => self.endpoint = Some(value),
+        }
+        self
+    }
+
+    /// Access key and secret key.
+    pub fn credentials(mut self, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        self.access_key = Some(access_key.into());
+        self.secret_key = Some(Secret::new(secret_key));
+        self
+    }
+
+    /// STS session token, for temporary credentials.
+    pub fn session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(Secret::new(token));
+        self
+    }
+
+    /// Region id.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Endpoint URL, instead of the one the region implies.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Allows plain `http://` to a non-loopback endpoint (insecure; for proxies you trust).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// HTTP timeouts and limits.
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.http = options;
+        self
+    }
+
+    /// Default calls in flight (default 8).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// Default retry policy.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    pub(crate) fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
+        let missing = |what: &str, key: VolcengineConfigKey| {
+            Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
+        };
+        let access_key =
+            self.access_key.clone().ok_or_else(|| missing("access key", VolcengineConfigKey::AccessKey))?;
+        let secret_key =
+            self.secret_key.clone().ok_or_else(|| missing("secret key", VolcengineConfigKey::SecretKey))?;
+        let region = self.region.clone().ok_or_else(|| missing("region", VolcengineConfigKey::Region))?;
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::config(PROVIDER, format!("invalid region {region:?}")));
+        }
+        let endpoint = match &self.endpoint {
+            Some(e) => {
+                Url::parse(e).map_err(|err| Error::config(PROVIDER, format!("invalid endpoint {e:?}: {err}")))?
+            }
+            None => default_endpoint(&region),
+        };
+        check_endpoint(PROVIDER, &endpoint, self.allow_http)?;
+        Ok((Credentials { access_key, secret_key, session_token: self.session_token.clone() }, region, endpoint))
+    }
+}
+
+/// The endpoint the official SDKs use for a region.
+pub fn default_endpoint(region: &str) -> Url {
+    let host = if BOOTSTRAP_REGIONS.contains(&region) {
+        format!("ecs.{region}.volcengineapi.com")
+    } else {
+        GLOBAL_HOST.to_string()
+    };
+    Url::parse(&format!("https://{host}/")).expect("static endpoint is a valid URL")
+}
+
+fn cli_profile(env: &dyn ConfigEnv) -> Option<CliProfile> {
+    let path = match env.var("VOLCENGINE_CLI_CONFIG_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => env.home_dir()?.join(".volcengine").join("config.json"),
+    };
+    let mut config: CliConfig = serde_json::from_str(&env.read_file(&path)?).ok()?;
+    let name = env.var("VOLCENGINE_PROFILE").unwrap_or(config.current);
+    config.profiles.remove(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keypair_binder_core::env::StaticEnv;
+
+    #[test]
+    fn env_wins_over_fallbacks_and_profile() {
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_var("VOLCSTACK_ACCESS_KEY_ID", "AK-old")
+            .with_var("VOLCENGINE_ACCESS_KEY", "AK-new")
+            .with_var("VOLCSTACK_SECRET_KEY", "SK-old")
+            .with_file(
+                "/home/u/.volcengine/config.json",
+                r#"{"current":"p","profiles":{"p":{"access-key":"AK-file","secret-key":"SK-file","region":"cn-shanghai"}}}"#,
+            );
+        let b = VolcengineBuilder::from_env_with(&env);
+        assert_eq!(b.access_key.as_deref(), Some("AK-new"));
+        assert_eq!(b.secret_key.as_ref().map(Secret::expose), Some("SK-old"));
+        assert_eq!(b.region.as_deref(), Some("cn-shanghai"));
+        let (_, region, endpoint) = b.resolve().unwrap();
+        assert_eq!(region, "cn-shanghai");
+        assert_eq!(endpoint.as_str(), "https://open.volcengineapi.com/");
+    }
+
+    #[test]
+    fn profile_selected_by_env() {
+        let env = StaticEnv::new().with_var("VOLCENGINE_CLI_CONFIG_FILE", "/c.json").with_var("VOLCENGINE_PROFILE", "b").with_file(
+            "/c.json",
+            r#"{"current":"a","profiles":{"a":{"access-key":"A"},"b":{"access-key":"B","secret-key":"S","session-token":"T","region":"ap-southeast-3"}}}"#,
+        );
+        let b = VolcengineBuilder::from_env_with(&env);
+        assert_eq!(b.access_key.as_deref(), Some("B"));
+        assert!(b.session_token.is_some());
+        let (_, _, endpoint) = b.resolve().unwrap();
+        assert_eq!(endpoint.host_str(), Some("ecs.ap-southeast-3.volcengineapi.com"));
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable() {
+        let err = VolcengineBuilder::from_env_with(&StaticEnv::new()).resolve().unwrap_err();
+        assert!(err.to_string().contains("VOLCENGINE_ACCESS_KEY"), "{err}");
+        let err = VolcengineBuilder::new().credentials("a", "s").resolve().unwrap_err();
+        assert!(err.to_string().contains("VOLCENGINE_REGION"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let b = VolcengineBuilder::new().credentials("a", "s").region("cn-beijing");
+        assert!(b.clone().endpoint("http://127.0.0.1:9").resolve().is_ok());
+        assert!(b.clone().endpoint("http://ecs.example.com").resolve().is_err());
+        assert!(b.endpoint("http://ecs.example.com").allow_http(true).resolve().is_ok());
+    }
+}

@@ -1,0 +1,102 @@
+//! Volcengine error codes mapped to failure kinds and retry advice.
+
+use std::time::Duration;
+
+use keypair_binder_core::http::HttpResponse;
+use keypair_binder_core::{Failure, FailureKind};
+
+use crate::wire::{ApiError, Envelope, FallbackError};
+
+/// How to treat a whole-call error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Advice {
+    /// The reason class.
+    pub kind: FailureKind,
+    /// Whether the same call (same `ClientToken`) may be sent again.
+    pub retryable: bool,
+    /// Whether the call may have been applied.
+    pub maybe_applied: bool,
+}
+
+/// Advice for a top-level error from its HTTP status and code.
+pub fn call_advice(status: u16, code: &str) -> Advice {
+    let (kind, retryable, maybe_applied) = match (status, code) {
+        (_, "FlowLimitExceeded" | "AccountFlowLimitExceeded") | (429, _) => (FailureKind::Throttled, true, false),
+        (_, "IdempotentProcessing") | (412, _) => (FailureKind::ProviderError, true, true),
+        (_, "IdempotentParameterMismatch") => (FailureKind::InvalidRequest, false, false),
+        (_, "InvalidKeyPair.NotFound") => (FailureKind::KeyPairNotFound, false, false),
+        (_, "SignatureDoesNotMatch" | "InvalidAccessKey" | "InvalidClientTokenId" | "MissingAuthenticationToken")
+        | (_, "MissingSignature" | "InvalidSecretToken" | "InvalidAuthorization" | "InvalidCredential")
+        | (401, _) => (FailureKind::Auth, false, false),
+        (_, "AccessDenied" | "LackPolicy" | "LackProjectPolicy" | "InvalidTimestamp") | (403, _) => {
+            (FailureKind::Permission, false, false)
+        }
+        (500..=599, _) => (FailureKind::ProviderError, true, status != 503 && status != 502),
+        _ => (FailureKind::InvalidRequest, false, false),
+    };
+    Advice { kind, retryable, maybe_applied }
+}
+
+/// The failure of one instance from its `OperationDetails` error code.
+pub fn instance_failure(code: &str, message: &str) -> Failure {
+    let (kind, retryable) = match code {
+        "InvalidInstance.NotFound" => (FailureKind::InstanceNotFound, false),
+        "InvalidKeyPairForWindows.Unsupported" | "InvalidResetAuthenticationAgent.NotFound" => {
+            (FailureKind::UnsupportedImage, false)
+        }
+        "InvalidInstanceStatus" => (FailureKind::InvalidState, false),
+        "FlowLimitExceeded" | "AccountFlowLimitExceeded" => (FailureKind::Throttled, true),
+        "InvalidKeyPair.NotFound" => (FailureKind::KeyPairNotFound, false),
+        c if c.starts_with("InternalError") => (FailureKind::ProviderError, true),
+        _ => (FailureKind::ProviderError, false),
+    };
+    Failure::new(kind, message).with_code(code).retryable(retryable)
+}
+
+/// A top-level error read from a response, with everything the cloud said.
+pub fn call_failure(
+    response: &HttpResponse,
+    error: Option<&ApiError>,
+    request_id: Option<String>,
+) -> (Failure, Advice) {
+    let code = error.and_then(|e| e.code.clone()).unwrap_or_else(|| format!("HTTP{}", response.status));
+    let message = error
+        .and_then(|e| e.message.clone())
+        .unwrap_or_else(|| format!("HTTP {} with no error details", response.status));
+    let advice = call_advice(response.status, &code);
+    let retry_after = response.retry_after().or(match advice.kind {
+        FailureKind::Throttled => Some(Duration::from_millis(500)),
+        _ => None,
+    });
+    let failure = Failure::new(advice.kind, message)
+        .with_code(code)
+        .with_status(response.status)
+        .with_request_id(request_id)
+        .retryable(advice.retryable)
+        .with_retry_after(retry_after);
+    (failure, advice)
+}
+
+/// Reads the error of a non-2xx (or error-carrying) answer, whatever its shape.
+pub fn parse_error(response: &HttpResponse) -> (Failure, Advice) {
+    if let Ok(envelope) = serde_json::from_slice::<Envelope<serde_json::Value>>(&response.body)
+        && let Some(metadata) = envelope.metadata
+    {
+        return call_failure(response, metadata.error.as_ref(), metadata.request_id);
+    }
+    if let Ok(fallback) = serde_json::from_slice::<FallbackError>(&response.body)
+        && fallback.code.is_some()
+    {
+        let error = ApiError { code: fallback.code, code_n: fallback.http_code, message: fallback.message };
+        return call_failure(response, Some(&error), None);
+    }
+    let snippet = body_snippet(&response.body);
+    let error = ApiError { code: None, code_n: None, message: Some(format!("unreadable error body: {snippet}")) };
+    call_failure(response, Some(&error), None)
+}
+
+/// The start of a body, printable, for messages about answers we could not read.
+pub fn body_snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
+}

@@ -1,0 +1,165 @@
+//! Volcengine's `HMAC-SHA256` request signature, as a pure function of the
+//! request, the credentials and the time. It never reads the clock.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use keypair_binder_core::{Secret, sha256_hex};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::Sha256;
+
+/// The algorithm name in the string to sign and the `Authorization` header.
+pub const ALGORITHM: &str = "HMAC-SHA256";
+/// The service name in the credential scope.
+pub const SERVICE: &str = "ecs";
+
+/// Everything but `A-Z a-z 0-9 - _ . ~` is escaped, with uppercase hex.
+const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Access key, secret key and, for STS credentials, the session token.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Access key id (not secret; it appears in the `Authorization` header).
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: Secret,
+    /// STS session token, sent as `X-Security-Token`.
+    pub session_token: Option<Secret>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key)
+            .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// A request about to be signed.
+#[derive(Clone, Copy, Debug)]
+pub struct SignableRequest<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// `host[:port]` as in the URL.
+    pub host: &'a str,
+    /// The path (`/` for every ECS action).
+    pub path: &'a str,
+    /// Query parameters, decoded; never two with the same key.
+    pub query: &'a [(String, String)],
+    /// Headers already on the request, with their own casing.
+    pub headers: &'a [(String, String)],
+    /// The exact body bytes.
+    pub body: &'a [u8],
+}
+
+/// The signature and the intermediate strings (for tests and debugging).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// The canonical request.
+    pub canonical_request: String,
+    /// The string to sign.
+    pub string_to_sign: String,
+    /// Lowercase hex signature.
+    pub signature: String,
+    /// The `Authorization` header value.
+    pub authorization: String,
+    /// `;`-joined signed header names.
+    pub signed_headers: String,
+    /// Headers to add to the request, `Authorization` last.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The `X-Date` form of a time: `YYYYMMDDTHHMMSSZ`.
+pub fn format_x_date(time: DateTime<Utc>) -> String {
+    time.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Percent-encodes a query key or value the way the signature does.
+pub fn encode(value: &str) -> String {
+    utf8_percent_encode(value, STRICT).to_string()
+}
+
+/// The canonical query string: encoded pairs sorted by key then value, in byte order.
+pub fn canonical_query(query: &[(String, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (encode(k), encode(v))).collect();
+    pairs.sort();
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+/// Whether the SDK signs a header: exactly `Content-Type`, `Content-Md5`,
+/// `Host`, or any name starting with upper-case `X-`.
+fn is_signed(name: &str) -> bool {
+    matches!(name, "Content-Type" | "Content-Md5" | "Host") || name.starts_with("X-")
+}
+
+fn signed_host(host: &str) -> &str {
+    host.strip_suffix(":80").or_else(|| host.strip_suffix(":443")).unwrap_or(host)
+}
+
+fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(msg.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The signing key: HMAC chain over date, region, service and `request`.
+pub fn signing_key(secret_key: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+    let k_date = hmac(secret_key.as_bytes(), date);
+    let k_region = hmac(&k_date, region);
+    let k_service = hmac(&k_region, service);
+    hmac(&k_service, "request")
+}
+
+/// Signs a request for `region` at `time`.
+pub fn sign(request: &SignableRequest<'_>, credentials: &Credentials, region: &str, time: DateTime<Utc>) -> Signature {
+    let x_date = format_x_date(time);
+    let date = &x_date[..8];
+    let payload_hash = sha256_hex(request.body);
+
+    let mut added = vec![
+        ("Host".to_string(), request.host.to_string()),
+        ("X-Date".to_string(), x_date.clone()),
+        ("X-Content-Sha256".to_string(), payload_hash.clone()),
+    ];
+    if let Some(token) = &credentials.session_token {
+        added.push(("X-Security-Token".to_string(), token.expose().to_string()));
+    }
+
+    let mut signed: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .chain(added.iter())
+        .filter(|(name, _)| is_signed(name))
+        .map(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            let value = if name == "host" { signed_host(value).to_string() } else { value.clone() };
+            (name, value)
+        })
+        .collect();
+    signed.sort();
+    signed.dedup_by(|a, b| a.0 == b.0);
+    let signed_headers = signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+    let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+
+    let path = if request.path.is_empty() { "/" } else { request.path };
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        request.method,
+        path,
+        canonical_query(request.query),
+        canonical_headers,
+        signed_headers,
+        payload_hash
+    );
+    let scope = format!("{date}/{region}/{SERVICE}/request");
+    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
+    let key = signing_key(credentials.secret_key.expose(), date, region, SERVICE);
+    let signature = hex::encode(hmac(&key, &string_to_sign));
+    let authorization = format!(
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+        credentials.access_key
+    );
+    added.push(("Authorization".to_string(), authorization.clone()));
+    Signature { canonical_request, string_to_sign, signature, authorization, signed_headers, headers: added }
+}

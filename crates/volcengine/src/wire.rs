@@ -1,0 +1,195 @@
+//! Volcengine ECS wire types (API version 2020-04-01): the query parameters
+//! sent and the JSON read back. Unknown fields are ignored.
+
+use keypair_binder_core::{InstanceId, KeyPairRef};
+use serde::Deserialize;
+
+/// The ECS API version every call names.
+pub const API_VERSION: &str = "2020-04-01";
+/// Most instance ids one `AttachKeyPair`/`DetachKeyPair` takes.
+pub const MAX_INSTANCES_PER_CALL: usize = 100;
+
+/// The actions this crate calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Bind a key pair to instances.
+    AttachKeyPair,
+    /// Remove a key pair from instances.
+    DetachKeyPair,
+    /// Read instances' state and binding.
+    DescribeInstances,
+    /// Read key pairs.
+    DescribeKeyPairs,
+}
+
+impl Action {
+    /// The action's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AttachKeyPair => "AttachKeyPair",
+            Self::DetachKeyPair => "DetachKeyPair",
+            Self::DescribeInstances => "DescribeInstances",
+            Self::DescribeKeyPairs => "DescribeKeyPairs",
+        }
+    }
+}
+
+fn push_ids(query: &mut Vec<(String, String)>, prefix: &str, ids: &[InstanceId]) {
+    for (n, id) in ids.iter().enumerate() {
+        query.push((format!("{prefix}.{}", n + 1), id.as_str().to_string()));
+    }
+}
+
+fn finish(mut query: Vec<(String, String)>, action: Action) -> Vec<(String, String)> {
+    query.push(("Action".into(), action.as_str().into()));
+    query.push(("Version".into(), API_VERSION.into()));
+    query
+}
+
+/// Query of `AttachKeyPair` or `DetachKeyPair` (`InstanceIds.N`, the key pair, `ClientToken`).
+pub fn keypair_call(
+    action: Action,
+    instances: &[InstanceId],
+    keypair: &KeyPairRef,
+    client_token: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut query = Vec::with_capacity(instances.len() + 4);
+    if let Some(token) = client_token {
+        query.push(("ClientToken".into(), token.into()));
+    }
+    push_ids(&mut query, "InstanceIds", instances);
+    match keypair {
+        KeyPairRef::Name(name) => query.push(("KeyPairName".into(), name.clone())),
+        KeyPairRef::Id(id) => query.push(("KeyPairId".into(), id.clone())),
+    }
+    finish(query, action)
+}
+
+/// Query of `DescribeInstances` for given ids (at most 100).
+pub fn describe_instances(instances: &[InstanceId], next_token: Option<&str>) -> Vec<(String, String)> {
+    let mut query = Vec::with_capacity(instances.len() + 4);
+    push_ids(&mut query, "InstanceIds", instances);
+    query.push(("MaxResults".into(), MAX_INSTANCES_PER_CALL.to_string()));
+    if let Some(token) = next_token {
+        query.push(("NextToken".into(), token.into()));
+    }
+    finish(query, Action::DescribeInstances)
+}
+
+/// `{"ResponseMetadata": …, "Result": …}`, the envelope of every answer.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<T> {
+    /// Request id and, on failure, the error.
+    #[serde(rename = "ResponseMetadata")]
+    pub metadata: Option<ResponseMetadata>,
+    /// The action's result, absent on failure.
+    #[serde(rename = "Result")]
+    pub result: Option<T>,
+}
+
+/// `ResponseMetadata`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseMetadata {
+    /// The request id, for support tickets.
+    #[serde(rename = "RequestId")]
+    pub request_id: Option<String>,
+    /// The error, on failure.
+    #[serde(rename = "Error")]
+    pub error: Option<ApiError>,
+}
+
+/// `ResponseMetadata.Error`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiError {
+    /// The error code (`FlowLimitExceeded`).
+    #[serde(rename = "Code")]
+    pub code: Option<String>,
+    /// The gateway's numeric code, when given.
+    #[serde(rename = "CodeN")]
+    pub code_n: Option<i64>,
+    /// The message.
+    #[serde(rename = "Message")]
+    pub message: Option<String>,
+}
+
+/// The Go SDK's fallback error shape, for answers without `ResponseMetadata`.
+#[derive(Debug, Deserialize)]
+pub struct FallbackError {
+    /// HTTP code as the gateway saw it.
+    #[serde(rename = "HTTPCode")]
+    pub http_code: Option<i64>,
+    /// Error code.
+    #[serde(rename = "errorcode")]
+    pub code: Option<String>,
+    /// Message.
+    pub message: Option<String>,
+}
+
+/// `Result` of `AttachKeyPair`/`DetachKeyPair`.
+#[derive(Debug, Default, Deserialize)]
+pub struct OperationResult {
+    /// One entry per instance.
+    #[serde(rename = "OperationDetails", default)]
+    pub details: Vec<OperationDetail>,
+}
+
+/// One instance's result.
+#[derive(Debug, Deserialize)]
+pub struct OperationDetail {
+    /// The instance.
+    #[serde(rename = "InstanceId")]
+    pub instance_id: String,
+    /// `null` on success.
+    #[serde(rename = "Error")]
+    pub error: Option<DetailError>,
+}
+
+/// One instance's error.
+#[derive(Debug, Deserialize)]
+pub struct DetailError {
+    /// Error code (`InvalidInstance.NotFound`).
+    #[serde(rename = "Code", default)]
+    pub code: String,
+    /// Message.
+    #[serde(rename = "Message", default)]
+    pub message: String,
+}
+
+/// `Result` of `DescribeInstances`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DescribeInstancesResult {
+    /// A page of instances.
+    #[serde(rename = "Instances", default)]
+    pub instances: Vec<Instance>,
+    /// Token of the next page; empty or absent on the last.
+    #[serde(rename = "NextToken")]
+    pub next_token: Option<String>,
+}
+
+/// The fields of an instance this crate reads.
+#[derive(Debug, Deserialize)]
+pub struct Instance {
+    /// Instance id.
+    #[serde(rename = "InstanceId")]
+    pub instance_id: String,
+    /// `RUNNING`, `STOPPED`, `STARTING`…
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    /// `Linux` or `Windows`.
+    #[serde(rename = "OsType", default)]
+    pub os_type: String,
+    /// Bound key pair's name, empty when none.
+    #[serde(rename = "KeyPairName", default)]
+    pub key_pair_name: String,
+    /// Bound key pair's id, empty when none.
+    #[serde(rename = "KeyPairId", default)]
+    pub key_pair_id: String,
+}
+
+/// Whether an instance status is a transition that will end by itself.
+pub fn is_transitional(status: &str) -> bool {
+    matches!(
+        status.to_ascii_uppercase().as_str(),
+        "CREATING" | "STARTING" | "STOPPING" | "REBOOTING" | "REBUILDING" | "RESIZING" | "PENDING"
+    )
+}

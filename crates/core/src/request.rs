@@ -261,7 +261,7 @@ impl CommonBuilder {
     }
 }
 
-/// Checks an idempotency token: 1 to 64 printable ASCII characters.
+/// Checks an idempotency token: 1 to 64 printable ASCII characters (space allowed).
 pub fn validate_client_token(token: &str) -> Result<(), ValidationError> {
     if token.is_empty() {
         return Err(ValidationError::Empty { what: "client token" });
@@ -269,7 +269,7 @@ pub fn validate_client_token(token: &str) -> Result<(), ValidationError> {
     if token.len() > MAX_CLIENT_TOKEN_LEN {
         return Err(ValidationError::TooLong { what: "client token", len: token.len(), max: MAX_CLIENT_TOKEN_LEN });
     }
-    if let Some(c) = token.chars().find(|c| !c.is_ascii_graphic()) {
+    if let Some(c) = token.chars().find(|c| !c.is_ascii() || c.is_ascii_control()) {
         return Err(ValidationError::InvalidCharacter { what: "client token", character: c });
     }
     Ok(())

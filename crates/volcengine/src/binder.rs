@@ -24,8 +24,10 @@ use crate::request::{Invocation, prepare};
 use crate::signer::Credentials;
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
-/// How long to wait before re-issuing an instance that is changing state.
-const STATE_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Default least wait before re-issuing an instance that is changing state.
+const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// Default least wait before re-issuing instances throttled one by one.
+const THROTTLE_WAIT: Duration = Duration::from_millis(500);
 
 /// Binds key pairs to Volcengine ECS instances, 100 per call, each call
 /// carrying a `ClientToken` so that retries never apply anything twice.
@@ -40,6 +42,8 @@ struct Inner {
     endpoint: Url,
     http: HttpClient,
     engine: Engine,
+    throttle_wait: Duration,
+    state_change_wait: Duration,
 }
 
 impl fmt::Debug for VolcengineBinder {
@@ -65,7 +69,16 @@ impl VolcengineBuilder {
             default_retry: self.retry.clone().unwrap_or_else(default_retry_policy),
             idempotency_tokens: true,
         });
-        Ok(VolcengineBinder { inner: Arc::new(Inner { credentials, region, endpoint, http, engine }) })
+        let inner = Inner {
+            credentials,
+            region,
+            endpoint,
+            http,
+            engine,
+            throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
+            state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),
+        };
+        Ok(VolcengineBinder { inner: Arc::new(inner) })
     }
 }
 
@@ -234,7 +247,7 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
                             continue;
                         }
                         _ if failure.retryable => {
-                            InstanceResult::Retry(failure.with_retry_after(Some(Duration::from_millis(500))))
+                            InstanceResult::Retry(failure.with_retry_after(Some(self.inner.throttle_wait)))
                         }
                         _ => InstanceResult::Failed(failure),
                     }
@@ -251,7 +264,7 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
                     Some(status) if wire::is_transitional(status) => InstanceResult::Retry(
                         Failure { message: format!("{} (instance is {status})", failure.message), ..failure }
                             .retryable(true)
-                            .with_retry_after(Some(STATE_RETRY_AFTER)),
+                            .with_retry_after(Some(self.inner.state_change_wait)),
                     ),
                     Some(status) => InstanceResult::Failed(Failure {
                         message: format!("{} (instance is {status})", failure.message),

@@ -2,6 +2,7 @@
 //! the environment, and the `ve` CLI's profile file.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
 use keypair_binder_core::http::{HttpOptions, check_endpoint};
@@ -82,6 +83,8 @@ pub struct VolcengineBuilder {
     pub(crate) http: HttpOptions,
     pub(crate) concurrency: Option<usize>,
     pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) throttle_wait: Option<Duration>,
+    pub(crate) state_change_wait: Option<Duration>,
 }
 
 impl VolcengineBuilder {
@@ -169,6 +172,18 @@ impl VolcengineBuilder {
     /// Default retry policy.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Least wait before re-issuing instances throttled one by one (default 500 ms).
+    pub fn throttle_wait(mut self, wait: Duration) -> Self {
+        self.throttle_wait = Some(wait);
+        self
+    }
+
+    /// Least wait before re-issuing an instance that is changing state (default 5 s).
+    pub fn state_change_wait(mut self, wait: Duration) -> Self {
+        self.state_change_wait = Some(wait);
         self
     }
 

@@ -114,7 +114,6 @@ pub fn signing_key(secret_key: &str, date: &str, region: &str, service: &str) ->
 /// Signs a request for `region` at `time`.
 pub fn sign(request: &SignableRequest<'_>, credentials: &Credentials, region: &str, time: DateTime<Utc>) -> Signature {
     let x_date = format_x_date(time);
-    let date = &x_date[..8];
     let payload_hash = sha256_hex(request.body);
 
     let mut added = vec![
@@ -125,41 +124,123 @@ pub fn sign(request: &SignableRequest<'_>, credentials: &Credentials, region: &s
     if let Some(token) = &credentials.session_token {
         added.push(("X-Security-Token".to_string(), token.expose().to_string()));
     }
-
-    let mut signed: Vec<(String, String)> = request
+    let signed: Vec<(String, String)> = request
         .headers
         .iter()
         .chain(added.iter())
         .filter(|(name, _)| is_signed(name))
-        .map(|(name, value)| {
-            let name = name.to_ascii_lowercase();
-            let value = if name == "host" { signed_host(value).to_string() } else { value.clone() };
-            (name, value)
-        })
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
         .collect();
-    signed.sort();
-    signed.dedup_by(|a, b| a.0 == b.0);
-    let signed_headers = signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
-    let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+    let canonical = CanonicalRequest {
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        headers: signed,
+        payload_hash: &payload_hash,
+    };
+    let mut signature = canonical.sign(&credentials.access_key, credentials.secret_key.expose(), region, &x_date);
+    added.push(("Authorization".to_string(), signature.authorization.clone()));
+    signature.headers = added;
+    signature
+}
 
-    let path = if request.path.is_empty() { "/" } else { request.path };
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        request.method,
-        path,
-        canonical_query(request.query),
-        canonical_headers,
-        signed_headers,
-        payload_hash
-    );
-    let scope = format!("{date}/{region}/{SERVICE}/request");
-    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
-    let key = signing_key(credentials.secret_key.expose(), date, region, SERVICE);
-    let signature = hex::encode(hmac(&key, &string_to_sign));
-    let authorization = format!(
-        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        credentials.access_key
-    );
-    added.push(("Authorization".to_string(), authorization.clone()));
-    Signature { canonical_request, string_to_sign, signature, authorization, signed_headers, headers: added }
+/// The parts of a request the signature covers, for signing and for
+/// verifying a received request (whose header names arrive lower-cased).
+#[derive(Clone, Debug)]
+pub struct CanonicalRequest<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path (`/`).
+    pub path: &'a str,
+    /// Query parameters, decoded.
+    pub query: &'a [(String, String)],
+    /// The signed headers, names lower-case, values as sent.
+    pub headers: Vec<(String, String)>,
+    /// Hex SHA-256 of the body.
+    pub payload_hash: &'a str,
+}
+
+impl CanonicalRequest<'_> {
+    /// Signs with a secret key for `region` at `x_date` (`YYYYMMDDTHHMMSSZ`).
+    pub fn sign(&self, access_key: &str, secret_key: &str, region: &str, x_date: &str) -> Signature {
+        let date = x_date.get(..8).unwrap_or(x_date);
+        let mut signed: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if name == "host" { signed_host(value).to_string() } else { value.clone() };
+                (name.clone(), value)
+            })
+            .collect();
+        signed.sort();
+        signed.dedup_by(|a, b| a.0 == b.0);
+        let signed_headers = signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+        let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+        let path = if self.path.is_empty() { "/" } else { self.path };
+        let canonical_request = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.method,
+            path,
+            canonical_query(self.query),
+            canonical_headers,
+            signed_headers,
+            self.payload_hash
+        );
+        let scope = format!("{date}/{region}/{SERVICE}/request");
+        let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
+        let key = signing_key(secret_key, date, region, SERVICE);
+        let signature = hex::encode(hmac(&key, &string_to_sign));
+        let authorization = format!(
+            "{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+        );
+        Signature { canonical_request, string_to_sign, signature, authorization, signed_headers, headers: Vec::new() }
+    }
+}
+
+/// The parts of an `Authorization` header, for verifying a received request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedAuthorization {
+    /// Access key id.
+    pub access_key: String,
+    /// `YYYYMMDD` of the scope.
+    pub date: String,
+    /// Region of the scope.
+    pub region: String,
+    /// Service of the scope.
+    pub service: String,
+    /// Signed header names, lower-case.
+    pub signed_headers: Vec<String>,
+    /// Hex signature.
+    pub signature: String,
+}
+
+/// Parses `HMAC-SHA256 Credential=AK/date/region/service/request, SignedHeaders=…, Signature=…`.
+pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
+    let rest = value.strip_prefix(ALGORITHM)?.trim_start();
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for part in rest.split(',') {
+        let (key, val) = part.trim().split_once('=')?;
+        match key {
+            "Credential" => credential = Some(val),
+            "SignedHeaders" => signed = Some(val),
+            "Signature" => signature = Some(val),
+            _ => {}
+        }
+    }
+    let mut scope = credential?.split('/');
+    let (access_key, date, region, service, terminal) =
+        (scope.next()?, scope.next()?, scope.next()?, scope.next()?, scope.next()?);
+    if terminal != "request" || scope.next().is_some() {
+        return None;
+    }
+    Some(ParsedAuthorization {
+        access_key: access_key.to_string(),
+        date: date.to_string(),
+        region: region.to_string(),
+        service: service.to_string(),
+        signed_headers: signed?.split(';').map(str::to_string).collect(),
+        signature: signature?.to_string(),
+    })
 }

@@ -15,7 +15,11 @@ use url::Url;
 
 /// The secret keys of the capture's permanent (AKLT…) and STS (AKTP…) access keys.
 fn secret_for(access_key: &str) -> &'static str {
-    if access_key.starts_with("AKTP") { "TkdabVlXdGxVM1J6VTJWamNtVjBTMlY1" } else { "TW1Wa1pXWmhhMlZ6WldOeVpYUm1iM0owWlhOMGRtVmpkRzl5Y3c9PQ==" }
+    if access_key.starts_with("AKTP") {
+        "TkdabVlXdGxVM1J6VTJWamNtVjBTMlY1"
+    } else {
+        "TW1Wa1pXWmhhMlZ6WldOeVpYUm1iM0owWlhOMGRtVmpkRzl5Y3c9PQ=="
+    }
 }
 
 fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
@@ -69,7 +73,10 @@ fn rebuild(name: &str, request: &Value) -> Rebuilt {
     }
     match request_check {
         Err(Error::Validation(
-            ValidationError::NoKeyPair | ValidationError::NoInstances | ValidationError::TooLong { .. } | ValidationError::InvalidCharacter { .. },
+            ValidationError::NoKeyPair
+            | ValidationError::NoInstances
+            | ValidationError::TooLong { .. }
+            | ValidationError::InvalidCharacter { .. },
         )) => return Rebuilt::RefusedBeforeSending,
         Err(e) => panic!("{name}: unexpected error {e}"),
         Ok(_) => {}
@@ -82,11 +89,16 @@ fn rebuild(name: &str, request: &Value) -> Rebuilt {
     };
     let instances: Vec<InstanceId> = ids.iter().map(|i| InstanceId::new(i.as_str()).unwrap()).collect();
     let ours = wire::keypair_call(action, &instances, &keypair, token.as_deref());
-    assert_eq!(ours.iter().cloned().collect::<BTreeSet<_>>(), sent.iter().cloned().collect::<BTreeSet<_>>(), "{name}: query");
+    assert_eq!(
+        ours.iter().cloned().collect::<BTreeSet<_>>(),
+        sent.iter().cloned().collect::<BTreeSet<_>>(),
+        "{name}: query"
+    );
 
     // Sign it as the SDK did (same host, time, invocation headers): same signature.
     let authorization = header(request, "Authorization").unwrap();
-    let scope: Vec<&str> = authorization.split("Credential=").nth(1).unwrap().split(',').next().unwrap().split('/').collect();
+    let scope: Vec<&str> =
+        authorization.split("Credential=").nth(1).unwrap().split(',').next().unwrap().split('/').collect();
     let credentials = Credentials {
         access_key: scope[0].to_string(),
         secret_key: Secret::new(secret_for(scope[0])),
@@ -145,7 +157,8 @@ fn every_captured_response_parses() {
             if status != 200 {
                 let code = metadata.error.and_then(|e| e.code).expect("errors carry a code");
                 let advice = errors::call_advice(status, &code);
-                let retry_expected = matches!(code.as_str(), "FlowLimitExceeded" | "InternalError" | "IdempotentProcessing");
+                let retry_expected =
+                    matches!(code.as_str(), "FlowLimitExceeded" | "InternalError" | "IdempotentProcessing");
                 assert_eq!(advice.retryable, retry_expected, "{code} ({status})");
             }
         }

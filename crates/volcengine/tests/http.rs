@@ -1,0 +1,225 @@
+//! The Volcengine binder against a real HTTP server on 127.0.0.1 that checks
+//! every signature: chunking, tokens, retries, per-instance results, hostile answers.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use keypair_binder_core::http::HttpOptions;
+use keypair_binder_core::{
+    BindRequest, Error, FailureKind, InstanceOutcome, KeypairBinder, UnbindRequest, VmCredential,
+};
+use serde_json::json;
+
+#[tokio::test]
+async fn binds_250_instances_in_calls_of_100_100_50() {
+    let (endpoint, fake) = start(|_, call| details(call, &[])).await;
+    let binder = builder(&endpoint).build().unwrap();
+    let report = binder.bind(bind(ids(250))).await.unwrap();
+    assert!(report.all_bound());
+    assert_eq!(report.outcomes.len(), 250);
+    let calls = fake.of("AttachKeyPair");
+    let mut sizes: Vec<usize> = calls.iter().map(|c| c.ids().len()).collect();
+    sizes.sort();
+    assert_eq!(sizes, [50, 100, 100]);
+    assert!(calls.iter().all(|c| c.signature_ok && c.get("KeyPairName") == Some("kp-prod")));
+    let tokens: std::collections::HashSet<_> =
+        calls.iter().map(|c| c.get("ClientToken").unwrap().to_string()).collect();
+    assert_eq!(tokens.len(), 3, "one token per chunk");
+    assert_eq!(report.stats.api_calls, 3);
+}
+
+#[tokio::test]
+async fn a_retried_chunk_keeps_its_token_and_is_signed_again() {
+    let (endpoint, fake) = start(|n, call| match n {
+        0 => Reply::Json(500, error_body("InternalError", "try later")),
+        1 => Reply::Throttle(error_body("FlowLimitExceeded", "slow down")),
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(3))).await.unwrap();
+    assert!(report.all_bound());
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(report.stats.retries, 2);
+    let token = calls[0].get("ClientToken").unwrap();
+    assert!(calls.iter().all(|c| c.get("ClientToken") == Some(token) && c.signature_ok));
+    let attempts: Vec<&str> = calls.iter().map(|c| c.headers["x-sdk-request"].as_str()).collect();
+    assert_eq!(attempts, ["attempt=1; max=4", "attempt=2; max=4", "attempt=3; max=4"]);
+}
+
+#[tokio::test]
+async fn idempotent_processing_is_waited_out() {
+    let (endpoint, fake) = start(|n, call| match n {
+        0 | 1 => Reply::Json(412, error_body("IdempotentProcessing", "still running")),
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(2))).await.unwrap();
+    assert!(report.all_bound());
+    assert_eq!(fake.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn per_instance_throttling_reissues_only_those_with_a_new_token() {
+    let (endpoint, fake) = start(|n, call| match n {
+        0 => details(call, &[("i-0001", "FlowLimitExceeded"), ("i-0003", "InvalidInstance.NotFound")]),
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(4))).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].ids(), ["i-0001"]);
+    assert_ne!(calls[0].get("ClientToken"), calls[1].get("ClientToken"));
+    let outcome = |id: &str| report.outcomes.iter().find(|(i, _)| i.as_str() == id).unwrap().1.clone();
+    assert!(outcome("i-0001").is_bound());
+    match outcome("i-0003") {
+        InstanceOutcome::Failed(f) => {
+            assert_eq!(f.kind, FailureKind::InstanceNotFound);
+            assert_eq!(f.code.as_deref(), Some("InvalidInstance.NotFound"));
+            assert_eq!(f.http_status, Some(200));
+            assert_eq!(f.request_id.as_deref(), Some("req-4"));
+            assert!(!f.retryable);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_instance_missing_from_operation_details_is_unknown() {
+    let (endpoint, _) = start(|_, call| {
+        let mut call = call.clone();
+        call.params.retain(|(k, v)| !(k.starts_with("InstanceIds.") && v == "i-0002"));
+        details(&call, &[])
+    })
+    .await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(3))).await.unwrap();
+    assert!(matches!(report.outcomes[2].1, InstanceOutcome::Unknown(_)), "{:?}", report.outcomes[2]);
+    assert!(report.outcomes[0].1.is_bound());
+}
+
+#[tokio::test]
+async fn changing_state_waits_and_final_states_fail() {
+    let (endpoint, fake) = start(|n, call| match call.action() {
+        "DescribeInstances" => Reply::Json(
+            200,
+            json!({"Result": {"Instances": [
+            {"InstanceId": "i-0000", "Status": "STARTING"}, {"InstanceId": "i-0001", "Status": "ERROR"}]}}),
+        ),
+        _ if n == 0 => details(call, &[("i-0000", "InvalidInstanceStatus"), ("i-0001", "InvalidInstanceStatus")]),
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(2))).await.unwrap();
+    assert!(report.outcomes[0].1.is_bound());
+    assert!(
+        matches!(&report.outcomes[1].1, InstanceOutcome::Failed(f) if f.kind == FailureKind::InvalidState && f.message.contains("ERROR"))
+    );
+    assert_eq!(fake.of("AttachKeyPair").len(), 2);
+    assert_eq!(fake.of("AttachKeyPair")[1].ids(), ["i-0000"]);
+}
+
+#[tokio::test]
+async fn parameter_mismatch_is_not_retried() {
+    let (endpoint, fake) =
+        start(|_, _| Reply::Json(400, error_body("IdempotentParameterMismatch", "token reused"))).await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(2))).await.unwrap();
+    assert_eq!(fake.calls().len(), 1);
+    for (_, o) in &report.outcomes {
+        assert!(
+            matches!(o, InstanceOutcome::Failed(f) if f.code.as_deref() == Some("IdempotentParameterMismatch") && !f.retryable && f.http_status == Some(400))
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_answers_are_clear_failures() {
+    let cases: Vec<(Reply, &str)> = vec![
+        (Reply::Raw(200, "application/json", b"{\"ResponseMetadata\": {".to_vec()), "unreadable response"),
+        (Reply::Raw(502, "text/html", b"<html><body>Bad Gateway</body></html>".to_vec()), "Bad Gateway"),
+        (Reply::Raw(200, "application/json", vec![b' '; 200_000]), "larger than"),
+        (Reply::Raw(200, "application/json", b"[1,2,3]".to_vec()), "unreadable response"),
+        (Reply::Json(200, json!({"ResponseMetadata": {"RequestId": "r"}})), "no Result"),
+    ];
+    for (reply, expected) in cases {
+        let reply = Arc::new(Mutex::new(Some(reply)));
+        let (endpoint, _) = start(move |_, _| {
+            let mut slot = reply.lock().unwrap();
+            match slot.take() {
+                Some(r) => {
+                    let replay = match &r {
+                        Reply::Raw(s, t, b) => Reply::Raw(*s, t, b.clone()),
+                        Reply::Json(s, v) => Reply::Json(*s, v.clone()),
+                        Reply::Throttle(v) => Reply::Throttle(v.clone()),
+                    };
+                    *slot = Some(r);
+                    replay
+                }
+                None => unreachable!(),
+            }
+        })
+        .await;
+        let options = HttpOptions { max_body_bytes: 64 * 1024, ..HttpOptions::default() };
+        let report = builder(&endpoint).http_options(options).build().unwrap().bind(bind(ids(2))).await.unwrap();
+        for (_, outcome) in &report.outcomes {
+            let failure = outcome.failure().unwrap_or_else(|| panic!("{expected}: bound?"));
+            assert!(failure.message.contains(expected), "{expected}: {failure}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_secret_key_is_an_authentication_error_after_one_call() {
+    let (endpoint, fake) = start(|_, call| details(call, &[])).await;
+    let binder = builder(&endpoint).credentials(AK, "wrong-secret").concurrency(1).build().unwrap();
+    let err = binder.bind(bind(ids(300))).await.unwrap_err();
+    assert!(matches!(err, Error::Authentication { .. }), "{err}");
+    assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn options_volcengine_cannot_honour_are_refused_before_sending() {
+    let (endpoint, fake) = start(|_, call| details(call, &[])).await;
+    let binder = builder(&endpoint).build().unwrap();
+    let with_credential = BindRequest::builder()
+        .keypair_name("kp")
+        .instance("i-1")
+        .credential(VmCredential::password("pw"))
+        .build()
+        .unwrap();
+    assert!(matches!(binder.bind(with_credential).await, Err(Error::Unsupported { option: "credential", .. })));
+    let with_port = BindRequest::builder().keypair_name("kp").instance("i-1").ssh_port(2222).build().unwrap();
+    assert!(matches!(binder.bind(with_port).await, Err(Error::Unsupported { option: "ssh_port", .. })));
+    let no_key = UnbindRequest::builder().instance("i-1").build().unwrap();
+    assert!(matches!(binder.unbind(no_key).await, Err(Error::Validation(_))));
+    assert!(fake.calls().is_empty());
+}
+
+#[tokio::test]
+async fn unbind_detaches_by_key_pair_id() {
+    let (endpoint, fake) = start(|_, call| details(call, &[])).await;
+    let binder = builder(&endpoint).build().unwrap();
+    let request = UnbindRequest::builder().keypair_id("kp-abc").instances(ids(2)).build().unwrap();
+    let report = binder.unbind(request).await.unwrap();
+    assert!(report.all_bound());
+    let call = &fake.calls()[0];
+    assert_eq!(call.action(), "DetachKeyPair");
+    assert_eq!(call.get("KeyPairId"), Some("kp-abc"));
+}
+
+#[tokio::test]
+async fn ten_thousand_instances_take_exactly_100_calls() {
+    let (endpoint, fake) = start(|_, call| details(call, &[])).await;
+    let report = builder(&endpoint).build().unwrap().bind(bind(ids(10_000))).await.unwrap();
+    assert!(report.all_bound());
+    assert_eq!(report.stats.api_calls, 100);
+    let calls = fake.of("AttachKeyPair");
+    assert_eq!(calls.len(), 100);
+    let mut seen: Vec<String> = calls.iter().flat_map(|c| c.ids()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 10_000, "each instance sent once");
+}

@@ -1,1 +1,2 @@
-
+//! Huawei Cloud KPS provider.
+pub mod signer;

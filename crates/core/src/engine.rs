@@ -113,6 +113,11 @@ impl RunContext {
         guard.get_or_insert_with(|| failure.clone());
     }
 
+    /// Whether an earlier call refused the credentials; send nothing more.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted().is_some()
+    }
+
     fn aborted(&self) -> Option<Failure> {
         self.abort.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

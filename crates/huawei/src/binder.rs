@@ -1,0 +1,612 @@
+//! [`HuaweiBinder`]: KPS associate/batch-associate/disassociate behind the
+//! shared engine, each task polled to its end, never more than 10 VMs in
+//! key-pair operations at once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use keypair_binder_core::engine::{
+    CallError, Chunk, ChunkExecutor, Engine, EngineConfig, InstanceResult, RunContext, RunSpec,
+};
+use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
+use keypair_binder_core::request::RequestCommon;
+use keypair_binder_core::{
+    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
+    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, VmCredential,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::auth::Authenticator;
+use crate::config::{HuaweiBuilder, PROVIDER, Polling};
+use crate::errors::{failure_of, snippet, vm_failure};
+use crate::request::KpsRequest;
+use crate::wire::{
+    AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, DisassociateBody, FailedTasks, MAX_BATCH,
+    MAX_IN_OPERATION, Phase, RunningTasks, Server, TaskResponse, TaskStatus,
+};
+
+/// The CIDR the KPS agent connects from; the VM's security group must allow SSH from it.
+pub const AGENT_SOURCE_CIDR: &str = "100.125.0.0/16";
+/// Wait suggested by Huawei after `APIGW.0308` when no `Retry-After` is given.
+const THROTTLE_WAIT: Duration = Duration::from_secs(2);
+
+/// Binds key pairs to Huawei Cloud ECS VMs through KPS.
+///
+/// The VM credential in the request picks the mode: a root password binds in
+/// batches of 10 (running VMs without a key); the current private key replaces
+/// a key VM by VM; no credential resets stopped VMs VM by VM.
+#[derive(Clone)]
+pub struct HuaweiBinder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Url,
+    auth: Authenticator,
+    http: HttpClient,
+    engine: Engine,
+    polling: Polling,
+    window: Arc<Semaphore>,
+}
+
+impl fmt::Debug for HuaweiBinder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HuaweiBinder")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("auth", &self.inner.auth.mode())
+            .field("polling", &self.inner.polling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HuaweiBuilder {
+    /// Checks the settings and builds the binder; nothing is sent.
+    pub fn build(self) -> Result<HuaweiBinder, Error> {
+        let resolved = self.resolve()?;
+        let http = HttpClient::new(self.http.clone())
+            .map_err(|e| Error::config(PROVIDER, format!("cannot build HTTP client: {e}")))?;
+        let engine = Engine::new(EngineConfig {
+            provider: PROVIDER,
+            max_per_call: MAX_BATCH,
+            default_concurrency: self.concurrency.unwrap_or(3),
+            default_retry: self.retry.clone().unwrap_or_else(default_retry_policy),
+            idempotency_tokens: false,
+        });
+        let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);
+        let inner = Inner {
+            endpoint: resolved.endpoint,
+            auth,
+            http,
+            engine,
+            polling: self.polling,
+            window: Arc::new(Semaphore::new(MAX_IN_OPERATION)),
+        };
+        Ok(HuaweiBinder { inner: Arc::new(inner) })
+    }
+}
+
+/// Default retry policy for Huawei (the SDK retries nothing by default).
+pub fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy { max_retries: 5, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(20) }
+}
+
+/// What one run does to each VM.
+#[derive(Clone)]
+enum Mode {
+    /// batch-associate with the root password.
+    Batch { keypair: String, server: ServerTemplate },
+    /// associate one VM at a time (replace with the current key, or reset).
+    Single { keypair: String, server: ServerTemplate },
+    /// disassociate one VM at a time.
+    Unbind { server: ServerTemplate },
+}
+
+#[derive(Clone)]
+struct ServerTemplate {
+    auth: Option<Auth>,
+    disable_password: Option<bool>,
+    port: Option<u16>,
+}
+
+impl ServerTemplate {
+    fn for_vm(&self, id: &InstanceId) -> Server {
+        Server {
+            id: id.as_str().to_string(),
+            auth: self.auth.clone(),
+            disable_password: self.disable_password,
+            port: self.port,
+        }
+    }
+}
+
+fn auth_of(credential: Option<&VmCredential>) -> Option<Auth> {
+    credential.map(|c| match c {
+        VmCredential::Password(s) => Auth { kind: AuthType::Password, key: s.clone() },
+        VmCredential::PrivateKey(s) => Auth { kind: AuthType::Keypair, key: s.clone() },
+    })
+}
+
+impl HuaweiBinder {
+    /// A builder with nothing set.
+    pub fn builder() -> HuaweiBuilder {
+        HuaweiBuilder::new()
+    }
+
+    /// A binder configured from the environment and the profile file.
+    pub fn from_env() -> Result<Self, Error> {
+        HuaweiBuilder::from_env().build()
+    }
+
+    fn check_common(common: &RequestCommon) -> Result<(), Error> {
+        if common.client_token.is_some() {
+            return Err(Error::unsupported(PROVIDER, "client_token", "KPS calls take no idempotency token"));
+        }
+        Ok(())
+    }
+
+    fn bind_mode(request: &BindRequest) -> Result<Mode, Error> {
+        Self::check_common(request.common())?;
+        let KeyPairRef::Name(keypair) = request.keypair() else {
+            return Err(Error::unsupported(PROVIDER, "keypair_id", "KPS names key pairs; pass the key pair name"));
+        };
+        let common = request.common();
+        let server = ServerTemplate {
+            auth: auth_of(common.credential.as_ref()),
+            disable_password: request.disable_password(),
+            port: common.ssh_port,
+        };
+        let keypair = keypair.clone();
+        Ok(match common.credential {
+            Some(VmCredential::Password(_)) => Mode::Batch { keypair, server },
+            _ => Mode::Single { keypair, server },
+        })
+    }
+
+    fn post_conditions(disable_password: Option<bool>) -> Vec<PostCondition> {
+        let mut conditions = vec![PostCondition::SecurityGroupMustAllowSsh { source_cidr: AGENT_SOURCE_CIDR.into() }];
+        if disable_password == Some(true) {
+            conditions.push(PostCondition::PasswordLoginDisabled);
+        }
+        conditions
+    }
+}
+
+#[async_trait]
+impl KeypairBinder for HuaweiBinder {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            provider: PROVIDER,
+            max_instances_per_call: MAX_BATCH,
+            async_tasks: true,
+            idempotency_token: false,
+            keypair_by_id: false,
+            post_conditions: Self::post_conditions(None),
+        }
+    }
+
+    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
+        let mode = Self::bind_mode(&request)?;
+        let executor = Executor { inner: &self.inner, mode };
+        let spec = RunSpec {
+            operation: Operation::Bind,
+            keypair: Some(request.keypair()),
+            common: request.common(),
+            post_conditions: Self::post_conditions(request.disable_password()),
+        };
+        self.inner.engine.run(spec, &executor).await
+    }
+
+    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
+        let common = request.common();
+        Self::check_common(common)?;
+        let server =
+            ServerTemplate { auth: auth_of(common.credential.as_ref()), disable_password: None, port: common.ssh_port };
+        let executor = Executor { inner: &self.inner, mode: Mode::Unbind { server } };
+        let spec =
+            RunSpec { operation: Operation::Unbind, keypair: request.keypair(), common, post_conditions: vec![] };
+        self.inner.engine.run(spec, &executor).await
+    }
+
+    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        let mode = Self::bind_mode(request)?;
+        let targets = &request.common().targets;
+        let calls = match mode {
+            Mode::Batch { .. } => self
+                .inner
+                .engine
+                .chunks(targets.instances())
+                .map(|ids| PlannedCall {
+                    action: "POST /v3/{project_id}/keypairs/batch-associate".into(),
+                    instances: ids.to_vec(),
+                })
+                .collect(),
+            _ => targets
+                .instances()
+                .iter()
+                .map(|id| PlannedCall {
+                    action: "POST /v3/{project_id}/keypairs/associate".into(),
+                    instances: vec![id.clone()],
+                })
+                .collect(),
+        };
+        Ok(Plan {
+            provider: PROVIDER,
+            operation: Operation::Bind,
+            keypair: Some(request.keypair().clone()),
+            requested: targets.requested(),
+            duplicates: targets.duplicates(),
+            calls,
+        })
+    }
+}
+
+/// Why a call got no usable answer.
+enum CallFailure {
+    Transport(TransportError),
+    /// Could not even authenticate (token or project lookup failed).
+    Auth(Failure),
+}
+
+impl Inner {
+    /// Authenticates (signing afresh, or with the current token) and sends one call;
+    /// a 401 in password mode gets one new token and one more try.
+    async fn request(&self, ctx: &RunContext, call: &KpsRequest) -> Result<HttpResponse, CallFailure> {
+        let project = self.auth.project_id(&self.http, ctx).await.map_err(CallFailure::Auth)?;
+        let url = call.url(&self.endpoint);
+        let host = KpsRequest::host(&self.endpoint);
+        let headers = call.headers(&self.http.options().user_agent);
+        let mut refreshed = false;
+        loop {
+            let auth = self
+                .auth
+                .headers(&self.http, ctx, &call.signable(&host, &headers), Some(&project))
+                .await
+                .map_err(CallFailure::Auth)?;
+            let mut request = self.http.inner().request(call.method.clone(), url.clone());
+            for (name, value) in headers.iter().chain(auth.iter()).filter(|(n, _)| n != "Host") {
+                request = request.header(name, value);
+            }
+            if let Some(body) = &call.body {
+                request = request.body(body.clone());
+            }
+            let request = request
+                .build()
+                .map_err(|e| CallFailure::Transport(TransportError::NotSent(e.without_url().to_string())))?;
+            ctx.record_call();
+            let info = CallInfo {
+                provider: PROVIDER,
+                action: call.action,
+                instances: call.instances,
+                request_id_header: Some("x-request-id"),
+            };
+            let response = self.http.send(request, info).await.map_err(CallFailure::Transport)?;
+            if response.status == 401 && self.auth.can_refresh() && !refreshed {
+                // An expired token: get a new one and try once more. Never for AK/SK:
+                // repeated signature failures lock the key.
+                tracing::debug!("401 with a token; refreshing it once");
+                self.auth.invalidate().await;
+                refreshed = true;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+/// One submission's result for one VM.
+enum Submitted {
+    Task(String),
+    Done(InstanceResult),
+}
+
+struct Executor<'a> {
+    inner: &'a Inner,
+    mode: Mode,
+}
+
+#[async_trait]
+impl ChunkExecutor for Executor<'_> {
+    async fn execute(&self, ctx: &RunContext, chunk: &Chunk) -> Result<Vec<(InstanceId, InstanceResult)>, CallError> {
+        let project = self.inner.auth.project_id(&self.inner.http, ctx).await.map_err(|f| {
+            if f.kind == FailureKind::Auth {
+                ctx.abort(&f);
+            }
+            CallError::not_applied(f)
+        })?;
+        let mut pending: VecDeque<InstanceId> = chunk.instances.iter().cloned().collect();
+        let mut results = Vec::with_capacity(chunk.instances.len());
+        let mut polls = FuturesUnordered::new();
+        while !pending.is_empty() || !polls.is_empty() {
+            if pending.is_empty() || ctx.is_aborted() {
+                if ctx.is_aborted() {
+                    // Credentials were refused: send nothing more; the engine reports these.
+                    pending.clear();
+                }
+                if let Some(done) = polls.next().await {
+                    results.push(done);
+                }
+                continue;
+            }
+            tokio::select! {
+                Some(done) = polls.next(), if !polls.is_empty() => results.push(done),
+                permits = acquire_some(&self.inner.window, pending.len()) => {
+                    let vms: Vec<InstanceId> = pending.drain(..permits.len()).collect();
+                    let submitted = self.submit(ctx, &project, &vms).await;
+                    for ((id, outcome), permit) in submitted.into_iter().zip(permits) {
+                        match outcome {
+                            Submitted::Task(task_id) => {
+                                let project = project.clone();
+                                polls.push(async move {
+                                    let result = self.poll(ctx, &project, &task_id).await;
+                                    drop(permit);
+                                    (id, result)
+                                });
+                            }
+                            Submitted::Done(result) => results.push((id, result)),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Waits for one slot of the 10-VM window, then takes as many more as are free.
+async fn acquire_some(window: &Arc<Semaphore>, max: usize) -> Vec<OwnedSemaphorePermit> {
+    let Ok(first) = window.clone().acquire_owned().await else { return Vec::new() };
+    let mut permits = vec![first];
+    while permits.len() < max {
+        match window.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    permits
+}
+
+impl Executor<'_> {
+    /// Submits VMs (one batch call, or one call each) and says, for each VM in
+    /// order, whether a task is running or the VM is done.
+    async fn submit(&self, ctx: &RunContext, project: &str, vms: &[InstanceId]) -> Vec<(InstanceId, Submitted)> {
+        match &self.mode {
+            Mode::Batch { keypair, server } => {
+                let body = BatchAssociateBody {
+                    batch_keypairs: vms
+                        .iter()
+                        .map(|id| AssociateBody { keypair_name: keypair.clone(), server: server.for_vm(id) })
+                        .collect(),
+                };
+                let response = self.inner.request(ctx, &KpsRequest::batch_associate(project, &body)).await;
+                self.read_submission(ctx, project, vms, response, |resp| {
+                    serde_json::from_slice::<BatchResponse>(&resp.body).map(|b| b.tasks)
+                })
+                .await
+            }
+            Mode::Single { keypair, server } => {
+                let singles = vms.iter().map(|id| async move {
+                    let body = AssociateBody { keypair_name: keypair.clone(), server: server.for_vm(id) };
+                    let response = self.inner.request(ctx, &KpsRequest::associate(project, &body)).await;
+                    self.read_single(ctx, project, id, response).await
+                });
+                futures::future::join_all(singles).await.into_iter().flatten().collect()
+            }
+            Mode::Unbind { server } => {
+                let singles = vms.iter().map(|id| async move {
+                    let body = DisassociateBody { server: server.for_vm(id) };
+                    let response = self.inner.request(ctx, &KpsRequest::disassociate(project, &body)).await;
+                    self.read_single(ctx, project, id, response).await
+                });
+                futures::future::join_all(singles).await.into_iter().flatten().collect()
+            }
+        }
+    }
+
+    async fn read_single(
+        &self,
+        ctx: &RunContext,
+        project: &str,
+        id: &InstanceId,
+        response: Result<HttpResponse, CallFailure>,
+    ) -> Vec<(InstanceId, Submitted)> {
+        let ids = std::slice::from_ref(id);
+        self.read_submission(ctx, project, ids, response, |resp| {
+            serde_json::from_slice::<TaskResponse>(&resp.body).map(|mut t| {
+                t.server_id.get_or_insert_with(|| id.as_str().to_string());
+                vec![t]
+            })
+        })
+        .await
+    }
+
+    /// Turns a submission's answer into one result per VM, checking running
+    /// tasks when the answer is ambiguous rather than sending again.
+    async fn read_submission(
+        &self,
+        ctx: &RunContext,
+        project: &str,
+        vms: &[InstanceId],
+        response: Result<HttpResponse, CallFailure>,
+        parse: impl Fn(&HttpResponse) -> Result<Vec<TaskResponse>, serde_json::Error>,
+    ) -> Vec<(InstanceId, Submitted)> {
+        let all = |result: InstanceResult| vms.iter().map(|id| (id.clone(), Submitted::Done(result.clone()))).collect();
+        let response = match response {
+            Ok(r) => r,
+            Err(CallFailure::Auth(f)) => {
+                if f.kind == FailureKind::Auth {
+                    ctx.abort(&f);
+                }
+                return all(InstanceResult::Failed(f));
+            }
+            Err(CallFailure::Transport(e)) if !e.maybe_applied() => return all(InstanceResult::Retry(e.to_failure())),
+            Err(CallFailure::Transport(e)) => return self.reconcile(ctx, project, vms, e.to_failure()).await,
+        };
+        if !response.is_success() {
+            let (failure, advice) = failure_of(&response);
+            if matches!(advice.kind, FailureKind::Auth | FailureKind::Permission) {
+                ctx.abort(&failure);
+            }
+            return if advice.retryable {
+                let wait = failure.retry_after.or((advice.kind == FailureKind::Throttled).then_some(THROTTLE_WAIT));
+                all(InstanceResult::Retry(failure.with_retry_after(wait)))
+            } else if advice.maybe_applied {
+                self.reconcile(ctx, project, vms, failure).await
+            } else {
+                all(InstanceResult::Failed(failure))
+            };
+        }
+        let request_id = response.header("x-request-id").map(str::to_string);
+        let Ok(items) = parse(&response) else {
+            let failure =
+                Failure::new(FailureKind::ProviderError, format!("unreadable answer: {}", snippet(&response.body)))
+                    .with_status(response.status)
+                    .with_request_id(request_id);
+            return self.reconcile(ctx, project, vms, failure).await;
+        };
+        vms.iter()
+            .map(|id| {
+                let item = items.iter().find(|t| t.server_id.as_deref() == Some(id.as_str()));
+                let outcome = match item {
+                    Some(t) if t.delivered() => Submitted::Task(t.task_id.clone().unwrap_or_default()),
+                    Some(t) => {
+                        let failure = vm_failure(t.error_code.as_deref(), t.error_msg.as_deref())
+                            .with_status(response.status)
+                            .with_request_id(request_id.clone());
+                        Submitted::Done(InstanceResult::Failed(failure))
+                    }
+                    None => Submitted::Done(InstanceResult::Unknown(
+                        Failure::new(
+                            FailureKind::ProviderError,
+                            "the answer did not mention this VM; its task may have started",
+                        )
+                        .with_status(response.status)
+                        .with_request_id(request_id.clone()),
+                    )),
+                };
+                (id.clone(), outcome)
+            })
+            .collect()
+    }
+
+    /// After an ambiguous submission: a running task on the VM is ours to poll;
+    /// otherwise the outcome is unknown (never re-sent blindly).
+    async fn reconcile(
+        &self,
+        ctx: &RunContext,
+        project: &str,
+        vms: &[InstanceId],
+        cause: Failure,
+    ) -> Vec<(InstanceId, Submitted)> {
+        let running = match self.inner.request(ctx, &KpsRequest::running_tasks(project, 1000, 0)).await {
+            Ok(r) if r.is_success() => serde_json::from_slice::<RunningTasks>(&r.body).ok(),
+            _ => None,
+        };
+        vms.iter()
+            .map(|id| {
+                let task = running.as_ref().and_then(|r| {
+                    r.tasks.iter().find(|t| t.server_id.as_deref() == Some(id.as_str())).and_then(|t| t.task_id.clone())
+                });
+                let outcome = match task {
+                    Some(task_id) => Submitted::Task(task_id),
+                    None => Submitted::Done(InstanceResult::Unknown(Failure {
+                        message: format!(
+                            "{}; no running task found for this VM, so it may or may not have been applied",
+                            cause.message
+                        ),
+                        ..cause.clone()
+                    })),
+                };
+                (id.clone(), outcome)
+            })
+            .collect()
+    }
+
+    /// Polls a task to SUCCESS or FAILED, within the task timeout and the run deadline.
+    async fn poll(&self, ctx: &RunContext, project: &str, task_id: &str) -> InstanceResult {
+        let polling = self.inner.polling;
+        let deadline = (Instant::now() + polling.task_timeout).min(ctx.deadline());
+        let call = KpsRequest::task(project, task_id);
+        let mut wait = polling.first_delay;
+        let mut last_error: Option<Failure> = None;
+        loop {
+            let now = Instant::now();
+            if now + wait >= deadline {
+                let message = format!("task {task_id} had not ended when the time to wait for it ran out");
+                return InstanceResult::Unknown(
+                    last_error.unwrap_or_else(|| Failure::new(FailureKind::Timeout, message)),
+                );
+            }
+            tokio::time::sleep(wait).await;
+            wait = polling.interval;
+            let response = match self.inner.request(ctx, &call).await {
+                Ok(r) => r,
+                Err(CallFailure::Transport(e)) => {
+                    last_error = Some(e.to_failure());
+                    continue;
+                }
+                Err(CallFailure::Auth(f)) => return InstanceResult::Unknown(f),
+            };
+            if !response.is_success() {
+                let (failure, advice) = failure_of(&response);
+                if advice.retryable {
+                    wait = wait.max(failure.retry_after.unwrap_or(THROTTLE_WAIT));
+                    last_error = Some(failure);
+                    continue;
+                }
+                // The task was submitted; we just cannot see it.
+                return InstanceResult::Unknown(failure);
+            }
+            let Ok(status) = serde_json::from_slice::<TaskStatus>(&response.body) else {
+                last_error = Some(Failure::new(
+                    FailureKind::ProviderError,
+                    format!("unreadable task status: {}", snippet(&response.body)),
+                ));
+                continue;
+            };
+            match status.phase() {
+                Phase::Success => return InstanceResult::Bound,
+                Phase::Failed => {
+                    return InstanceResult::Failed(
+                        self.failure_reason(ctx, project, task_id, &status.task_status).await,
+                    );
+                }
+                Phase::Pending => {
+                    if !status.task_status.is_empty() && !status.task_status.contains('_') {
+                        tracing::debug!(task_id, status = %status.task_status, "unrecognised task status; still polling");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reason of a FAILED task, from the failed-task list.
+    async fn failure_reason(&self, ctx: &RunContext, project: &str, task_id: &str, status: &str) -> Failure {
+        for page in 0..10u32 {
+            let Ok(response) = self.inner.request(ctx, &KpsRequest::failed_tasks(project, 1000, page * 1000)).await
+            else {
+                break;
+            };
+            let Some(list) =
+                response.is_success().then(|| serde_json::from_slice::<FailedTasks>(&response.body).ok()).flatten()
+            else {
+                break;
+            };
+            if let Some(task) = list.tasks.iter().find(|t| t.task_id.as_deref() == Some(task_id)) {
+                let mut failure = vm_failure(task.task_error_code.as_deref(), task.task_error_msg.as_deref());
+                failure.request_id = response.header("x-request-id").map(str::to_string);
+                return failure;
+            }
+            if list.tasks.len() < 1000 {
+                break;
+            }
+        }
+        Failure::new(FailureKind::ProviderError, format!("task {task_id} ended {status}; KPS listed no reason"))
+    }
+}

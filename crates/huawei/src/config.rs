@@ -1,0 +1,463 @@
+//! Building a [`HuaweiBinder`](crate::HuaweiBinder): explicit settings, the
+//! SDK's and Terraform's environment variables, and `~/.huaweicloud/credentials`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keypair_binder_core::env::{ConfigEnv, SystemEnv};
+use keypair_binder_core::http::{HttpOptions, check_endpoint};
+use keypair_binder_core::{Error, RetryPolicy, Secret};
+use url::Url;
+
+use crate::signer::AkSk;
+
+pub(crate) const PROVIDER: &str = "huawei";
+
+/// Region ids the official SDK's `KpsRegion` knows.
+pub const REGIONS: &[&str] = &[
+    "cn-north-4",
+    "cn-north-1",
+    "cn-north-2",
+    "cn-north-9",
+    "cn-north-11",
+    "cn-north-12",
+    "cn-east-2",
+    "cn-east-3",
+    "cn-east-4",
+    "cn-east-5",
+    "cn-south-1",
+    "cn-south-2",
+    "cn-south-4",
+    "cn-southwest-2",
+    "cn-southwest-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "af-south-1",
+    "af-north-1",
+    "la-south-2",
+    "la-north-2",
+    "sa-brazil-1",
+    "na-mexico-1",
+    "me-east-1",
+    "tr-west-1",
+    "my-kualalumpur-1",
+    "ru-moscow-1",
+];
+
+/// How requests are authenticated.
+#[derive(Clone)]
+pub enum HuaweiAuth {
+    /// AK/SK signing (`SDK-HMAC-SHA256`), optionally temporary with a security token.
+    AkSk(AkSk),
+    /// An IAM token obtained elsewhere (`X-Auth-Token`).
+    Token(Secret),
+    /// An IAM user's password, traded for a project-scoped token and refreshed.
+    Password {
+        /// IAM user name.
+        user: String,
+        /// IAM user password.
+        password: Secret,
+        /// Account (domain) name.
+        domain: String,
+    },
+}
+
+impl HuaweiAuth {
+    /// The mode's name, for messages.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::AkSk(_) => "AK/SK",
+            Self::Token(_) => "IAM token",
+            Self::Password { .. } => "IAM password",
+        }
+    }
+}
+
+/// A setting, with the environment variables that supply it (first wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HuaweiConfigKey {
+    /// Access key.
+    AccessKey,
+    /// Secret key.
+    SecretKey,
+    /// Security token of temporary credentials.
+    SecurityToken,
+    /// Project id.
+    ProjectId,
+    /// Region id.
+    Region,
+    /// IAM endpoint.
+    IamEndpoint,
+    /// A ready IAM token.
+    AuthToken,
+    /// IAM user name.
+    UserName,
+    /// IAM user password.
+    UserPassword,
+    /// Account (domain) name.
+    DomainName,
+    /// Profile file path.
+    CredentialsFile,
+}
+
+impl HuaweiConfigKey {
+    /// Environment variables for this key: the official SDK's first, then Terraform's.
+    pub fn env_names(self) -> &'static [&'static str] {
+        match self {
+            Self::AccessKey => &["HUAWEICLOUD_SDK_AK", "HW_ACCESS_KEY", "OS_ACCESS_KEY"],
+            Self::SecretKey => &["HUAWEICLOUD_SDK_SK", "HW_SECRET_KEY", "OS_SECRET_KEY"],
+            Self::SecurityToken => &["HUAWEICLOUD_SDK_SECURITY_TOKEN", "HW_SECURITY_TOKEN"],
+            Self::ProjectId => &["HUAWEICLOUD_SDK_PROJECT_ID", "HW_PROJECT_ID"],
+            Self::Region => &["HW_REGION_NAME", "OS_REGION_NAME"],
+            Self::IamEndpoint => &["HUAWEICLOUD_SDK_IAM_ENDPOINT"],
+            Self::AuthToken => &["HW_AUTH_TOKEN"],
+            Self::UserName => &["HW_USER_NAME"],
+            Self::UserPassword => &["HW_USER_PASSWORD"],
+            Self::DomainName => &["HW_DOMAIN_NAME"],
+            Self::CredentialsFile => &["HUAWEICLOUD_SDK_CREDENTIALS_FILE"],
+        }
+    }
+}
+
+/// Settings of a Huawei binder. Holds secrets, so no `Debug`.
+#[derive(Clone, Default)]
+pub struct HuaweiBuilder {
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) iam_endpoint: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) auth: Option<HuaweiAuth>,
+    pub(crate) allow_http: bool,
+    pub(crate) http: HttpOptions,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) polling: Polling,
+}
+
+/// How tasks are polled to their end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Polling {
+    /// Wait before the first status query of a task.
+    pub first_delay: Duration,
+    /// Wait between status queries.
+    pub interval: Duration,
+    /// Longest a task may take before its VM is reported `Unknown`.
+    pub task_timeout: Duration,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        // Real tasks log in to the VM over SSH: seconds to minutes.
+        Self {
+            first_delay: Duration::from_secs(5),
+            interval: Duration::from_secs(5),
+            task_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl HuaweiBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the process environment and `~/.huaweicloud/credentials`.
+    pub fn from_env() -> Self {
+        Self::from_env_with(&SystemEnv)
+    }
+
+    /// Reads an injected environment.
+    pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
+        let var = |key: HuaweiConfigKey| env.first_var(key.env_names());
+        let profile = profile(env);
+        let from_profile = |name: &str| profile.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+        let mut builder = Self::new();
+        builder.region = var(HuaweiConfigKey::Region);
+        builder.project_id = var(HuaweiConfigKey::ProjectId).or_else(|| from_profile("project_id"));
+        builder.iam_endpoint = var(HuaweiConfigKey::IamEndpoint).or_else(|| from_profile("iam_endpoint"));
+        if let Some(region) = &builder.region {
+            let name = format!("HUAWEICLOUD_SDK_REGION_KPS_{}", region.to_ascii_uppercase().replace('-', "_"));
+            builder.endpoint = env.var(&name).and_then(|v| v.split(',').next().map(|s| s.trim().to_string()));
+        }
+        let aksk = |ak: Option<String>, sk: Option<String>, token: Option<String>| {
+            Some(HuaweiAuth::AkSk(AkSk {
+                access_key: ak?,
+                secret_key: Secret::new(sk?),
+                security_token: token.map(Secret::new),
+            }))
+        };
+        builder.auth =
+            aksk(var(HuaweiConfigKey::AccessKey), var(HuaweiConfigKey::SecretKey), var(HuaweiConfigKey::SecurityToken))
+                .or_else(|| var(HuaweiConfigKey::AuthToken).map(|t| HuaweiAuth::Token(Secret::new(t))))
+                .or_else(|| {
+                    Some(HuaweiAuth::Password {
+                        user: var(HuaweiConfigKey::UserName)?,
+                        password: Secret::new(var(HuaweiConfigKey::UserPassword)?),
+                        domain: var(HuaweiConfigKey::DomainName)?,
+                    })
+                })
+                .or_else(|| aksk(from_profile("ak"), from_profile("sk"), from_profile("security_token")));
+        builder
+    }
+
+    /// Region id (`cn-north-4`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// KPS endpoint URL, instead of the region's.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// IAM endpoint URL, for tokens and project lookup.
+    pub fn iam_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.iam_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Project id; looked up from IAM when not given.
+    pub fn project_id(mut self, project_id: impl Into<String>) -> Self {
+        self.project_id = Some(project_id.into());
+        self
+    }
+
+    /// AK/SK signing.
+    pub fn access_key(mut self, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        self.auth = Some(HuaweiAuth::AkSk(AkSk {
+            access_key: access_key.into(),
+            secret_key: Secret::new(secret_key),
+            security_token: None,
+        }));
+        self
+    }
+
+    /// Temporary AK/SK with their security token.
+    pub fn temporary_access_key(
+        mut self,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+        security_token: impl Into<String>,
+    ) -> Self {
+        self.auth = Some(HuaweiAuth::AkSk(AkSk {
+            access_key: access_key.into(),
+            secret_key: Secret::new(secret_key),
+            security_token: Some(Secret::new(security_token)),
+        }));
+        self
+    }
+
+    /// A ready IAM token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Some(HuaweiAuth::Token(Secret::new(token)));
+        self
+    }
+
+    /// IAM user name, password and account name, traded for tokens.
+    pub fn password(mut self, user: impl Into<String>, password: impl Into<String>, domain: impl Into<String>) -> Self {
+        self.auth =
+            Some(HuaweiAuth::Password { user: user.into(), password: Secret::new(password), domain: domain.into() });
+        self
+    }
+
+    /// Allows plain `http://` to a non-loopback endpoint (insecure).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// HTTP timeouts and limits.
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.http = options;
+        self
+    }
+
+    /// Default chunks in flight (default 3; the 10-VM window is the real limit).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// Default retry policy.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Task polling.
+    pub fn polling(mut self, polling: Polling) -> Self {
+        self.polling = polling;
+        self
+    }
+
+    pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
+        let auth = self.auth.clone().ok_or_else(|| {
+            Error::config(
+                PROVIDER,
+                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or HW_ACCESS_KEY/HW_SECRET_KEY, HW_AUTH_TOKEN, or HW_USER_NAME/HW_USER_PASSWORD/HW_DOMAIN_NAME)",
+            )
+        })?;
+        let known = |r: &String| REGIONS.contains(&r.as_str());
+        let endpoint = match (&self.endpoint, &self.region) {
+            (Some(e), _) => parse_url(e)?,
+            (None, Some(region)) if known(region) => parse_url(&format!("https://kms.{region}.myhuaweicloud.com"))?,
+            (None, Some(region)) => {
+                return Err(Error::config(
+                    PROVIDER,
+                    format!("unknown region {region:?}: give the KPS endpoint explicitly"),
+                ));
+            }
+            (None, None) => return Err(Error::config(PROVIDER, "missing region: set HW_REGION_NAME")),
+        };
+        check_endpoint(PROVIDER, &endpoint, self.allow_http)?;
+        let iam_endpoint = match (&self.iam_endpoint, &self.region) {
+            (Some(e), _) => Some(parse_url(e)?),
+            (None, Some(region)) if known(region) => {
+                Some(parse_url(&format!("https://iam.{region}.myhuaweicloud.com"))?)
+            }
+            (None, _) => None,
+        };
+        if let Some(iam) = &iam_endpoint {
+            check_endpoint(PROVIDER, iam, self.allow_http)?;
+        }
+        let needs_iam = matches!(auth, HuaweiAuth::Password { .. }) || self.project_id.is_none();
+        if needs_iam && iam_endpoint.is_none() {
+            return Err(Error::config(
+                PROVIDER,
+                "no IAM endpoint to obtain a token or the project id from: set HUAWEICLOUD_SDK_PROJECT_ID, a known region, or HUAWEICLOUD_SDK_IAM_ENDPOINT",
+            ));
+        }
+        if matches!(auth, HuaweiAuth::Token(_)) && self.project_id.is_none() {
+            return Err(Error::config(PROVIDER, "token auth needs the project id: set HUAWEICLOUD_SDK_PROJECT_ID"));
+        }
+        Ok(Resolved { auth, endpoint, iam_endpoint, region: self.region.clone(), project_id: self.project_id.clone() })
+    }
+}
+
+pub(crate) struct Resolved {
+    pub auth: HuaweiAuth,
+    pub endpoint: Url,
+    pub iam_endpoint: Option<Url>,
+    pub region: Option<String>,
+    pub project_id: Option<String>,
+}
+
+fn parse_url(text: &str) -> Result<Url, Error> {
+    Url::parse(text).map_err(|e| Error::config(PROVIDER, format!("invalid endpoint {text:?}: {e}")))
+}
+
+/// The `[basic]` section of the SDK's profile file, as key/value pairs.
+fn profile(env: &dyn ConfigEnv) -> Vec<(String, String)> {
+    let path = match env.first_var(HuaweiConfigKey::CredentialsFile.env_names()) {
+        Some(p) => PathBuf::from(p),
+        None => match env.home_dir() {
+            Some(home) => home.join(".huaweicloud").join("credentials"),
+            None => return Vec::new(),
+        },
+    };
+    let Some(text) = env.read_file(&path) else { return Vec::new() };
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+        } else if section == "basic"
+            && let Some((k, v)) = line.split_once('=')
+            && !v.trim().is_empty()
+        {
+            out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keypair_binder_core::env::StaticEnv;
+
+    #[test]
+    fn official_names_win_over_terraform_and_profile() {
+        let env = StaticEnv::new()
+            .with_var("HUAWEICLOUD_SDK_AK", "AK1")
+            .with_var("HUAWEICLOUD_SDK_SK", "SK1")
+            .with_var("HW_ACCESS_KEY", "AK2")
+            .with_var("HW_SECRET_KEY", "SK2")
+            .with_var("HW_REGION_NAME", "cn-north-4")
+            .with_var("HW_PROJECT_ID", "p1");
+        let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
+        assert!(
+            matches!(&resolved.auth, HuaweiAuth::AkSk(a) if a.access_key == "AK1" && a.secret_key.expose() == "SK1")
+        );
+        assert_eq!(resolved.endpoint.as_str(), "https://kms.cn-north-4.myhuaweicloud.com/");
+        assert_eq!(resolved.project_id.as_deref(), Some("p1"));
+    }
+
+    #[test]
+    fn terraform_token_and_password_modes() {
+        let env = StaticEnv::new()
+            .with_var("HW_AUTH_TOKEN", "tok")
+            .with_var("HW_REGION_NAME", "cn-east-3")
+            .with_var("HW_PROJECT_ID", "p");
+        assert!(matches!(HuaweiBuilder::from_env_with(&env).resolve().unwrap().auth, HuaweiAuth::Token(_)));
+        let env = StaticEnv::new()
+            .with_var("HW_USER_NAME", "u")
+            .with_var("HW_USER_PASSWORD", "pw")
+            .with_var("HW_DOMAIN_NAME", "acct")
+            .with_var("HW_REGION_NAME", "cn-east-3");
+        let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
+        assert!(matches!(resolved.auth, HuaweiAuth::Password { ref user, .. } if user == "u"));
+        assert_eq!(resolved.iam_endpoint.unwrap().as_str(), "https://iam.cn-east-3.myhuaweicloud.com/");
+    }
+
+    #[test]
+    fn profile_file_and_region_endpoint_override() {
+        let env = StaticEnv::new()
+            .with_home("/h")
+            .with_var("HW_REGION_NAME", "cn-north-4")
+            .with_var("HUAWEICLOUD_SDK_REGION_KPS_CN_NORTH_4", "https://kms.internal.example:8443, https://b")
+            .with_file(
+                "/h/.huaweicloud/credentials",
+                "[global]\nak = G\n\n[basic]\nak = PAK\nsk = PSK\nproject_id = pp\n",
+            );
+        let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
+        assert!(matches!(&resolved.auth, HuaweiAuth::AkSk(a) if a.access_key == "PAK"));
+        assert_eq!(resolved.project_id.as_deref(), Some("pp"));
+        assert_eq!(resolved.endpoint.as_str(), "https://kms.internal.example:8443/");
+    }
+
+    #[test]
+    fn unknown_region_and_missing_credentials_are_typed_errors() {
+        let err = HuaweiBuilder::new().access_key("a", "s").region("mars-1").project_id("p").resolve().err().unwrap();
+        assert!(err.to_string().contains("unknown region"), "{err}");
+        assert!(
+            HuaweiBuilder::new()
+                .access_key("a", "s")
+                .region("mars-1")
+                .endpoint("https://kms.mars")
+                .project_id("p")
+                .resolve()
+                .is_ok()
+        );
+        let err = HuaweiBuilder::from_env_with(&StaticEnv::new()).resolve().err().unwrap();
+        assert!(err.to_string().contains("HUAWEICLOUD_SDK_AK"), "{err}");
+        let err = HuaweiBuilder::new()
+            .access_key("a", "s")
+            .endpoint("http://kms.example.com")
+            .project_id("p")
+            .resolve()
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("plain http"), "{err}");
+    }
+}

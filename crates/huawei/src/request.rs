@@ -1,0 +1,118 @@
+//! One KPS call, built without I/O: method, path, query, body and the
+//! headers the official SDK sends. The binder signs and sends exactly this.
+
+use std::fmt;
+
+use keypair_binder_core::http::host_header;
+use reqwest::Method;
+use url::Url;
+
+use crate::signer::{SignableRequest, canonical_query};
+use crate::wire::{self, AssociateBody, BatchAssociateBody, DisassociateBody};
+
+/// A KPS call. The body may hold a VM password or private key, so `Debug`
+/// shows its length only.
+#[derive(Clone)]
+pub struct KpsRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Path (never with a trailing `/`: the gateway treats that as another API).
+    pub path: String,
+    /// Query parameters, decoded.
+    pub query: Vec<(String, String)>,
+    /// JSON body, for POSTs.
+    pub body: Option<Vec<u8>>,
+    /// The API's name, for logs.
+    pub action: &'static str,
+    /// VMs the call concerns, for logs.
+    pub instances: usize,
+}
+
+impl fmt::Debug for KpsRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KpsRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .field("action", &self.action)
+            .finish()
+    }
+}
+
+fn limit_offset(limit: u32, offset: u32) -> Vec<(String, String)> {
+    vec![("limit".into(), limit.to_string()), ("offset".into(), offset.to_string())]
+}
+
+impl KpsRequest {
+    fn post(path: String, body: Vec<u8>, action: &'static str, instances: usize) -> Self {
+        Self { method: Method::POST, path, query: Vec::new(), body: Some(body), action, instances }
+    }
+
+    fn get(path: String, query: Vec<(String, String)>, action: &'static str) -> Self {
+        Self { method: Method::GET, path, query, body: None, action, instances: 0 }
+    }
+
+    /// Bind one VM.
+    pub fn associate(project: &str, body: &AssociateBody) -> Self {
+        Self::post(wire::associate_path(project), wire::to_body(body), "AssociateKeypair", 1)
+    }
+
+    /// Bind up to 10 VMs to one key pair.
+    pub fn batch_associate(project: &str, body: &BatchAssociateBody) -> Self {
+        let n = body.batch_keypairs.len();
+        Self::post(wire::batch_associate_path(project), wire::to_body(body), "BatchAssociateKeypair", n)
+    }
+
+    /// Unbind one VM.
+    pub fn disassociate(project: &str, body: &DisassociateBody) -> Self {
+        Self::post(wire::disassociate_path(project), wire::to_body(body), "DisassociateKeypair", 1)
+    }
+
+    /// A task's status.
+    pub fn task(project: &str, task_id: &str) -> Self {
+        Self::get(wire::task_path(project, task_id), Vec::new(), "ListKeypairTask")
+    }
+
+    /// A page of failed tasks.
+    pub fn failed_tasks(project: &str, limit: u32, offset: u32) -> Self {
+        Self::get(wire::failed_tasks_path(project), limit_offset(limit, offset), "ListFailedTask")
+    }
+
+    /// A page of running tasks.
+    pub fn running_tasks(project: &str, limit: u32, offset: u32) -> Self {
+        Self::get(wire::running_tasks_path(project), limit_offset(limit, offset), "ListRunningTask")
+    }
+
+    /// The URL: endpoint, path, and the canonical query (what is signed is what is sent).
+    pub fn url(&self, endpoint: &Url) -> Url {
+        let mut url = endpoint.clone();
+        url.set_path(&self.path);
+        let query = canonical_query(&self.query);
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
+        url
+    }
+
+    /// `Content-Type` and `User-Agent`, as the SDK sends (and signs) them.
+    pub fn headers(&self, user_agent: &str) -> Vec<(String, String)> {
+        let content_type = if self.body.is_some() { wire::CONTENT_TYPE_JSON_UTF8 } else { wire::CONTENT_TYPE_JSON };
+        vec![("Content-Type".into(), content_type.into()), ("User-Agent".into(), user_agent.into())]
+    }
+
+    /// What the signer covers, for this request sent to `url` with `headers`.
+    pub fn signable<'a>(&'a self, host: &'a str, headers: &'a [(String, String)]) -> SignableRequest<'a> {
+        SignableRequest {
+            method: self.method.as_str(),
+            host,
+            path: &self.path,
+            query: &self.query,
+            headers,
+            body: self.body.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// `host[:port]` of the endpoint.
+    pub fn host(endpoint: &Url) -> String {
+        host_header(endpoint)
+    }
+}

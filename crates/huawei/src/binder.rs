@@ -53,7 +53,7 @@ struct Inner {
     http: HttpClient,
     engine: Engine,
     polling: Polling,
-    window: Arc<Semaphore>,
+    window: Window,
 }
 
 impl fmt::Debug for HuaweiBinder {
@@ -80,14 +80,8 @@ impl HuaweiBuilder {
             idempotency_tokens: false,
         });
         let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);
-        let inner = Inner {
-            endpoint: resolved.endpoint,
-            auth,
-            http,
-            engine,
-            polling: self.polling,
-            window: Arc::new(Semaphore::new(MAX_IN_OPERATION)),
-        };
+        let inner =
+            Inner { endpoint: resolved.endpoint, auth, http, engine, polling: self.polling, window: Window::new() };
         Ok(HuaweiBinder { inner: Arc::new(inner) })
     }
 }
@@ -336,7 +330,7 @@ impl ChunkExecutor for Executor<'_> {
             }
             tokio::select! {
                 Some(done) = polls.next(), if !polls.is_empty() => results.push(done),
-                permits = acquire_some(&self.inner.window, pending.len()) => {
+                permits = self.inner.window.acquire(pending.len(), self.inner.polling.coalesce()) => {
                     let vms: Vec<InstanceId> = pending.drain(..permits.len()).collect();
                     let submitted = self.submit(ctx, &project, &vms).await;
                     for ((id, outcome), permit) in submitted.into_iter().zip(permits) {
@@ -359,17 +353,38 @@ impl ChunkExecutor for Executor<'_> {
     }
 }
 
-/// Waits for one slot of the 10-VM window, then takes as many more as are free.
-async fn acquire_some(window: &Arc<Semaphore>, max: usize) -> Vec<OwnedSemaphorePermit> {
-    let Ok(first) = window.clone().acquire_owned().await else { return Vec::new() };
-    let mut permits = vec![first];
-    while permits.len() < max {
-        match window.clone().try_acquire_owned() {
-            Ok(p) => permits.push(p),
-            Err(_) => break,
-        }
+/// The 10-VM window: at most 10 VMs in key-pair operations at once, shared
+/// by every run of one binder.
+struct Window {
+    slots: Arc<Semaphore>,
+    /// One chunk gathers slots at a time, so slots freed together form one batch.
+    gather: tokio::sync::Mutex<()>,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self { slots: Arc::new(Semaphore::new(MAX_IN_OPERATION)), gather: tokio::sync::Mutex::new(()) }
     }
-    permits
+
+    /// Waits for one slot, then keeps taking slots freed within `coalesce`
+    /// (tasks polled together end together) up to `max`.
+    async fn acquire(&self, max: usize, coalesce: Duration) -> Vec<OwnedSemaphorePermit> {
+        let _turn = self.gather.lock().await;
+        let Ok(first) = self.slots.clone().acquire_owned().await else { return Vec::new() };
+        let mut permits = vec![first];
+        let until = Instant::now() + coalesce;
+        while permits.len() < max {
+            if let Ok(p) = self.slots.clone().try_acquire_owned() {
+                permits.push(p);
+                continue;
+            }
+            match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(p)) => permits.push(p),
+                _ => break,
+            }
+        }
+        permits
+    }
 }
 
 impl Executor<'_> {

@@ -148,6 +148,14 @@ pub struct Polling {
     pub task_timeout: Duration,
 }
 
+impl Polling {
+    /// How long a chunk waits for more of the window's slots to free up, so
+    /// that VMs whose tasks end in the same round go out in one batch.
+    pub fn coalesce(&self) -> Duration {
+        (self.interval / 2).min(Duration::from_secs(1))
+    }
+}
+
 impl Default for Polling {
     fn default() -> Self {
         // Real tasks log in to the VM over SSH: seconds to minutes.

@@ -1,0 +1,248 @@
+//! What the emulated clouds hold: instances and key pairs, loaded from a JSON
+//! inventory or generated from a seed.
+//!
+//! The format (every field but `provider` and `id`/`name` is optional):
+//!
+//! ```json
+//! {"instances": [
+//!    {"provider": "huawei", "id": "…", "state": "running", "os": "linux", "password": "…"},
+//!    {"provider": "volcengine", "id": "i-…", "state": "stopped", "os": "windows", "agent": false}],
+//!  "keypairs": [
+//!    {"provider": "volcengine", "name": "…", "id": "kp-…"},
+//!    {"provider": "huawei", "name": "…"}]}
+//! ```
+//!
+//! Instance fields: `state` (`running`, `stopped`, `transitioning`; default
+//! `running`), `os` (`linux`, `windows`; default `linux`), `agent` (the
+//! credential agent is installed; default true), `image_supported` (default
+//! true), `keypair` (name of the key pair bound now), `password` (root
+//! password; default the emulator's shared VM password). Key pair fields:
+//! `id` (Volcengine; generated when absent), `private_key` (Huawei; what a
+//! replace must present; generated when absent).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// Which emulated cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Huawei Cloud KPS.
+    Huawei,
+    /// Volcengine ECS.
+    Volcengine,
+}
+
+impl Cloud {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Huawei => "huawei",
+            Self::Volcengine => "volcengine",
+        }
+    }
+}
+
+/// Power state of an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VmState {
+    /// Running.
+    #[default]
+    Running,
+    /// Stopped.
+    Stopped,
+    /// Starting; becomes running after the emulator's transition time.
+    Transitioning,
+}
+
+/// Operating system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    /// Linux.
+    #[default]
+    Linux,
+    /// Windows (key pairs cannot be bound).
+    Windows,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One instance of the inventory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Which cloud.
+    pub provider: Cloud,
+    /// Instance id.
+    pub id: String,
+    /// Power state.
+    #[serde(default)]
+    pub state: VmState,
+    /// OS.
+    #[serde(default)]
+    pub os: Os,
+    /// Credential agent installed.
+    #[serde(default = "yes")]
+    pub agent: bool,
+    /// Image supports key pair operations.
+    #[serde(default = "yes")]
+    pub image_supported: bool,
+    /// Key pair bound now.
+    #[serde(default)]
+    pub keypair: Option<String>,
+    /// Root password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// One key pair of the inventory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeypairSpec {
+    /// Which cloud.
+    pub provider: Cloud,
+    /// Name.
+    pub name: String,
+    /// Volcengine id (`kp-…`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Private key text a Huawei replace must present.
+    #[serde(default)]
+    pub private_key: Option<String>,
+}
+
+/// Instances and key pairs of both clouds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceSpec>,
+    /// Key pairs.
+    #[serde(default)]
+    pub keypairs: Vec<KeypairSpec>,
+}
+
+/// Why an inventory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// Not JSON of the documented shape.
+    #[error("invalid inventory: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// Two instances or key pairs share an id or name.
+    #[error("duplicate {what} {value:?} in the inventory")]
+    Duplicate { what: &'static str, value: String },
+}
+
+/// The key pair every generated inventory holds on both clouds.
+pub const DEFAULT_KEYPAIR: &str = "kp-emulator";
+
+impl Inventory {
+    /// Parses and checks a JSON inventory.
+    pub fn from_json(text: &str) -> Result<Self, InventoryError> {
+        let inventory: Inventory = serde_json::from_str(text)?;
+        let mut seen = std::collections::HashSet::new();
+        for i in &inventory.instances {
+            if !seen.insert((i.provider, "instance", i.id.clone())) {
+                return Err(InventoryError::Duplicate { what: "instance", value: i.id.clone() });
+            }
+        }
+        for k in &inventory.keypairs {
+            if !seen.insert((k.provider, "keypair", k.name.clone())) {
+                return Err(InventoryError::Duplicate { what: "key pair", value: k.name.clone() });
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// `per_cloud` running Linux instances on each cloud, ids in each cloud's
+    /// format and the same for the same seed, plus [`DEFAULT_KEYPAIR`] on both.
+    pub fn generate(per_cloud: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut instances = Vec::with_capacity(per_cloud * 2);
+        for _ in 0..per_cloud {
+            instances.push(running(Cloud::Huawei, huawei_id(&mut rng)));
+        }
+        for _ in 0..per_cloud {
+            instances.push(running(Cloud::Volcengine, volcengine_id(&mut rng, "i-")));
+        }
+        let keypairs = vec![
+            KeypairSpec { provider: Cloud::Huawei, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
+            KeypairSpec {
+                provider: Cloud::Volcengine,
+                name: DEFAULT_KEYPAIR.into(),
+                id: Some(volcengine_id(&mut rng, "kp-")),
+                private_key: None,
+            },
+        ];
+        Self { instances, keypairs }
+    }
+
+    /// Ids of one cloud's instances, in inventory order.
+    pub fn ids(&self, cloud: Cloud) -> Vec<String> {
+        self.instances.iter().filter(|i| i.provider == cloud).map(|i| i.id.clone()).collect()
+    }
+}
+
+fn running(provider: Cloud, id: String) -> InstanceSpec {
+    InstanceSpec {
+        provider,
+        id,
+        state: VmState::Running,
+        os: Os::Linux,
+        agent: true,
+        image_supported: true,
+        keypair: None,
+        password: None,
+    }
+}
+
+/// A UUID-shaped ECS server id.
+pub(crate) fn huawei_id(rng: &mut StdRng) -> String {
+    let bytes: [u8; 16] = rng.random();
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
+/// `i-` or `kp-` and 20 lower-case letters and digits.
+pub(crate) fn volcengine_id(rng: &mut StdRng, prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_minimal_form_loads() {
+        let text = r#"{"instances": [{"provider": "huawei", "id": "a1", "state": "running", "os": "linux", "password": "pw"},
+            {"provider": "volcengine", "id": "i-x", "state": "stopped", "os": "windows", "agent": false}],
+            "keypairs": [{"provider": "volcengine", "name": "k", "id": "kp-1"}, {"provider": "huawei", "name": "k"}]}"#;
+        let inv = Inventory::from_json(text).unwrap();
+        assert_eq!(inv.instances.len(), 2);
+        assert!(inv.instances[0].agent && inv.instances[0].image_supported);
+        assert_eq!(inv.instances[1].state, VmState::Stopped);
+        assert!(!inv.instances[1].agent);
+        assert_eq!(inv.keypairs[0].id.as_deref(), Some("kp-1"));
+    }
+
+    #[test]
+    fn duplicates_and_bad_json_are_refused() {
+        let dup = r#"{"instances": [{"provider": "huawei", "id": "a"}, {"provider": "huawei", "id": "a"}]}"#;
+        assert!(matches!(Inventory::from_json(dup), Err(InventoryError::Duplicate { .. })));
+        assert!(Inventory::from_json(r#"{"instances": [{"provider": "aws", "id": "a"}]}"#).is_err());
+    }
+
+    #[test]
+    fn generation_is_seeded_and_shaped() {
+        let a = Inventory::generate(5, 42);
+        let b = Inventory::generate(5, 42);
+        assert_eq!(a.ids(Cloud::Huawei), b.ids(Cloud::Huawei));
+        assert_ne!(a.ids(Cloud::Huawei), Inventory::generate(5, 43).ids(Cloud::Huawei));
+        assert!(a.ids(Cloud::Huawei).iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+        assert!(a.ids(Cloud::Volcengine).iter().all(|id| id.starts_with("i-") && id.len() == 22));
+    }
+}

@@ -1,0 +1,363 @@
+//! A local emulator of Huawei Cloud KPS and Volcengine ECS key-pair APIs over
+//! real HTTP on one loopback port, for tests, examples and benchmarks that
+//! must run without a cloud account.
+//!
+//! It checks signatures with the providers' own signers, enforces each
+//! cloud's rules (batch caps, the 10-VM window, `ClientToken` idempotency,
+//! task states), injects faults by rate or script, and lets tests read its
+//! state: bindings, applications per instance, calls per action.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let emulator = keypair_binder_emulator::Emulator::builder().instances(300).seed(7).start().await?;
+//! println!("{}", emulator.base_url());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+// Handlers return a ready HTTP answer as their error; its size does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod faults;
+mod huawei;
+mod inventory;
+mod server;
+mod state;
+mod volcengine;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use url::Url;
+
+pub use faults::{Fault, FaultRates, FaultSpecError, ScriptedFault};
+pub use inventory::{Cloud, DEFAULT_KEYPAIR, InstanceSpec, Inventory, InventoryError, KeypairSpec, Os, VmState};
+pub use state::{LogEntry, private_key_for};
+
+use faults::Faults;
+use state::World;
+
+/// Credentials the emulated Huawei Cloud accepts. Made up; printing them is fine.
+#[derive(Clone, Debug, Serialize)]
+pub struct HuaweiCredentials {
+    /// Permanent access key.
+    pub ak: String,
+    /// Its secret key.
+    pub sk: String,
+    /// Temporary access key (needs `security_token`).
+    pub temp_ak: String,
+    /// Its secret key.
+    pub temp_sk: String,
+    /// The security token of the temporary key.
+    pub security_token: String,
+    /// The project id every KPS path carries.
+    pub project_id: String,
+    /// A ready IAM token.
+    pub token: String,
+    /// An IAM user, password and account that can obtain tokens.
+    pub user: String,
+    /// The IAM user's password.
+    pub password: String,
+    /// The account (domain) name.
+    pub domain: String,
+    /// The region.
+    pub region: String,
+    /// Root password of generated VMs.
+    pub vm_password: String,
+}
+
+/// Credentials the emulated Volcengine accepts. Made up; printing them is fine.
+#[derive(Clone, Debug, Serialize)]
+pub struct VolcengineCredentials {
+    /// Permanent access key.
+    pub ak: String,
+    /// Its secret key.
+    pub sk: String,
+    /// STS access key (needs `session_token`).
+    pub sts_ak: String,
+    /// Its secret key.
+    pub sts_sk: String,
+    /// The STS session token.
+    pub session_token: String,
+    /// The region.
+    pub region: String,
+}
+
+/// Everything a client needs to talk to the emulator.
+#[derive(Clone, Debug, Serialize)]
+pub struct Credentials {
+    /// Huawei Cloud.
+    pub huawei: HuaweiCredentials,
+    /// Volcengine.
+    pub volcengine: VolcengineCredentials,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Self {
+            huawei: HuaweiCredentials {
+                ak: "HPUAEMULATORAK000001".into(),
+                sk: "EmulatorSecretKey000000000000000000000001".into(),
+                temp_ak: "HSTAEMULATORTEMPAK01".into(),
+                temp_sk: "EmulatorTemporarySecretKey0000000000000002".into(),
+                security_token: "EMULATOR-SECURITY-TOKEN-0001".into(),
+                project_id: "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e".into(),
+                token: "EMULATOR-IAM-TOKEN-STATIC".into(),
+                user: "emulator-user".into(),
+                password: "emulator-iam-password".into(),
+                domain: "emulator-account".into(),
+                region: "cn-north-4".into(),
+                vm_password: "Emulator#VmRootPw1".into(),
+            },
+            volcengine: VolcengineCredentials {
+                ak: "AKLTemulatoraccesskey000001".into(),
+                sk: "ZW11bGF0b3Itc2VjcmV0LWtleS0wMDAwMDE=".into(),
+                sts_ak: "AKTPemulatorstsaccesskey01".into(),
+                sts_sk: "ZW11bGF0b3Itc3RzLXNlY3JldC0wMDAwMDI=".into(),
+                session_token: "EMULATOR-STS-SESSION-TOKEN-0001".into(),
+                region: "cn-beijing".into(),
+            },
+        }
+    }
+}
+
+/// Timing of the emulated clouds.
+#[derive(Clone, Debug)]
+pub(crate) struct Timing {
+    pub latency: Duration,
+    pub task_duration: Duration,
+    pub transition: Duration,
+    pub token_lifetime: Duration,
+    pub max_skew: Duration,
+    pub processing: Duration,
+}
+
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub faults: Faults,
+    pub timing: Timing,
+    pub credentials: Credentials,
+}
+
+impl Shared {
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Configures an [`Emulator`].
+#[derive(Clone, Debug)]
+pub struct EmulatorBuilder {
+    listen: SocketAddr,
+    inventory: Option<Inventory>,
+    instances: usize,
+    seed: u64,
+    timing: Timing,
+    rates: FaultRates,
+    script: Vec<ScriptedFault>,
+    credentials: Credentials,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            inventory: None,
+            instances: 100,
+            seed: 1,
+            timing: Timing {
+                latency: Duration::ZERO,
+                task_duration: Duration::from_millis(200),
+                transition: Duration::from_secs(2),
+                token_lifetime: Duration::from_secs(24 * 3600),
+                max_skew: Duration::from_secs(15 * 60),
+                processing: Duration::ZERO,
+            },
+            rates: FaultRates::default(),
+            script: Vec::new(),
+            credentials: Credentials::default(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// Address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Instances and key pairs to serve, instead of generated ones.
+    pub fn inventory(mut self, inventory: Inventory) -> Self {
+        self.inventory = Some(inventory);
+        self
+    }
+
+    /// Generated instances per cloud (default 100), when no inventory is given.
+    pub fn instances(mut self, per_cloud: usize) -> Self {
+        self.instances = per_cloud;
+        self
+    }
+
+    /// Seed of generated ids and fault draws.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Fixed latency of every call.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.timing.latency = latency;
+        self
+    }
+
+    /// Time a Huawei task takes from READY to SUCCESS or FAILED (default 200 ms).
+    pub fn task_duration(mut self, duration: Duration) -> Self {
+        self.timing.task_duration = duration;
+        self
+    }
+
+    /// Time a `transitioning` instance takes to become running (default 2 s).
+    pub fn transition(mut self, duration: Duration) -> Self {
+        self.timing.transition = duration;
+        self
+    }
+
+    /// Lifetime of IAM tokens it issues (default 24 h).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.timing.token_lifetime = lifetime;
+        self
+    }
+
+    /// How long a Volcengine call stays "in progress" for its `ClientToken`
+    /// (a repeat within it gets `IdempotentProcessing`; default 0).
+    pub fn processing_time(mut self, duration: Duration) -> Self {
+        self.timing.processing = duration;
+        self
+    }
+
+    /// Fault rates.
+    pub fn faults(mut self, rates: FaultRates) -> Self {
+        self.rates = rates;
+        self
+    }
+
+    /// Adds a fault for the next matching call.
+    pub fn script(mut self, fault: ScriptedFault) -> Self {
+        self.script.push(fault);
+        self
+    }
+
+    /// Binds the port and starts serving.
+    pub async fn start(self) -> std::io::Result<Emulator> {
+        let inventory = self.inventory.unwrap_or_else(|| Inventory::generate(self.instances, self.seed));
+        let world = World::new(&inventory, &self.credentials.huawei.vm_password, self.timing.transition);
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            faults: Faults::new(self.rates, self.script, self.seed),
+            timing: self.timing,
+            credentials: self.credentials,
+        });
+        let listener = tokio::net::TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
+        Ok(Emulator { addr, shared, inventory, stop, task: Mutex::new(Some(task)) })
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    inventory: Inventory,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts configuring an emulator.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint of both clouds and of IAM.
+    pub fn base_url(&self) -> Url {
+        Url::parse(&format!("http://{}", self.addr)).expect("a socket address makes a valid URL")
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The credentials it accepts.
+    pub fn credentials(&self) -> &Credentials {
+        &self.shared.credentials
+    }
+
+    /// The inventory it started with.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// The key pair bound to an instance now (name).
+    pub fn binding(&self, cloud: Cloud, id: &str) -> Option<String> {
+        let now = std::time::Instant::now();
+        let mut world = self.shared.world();
+        huawei::advance_tasks(&mut world, &self.shared.timing, now);
+        world.vms.get(&(cloud, id.to_string())).and_then(|vm| vm.keypair.clone())
+    }
+
+    /// How many times a key pair operation was applied to an instance.
+    pub fn applications(&self, cloud: Cloud, id: &str) -> u32 {
+        let now = std::time::Instant::now();
+        let mut world = self.shared.world();
+        huawei::advance_tasks(&mut world, &self.shared.timing, now);
+        world.applications.get(&(cloud, id.to_string())).copied().unwrap_or(0)
+    }
+
+    /// Calls received per action (`AttachKeyPair`, `BatchAssociateKeypair`…).
+    pub fn calls(&self, action: &str) -> u64 {
+        self.shared.world().calls.get(action).copied().unwrap_or(0)
+    }
+
+    /// Every call received, of every action.
+    pub fn total_calls(&self) -> u64 {
+        self.shared.world().calls.values().sum()
+    }
+
+    /// The most Huawei VMs that were in key-pair operations at once.
+    pub fn max_in_operation(&self) -> usize {
+        self.shared.world().max_in_operation
+    }
+
+    /// The request log, oldest first (the last 200,000 requests).
+    pub fn request_log(&self) -> Vec<LogEntry> {
+        self.shared.world().log.iter().cloned().collect()
+    }
+
+    /// Stops serving and waits for the server to end.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

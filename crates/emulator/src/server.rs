@@ -1,0 +1,184 @@
+//! The HTTP server: one loopback port for both clouds, able to drop a
+//! connection without answering (to emulate a connection lost mid-call).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::faults::Fault;
+use crate::inventory::Cloud;
+use crate::state::LogEntry;
+use crate::{Shared, huawei, volcengine};
+
+/// Largest request body read.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Marks a response whose connection is to be dropped instead of answered.
+#[derive(Clone, Copy, Debug)]
+struct DropConnection;
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by the emulator")]
+struct Dropped;
+
+/// A request as the handlers see it.
+pub(crate) struct Incoming {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Incoming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a handler answered, with the number of instances it concerned.
+pub(crate) struct Answer {
+    pub response: Response,
+    pub instances: usize,
+}
+
+impl Answer {
+    pub fn new(response: Response, instances: usize) -> Self {
+        Self { response, instances }
+    }
+}
+
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let app = axum::Router::new().fallback(handle).with_state(shared);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request.map(Body::new)).await.unwrap_or_else(|e: Infallible| match e {});
+                    if response.extensions().get::<DropConnection>().is_some() { Err(Dropped) } else { Ok(response) }
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+fn drop_connection() -> Response {
+    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    response.extensions_mut().insert(DropConnection);
+    response
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let latency = shared.timing.latency + shared.faults.jitter();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    };
+    let raw_query = parts.uri.query().unwrap_or("");
+    let incoming = Incoming {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect(),
+        headers: parts.headers,
+        body,
+    };
+    let (cloud, action) = match volcengine::action(&incoming) {
+        Some(action) => (Cloud::Volcengine, action),
+        None => (Cloud::Huawei, huawei::action(&incoming)),
+    };
+    // IAM token requests are not faulted: tests of auth script their own failures.
+    let fault = if action.starts_with("iam:") { None } else { shared.faults.decide(cloud, &action) };
+    let log = |status: u16, instances: usize| LogEntry {
+        cloud,
+        action: action.clone(),
+        status,
+        fault: fault.as_ref().map(|f| format!("{f:?}")),
+        instances,
+    };
+    match &fault {
+        Some(Fault::Slow(by)) => tokio::time::sleep(*by).await,
+        Some(Fault::DropBeforeApply) => {
+            shared.world().record(log(0, 0));
+            return drop_connection();
+        }
+        Some(Fault::Throttle) => {
+            shared.world().record(log(429, 0));
+            return throttled(cloud, shared.faults.rates().retry_after);
+        }
+        Some(Fault::ServerError) => {
+            shared.world().record(log(500, 0));
+            return server_error(cloud);
+        }
+        _ => {}
+    }
+    let now = Instant::now();
+    let answer = match cloud {
+        Cloud::Huawei => huawei::handle(&shared, &incoming, &action, now),
+        Cloud::Volcengine => volcengine::handle(&shared, &incoming, &action, fault.as_ref(), now),
+    };
+    if matches!(fault, Some(Fault::DropAfterApply)) {
+        shared.world().record(log(0, answer.instances));
+        return drop_connection();
+    }
+    shared.world().record(log(answer.response.status().as_u16(), answer.instances));
+    answer.response
+}
+
+fn retry_after_value(wait: Duration) -> String {
+    if wait.subsec_nanos() == 0 { wait.as_secs().to_string() } else { format!("{:.3}", wait.as_secs_f64()) }
+}
+
+fn throttled(cloud: Cloud, wait: Duration) -> Response {
+    let mut response = match cloud {
+        Cloud::Huawei => huawei::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "APIGW.0308",
+            "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second",
+        ),
+        Cloud::Volcengine => {
+            volcengine::error(StatusCode::TOO_MANY_REQUESTS, "FlowLimitExceeded", "flow limit exceeded", "", None)
+        }
+    };
+    if let Ok(value) = retry_after_value(wait).parse() {
+        response.headers_mut().insert("retry-after", value);
+    }
+    response
+}
+
+fn server_error(cloud: Cloud) -> Response {
+    match cloud {
+        Cloud::Huawei => huawei::error(StatusCode::INTERNAL_SERVER_ERROR, "KPS.0003", "Dependency service unavailable"),
+        Cloud::Volcengine => {
+            volcengine::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal error", "", None)
+        }
+    }
+}

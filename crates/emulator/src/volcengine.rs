@@ -1,0 +1,318 @@
+//! The emulated Volcengine ECS: `AttachKeyPair`, `DetachKeyPair`,
+//! `DescribeInstances` and `DescribeKeyPairs` (2020-04-01), with `ClientToken`
+//! idempotency and per-instance `OperationDetails`.
+
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDateTime, Utc};
+use keypair_binder_core::sha256_hex;
+use keypair_binder_volcengine::signer::{CanonicalRequest, parse_authorization};
+use keypair_binder_volcengine::wire::{API_VERSION, MAX_INSTANCES_PER_CALL};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::faults::Fault;
+use crate::inventory::{Cloud, Os, VmState};
+use crate::server::{Answer, Incoming};
+use crate::state::{TokenRecord, World};
+
+/// The action of an ECS call, if this is one (`GET /?Action=…`).
+pub(crate) fn action(req: &Incoming) -> Option<String> {
+    (req.path == "/").then(|| req.param("Action").map(str::to_string)).flatten()
+}
+
+fn request_id() -> String {
+    format!("{}{}", Utc::now().format("%Y%m%d%H%M%S"), uuid::Uuid::new_v4().simple().to_string()[..20].to_uppercase())
+}
+
+/// An error answer in the gateway's envelope.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str, action: &str, code_n: Option<u32>) -> Response {
+    let mut err = json!({"Code": code, "Message": message});
+    if let Some(n) = code_n {
+        err["CodeN"] = json!(n);
+    }
+    let body = json!({"ResponseMetadata": {"RequestId": request_id(), "Action": action, "Version": API_VERSION,
+        "Service": "ecs", "Error": err}});
+    (status, axum::Json(body)).into_response()
+}
+
+fn success(action: &str, region: &str, result: Value) -> (u16, String) {
+    let body = json!({"ResponseMetadata": {"RequestId": request_id(), "Action": action, "Version": API_VERSION,
+        "Service": "ecs", "Region": region}, "Result": result});
+    (200, body.to_string())
+}
+
+fn raw(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Option<&Fault>, now: Instant) -> Answer {
+    if req.param("Version") != Some(API_VERSION) {
+        let message = "the action or version does not exist";
+        return Answer::new(error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", message, action, None), 0);
+    }
+    let region = match authenticate(shared, req, action) {
+        Ok(region) => region,
+        Err(response) => return Answer::new(response, 0),
+    };
+    let in_region = region == shared.credentials.volcengine.region;
+    let ids: Vec<String> = (1..).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect();
+    let count = ids.len();
+    let mut world = shared.world();
+    let response = match action {
+        "AttachKeyPair" | "DetachKeyPair" => {
+            let throttle_all = matches!(fault, Some(Fault::InstanceThrottle));
+            keypair_call(shared, &mut world, req, action, &region, in_region, ids, throttle_all, now)
+        }
+        "DescribeInstances" => describe_instances(&mut world, req, &region, in_region, ids, now),
+        "DescribeKeyPairs" => describe_keypairs(&world, req, &region, in_region),
+        _ => {
+            error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", "the action or version does not exist", action, None)
+        }
+    };
+    Answer::new(response, count)
+}
+
+/// Verifies the signature; returns the region of its credential scope.
+fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String, Response> {
+    let creds = &shared.credentials.volcengine;
+    let fail = |status, code: &str, message: &str, n| Err(error(status, code, message, action, Some(n)));
+    let Some(authorization) = req.header("authorization") else {
+        return fail(StatusCode::UNAUTHORIZED, "MissingAuthenticationToken", "no Authorization header", 100_004);
+    };
+    let Some(auth) = parse_authorization(authorization) else {
+        return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "the Authorization header is malformed", 100_024);
+    };
+    let (sk, sts) = if auth.access_key == creds.ak {
+        (&creds.sk, false)
+    } else if auth.access_key == creds.sts_ak {
+        (&creds.sts_sk, true)
+    } else {
+        let message = format!("access key {} is not known to this server", auth.access_key);
+        return fail(StatusCode::UNAUTHORIZED, "InvalidAccessKey", &message, 100_009);
+    };
+    if !auth.signed_headers.iter().any(|h| h == "host") || !auth.signed_headers.iter().any(|h| h == "x-date") {
+        return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "host and x-date must be signed", 100_024);
+    }
+    let x_date = req.header("x-date").unwrap_or("");
+    let Ok(at) = NaiveDateTime::parse_from_str(x_date, "%Y%m%dT%H%M%SZ") else {
+        return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "X-Date is malformed", 100_024);
+    };
+    if (Utc::now().naive_utc() - at).abs().to_std().unwrap_or_default() > shared.timing.max_skew
+        || !auth.date.starts_with(&x_date[..8])
+    {
+        return fail(StatusCode::FORBIDDEN, "InvalidTimestamp", "X-Date is too far from the server's clock", 100_011);
+    }
+    if sts && req.header("x-security-token") != Some(creds.session_token.as_str()) {
+        return fail(StatusCode::UNAUTHORIZED, "InvalidSecretToken", "session token missing or invalid", 100_026);
+    }
+    let body_hash = sha256_hex(&req.body);
+    if req.header("x-content-sha256").is_some_and(|h| h != body_hash) {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "SignatureDoesNotMatch",
+            "X-Content-Sha256 does not match the body",
+            100_010,
+        );
+    }
+    let headers = auth.signed_headers.iter().map(|h| (h.clone(), req.header(h).unwrap_or("").to_string())).collect();
+    let payload_hash = req.header("x-content-sha256").unwrap_or(&body_hash);
+    let canonical =
+        CanonicalRequest { method: req.method.as_str(), path: &req.path, query: &req.query, headers, payload_hash };
+    if auth.service != "ecs" || canonical.sign(&auth.access_key, sk, &auth.region, x_date).signature != auth.signature {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "SignatureDoesNotMatch",
+            "the request signature does not match",
+            100_010,
+        );
+    }
+    Ok(auth.region)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn keypair_call(
+    shared: &Shared,
+    world: &mut World,
+    req: &Incoming,
+    action: &str,
+    region: &str,
+    in_region: bool,
+    ids: Vec<String>,
+    throttle_all: bool,
+    now: Instant,
+) -> Response {
+    let bad = |code: &str, message: &str| error(StatusCode::BAD_REQUEST, code, message, action, None);
+    if ids.is_empty() {
+        return bad("MissingParameter.InstanceIds", "InstanceIds.N is required");
+    }
+    if ids.len() > MAX_INSTANCES_PER_CALL || req.param("InstanceIds.101").is_some() {
+        return bad("LimitExceeded.MaximumInstanceIds", "no more than 100 InstanceIds may be given");
+    }
+    let (name, id) = (req.param("KeyPairName"), req.param("KeyPairId"));
+    if name.is_none() && id.is_none() {
+        return bad("MissingParameter.KeyPairNameAndKeyPairId", "either KeyPairName or KeyPairId is required");
+    }
+    let token = req.param("ClientToken");
+    if token.is_some_and(|t| !t.is_ascii() || t.len() > 64 || t.is_empty()) {
+        return bad("InvalidClientToken.Malformed", "ClientToken must be ASCII and at most 64 characters");
+    }
+    let keypair = world
+        .volc_keypairs
+        .iter()
+        .find(|(n, i)| in_region && if let Some(id) = id { i == id } else { Some(n.as_str()) == name })
+        .cloned();
+    let Some((kp_name, _)) = keypair else {
+        return error(StatusCode::NOT_FOUND, "InvalidKeyPair.NotFound", "the key pair does not exist", action, None);
+    };
+
+    let mut fingerprint: Vec<&(String, String)> = req.query.iter().filter(|(k, _)| k != "ClientToken").collect();
+    fingerprint.sort();
+    let fingerprint = format!("{fingerprint:?}");
+    if let Some(token) = token {
+        match world.tokens.get(token) {
+            Some(TokenRecord::Done { fingerprint: f, status, body, ready_at }) if *f == fingerprint => {
+                if now < *ready_at {
+                    let msg = "a request with this ClientToken is still being processed";
+                    return error(StatusCode::PRECONDITION_FAILED, "IdempotentProcessing", msg, action, None);
+                }
+                return raw(*status, body.clone());
+            }
+            Some(_) => {
+                let msg = "ClientToken was already used with different parameters";
+                return bad("IdempotentParameterMismatch", msg);
+            }
+            None => {}
+        }
+    }
+
+    let attach = action == "AttachKeyPair";
+    let mut details = Vec::with_capacity(ids.len());
+    for instance in &ids {
+        let vm = world.vms.get_mut(&(Cloud::Volcengine, instance.clone())).filter(|_| in_region);
+        let state = vm.map(|vm| vm.state_at(now));
+        let vm = world.vms.get_mut(&(Cloud::Volcengine, instance.clone())).filter(|_| in_region);
+        let problem = match vm {
+            None => Some(("InvalidInstance.NotFound", format!("instance {instance} does not exist"))),
+            Some(vm) if vm.os == Os::Windows => {
+                Some(("InvalidKeyPairForWindows.Unsupported", "key pairs cannot be used with Windows instances".into()))
+            }
+            Some(vm) if !vm.agent => Some((
+                "InvalidResetAuthenticationAgent.NotFound",
+                "the instance has no password reset agent installed".into(),
+            )),
+            Some(_) if state == Some(VmState::Transitioning) => {
+                Some(("InvalidInstanceStatus", format!("instance {instance} is STARTING")))
+            }
+            Some(_) if throttle_all || shared.faults.instance_throttled() => {
+                Some(("FlowLimitExceeded", "flow limit exceeded for this instance".into()))
+            }
+            Some(vm) => {
+                let changed = if attach {
+                    vm.keypair = Some(kp_name.clone());
+                    true
+                } else if vm.keypair.as_deref() == Some(kp_name.as_str()) {
+                    vm.keypair = None;
+                    true
+                } else {
+                    false
+                };
+                if changed {
+                    world.applied(Cloud::Volcengine, instance);
+                }
+                None
+            }
+        };
+        details.push(match problem {
+            None => json!({"InstanceId": instance, "Error": null}),
+            Some((code, message)) => json!({"InstanceId": instance, "Error": {"Code": code, "Message": message}}),
+        });
+    }
+    let (status, body) = success(action, region, json!({"OperationDetails": details}));
+    if let Some(token) = token {
+        let ready_at = now + shared.timing.processing;
+        world.tokens.insert(token.to_string(), TokenRecord::Done { fingerprint, status, body: body.clone(), ready_at });
+    }
+    raw(status, body)
+}
+
+fn paging(req: &Incoming) -> (usize, usize) {
+    let max = req.param("MaxResults").and_then(|m| m.parse().ok()).unwrap_or(10usize).clamp(1, 100);
+    let start = req.param("NextToken").and_then(|t| t.parse().ok()).unwrap_or(0usize);
+    (max, start)
+}
+
+fn next_token(start: usize, shown: usize, total: usize) -> String {
+    if start + shown < total { (start + shown).to_string() } else { String::new() }
+}
+
+fn describe_instances(
+    world: &mut World,
+    req: &Incoming,
+    region: &str,
+    in_region: bool,
+    ids: Vec<String>,
+    now: Instant,
+) -> Response {
+    let (max, start) = paging(req);
+    let all: Vec<String> = if !in_region {
+        Vec::new()
+    } else if ids.is_empty() {
+        world.order.get(&Cloud::Volcengine).cloned().unwrap_or_default()
+    } else {
+        ids.into_iter().filter(|i| world.vms.contains_key(&(Cloud::Volcengine, i.clone()))).collect()
+    };
+    let keypair_ids = world.volc_keypairs.clone();
+    let mut instances = Vec::new();
+    for id in all.iter().skip(start).take(max) {
+        let Some(vm) = world.vms.get_mut(&(Cloud::Volcengine, id.clone())) else { continue };
+        let status = match vm.state_at(now) {
+            VmState::Running => "RUNNING",
+            VmState::Stopped => "STOPPED",
+            VmState::Transitioning => "STARTING",
+        };
+        let name = vm.keypair.clone().unwrap_or_default();
+        let kp_id = keypair_ids.iter().find(|(n, _)| *n == name).map(|(_, i)| i.clone()).unwrap_or_default();
+        instances.push(json!({"InstanceId": id, "InstanceName": id, "Status": status,
+            "OsType": if vm.os == Os::Windows { "Windows" } else { "Linux" }, "ZoneId": format!("{region}-a"),
+            "KeyPairName": name, "KeyPairId": kp_id}));
+    }
+    let shown = instances.len();
+    let (_, body) = success(
+        "DescribeInstances",
+        region,
+        json!({"Instances": instances, "TotalCount": all.len(), "NextToken": next_token(start, shown, all.len())}),
+    );
+    raw(200, body)
+}
+
+fn describe_keypairs(world: &World, req: &Incoming, region: &str, in_region: bool) -> Response {
+    let (max, start) = paging(req);
+    let names: Vec<&str> = (1..).map_while(|n| req.param(&format!("KeyPairNames.{n}"))).collect();
+    let ids: Vec<&str> = (1..).map_while(|n| req.param(&format!("KeyPairIds.{n}"))).collect();
+    let all: Vec<&(String, String)> = world
+        .volc_keypairs
+        .iter()
+        .filter(|(n, i)| {
+            in_region
+                && (names.is_empty() || names.contains(&n.as_str()))
+                && (ids.is_empty() || ids.contains(&i.as_str()))
+        })
+        .collect();
+    let shown: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|(n, i)| {
+            json!({"KeyPairId": i, "KeyPairName": n, "FingerPrint": &sha256_hex(n.as_bytes())[..32],
+            "Description": "", "ProjectName": "default", "CreatedAt": "2026-01-01T00:00:00+08:00"})
+        })
+        .collect();
+    let next = next_token(start, shown.len(), all.len());
+    let (_, body) =
+        success("DescribeKeyPairs", region, json!({"KeyPairs": shown, "TotalCount": all.len(), "NextToken": next}));
+    raw(200, body)
+}

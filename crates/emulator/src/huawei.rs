@@ -131,6 +131,9 @@ fn percent_decode(s: &str) -> String {
 fn authenticate(shared: &Shared, req: &Incoming, now: Instant) -> Result<(), Response> {
     if let Some(token) = req.header("x-auth-token") {
         if token == shared.credentials.huawei.token {
+            if shared.world().revoked_static_token {
+                return Err(error(StatusCode::UNAUTHORIZED, "KPS.9001", "The token of the request is expired"));
+            }
             return Ok(());
         }
         return match shared.world().iam_tokens.get(token) {

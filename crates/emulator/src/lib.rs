@@ -346,6 +346,17 @@ impl Emulator {
         self.shared.world().log.iter().cloned().collect()
     }
 
+    /// Expires every IAM token issued so far (the static one too), as a
+    /// password change would; clients must obtain new ones.
+    pub fn revoke_tokens(&self) {
+        let now = std::time::Instant::now();
+        let mut world = self.shared.world();
+        world.revoked_static_token = true;
+        for expiry in world.iam_tokens.values_mut() {
+            *expiry = now;
+        }
+    }
+
     /// Stops serving and waits for the server to end.
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);

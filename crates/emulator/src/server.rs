@@ -117,12 +117,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     // IAM token requests are not faulted: tests of auth script their own failures.
     let fault = if action.starts_with("iam:") { None } else { shared.faults.decide(cloud, &action) };
+    let signed_at = incoming.header("x-sdk-date").or_else(|| incoming.header("x-date")).map(str::to_string);
     let log = |status: u16, instances: usize| LogEntry {
         cloud,
         action: action.clone(),
         status,
         fault: fault.as_ref().map(|f| format!("{f:?}")),
         instances,
+        signed_at: signed_at.clone(),
     };
     match &fault {
         Some(Fault::Slow(by)) => tokio::time::sleep(*by).await,

@@ -83,6 +83,8 @@ pub struct LogEntry {
     pub fault: Option<String>,
     /// Instances the call named.
     pub instances: usize,
+    /// The signing time it carried (`X-Sdk-Date` or `X-Date`), if any.
+    pub signed_at: Option<String>,
 }
 
 /// The mutable world behind both APIs.
@@ -97,6 +99,7 @@ pub(crate) struct World {
     pub max_in_operation: usize,
     pub tokens: HashMap<String, TokenRecord>,
     pub iam_tokens: HashMap<String, Instant>,
+    pub revoked_static_token: bool,
     pub applications: HashMap<(Cloud, String), u32>,
     pub calls: BTreeMap<String, u64>,
     pub log: VecDeque<LogEntry>,
@@ -136,6 +139,7 @@ impl World {
             max_in_operation: 0,
             tokens: HashMap::new(),
             iam_tokens: HashMap::new(),
+            revoked_static_token: false,
             applications: HashMap::new(),
             calls: BTreeMap::new(),
             log: VecDeque::new(),

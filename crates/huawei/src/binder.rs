@@ -2,7 +2,7 @@
 //! shared engine, each task polled to its end, never more than 10 VMs in
 //! key-pair operations at once.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -324,27 +324,25 @@ impl ChunkExecutor for Executor<'_> {
                     pending.clear();
                 }
                 if let Some(done) = polls.next().await {
-                    results.push(done);
+                    results.extend(done);
                 }
                 continue;
             }
             tokio::select! {
-                Some(done) = polls.next(), if !polls.is_empty() => results.push(done),
+                Some(done) = polls.next(), if !polls.is_empty() => results.extend(done),
                 permits = self.inner.window.acquire(pending.len(), self.inner.polling.coalesce()) => {
                     let vms: Vec<InstanceId> = pending.drain(..permits.len()).collect();
                     let submitted = self.submit(ctx, &project, &vms).await;
+                    let mut running = Vec::new();
                     for ((id, outcome), permit) in submitted.into_iter().zip(permits) {
                         match outcome {
-                            Submitted::Task(task_id) => {
-                                let project = project.clone();
-                                polls.push(async move {
-                                    let result = self.poll(ctx, &project, &task_id).await;
-                                    drop(permit);
-                                    (id, result)
-                                });
-                            }
+                            Submitted::Task(task_id) => running.push(RunningVm { id, task_id, _slot: permit }),
                             Submitted::Done(result) => results.push((id, result)),
                         }
+                    }
+                    if !running.is_empty() {
+                        let project = project.clone();
+                        polls.push(async move { self.poll_all(ctx, &project, running).await });
                     }
                 }
             }
@@ -543,66 +541,104 @@ impl Executor<'_> {
             .collect()
     }
 
-    /// Polls a task to SUCCESS or FAILED, within the task timeout and the run deadline.
-    async fn poll(&self, ctx: &RunContext, project: &str, task_id: &str) -> InstanceResult {
+    /// Polls the tasks of one submission to SUCCESS or FAILED, all in the same
+    /// rounds, within the task timeout and the run deadline. Each VM's slot in
+    /// the window is freed when its task ends; slots freed in one round free
+    /// together, so the next batch can be full.
+    async fn poll_all(
+        &self,
+        ctx: &RunContext,
+        project: &str,
+        mut tasks: Vec<RunningVm>,
+    ) -> Vec<(InstanceId, InstanceResult)> {
         let polling = self.inner.polling;
         let deadline = (Instant::now() + polling.task_timeout).min(ctx.deadline());
-        let call = KpsRequest::task(project, task_id);
+        let mut results = Vec::with_capacity(tasks.len());
+        let mut last_error: HashMap<String, Failure> = HashMap::new();
         let mut wait = polling.first_delay;
-        let mut last_error: Option<Failure> = None;
-        loop {
-            let now = Instant::now();
-            if now + wait >= deadline {
-                let message = format!("task {task_id} had not ended when the time to wait for it ran out");
-                return InstanceResult::Unknown(
-                    last_error.unwrap_or_else(|| Failure::new(FailureKind::Timeout, message)),
-                );
+        while !tasks.is_empty() {
+            if Instant::now() + wait >= deadline {
+                for vm in tasks {
+                    let timeout = || {
+                        let message = format!("task {} had not ended when the time to wait for it ran out", vm.task_id);
+                        Failure::new(FailureKind::Timeout, message)
+                    };
+                    results
+                        .push((vm.id, InstanceResult::Unknown(last_error.remove(&vm.task_id).unwrap_or_else(timeout))));
+                }
+                break;
             }
             tokio::time::sleep(wait).await;
             wait = polling.interval;
-            let response = match self.inner.request(ctx, &call).await {
-                Ok(r) => r,
-                Err(CallFailure::Transport(e)) => {
-                    last_error = Some(e.to_failure());
-                    continue;
-                }
-                Err(CallFailure::Auth(f)) => return InstanceResult::Unknown(f),
-            };
-            if !response.is_success() {
-                let (failure, advice) = failure_of(&response);
-                if advice.retryable {
-                    wait = wait.max(failure.retry_after.unwrap_or(THROTTLE_WAIT));
-                    last_error = Some(failure);
-                    continue;
-                }
-                // The task was submitted; we just cannot see it.
-                return InstanceResult::Unknown(failure);
-            }
-            let Ok(status) = serde_json::from_slice::<TaskStatus>(&response.body) else {
-                last_error = Some(Failure::new(
-                    FailureKind::ProviderError,
-                    format!("unreadable task status: {}", snippet(&response.body)),
-                ));
-                continue;
-            };
-            match status.phase() {
-                Phase::Success => return InstanceResult::Bound,
-                Phase::Failed => {
-                    return InstanceResult::Failed(
-                        self.failure_reason(ctx, project, task_id, &status.task_status).await,
-                    );
-                }
-                Phase::Pending => {
-                    if !status.task_status.is_empty() && !status.task_status.contains('_') {
-                        tracing::debug!(task_id, status = %status.task_status, "unrecognised task status; still polling");
+            let steps =
+                futures::future::join_all(tasks.iter().map(|vm| self.poll_once(ctx, project, &vm.task_id))).await;
+            let failed: Vec<&str> = tasks
+                .iter()
+                .zip(&steps)
+                .filter_map(|(vm, step)| matches!(step, PollStep::Failed(_)).then_some(vm.task_id.as_str()))
+                .collect();
+            let mut reasons =
+                if failed.is_empty() { HashMap::new() } else { self.failure_reasons(ctx, project, &failed).await };
+            let mut still_running = Vec::with_capacity(tasks.len());
+            for (vm, step) in tasks.into_iter().zip(steps) {
+                match step {
+                    PollStep::Pending => still_running.push(vm),
+                    PollStep::Transient(failure) => {
+                        wait = wait.max(failure.retry_after.unwrap_or_default());
+                        last_error.insert(vm.task_id.clone(), failure);
+                        still_running.push(vm);
+                    }
+                    PollStep::Done(result) => results.push((vm.id, result)),
+                    PollStep::Failed(status) => {
+                        let failure = reasons.remove(&vm.task_id).unwrap_or_else(|| {
+                            let message = format!("task {} ended {status}; KPS listed no reason", vm.task_id);
+                            Failure::new(FailureKind::ProviderError, message)
+                        });
+                        results.push((vm.id, InstanceResult::Failed(failure)));
                     }
                 }
+            }
+            // Every VM whose task ended this round leaves the window here, together.
+            tasks = still_running;
+        }
+        results
+    }
+
+    /// One status query of one task.
+    async fn poll_once(&self, ctx: &RunContext, project: &str, task_id: &str) -> PollStep {
+        let response = match self.inner.request(ctx, &KpsRequest::task(project, task_id)).await {
+            Ok(r) => r,
+            Err(CallFailure::Transport(e)) => return PollStep::Transient(e.to_failure()),
+            Err(CallFailure::Auth(f)) => return PollStep::Done(InstanceResult::Unknown(f)),
+        };
+        if !response.is_success() {
+            let (failure, advice) = failure_of(&response);
+            if advice.retryable {
+                let wait = failure.retry_after.unwrap_or(THROTTLE_WAIT);
+                return PollStep::Transient(failure.with_retry_after(Some(wait)));
+            }
+            // The task was submitted; we just cannot see it.
+            return PollStep::Done(InstanceResult::Unknown(failure));
+        }
+        let Ok(status) = serde_json::from_slice::<TaskStatus>(&response.body) else {
+            let message = format!("unreadable task status: {}", snippet(&response.body));
+            return PollStep::Transient(Failure::new(FailureKind::ProviderError, message));
+        };
+        match status.phase() {
+            Phase::Success => PollStep::Done(InstanceResult::Bound),
+            Phase::Failed => PollStep::Failed(status.task_status),
+            Phase::Pending => {
+                if !status.task_status.is_empty() && !status.task_status.contains('_') {
+                    tracing::debug!(task_id, status = %status.task_status, "unrecognised task status; still polling");
+                }
+                PollStep::Pending
             }
         }
     }
 
-    /// The reason of a FAILED task, from the failed-task list.
-    async fn failure_reason(&self, ctx: &RunContext, project: &str, task_id: &str, status: &str) -> Failure {
+    /// The reasons of FAILED tasks, from the failed-task list (paged).
+    async fn failure_reasons(&self, ctx: &RunContext, project: &str, task_ids: &[&str]) -> HashMap<String, Failure> {
+        let mut found = HashMap::new();
         for page in 0..10u32 {
             let Ok(response) = self.inner.request(ctx, &KpsRequest::failed_tasks(project, 1000, page * 1000)).await
             else {
@@ -613,15 +649,32 @@ impl Executor<'_> {
             else {
                 break;
             };
-            if let Some(task) = list.tasks.iter().find(|t| t.task_id.as_deref() == Some(task_id)) {
+            for task in &list.tasks {
+                let Some(id) = task.task_id.as_deref().filter(|id| task_ids.contains(id)) else { continue };
                 let mut failure = vm_failure(task.task_error_code.as_deref(), task.task_error_msg.as_deref());
                 failure.request_id = response.header("x-request-id").map(str::to_string);
-                return failure;
+                found.insert(id.to_string(), failure);
             }
-            if list.tasks.len() < 1000 {
+            if found.len() == task_ids.len() || list.tasks.len() < 1000 {
                 break;
             }
         }
-        Failure::new(FailureKind::ProviderError, format!("task {task_id} ended {status}; KPS listed no reason"))
+        found
     }
+}
+
+/// A VM whose task runs, holding its slot in the window.
+struct RunningVm {
+    id: InstanceId,
+    task_id: String,
+    /// Held, never read: dropping it frees the VM's slot.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What one status query said.
+enum PollStep {
+    Pending,
+    Transient(Failure),
+    Done(InstanceResult),
+    Failed(String),
 }

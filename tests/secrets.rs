@@ -1,0 +1,127 @@
+//! Full runs on both providers, in every auth mode, with logging at trace
+//! level: no secret key, token, password or private key appears in a log
+//! line, nor in the `Debug` or `Display` of binders, requests, reports or errors.
+//! Its own test binary, so its tracing subscriber sees every callsite.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use keypair_binder::huawei::HuaweiBinder;
+use keypair_binder::volcengine::VolcengineBinder;
+use keypair_binder::{BindRequest, KeypairBinder, UnbindRequest, VmCredential};
+use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, private_key_for};
+use support::*;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn secrets(emu: &Emulator) -> Vec<String> {
+    let (h, v) = (&emu.credentials().huawei, &emu.credentials().volcengine);
+    vec![
+        h.sk.clone(),
+        h.temp_sk.clone(),
+        h.security_token.clone(),
+        h.token.clone(),
+        h.password.clone(),
+        h.vm_password.clone(),
+        "emulator-key-of".into(),
+        v.sk.clone(),
+        v.sts_sk.clone(),
+        v.session_token.clone(),
+    ]
+}
+
+#[tokio::test]
+async fn no_secret_in_logs_debug_or_display() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emu = emulator().instances(12).start().await.unwrap();
+    let (h, v) = (emu.credentials().huawei.clone(), emu.credentials().volcengine.clone());
+    let hw_ids = emu.inventory().ids(Cloud::Huawei);
+    let vc_ids = emu.inventory().ids(Cloud::Volcengine);
+    let mut texts: Vec<String> = Vec::new();
+
+    let huawei_binders = vec![
+        huawei(&emu).build().unwrap(),
+        huawei(&emu).temporary_access_key(&h.temp_ak, &h.temp_sk, &h.security_token).build().unwrap(),
+        huawei(&emu).token(&h.token).build().unwrap(),
+        HuaweiBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .iam_endpoint(emu.base_url().as_str())
+            .region(&h.region)
+            .password(&h.user, &h.password, &h.domain)
+            .polling(fast_polling())
+            .build()
+            .unwrap(),
+    ];
+    for (n, binder) in huawei_binders.iter().enumerate() {
+        let ids = &hw_ids[n * 3..n * 3 + 3];
+        let bind = bind_request(Cloud::Huawei, &emu, ids);
+        texts.push(format!("{bind:?}"));
+        let report = binder.bind(bind).await.unwrap();
+        texts.push(format!("{report:?}"));
+        let unbind = UnbindRequest::builder()
+            .instances(ids.iter().cloned())
+            .credential(VmCredential::private_key(private_key_for(DEFAULT_KEYPAIR)))
+            .build()
+            .unwrap();
+        texts.push(format!("{unbind:?}"));
+        texts.push(format!("{:?}", binder.unbind(unbind).await.unwrap()));
+        texts.push(format!("{binder:?}"));
+    }
+    let wrong = huawei(&emu).access_key(&h.ak, "wrong-huawei-secret").build().unwrap();
+    let err = wrong.bind(bind_request(Cloud::Huawei, &emu, &hw_ids[..1])).await.unwrap_err();
+    texts.extend([format!("{err:?}"), format!("{err}")]);
+
+    let volcengine_binders = vec![
+        volcengine(&emu).build().unwrap(),
+        VolcengineBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .credentials(&v.sts_ak, &v.sts_sk)
+            .session_token(&v.session_token)
+            .region(&v.region)
+            .build()
+            .unwrap(),
+    ];
+    for (n, binder) in volcengine_binders.iter().enumerate() {
+        let ids = &vc_ids[n * 6..n * 6 + 6];
+        let report = binder.bind(bind_request(Cloud::Volcengine, &emu, ids)).await.unwrap();
+        assert!(report.all_bound());
+        texts.push(format!("{report:?}"));
+        texts.push(format!("{binder:?}"));
+    }
+    let wrong = volcengine(&emu).credentials(&v.ak, "wrong-volc-secret").build().unwrap();
+    let request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instance(&vc_ids[0]).build().unwrap();
+    let err = wrong.bind(request).await.unwrap_err();
+    texts.extend([format!("{err:?}"), format!("{err}")]);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("api_call") && logs.contains("BatchAssociateKeypair") && logs.contains("AttachKeyPair"));
+    texts.push(logs);
+    for text in &texts {
+        for secret in
+            secrets(&emu).iter().chain(["wrong-huawei-secret".to_string(), "wrong-volc-secret".to_string()].iter())
+        {
+            assert!(!text.contains(secret.as_str()), "secret {secret:?} leaked in: {text}");
+        }
+    }
+}

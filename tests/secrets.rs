@@ -60,7 +60,7 @@ async fn no_secret_in_logs_debug_or_display() {
     let vc_ids = emu.inventory().ids(Cloud::Volcengine);
     let mut texts: Vec<String> = Vec::new();
 
-    let huawei_binders = vec![
+    let huawei_binders = [
         huawei(&emu).build().unwrap(),
         huawei(&emu).temporary_access_key(&h.temp_ak, &h.temp_sk, &h.security_token).build().unwrap(),
         huawei(&emu).token(&h.token).build().unwrap(),
@@ -92,7 +92,7 @@ async fn no_secret_in_logs_debug_or_display() {
     let err = wrong.bind(bind_request(Cloud::Huawei, &emu, &hw_ids[..1])).await.unwrap_err();
     texts.extend([format!("{err:?}"), format!("{err}")]);
 
-    let volcengine_binders = vec![
+    let volcengine_binders = [
         volcengine(&emu).build().unwrap(),
         VolcengineBinder::builder()
             .endpoint(emu.base_url().as_str())

@@ -1,36 +1,71 @@
-//! Binds a key pair to a few hundred instances through `Arc<dyn KeypairBinder>`,
-//! with no account and no network: the in-memory binder stands in for a cloud
-//! (including throttling and an instance that does not exist).
+//! Binds a key pair to a few hundred instances on each emulated cloud, through
+//! `Arc<dyn KeypairBinder>`, with no account and no network: the emulator
+//! serves Huawei Cloud KPS and Volcengine ECS on a loopback port, checks every
+//! signature, and throttles now and then, as the clouds do.
 //!
 //! Run: `cargo run --example quickstart`
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use keypair_binder::testing::{Behavior, InMemoryBinder};
-use keypair_binder::{BindRequest, Failure, FailureKind, KeypairBinder};
+use keypair_binder::huawei::{HuaweiBinder, Polling};
+use keypair_binder::volcengine::VolcengineBinder;
+use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
+use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, FaultRates};
+
+const INSTANCES: usize = 300;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let throttled = Failure::new(FailureKind::Throttled, "flow limit exceeded").retryable(true);
-    let binder: Arc<dyn KeypairBinder> = Arc::new(
-        InMemoryBinder::builder()
-            .max_per_call(100)
-            .behavior("i-0042", Behavior::RetryThenApply(2, throttled))
-            .behavior("i-0099", Behavior::Fail(Failure::new(FailureKind::InstanceNotFound, "no such instance")))
-            .build(),
+    let faults = FaultRates { throttle: 0.05, retry_after: Duration::from_millis(200), ..FaultRates::default() };
+    let emulator = Emulator::builder()
+        .instances(INSTANCES)
+        .task_duration(Duration::from_millis(100))
+        .faults(faults)
+        .seed(2026)
+        .start()
+        .await?;
+    let endpoint = emulator.base_url().to_string();
+    let (hw, vc) = (&emulator.credentials().huawei, &emulator.credentials().volcengine);
+    println!("emulator listening on {endpoint}");
+
+    // Built as a user's would be from their environment, pointed at the emulator.
+    let huawei: Arc<dyn KeypairBinder> = Arc::new(
+        HuaweiBinder::builder()
+            .endpoint(&endpoint)
+            .iam_endpoint(&endpoint)
+            .region(&hw.region)
+            .project_id(&hw.project_id)
+            .access_key(&hw.ak, &hw.sk)
+            // Emulated tasks take 100 ms; real ones take seconds (the default polling).
+            .polling(Polling {
+                first_delay: Duration::from_millis(120),
+                interval: Duration::from_millis(50),
+                task_timeout: Duration::from_secs(60),
+            })
+            .build()?,
+    );
+    let volcengine: Arc<dyn KeypairBinder> = Arc::new(
+        VolcengineBinder::builder().endpoint(&endpoint).region(&vc.region).credentials(&vc.ak, &vc.sk).build()?,
     );
 
-    let ids = (0..300).map(|i| format!("i-{i:04}"));
-    let request = BindRequest::builder().keypair_name("ops-2026").instances(ids).build()?;
-    let report = binder.bind(request).await?;
-
-    let (bound, failed, unknown) = report.counts();
-    println!(
-        "{}: {bound} bound, {failed} failed, {unknown} unknown in {} calls ({} retries)",
-        report.provider, report.stats.api_calls, report.stats.retries
-    );
-    for (id, failure) in report.failed() {
-        println!("  {id}: {failure}");
+    for (cloud, binder) in [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine)] {
+        let mut request =
+            BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(emulator.inventory().ids(cloud));
+        if cloud == Cloud::Huawei {
+            // Huawei binds in batches with the VMs' root password.
+            request = request.credential(VmCredential::password(&hw.vm_password));
+        }
+        let report = binder.bind(request.build()?).await?;
+        let (bound, failed, unknown) = report.counts();
+        println!(
+            "{:<10} {bound} bound, {failed} failed, {unknown} unknown: {} API calls, {} retries, {:.1?}",
+            report.provider, report.stats.api_calls, report.stats.retries, report.stats.elapsed
+        );
+        for condition in &report.post_conditions {
+            println!("{:<10} note: {condition}", "");
+        }
     }
+    emulator.shutdown().await;
     Ok(())
 }

@@ -209,36 +209,41 @@ impl KeypairBinder for HuaweiBinder {
     }
 
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
-        let mode = Self::bind_mode(request)?;
-        let targets = &request.common().targets;
-        let calls = match mode {
-            Mode::Batch { .. } => self
-                .inner
-                .engine
-                .chunks(targets.instances())
-                .map(|ids| PlannedCall {
-                    action: "POST /v3/{project_id}/keypairs/batch-associate".into(),
-                    instances: ids.to_vec(),
-                })
-                .collect(),
-            _ => targets
-                .instances()
-                .iter()
-                .map(|id| PlannedCall {
-                    action: "POST /v3/{project_id}/keypairs/associate".into(),
-                    instances: vec![id.clone()],
-                })
-                .collect(),
-        };
-        Ok(Plan {
-            provider: PROVIDER,
-            operation: Operation::Bind,
-            keypair: Some(request.keypair().clone()),
-            requested: targets.requested(),
-            duplicates: targets.duplicates(),
-            calls,
-        })
+        plan(request)
     }
+}
+
+/// The calls a bind would make, without a binder or any network: batches of
+/// 10 with a root password, else one associate per VM.
+pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
+    let mode = HuaweiBinder::bind_mode(request)?;
+    let targets = &request.common().targets;
+    let calls = match mode {
+        Mode::Batch { .. } => targets
+            .instances()
+            .chunks(MAX_BATCH)
+            .map(|ids| PlannedCall {
+                action: "POST /v3/{project_id}/keypairs/batch-associate".into(),
+                instances: ids.to_vec(),
+            })
+            .collect(),
+        _ => targets
+            .instances()
+            .iter()
+            .map(|id| PlannedCall {
+                action: "POST /v3/{project_id}/keypairs/associate".into(),
+                instances: vec![id.clone()],
+            })
+            .collect(),
+    };
+    Ok(Plan {
+        provider: PROVIDER,
+        operation: Operation::Bind,
+        keypair: Some(request.keypair().clone()),
+        requested: targets.requested(),
+        duplicates: targets.duplicates(),
+        calls,
+    })
 }
 
 /// Why a call got no usable answer.

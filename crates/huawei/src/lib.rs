@@ -15,5 +15,5 @@ pub mod request;
 pub mod signer;
 pub mod wire;
 
-pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, default_retry_policy};
+pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, default_retry_policy, plan};
 pub use config::{HuaweiAuth, HuaweiBuilder, HuaweiConfigKey, Polling, REGIONS};

@@ -293,14 +293,7 @@ impl KeypairBinder for VolcengineBinder {
     }
 
     async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
-        Self::check_common(request.common())?;
-        if request.disable_password().is_some() {
-            return Err(Error::unsupported(
-                PROVIDER,
-                "disable_password",
-                "Volcengine always disables password login on attach",
-            ));
-        }
+        check_bind(&request)?;
         self.run(Operation::Bind, request.keypair(), request.common()).await
     }
 
@@ -311,30 +304,41 @@ impl KeypairBinder for VolcengineBinder {
     }
 
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
-        Self::check_common(request.common())?;
-        if request.disable_password().is_some() {
-            return Err(Error::unsupported(
-                PROVIDER,
-                "disable_password",
-                "Volcengine always disables password login on attach",
-            ));
-        }
-        let targets = &request.common().targets;
-        let calls = self
-            .inner
-            .engine
-            .chunks(targets.instances())
-            .map(|ids| PlannedCall { action: Action::AttachKeyPair.as_str().to_string(), instances: ids.to_vec() })
-            .collect();
-        Ok(Plan {
-            provider: PROVIDER,
-            operation: Operation::Bind,
-            keypair: Some(request.keypair().clone()),
-            requested: targets.requested(),
-            duplicates: targets.duplicates(),
-            calls,
-        })
+        plan(request)
     }
+}
+
+/// The calls a bind would make, without a binder or any network: one
+/// `AttachKeyPair` per 100 instances.
+pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
+    check_bind(request)?;
+    let targets = &request.common().targets;
+    let calls = targets
+        .instances()
+        .chunks(MAX_INSTANCES_PER_CALL)
+        .map(|ids| PlannedCall { action: Action::AttachKeyPair.as_str().to_string(), instances: ids.to_vec() })
+        .collect();
+    Ok(Plan {
+        provider: PROVIDER,
+        operation: Operation::Bind,
+        keypair: Some(request.keypair().clone()),
+        requested: targets.requested(),
+        duplicates: targets.duplicates(),
+        calls,
+    })
+}
+
+/// Options of a bind that Volcengine cannot honour.
+fn check_bind(request: &BindRequest) -> Result<(), Error> {
+    VolcengineBinder::check_common(request.common())?;
+    if request.disable_password().is_some() {
+        return Err(Error::unsupported(
+            PROVIDER,
+            "disable_password",
+            "Volcengine always disables password login on attach",
+        ));
+    }
+    Ok(())
 }
 
 /// Default retry policy for Volcengine: the SDK's 300 ms base, more patience.

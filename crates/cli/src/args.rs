@@ -1,0 +1,144 @@
+//! The command line, exactly as documented: a contract scripts depend on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Bind SSH key pairs to cloud VMs, many at a time.
+#[derive(Debug, Parser)]
+#[command(name = "kpbind", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bind a key pair to instances.
+    Bind(RunArgs),
+    /// Remove a key pair from instances.
+    Unbind(RunArgs),
+    /// Validate a bind and print the calls it would make; no network.
+    Plan(RunArgs),
+    /// Serve the local emulator of both clouds until interrupted.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    Huawei,
+    Volcengine,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Huawei => "huawei",
+            Self::Volcengine => "volcengine",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write durations like 500ms, 30s, 2m)"))
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("targets").required(true).args(["instance", "instances_file"]))]
+pub struct RunArgs {
+    /// The cloud.
+    #[arg(long, value_enum)]
+    pub provider: Provider,
+    /// Key pair name.
+    #[arg(long, conflicts_with = "keypair_id")]
+    pub keypair: Option<String>,
+    /// Key pair id (Volcengine).
+    #[arg(long)]
+    pub keypair_id: Option<String>,
+    /// An instance id; repeat for more.
+    #[arg(long = "instance", value_name = "ID")]
+    pub instance: Vec<String>,
+    /// A file of instance ids, one per line (`#` comments); `-` reads standard input.
+    #[arg(long, value_name = "PATH|-")]
+    pub instances_file: Option<PathBuf>,
+
+    /// Region id.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Endpoint URL (for example the emulator's).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Result format on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Calls in flight at once.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Retries of a retryable failure.
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Time for the whole run, like 30s or 10m.
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Huawei: project id.
+    #[arg(long)]
+    pub project_id: Option<String>,
+    /// Huawei: IAM endpoint URL.
+    #[arg(long)]
+    pub iam_endpoint: Option<String>,
+    /// Huawei: disable SSH password login once the key is bound.
+    #[arg(long)]
+    pub disable_password: bool,
+    /// Huawei: SSH port the agent uses.
+    #[arg(long)]
+    pub ssh_port: Option<u16>,
+    /// Huawei: file holding the private key now on the VMs (replaces it).
+    #[arg(long, value_name = "PATH", conflicts_with = "current_password_env")]
+    pub current_private_key: Option<PathBuf>,
+    /// Huawei: environment variable holding the VMs' root password (batch bind).
+    #[arg(long, value_name = "VAR")]
+    pub current_password_env: Option<String>,
+    /// Huawei: time between task status queries, like 5s.
+    #[arg(long, value_parser = duration)]
+    pub poll_interval: Option<Duration>,
+
+    /// Volcengine: base of the ClientToken idempotency tokens.
+    #[arg(long)]
+    pub client_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// JSON inventory of instances and key pairs.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Generated instances per cloud, when no inventory is given.
+    #[arg(long, default_value_t = 100)]
+    pub instances: usize,
+    /// Latency of every call, like 50ms.
+    #[arg(long, value_parser = duration)]
+    pub latency: Option<Duration>,
+    /// Time a Huawei task takes, like 200ms.
+    #[arg(long, value_parser = duration)]
+    pub task_duration: Option<Duration>,
+    /// Faults, like throttle=0.3,server-error=0.05,drop-after=0.02,retry-after=1s.
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+    /// Seed of generated ids and fault draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

@@ -1,0 +1,76 @@
+//! `kpbind emulator`: serve both emulated clouds until interrupted. The first
+//! line on standard output is one JSON object with what a client needs.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use keypair_binder_emulator::{Emulator, FaultRates, Inventory};
+use serde_json::json;
+
+use crate::args::EmulatorArgs;
+
+pub async fn serve(args: EmulatorArgs) -> ExitCode {
+    let mut builder = Emulator::builder().listen(args.listen).instances(args.instances).seed(args.seed);
+    if let Some(path) = &args.inventory {
+        let inventory = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Inventory::from_json(&t).map_err(|e| e.to_string()))
+        {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("kpbind: cannot load inventory {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        builder = builder.inventory(inventory);
+    }
+    if let Some(latency) = args.latency {
+        builder = builder.latency(latency);
+    }
+    if let Some(duration) = args.task_duration {
+        builder = builder.task_duration(duration);
+    }
+    if let Some(spec) = &args.faults {
+        match spec.parse::<FaultRates>() {
+            Ok(rates) => builder = builder.faults(rates),
+            Err(e) => {
+                eprintln!("kpbind: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let emulator = match builder.start().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kpbind: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let credentials = emulator.credentials();
+    let base_url = format!("http://{}", emulator.addr());
+    let first_line = json!({"base_url": base_url, "huawei": credentials.huawei, "volcengine": credentials.volcengine});
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{first_line}").and_then(|_| stdout.flush()).is_err() {
+        return ExitCode::from(1);
+    }
+    drop(stdout);
+    eprintln!("kpbind emulator: serving Huawei KPS and Volcengine ECS on {base_url}; Ctrl-C stops it");
+    interrupted().await;
+    emulator.shutdown().await;
+    ExitCode::from(0)
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

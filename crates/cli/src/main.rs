@@ -1,0 +1,51 @@
+//! `kpbind`: bind SSH key pairs to fleets of cloud VMs from a terminal or a
+//! script. Results go to standard output (one JSON document with
+//! `--output json`); logs and progress go to standard error.
+//!
+//! Exit codes: 0 every instance succeeded; 1 request-level error
+//! (configuration, credentials, authentication, nothing sent); 2 usage error;
+//! 3 at least one instance failed or is unknown.
+
+mod args;
+mod emulator_cmd;
+mod output;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use run::Mode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kpbind: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Bind(args) => run::run(Mode::Bind, args).await,
+            Command::Unbind(args) => run::run(Mode::Unbind, args).await,
+            Command::Plan(args) => run::run(Mode::Plan, args).await,
+            Command::Emulator(args) => emulator_cmd::serve(args).await,
+        }
+    })
+}

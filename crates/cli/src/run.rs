@@ -1,0 +1,268 @@
+//! `bind`, `unbind` and `plan`: from arguments and environment to a report.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keypair_binder::huawei::{HuaweiBuilder, Polling};
+use keypair_binder::volcengine::VolcengineBuilder;
+use keypair_binder::{BindReport, BindRequest, Error, KeypairBinder, Plan, ProgressEvent, UnbindRequest, VmCredential};
+
+use crate::args::{Output, Provider, RunArgs};
+use crate::output;
+
+/// What was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Bind,
+    Unbind,
+    Plan,
+}
+
+/// Why the command could not produce a report.
+pub enum CliError {
+    /// The arguments are wrong (exit 2).
+    Usage(String),
+    /// The request failed as a whole (exit 1).
+    Request(Error),
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Validation(_) | Error::Unsupported { .. } => CliError::Usage(e.to_string()),
+            other => CliError::Request(other),
+        }
+    }
+}
+
+pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
+    let result = execute(mode, &args).await;
+    match result {
+        Ok(Done::Report(report)) => {
+            output::print_report(&report, args.output);
+            ExitCode::from(if report.all_bound() { 0 } else { 3 })
+        }
+        Ok(Done::Plan(plan)) => {
+            output::print_plan(&plan, args.output);
+            ExitCode::from(0)
+        }
+        Err(CliError::Usage(message)) => {
+            eprintln!("kpbind: {message}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Request(error)) => {
+            eprintln!("kpbind: {error}");
+            if args.output == Output::Json {
+                output::print_error(&error, args.provider.name());
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Request {
+    Bind(BindRequest),
+    Unbind(UnbindRequest),
+}
+
+enum Done {
+    Report(BindReport),
+    Plan(Plan),
+}
+
+async fn execute(mode: Mode, args: &RunArgs) -> Result<Done, CliError> {
+    check_options(mode, args)?;
+    let instances = read_instances(args)?;
+    let credential = vm_credential(args)?;
+    let progress = progress_bar(mode, args, instances.len());
+    let observer = progress.clone().map(|pb| {
+        Arc::new(move |event: &ProgressEvent| match event {
+            ProgressEvent::InstancesDone { done, .. } => pb.set_position(*done as u64),
+            ProgressEvent::RetryScheduled { delay, reason, .. } => {
+                pb.set_message(format!("retry in {delay:.1?}: {reason}"))
+            }
+            _ => {}
+        }) as Arc<dyn keypair_binder::ProgressObserver>
+    });
+
+    macro_rules! common {
+        ($builder:expr) => {{
+            let mut b = $builder.instances(instances.iter().cloned());
+            if let Some(c) = credential.clone() {
+                b = b.credential(c);
+            }
+            if let Some(p) = args.ssh_port {
+                b = b.ssh_port(p);
+            }
+            if let Some(t) = &args.client_token {
+                b = b.client_token(t);
+            }
+            if let Some(n) = args.concurrency {
+                b = b.concurrency(n);
+            }
+            if let Some(d) = args.timeout {
+                b = b.deadline(d);
+            }
+            if let Some(o) = observer.clone() {
+                b = b.observer(o);
+            }
+            match (&args.keypair, &args.keypair_id) {
+                (Some(name), _) => b.keypair_name(name),
+                (None, Some(id)) => b.keypair_id(id),
+                (None, None) => b,
+            }
+        }};
+    }
+
+    // Validate the request first: bad input is a usage error whatever the configuration.
+    let request = match mode {
+        Mode::Unbind => Request::Unbind(common!(UnbindRequest::builder()).build()?),
+        Mode::Bind | Mode::Plan => {
+            let mut builder = common!(BindRequest::builder());
+            if args.disable_password {
+                builder = builder.disable_password(true);
+            }
+            Request::Bind(builder.build()?)
+        }
+    };
+    let done = match (mode, request) {
+        // A plan sends nothing: it needs no binder, credentials or endpoint.
+        (Mode::Plan, Request::Bind(request)) => Done::Plan(match args.provider {
+            Provider::Huawei => keypair_binder::huawei::plan(&request)?,
+            Provider::Volcengine => keypair_binder::volcengine::plan(&request)?,
+        }),
+        (_, Request::Bind(request)) => Done::Report(binder(args)?.bind(request).await?),
+        (_, Request::Unbind(request)) => Done::Report(binder(args)?.unbind(request).await?),
+    };
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    Ok(done)
+}
+
+/// Options that belong to the other provider, or that this operation needs.
+fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
+    let provider = args.provider.name();
+    let foreign = |flag: &str, owner: &str| {
+        CliError::Usage(format!("{flag} is a {owner} option; provider {provider} does not take it"))
+    };
+    match args.provider {
+        Provider::Huawei => {
+            if args.keypair_id.is_some() {
+                return Err(foreign("--keypair-id", "volcengine"));
+            }
+            if args.client_token.is_some() {
+                return Err(foreign("--client-token", "volcengine"));
+            }
+            if mode != Mode::Unbind && args.keypair.is_none() {
+                return Err(CliError::Usage(format!("provider {provider} needs --keypair")));
+            }
+        }
+        Provider::Volcengine => {
+            let huawei_only = [
+                ("--project-id", args.project_id.is_some()),
+                ("--iam-endpoint", args.iam_endpoint.is_some()),
+                ("--disable-password", args.disable_password),
+                ("--ssh-port", args.ssh_port.is_some()),
+                ("--current-private-key", args.current_private_key.is_some()),
+                ("--current-password-env", args.current_password_env.is_some()),
+                ("--poll-interval", args.poll_interval.is_some()),
+            ];
+            if let Some((flag, _)) = huawei_only.iter().find(|(_, set)| *set) {
+                return Err(foreign(flag, "huawei"));
+            }
+            if args.keypair.is_none() && args.keypair_id.is_none() {
+                return Err(CliError::Usage(format!("provider {provider} needs --keypair or --keypair-id")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Instance ids from `--instance` or `--instances-file` (`-` is standard input).
+fn read_instances(args: &RunArgs) -> Result<Vec<String>, CliError> {
+    let Some(path) = &args.instances_file else { return Ok(args.instance.clone()) };
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?
+    };
+    Ok(text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The VMs' current credential (Huawei), read from a file or a named variable: never from the command line.
+fn vm_credential(args: &RunArgs) -> Result<Option<VmCredential>, CliError> {
+    if let Some(path) = &args.current_private_key {
+        let key = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        return Ok(Some(VmCredential::private_key(key)));
+    }
+    if let Some(var) = &args.current_password_env {
+        let password =
+            std::env::var(var).map_err(|_| CliError::Usage(format!("environment variable {var} is not set")))?;
+        return Ok(Some(VmCredential::password(password)));
+    }
+    Ok(None)
+}
+
+fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
+    Ok(match args.provider {
+        Provider::Huawei => {
+            let mut b = HuaweiBuilder::from_env();
+            if let Some(r) = &args.region {
+                b = b.region(r);
+            }
+            if let Some(e) = &args.endpoint {
+                b = b.endpoint(e);
+            }
+            if let Some(e) = &args.iam_endpoint {
+                b = b.iam_endpoint(e);
+            }
+            if let Some(p) = &args.project_id {
+                b = b.project_id(p);
+            }
+            if let Some(n) = args.max_retries {
+                b = b.retry_policy(keypair_binder::huawei::default_retry_policy().with_max_retries(n));
+            }
+            if let Some(interval) = args.poll_interval {
+                b = b.polling(Polling { first_delay: interval, interval, ..Polling::default() });
+            }
+            Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
+        }
+        Provider::Volcengine => {
+            let mut b = VolcengineBuilder::from_env();
+            if let Some(r) = &args.region {
+                b = b.region(r);
+            }
+            if let Some(e) = &args.endpoint {
+                b = b.endpoint(e);
+            }
+            if let Some(n) = args.max_retries {
+                b = b.retry_policy(keypair_binder::volcengine::default_retry_policy().with_max_retries(n));
+            }
+            Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
+        }
+    })
+}
+
+fn progress_bar(mode: Mode, args: &RunArgs, total: usize) -> Option<ProgressBar> {
+    if mode == Mode::Plan || args.quiet || args.output != Output::Text || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}") {
+        pb.set_style(style);
+    }
+    Some(pb)
+}

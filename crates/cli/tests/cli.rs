@@ -1,0 +1,331 @@
+//! `kpbind` as a user runs it: the built binary against the emulator.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", self.stdout))
+    }
+}
+
+/// The binary with a clean environment: only what the test gives it.
+fn kpbind(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kpbind"));
+    cmd.env_clear().env("HOME", "/nonexistent-home-for-tests");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn env_for(emu: &Emulator) -> Vec<(&'static str, String)> {
+    let (h, v) = (&emu.credentials().huawei, &emu.credentials().volcengine);
+    vec![
+        ("HUAWEICLOUD_SDK_AK", h.ak.clone()),
+        ("HUAWEICLOUD_SDK_SK", h.sk.clone()),
+        ("HUAWEICLOUD_SDK_PROJECT_ID", h.project_id.clone()),
+        ("HW_REGION_NAME", h.region.clone()),
+        ("VM_ROOT_PASSWORD", h.vm_password.clone()),
+        ("VOLCENGINE_ACCESS_KEY", v.ak.clone()),
+        ("VOLCENGINE_SECRET_KEY", v.sk.clone()),
+        ("VOLCENGINE_REGION", v.region.clone()),
+    ]
+}
+
+fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+async fn emulator(instances: usize) -> Emulator {
+    Emulator::builder().instances(instances).task_duration(Duration::from_millis(20)).start().await.unwrap()
+}
+
+fn provider_args(cloud: Cloud, endpoint: &str) -> Vec<String> {
+    let mut args = vec!["--provider".to_string(), cloud.as_str().to_string(), "--endpoint".into(), endpoint.into()];
+    if cloud == Cloud::Huawei {
+        args.extend([
+            "--current-password-env".into(),
+            "VM_ROOT_PASSWORD".into(),
+            "--poll-interval".into(),
+            "20ms".into(),
+        ]);
+    }
+    args
+}
+
+#[tokio::test]
+async fn bind_then_unbind_on_both_clouds_in_json() {
+    let emu = emulator(12).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+        let ids = emu.inventory().ids(cloud);
+        let mut args: Vec<String> =
+            vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into(), "--output".into(), "json".into()];
+        args.extend(provider_args(cloud, &endpoint));
+        for id in &ids {
+            args.extend(["--instance".into(), id.clone()]);
+        }
+        args.extend(["--instance".into(), ids[0].clone()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}", out.stderr);
+        let doc = out.json();
+        assert_eq!(doc["provider"], cloud.as_str());
+        assert_eq!(doc["operation"], "bind");
+        assert_eq!(doc["keypair"], DEFAULT_KEYPAIR);
+        let summary = &doc["summary"];
+        assert_eq!((summary["requested"].as_u64(), summary["distinct"].as_u64()), (Some(13), Some(12)));
+        assert_eq!(summary["succeeded"], 12);
+        assert_eq!((summary["failed"].as_u64(), summary["unknown"].as_u64()), (Some(0), Some(0)));
+        assert!(
+            summary["api_calls"].as_u64().unwrap() >= 1
+                && summary["retries"].is_u64()
+                && summary["elapsed_ms"].is_u64()
+        );
+        let listed: Vec<&str> =
+            doc["instances"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>(), "input order");
+        assert!(
+            doc["instances"].as_array().unwrap().iter().all(|i| i["status"] == "succeeded" && i.get("error").is_none())
+        );
+        assert!(ids.iter().all(|id| emu.binding(cloud, id).as_deref() == Some(DEFAULT_KEYPAIR)));
+
+        let mut args: Vec<String> = vec!["unbind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into(), "--quiet".into()];
+        args.extend(provider_args(cloud, &endpoint));
+        if cloud == Cloud::Huawei {
+            let key = std::env::temp_dir().join(format!("kpbind-test-key-{}", std::process::id()));
+            std::fs::write(&key, keypair_binder_emulator::private_key_for(DEFAULT_KEYPAIR)).unwrap();
+            let pos = args.iter().position(|a| a == "--current-password-env").unwrap();
+            args.splice(pos..pos + 2, ["--current-private-key".to_string(), key.display().to_string()]);
+        }
+        args.extend(["--instances-file".into(), "-".into()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stdin = format!("# unbind all\n\n{}\n", ids.join("\n"));
+        let out = run(kpbind(&as_refs(&env)), &argv, Some(&stdin)).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {} {}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("12 of 12 succeeded"), "{}", out.stdout);
+        assert!(ids.iter().all(|id| emu.binding(cloud, id).is_none()));
+    }
+}
+
+#[tokio::test]
+async fn partial_failure_exits_3_with_each_reason() {
+    let emu = emulator(2).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+        let good = &emu.inventory().ids(cloud)[0];
+        let mut args: Vec<String> =
+            vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into(), "--output".into(), "json".into()];
+        args.extend(provider_args(cloud, &endpoint));
+        args.extend(["--instance".into(), good.clone(), "--instance".into(), "no-such-vm".into()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+        assert_eq!(out.code, 3, "{cloud:?}: {}", out.stderr);
+        let doc = out.json();
+        assert_eq!(doc["summary"]["failed"], 1);
+        let failed = &doc["instances"][1];
+        assert_eq!(failed["status"], "failed");
+        let error = &failed["error"];
+        assert!(error["kind"].is_string() && error["code"].is_string() && error["message"].is_string(), "{error}");
+        assert_eq!(error["retryable"], false);
+        assert!(error["http_status"].is_u64() && error["request_id"].is_string(), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_exit_1_and_missing_ones_name_the_variables() {
+    let emu = emulator(2).await;
+    let mut env = env_for(&emu);
+    env.retain(|(k, _)| *k != "VOLCENGINE_SECRET_KEY");
+    env.push(("VOLCENGINE_SECRET_KEY", "wrong-secret-key-7f3a".into()));
+    let endpoint = emu.base_url().to_string();
+    let id = emu.inventory().ids(Cloud::Volcengine)[0].clone();
+    let args = [
+        "bind",
+        "--provider",
+        "volcengine",
+        "--keypair",
+        DEFAULT_KEYPAIR,
+        "--instance",
+        &id,
+        "--endpoint",
+        &endpoint,
+        "--output",
+        "json",
+    ];
+    let out = run(kpbind(&as_refs(&env)), &args, None).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.json()["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"));
+    assert!(!out.stdout.contains("wrong-secret-key-7f3a") && !out.stderr.contains("wrong-secret-key-7f3a"));
+
+    let out = run(
+        kpbind(&[]),
+        &["bind", "--provider", "huawei", "--keypair", "kp", "--instance", "vm", "--region", "cn-north-4"],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HUAWEICLOUD_SDK_AK"), "{}", out.stderr);
+    let out =
+        run(kpbind(&[]), &["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "i-1"], None).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("VOLCENGINE_ACCESS_KEY"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_name_the_provider() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["bind", "--provider", "huawei", "--keypair-id", "kp-1", "--instance", "a"], "huawei"),
+        (&["bind", "--provider", "huawei", "--keypair", "kp", "--instance", "a", "--client-token", "t"], "huawei"),
+        (
+            &["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "a", "--project-id", "p"],
+            "volcengine",
+        ),
+        (
+            &["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "a", "--disable-password"],
+            "volcengine",
+        ),
+        (&["unbind", "--provider", "volcengine", "--instance", "a"], "volcengine"),
+        (&["bind", "--provider", "huawei", "--instance", "a"], "--keypair"),
+        (&["bind", "--provider", "volcengine", "--keypair", "kp"], "required"),
+        (&["bind", "--provider", "aws", "--keypair", "kp", "--instance", "a"], "aws"),
+        (&["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "bad id"], "instance #0"),
+        (&["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "a", "--timeout", "soon"], "500ms"),
+    ];
+    for (args, expected) in cases {
+        let out = run(kpbind(&[]), args, None).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}
+
+#[tokio::test]
+async fn plan_needs_no_network_nor_credentials() {
+    let ids: Vec<String> = (0..25).map(|i| format!("vm-{i}")).collect();
+    let mut args = vec![
+        "plan",
+        "--provider",
+        "huawei",
+        "--keypair",
+        "kp",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--output",
+        "json",
+        "--current-password-env",
+        "PW",
+    ];
+    for id in &ids {
+        args.extend(["--instance", id.as_str()]);
+    }
+    let out = run(kpbind(&[("PW", "x")]), &args, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let calls: Vec<usize> =
+        out.json()["calls"].as_array().unwrap().iter().map(|c| c["instances"].as_array().unwrap().len()).collect();
+    assert_eq!(calls, [10, 10, 5]);
+    let out = run(
+        kpbind(&[]),
+        &[
+            "plan",
+            "--provider",
+            "volcengine",
+            "--keypair",
+            "kp",
+            "--instance",
+            "i-1",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("AttachKeyPair"));
+}
+
+#[tokio::test]
+async fn secrets_are_never_printed_even_at_trace_level() {
+    let emu = emulator(3).await;
+    let mut env = env_for(&emu);
+    env.push(("RUST_LOG", "trace".into()));
+    let endpoint = emu.base_url().to_string();
+    let mut outputs = String::new();
+    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+        let mut args: Vec<String> = vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into()];
+        args.extend(provider_args(cloud, &endpoint));
+        for id in emu.inventory().ids(cloud) {
+            args.extend(["--instance".into(), id]);
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("api_call"), "trace logs reach stderr");
+        outputs.push_str(&out.stdout);
+        outputs.push_str(&out.stderr);
+    }
+    let (h, v) = (&emu.credentials().huawei, &emu.credentials().volcengine);
+    for secret in [&h.sk, &h.vm_password, &v.sk] {
+        assert!(!outputs.contains(secret.as_str()), "{secret} leaked");
+    }
+}
+
+#[tokio::test]
+async fn emulator_prints_what_a_client_needs_on_its_first_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpbind"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--instances", "5", "--seed", "3", "--faults", "throttle=0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let doc: Value = serde_json::from_str(&first).unwrap();
+    let base = doc["base_url"].as_str().unwrap();
+    assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with('/'), "{base}");
+    for key in ["ak", "sk", "project_id", "token", "region"] {
+        assert!(doc["huawei"][key].is_string(), "huawei.{key}");
+    }
+    for key in ["ak", "sk", "region"] {
+        assert!(doc["volcengine"][key].is_string(), "volcengine.{key}");
+    }
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(), "it serves");
+    child.kill().await.unwrap();
+
+    let out = run(kpbind(&[]), &["emulator", "--faults", "throttle=7"], None).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -141,4 +141,7 @@ pub struct EmulatorArgs {
     /// Seed of generated ids and fault draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the inventory served (instance ids included) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub write_inventory: Option<PathBuf>,
 }

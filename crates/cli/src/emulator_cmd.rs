@@ -46,6 +46,13 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(path) = &args.write_inventory {
+        let text = serde_json::to_string_pretty(emulator.inventory()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("kpbind: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let credentials = emulator.credentials();
     let base_url = format!("http://{}", emulator.addr());
     let first_line = json!({"base_url": base_url, "huawei": credentials.huawei, "volcengine": credentials.volcengine});

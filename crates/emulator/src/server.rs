@@ -118,6 +118,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     // IAM token requests are not faulted: tests of auth script their own failures.
     let fault = if action.starts_with("iam:") { None } else { shared.faults.decide(cloud, &action) };
     let signed_at = incoming.header("x-sdk-date").or_else(|| incoming.header("x-date")).map(str::to_string);
+    let instance_ids = named_instances(cloud, &incoming);
     let log = |status: u16, instances: usize| LogEntry {
         cloud,
         action: action.clone(),
@@ -125,6 +126,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         fault: fault.as_ref().map(|f| format!("{f:?}")),
         instances,
         signed_at: signed_at.clone(),
+        instance_ids: instance_ids.clone(),
     };
     match &fault {
         Some(Fault::Slow(by)) => tokio::time::sleep(*by).await,
@@ -181,6 +183,23 @@ fn server_error(cloud: Cloud) -> Response {
         Cloud::Huawei => huawei::error(StatusCode::INTERNAL_SERVER_ERROR, "KPS.0003", "Dependency service unavailable"),
         Cloud::Volcengine => {
             volcengine::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal error", "", None)
+        }
+    }
+}
+
+/// The instances a key-pair call names, for the request log.
+fn named_instances(cloud: Cloud, req: &Incoming) -> Vec<String> {
+    match cloud {
+        Cloud::Volcengine => {
+            (1..=100).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect()
+        }
+        Cloud::Huawei => {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else { return Vec::new() };
+            let server_id = |v: &serde_json::Value| v["server"]["id"].as_str().map(str::to_string);
+            match body["batch_keypairs"].as_array() {
+                Some(entries) => entries.iter().take(100).filter_map(server_id).collect(),
+                None => server_id(&body).into_iter().collect(),
+            }
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct LogEntry {
     pub instances: usize,
     /// The signing time it carried (`X-Sdk-Date` or `X-Date`), if any.
     pub signed_at: Option<String>,
+    /// The instances a key-pair call named (up to 100).
+    pub instance_ids: Vec<String>,
 }
 
 /// The mutable world behind both APIs.

@@ -34,6 +34,8 @@ use crate::wire::{
 
 /// The CIDR the KPS agent connects from; the VM's security group must allow SSH from it.
 pub const AGENT_SOURCE_CIDR: &str = "100.125.0.0/16";
+/// Tries at listing running tasks after an ambiguous submission.
+const RECONCILE_ATTEMPTS: u32 = 6;
 /// Wait suggested by Huawei after `APIGW.0308` when no `Retry-After` is given.
 const THROTTLE_WAIT: Duration = Duration::from_secs(2);
 
@@ -522,10 +524,7 @@ impl Executor<'_> {
         vms: &[InstanceId],
         cause: Failure,
     ) -> Vec<(InstanceId, Submitted)> {
-        let running = match self.inner.request(ctx, &KpsRequest::running_tasks(project, 1000, 0)).await {
-            Ok(r) if r.is_success() => serde_json::from_slice::<RunningTasks>(&r.body).ok(),
-            _ => None,
-        };
+        let running = self.running_tasks(ctx, project).await;
         vms.iter()
             .map(|id| {
                 let task = running.as_ref().and_then(|r| {
@@ -533,17 +532,46 @@ impl Executor<'_> {
                 });
                 let outcome = match task {
                     Some(task_id) => Submitted::Task(task_id),
-                    None => Submitted::Done(InstanceResult::Unknown(Failure {
-                        message: format!(
-                            "{}; no running task found for this VM, so it may or may not have been applied",
-                            cause.message
-                        ),
-                        ..cause.clone()
-                    })),
+                    None => {
+                        let checked = if running.is_some() {
+                            "no running task found for this VM"
+                        } else {
+                            "running tasks could not be listed"
+                        };
+                        Submitted::Done(InstanceResult::Unknown(Failure {
+                            message: format!("{}; {checked}, so it may or may not have been applied", cause.message),
+                            ..cause.clone()
+                        }))
+                    }
                 };
                 (id.clone(), outcome)
             })
             .collect()
+    }
+
+    /// The running-task list, asked again through throttling and server errors
+    /// (it is a read: safe to repeat).
+    async fn running_tasks(&self, ctx: &RunContext, project: &str) -> Option<RunningTasks> {
+        let mut wait = self.inner.polling.interval;
+        for _ in 0..RECONCILE_ATTEMPTS {
+            match self.inner.request(ctx, &KpsRequest::running_tasks(project, 1000, 0)).await {
+                Ok(r) if r.is_success() => return serde_json::from_slice::<RunningTasks>(&r.body).ok(),
+                Ok(r) => {
+                    let (failure, advice) = failure_of(&r);
+                    if !advice.retryable {
+                        return None;
+                    }
+                    wait = wait.max(failure.retry_after.unwrap_or(THROTTLE_WAIT));
+                }
+                Err(CallFailure::Transport(_)) => {}
+                Err(CallFailure::Auth(_)) => return None,
+            }
+            if Instant::now() + wait >= ctx.deadline() {
+                return None;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        None
     }
 
     /// Polls the tasks of one submission to SUCCESS or FAILED, all in the same

@@ -13,16 +13,16 @@ use keypair_binder_core::engine::{
 use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    BindReport, BindRequest, Capabilities, Error, Failure, InstanceId, KeyPairRef, KeypairBinder, Operation, Plan,
+    PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
 };
 use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
-use crate::errors::{body_snippet, call_failure, instance_failure, parse_error};
+use crate::errors::{instance_failure, read_result};
 use crate::request::{Invocation, prepare};
 use crate::signer::Credentials;
-use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
+use crate::wire::{self, Action, DescribeInstancesResult, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
 const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
@@ -161,43 +161,11 @@ impl Inner {
         self.http.send(request, info).await
     }
 
-    /// Reads a 2xx answer's `Result`, or the error it carries.
-    fn parse<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<(T, Option<String>), CallError> {
-        if !response.is_success() {
-            let (failure, advice) = parse_error(response);
-            return Err(CallError { failure, maybe_applied: advice.maybe_applied });
-        }
-        let envelope: Envelope<T> = serde_json::from_slice(&response.body).map_err(|e| {
-            // A 2xx we cannot read may have been applied; the same token makes a retry safe.
-            let failure = Failure::new(
-                FailureKind::ProviderError,
-                format!("unreadable response ({e}): {}", body_snippet(&response.body)),
-            )
-            .with_status(response.status)
-            .retryable(true);
-            CallError::maybe_applied(failure)
-        })?;
-        let metadata = envelope.metadata.unwrap_or_default();
-        if let Some(error) = &metadata.error {
-            let (failure, advice) = call_failure(response, Some(error), metadata.request_id);
-            return Err(CallError { failure, maybe_applied: advice.maybe_applied });
-        }
-        match envelope.result {
-            Some(result) => Ok((result, metadata.request_id)),
-            None => Err(CallError::maybe_applied(
-                Failure::new(FailureKind::ProviderError, "response has no Result")
-                    .with_status(response.status)
-                    .with_request_id(metadata.request_id)
-                    .retryable(true),
-            )),
-        }
-    }
-
     /// Current status of instances (for those refused as `InvalidInstanceStatus`).
     async fn statuses(&self, ctx: &RunContext, ids: &[InstanceId]) -> Option<HashMap<String, String>> {
         let query = wire::describe_instances(ids, None);
         let response = self.call(ctx, Action::DescribeInstances, &query, ids.len(), None).await.ok()?;
-        let (result, _) = Self::parse::<DescribeInstancesResult>(&response).ok()?;
+        let (result, _) = read_result::<DescribeInstancesResult>(&response).ok()?;
         Some(result.instances.into_iter().map(|i| (i.instance_id, i.status)).collect())
     }
 }
@@ -224,7 +192,7 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
                 // ambiguous failure replays the stored result instead of applying twice.
                 CallError { failure: e.to_failure(), maybe_applied: e.maybe_applied() }
             })?;
-        let (result, request_id) = Inner::parse::<OperationResult>(&response)?;
+        let (result, request_id) = read_result::<OperationResult>(&response)?;
         tracing::debug!(
             request_id = request_id.as_deref().unwrap_or(""),
             details = result.details.len(),

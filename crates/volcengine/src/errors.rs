@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use keypair_binder_core::engine::CallError;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::{Failure, FailureKind};
 
@@ -99,4 +100,34 @@ pub fn parse_error(response: &HttpResponse) -> (Failure, Advice) {
 pub fn body_snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
+}
+
+/// Reads an answer's `Result`, or the error it carries (non-2xx, or 2xx with
+/// `ResponseMetadata.Error`), whatever the bytes.
+pub fn read_result<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<(T, Option<String>), CallError> {
+    if !response.is_success() {
+        let (failure, advice) = parse_error(response);
+        return Err(CallError { failure, maybe_applied: advice.maybe_applied });
+    }
+    let envelope: Envelope<T> = serde_json::from_slice(&response.body).map_err(|e| {
+        // A 2xx we cannot read may have been applied; the same token makes a retry safe.
+        let message = format!("unreadable response ({e}): {}", body_snippet(&response.body));
+        CallError::maybe_applied(
+            Failure::new(FailureKind::ProviderError, message).with_status(response.status).retryable(true),
+        )
+    })?;
+    let metadata = envelope.metadata.unwrap_or_default();
+    if let Some(error) = &metadata.error {
+        let (failure, advice) = call_failure(response, Some(error), metadata.request_id);
+        return Err(CallError { failure, maybe_applied: advice.maybe_applied });
+    }
+    match envelope.result {
+        Some(result) => Ok((result, metadata.request_id)),
+        None => Err(CallError::maybe_applied(
+            Failure::new(FailureKind::ProviderError, "response has no Result")
+                .with_status(response.status)
+                .with_request_id(metadata.request_id)
+                .retryable(true),
+        )),
+    }
 }

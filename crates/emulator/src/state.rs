@@ -66,6 +66,8 @@ pub(crate) struct Task {
 /// A Volcengine `ClientToken` record.
 #[derive(Clone, Debug)]
 pub(crate) enum TokenRecord {
+    /// Being applied now.
+    InProgress { fingerprint: String },
     /// Applied; answered from `ready_at` on (before it: `IdempotentProcessing`).
     Done { fingerprint: String, status: u16, body: String, ready_at: Instant },
 }

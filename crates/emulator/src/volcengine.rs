@@ -61,14 +61,13 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
     let in_region = region == shared.credentials.volcengine.region;
     let ids: Vec<String> = (1..).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect();
     let count = ids.len();
-    let mut world = shared.world();
     let response = match action {
         "AttachKeyPair" | "DetachKeyPair" => {
             let throttle_all = matches!(fault, Some(Fault::InstanceThrottle));
-            keypair_call(shared, &mut world, req, action, &region, in_region, ids, throttle_all, now)
+            keypair_call(shared, req, action, &region, in_region, ids, throttle_all, now)
         }
-        "DescribeInstances" => describe_instances(&mut world, req, &region, in_region, ids, now),
-        "DescribeKeyPairs" => describe_keypairs(&world, req, &region, in_region),
+        "DescribeInstances" => describe_instances(&mut shared.world(), req, &region, in_region, ids, now),
+        "DescribeKeyPairs" => describe_keypairs(&shared.world(), req, &region, in_region),
         _ => {
             error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", "the action or version does not exist", action, None)
         }
@@ -136,7 +135,6 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
 #[allow(clippy::too_many_arguments)]
 fn keypair_call(
     shared: &Shared,
-    world: &mut World,
     req: &Incoming,
     action: &str,
     region: &str,
@@ -160,83 +158,137 @@ fn keypair_call(
     if token.is_some_and(|t| !t.is_ascii() || t.len() > 64 || t.is_empty()) {
         return bad("InvalidClientToken.Malformed", "ClientToken must be ASCII and at most 64 characters");
     }
-    let keypair = world
-        .volc_keypairs
-        .iter()
-        .find(|(n, i)| in_region && if let Some(id) = id { i == id } else { Some(n.as_str()) == name })
-        .cloned();
-    let Some((kp_name, _)) = keypair else {
-        return error(StatusCode::NOT_FOUND, "InvalidKeyPair.NotFound", "the key pair does not exist", action, None);
-    };
+    let mut params: Vec<&(String, String)> = req.query.iter().filter(|(k, _)| k != "ClientToken").collect();
+    params.sort();
+    let joined: String = params.iter().map(|(k, v)| format!("{k}\u{0}{v}\u{0}")).collect();
+    let fingerprint = sha256_hex(joined.as_bytes());
 
-    let mut fingerprint: Vec<&(String, String)> = req.query.iter().filter(|(k, _)| k != "ClientToken").collect();
-    fingerprint.sort();
-    let fingerprint = format!("{fingerprint:?}");
-    if let Some(token) = token {
-        match world.tokens.get(token) {
-            Some(TokenRecord::Done { fingerprint: f, status, body, ready_at }) if *f == fingerprint => {
-                if now < *ready_at {
+    // Decide and apply under the lock; build the answer outside it.
+    let problems = {
+        let mut world = shared.world();
+        let keypair = world
+            .volc_keypairs
+            .iter()
+            .find(|(n, i)| in_region && if let Some(id) = id { i == id } else { Some(n.as_str()) == name })
+            .cloned();
+        let Some((kp_name, _)) = keypair else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "InvalidKeyPair.NotFound",
+                "the key pair does not exist",
+                action,
+                None,
+            );
+        };
+        if let Some(token) = token {
+            match world.tokens.get(token) {
+                Some(TokenRecord::Done { fingerprint: f, status, body, ready_at }) if *f == fingerprint => {
+                    if now < *ready_at {
+                        let msg = "a request with this ClientToken is still being processed";
+                        return error(StatusCode::PRECONDITION_FAILED, "IdempotentProcessing", msg, action, None);
+                    }
+                    return raw(*status, body.clone());
+                }
+                Some(TokenRecord::InProgress { fingerprint: f }) if *f == fingerprint => {
                     let msg = "a request with this ClientToken is still being processed";
                     return error(StatusCode::PRECONDITION_FAILED, "IdempotentProcessing", msg, action, None);
                 }
-                return raw(*status, body.clone());
-            }
-            Some(_) => {
-                let msg = "ClientToken was already used with different parameters";
-                return bad("IdempotentParameterMismatch", msg);
-            }
-            None => {}
-        }
-    }
-
-    let attach = action == "AttachKeyPair";
-    let mut details = Vec::with_capacity(ids.len());
-    for instance in &ids {
-        let vm = world.vms.get_mut(&(Cloud::Volcengine, instance.clone())).filter(|_| in_region);
-        let state = vm.map(|vm| vm.state_at(now));
-        let vm = world.vms.get_mut(&(Cloud::Volcengine, instance.clone())).filter(|_| in_region);
-        let problem = match vm {
-            None => Some(("InvalidInstance.NotFound", format!("instance {instance} does not exist"))),
-            Some(vm) if vm.os == Os::Windows => {
-                Some(("InvalidKeyPairForWindows.Unsupported", "key pairs cannot be used with Windows instances".into()))
-            }
-            Some(vm) if !vm.agent => Some((
-                "InvalidResetAuthenticationAgent.NotFound",
-                "the instance has no password reset agent installed".into(),
-            )),
-            Some(_) if state == Some(VmState::Transitioning) => {
-                Some(("InvalidInstanceStatus", format!("instance {instance} is STARTING")))
-            }
-            Some(_) if throttle_all || shared.faults.instance_throttled() => {
-                Some(("FlowLimitExceeded", "flow limit exceeded for this instance".into()))
-            }
-            Some(vm) => {
-                let changed = if attach {
-                    vm.keypair = Some(kp_name.clone());
-                    true
-                } else if vm.keypair.as_deref() == Some(kp_name.as_str()) {
-                    vm.keypair = None;
-                    true
-                } else {
-                    false
-                };
-                if changed {
-                    world.applied(Cloud::Volcengine, instance);
+                Some(_) => {
+                    return bad("IdempotentParameterMismatch", "ClientToken was already used with different parameters");
                 }
-                None
+                None => {
+                    world
+                        .tokens
+                        .insert(token.to_string(), TokenRecord::InProgress { fingerprint: fingerprint.clone() });
+                }
             }
-        };
-        details.push(match problem {
-            None => json!({"InstanceId": instance, "Error": null}),
-            Some((code, message)) => json!({"InstanceId": instance, "Error": {"Code": code, "Message": message}}),
-        });
-    }
+        }
+        let attach = action == "AttachKeyPair";
+        ids.iter()
+            .map(|instance| apply_one(shared, &mut world, instance, &kp_name, attach, in_region, throttle_all, now))
+            .collect::<Vec<_>>()
+    };
+    let details: Vec<Detail<'_>> = ids
+        .iter()
+        .zip(problems)
+        .map(|(instance, problem)| Detail {
+            instance_id: instance,
+            error: problem.map(|(code, message)| DetailError { code, message }),
+        })
+        .collect();
     let (status, body) = success(action, region, json!({"OperationDetails": details}));
     if let Some(token) = token {
         let ready_at = now + shared.timing.processing;
-        world.tokens.insert(token.to_string(), TokenRecord::Done { fingerprint, status, body: body.clone(), ready_at });
+        let record = TokenRecord::Done { fingerprint, status, body: body.clone(), ready_at };
+        shared.world().tokens.insert(token.to_string(), record);
     }
     raw(status, body)
+}
+
+/// One entry of `OperationDetails`.
+#[derive(serde::Serialize)]
+struct Detail<'a> {
+    #[serde(rename = "InstanceId")]
+    instance_id: &'a str,
+    #[serde(rename = "Error")]
+    error: Option<DetailError>,
+}
+
+#[derive(serde::Serialize)]
+struct DetailError {
+    #[serde(rename = "Code")]
+    code: &'static str,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// Applies the call to one instance, or says why it cannot.
+#[allow(clippy::too_many_arguments)]
+fn apply_one(
+    shared: &Shared,
+    world: &mut World,
+    instance: &str,
+    keypair: &str,
+    attach: bool,
+    in_region: bool,
+    throttle_all: bool,
+    now: Instant,
+) -> Option<(&'static str, String)> {
+    let key = (Cloud::Volcengine, instance.to_string());
+    let Some(vm) = world.vms.get_mut(&key).filter(|_| in_region) else {
+        return Some(("InvalidInstance.NotFound", format!("instance {instance} does not exist")));
+    };
+    if vm.os == Os::Windows {
+        return Some((
+            "InvalidKeyPairForWindows.Unsupported",
+            "key pairs cannot be used with Windows instances".into(),
+        ));
+    }
+    if !vm.agent {
+        return Some((
+            "InvalidResetAuthenticationAgent.NotFound",
+            "the instance has no password reset agent installed".into(),
+        ));
+    }
+    if vm.state_at(now) == VmState::Transitioning {
+        return Some(("InvalidInstanceStatus", format!("instance {instance} is STARTING")));
+    }
+    if throttle_all || shared.faults.instance_throttled() {
+        return Some(("FlowLimitExceeded", "flow limit exceeded for this instance".into()));
+    }
+    let changed = if attach {
+        vm.keypair = Some(keypair.to_string());
+        true
+    } else if vm.keypair.as_deref() == Some(keypair) {
+        vm.keypair = None;
+        true
+    } else {
+        false
+    };
+    if changed {
+        world.applied(Cloud::Volcengine, instance);
+    }
+    None
 }
 
 fn paging(req: &Incoming) -> (usize, usize) {

@@ -1,0 +1,218 @@
+//! Fleet benchmark: binds key pairs to thousands of instances on the
+//! in-process emulator (seeded) and prints, per case, the calls made against
+//! the minimum, wall time against the floor the cloud's rules allow, and the
+//! client's peak heap. Figures are printed, never asserted.
+//!
+//! Run: `cargo bench --bench fleet` (add `-- --quick` for the small cases only).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use keypair_binder::huawei::{HuaweiBinder, Polling};
+use keypair_binder::volcengine::VolcengineBinder;
+use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
+use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator};
+
+/// Counts the heap of the threads that run the client, not the emulator's.
+struct ClientHeap;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted() -> bool {
+    COUNTED.try_with(Cell::get).unwrap_or(false)
+}
+
+unsafe impl GlobalAlloc for ClientHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() && counted() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        if counted() {
+            let _ = LIVE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(layout.size())));
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ClientHeap = ClientHeap;
+
+struct Case {
+    cloud: Cloud,
+    n: usize,
+    latency: Duration,
+    task: Duration,
+    concurrency: usize,
+}
+
+struct Row {
+    case: Case,
+    calls: u64,
+    minimum: u64,
+    queries_per_vm: Option<f64>,
+    wall: Duration,
+    floor: Duration,
+    heap: usize,
+    bound: usize,
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn peak_rss() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<usize>().ok().map(|kb| kb * 1024)
+}
+
+fn run(case: Case) -> Row {
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let emulator = server
+        .block_on(Emulator::builder().instances(case.n).latency(case.latency).task_duration(case.task).seed(7).start())
+        .unwrap();
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .on_thread_start(|| COUNTED.with(|c| c.set(true)))
+        .build()
+        .unwrap();
+    let endpoint = emulator.base_url().to_string();
+    let ids = emulator.inventory().ids(case.cloud);
+
+    COUNTED.with(|c| c.set(true));
+    let baseline = LIVE.load(Ordering::Relaxed);
+    PEAK.store(baseline, Ordering::Relaxed);
+    let (report, wall) = client.block_on(async {
+        let (hw, vc) = (&emulator.credentials().huawei, &emulator.credentials().volcengine);
+        let mut request =
+            BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids).concurrency(case.concurrency);
+        let binder: Arc<dyn KeypairBinder> = match case.cloud {
+            Cloud::Huawei => {
+                request = request.credential(VmCredential::password(&hw.vm_password));
+                // First query when the task should have ended: its duration less the call's latency.
+                let first_delay = case.task.saturating_sub(case.latency);
+                let polling =
+                    Polling { first_delay, interval: Duration::from_millis(20), task_timeout: Duration::from_secs(60) };
+                Arc::new(
+                    HuaweiBinder::builder()
+                        .endpoint(&endpoint)
+                        .project_id(&hw.project_id)
+                        .access_key(&hw.ak, &hw.sk)
+                        .polling(polling)
+                        .build()
+                        .unwrap(),
+                )
+            }
+            Cloud::Volcengine => Arc::new(
+                VolcengineBinder::builder()
+                    .endpoint(&endpoint)
+                    .region(&vc.region)
+                    .credentials(&vc.ak, &vc.sk)
+                    .build()
+                    .unwrap(),
+            ),
+        };
+        let request = request.build().unwrap();
+        let start = Instant::now();
+        let report = binder.bind(request).await.unwrap();
+        (report, start.elapsed())
+    });
+    let heap = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+    COUNTED.with(|c| c.set(false));
+
+    let n = case.n as u64;
+    let (calls, minimum, queries_per_vm, floor) = match case.cloud {
+        Cloud::Huawei => {
+            let batches = n.div_ceil(10);
+            let queries = emulator.calls("ListKeypairTask") as f64 / case.n as f64;
+            (emulator.calls("BatchAssociateKeypair"), batches, Some(queries), case.task * batches as u32)
+        }
+        Cloud::Volcengine => {
+            let calls = n.div_ceil(100);
+            let rounds = calls.div_ceil(case.concurrency as u64);
+            (emulator.calls("AttachKeyPair"), calls, None, case.latency * rounds as u32)
+        }
+    };
+    let bound = report.counts().0;
+    drop(report);
+    server.block_on(emulator.shutdown());
+    Row { case, calls, minimum, queries_per_vm, wall, floor, heap, bound }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let ms = Duration::from_millis;
+    let mut cases = vec![
+        Case { cloud: Cloud::Volcengine, n: 10_000, latency: ms(50), task: ms(0), concurrency: 16 },
+        Case { cloud: Cloud::Huawei, n: 1_000, latency: ms(5), task: ms(100), concurrency: 3 },
+    ];
+    if !quick {
+        cases.insert(1, Case { cloud: Cloud::Volcengine, n: 100_000, latency: ms(50), task: ms(0), concurrency: 16 });
+    }
+    let rows: Vec<Row> = cases.into_iter().map(run).collect();
+
+    println!(
+        "| provider | N | latency/call | task | concurrency | calls | minimum | task queries/VM | bound | wall | floor | wall/floor | client peak heap | goals |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let c = &row.case;
+        let ratio = row.wall.as_secs_f64() / row.floor.as_secs_f64();
+        let mut missed = Vec::new();
+        if row.calls != row.minimum {
+            missed.push(format!("calls {} > {}", row.calls, row.minimum));
+        }
+        if row.queries_per_vm.is_some_and(|q| q > 1.5) {
+            missed.push("task queries/VM > 1.5".to_string());
+        }
+        if ratio > 1.15 {
+            missed.push(format!("wall/floor {ratio:.2} > 1.15"));
+        }
+        if c.n >= 100_000 && mib(row.heap) >= 64.0 {
+            missed.push(format!("heap {:.1} MiB >= 64", mib(row.heap)));
+        }
+        let goals = if missed.is_empty() { "met".to_string() } else { format!("MISSED: {}", missed.join("; ")) };
+        let task = if c.cloud == Cloud::Huawei { format!("{:?}", c.task) } else { "-".into() };
+        let queries = row.queries_per_vm.map(|q| format!("{q:.2}")).unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {:?} | {task} | {} | {} | {} | {queries} | {} | {:.2?} | {:.2?} | {ratio:.2} | {:.1} MiB | {goals} |",
+            c.cloud.as_str(),
+            c.n,
+            c.latency,
+            c.concurrency,
+            row.calls,
+            row.minimum,
+            row.bound,
+            row.wall,
+            row.floor,
+            mib(row.heap),
+        );
+    }
+    let volc: Vec<&Row> = rows.iter().filter(|r| r.case.cloud == Cloud::Volcengine).collect();
+    if let [small, large] = volc.as_slice() {
+        let growth = large.heap as f64 / small.heap.max(1) as f64;
+        let scale = large.case.n as f64 / small.case.n as f64;
+        println!(
+            "\nclient heap grows {growth:.1}x for {scale:.0}x the instances ({})",
+            if growth < scale { "less than linearly" } else { "linearly or worse: MISSED" }
+        );
+    }
+    if let Some(rss) = peak_rss() {
+        println!("process peak RSS (client and emulator together): {:.1} MiB", mib(rss));
+    }
+}

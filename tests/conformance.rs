@@ -51,16 +51,7 @@ async fn unbind(cloud: Cloud) {
 }
 
 fn vm(cloud: Cloud, id: &str) -> InstanceSpec {
-    InstanceSpec {
-        provider: cloud,
-        id: id.into(),
-        state: VmState::Running,
-        os: Os::Linux,
-        agent: true,
-        image_supported: true,
-        keypair: None,
-        password: None,
-    }
+    InstanceSpec::new(cloud, id)
 }
 
 /// Instances that fail in each cloud's own ways, and the kind each must report.

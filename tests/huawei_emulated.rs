@@ -54,16 +54,7 @@ fn inventory(instances: Vec<InstanceSpec>) -> Inventory {
 }
 
 fn vm(id: &str) -> InstanceSpec {
-    InstanceSpec {
-        provider: HW,
-        id: id.into(),
-        state: VmState::Running,
-        os: Os::Linux,
-        agent: true,
-        image_supported: true,
-        keypair: None,
-        password: None,
-    }
+    InstanceSpec::new(HW, id)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let status = 100 + u16::from(*data.first().unwrap_or(&0)) % 500;
     let body = data.get(1..).unwrap_or_default();
-    let response = HttpResponse { status, headers: Default::default(), body: body.to_vec().into() };
+    let response = HttpResponse::new(status, body.to_vec());
     let _ = failure_of(&response);
     let _ = serde_json::from_slice::<BatchResponse>(body);
     let _ = serde_json::from_slice::<TaskResponse>(body).map(|t| t.delivered());

@@ -12,7 +12,12 @@ use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, EmulatorBuilder,
 pub const CLOUDS: [Cloud; 2] = [Cloud::Huawei, Cloud::Volcengine];
 
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy { max_retries: 6, initial_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(50) }
+    RetryPolicy {
+        max_retries: 6,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    }
 }
 
 pub fn fast_polling() -> Polling {

@@ -279,6 +279,7 @@ impl Engine {
     ) -> Vec<(InstanceId, InstanceOutcome)> {
         let mut out = Vec::with_capacity(chunk.instances.len());
         let mut generation = 0u32;
+        let mut budget = Budget { policy: retry, retries: 0, throttled: 0 };
         loop {
             if let Some(failure) = ctx.aborted() {
                 let failure =
@@ -307,7 +308,7 @@ impl Engine {
             );
             let attempt = tokio::time::timeout_at(ctx.deadline, executor.execute(ctx, &chunk)).instrument(span).await;
 
-            let (retry_ids, reason, retry_after) = match attempt {
+            let (retry_ids, reason, retry_after, throttled) = match attempt {
                 Err(_elapsed) => {
                     let failure = Failure::new(
                         FailureKind::Timeout,
@@ -322,9 +323,9 @@ impl Engine {
                     if matches!(f.kind, FailureKind::Auth | FailureKind::Permission) {
                         ctx.abort(f);
                     }
-                    if f.retryable && chunk.attempt < retry.max_retries && ctx.aborted().is_none() {
+                    if f.retryable && budget.allows(f) && ctx.aborted().is_none() {
                         // Same instances, same token: the retry of one logical call.
-                        (None, f.to_string(), f.retry_after)
+                        (None, f.to_string(), f.retry_after, f.kind == FailureKind::Throttled)
                     } else {
                         let outcome =
                             if error.maybe_applied { InstanceOutcome::Unknown } else { InstanceOutcome::Failed };
@@ -333,11 +334,11 @@ impl Engine {
                     }
                 }
                 Ok(Ok(results)) => {
-                    let (again, reason, retry_after) = self.settle(ctx, &chunk, results, retry, &mut out);
-                    if again.is_empty() {
+                    let again = self.settle(ctx, &chunk, results, &budget, &mut out);
+                    if again.ids.is_empty() {
                         return out;
                     }
-                    (Some(again), reason, retry_after)
+                    (Some(again.ids), again.reason, again.retry_after, again.throttled)
                 }
             };
 
@@ -363,6 +364,7 @@ impl Engine {
             tracing::debug!(chunk = chunk.index, ?delay, %reason, "retry scheduled");
             tokio::time::sleep(delay).await;
             ctx.retries.fetch_add(1, Ordering::Relaxed);
+            budget.spend(throttled);
             chunk.attempt += 1;
             if retry_ids.is_some() {
                 // Only some instances go again: a different call, so a new token.
@@ -380,28 +382,27 @@ impl Engine {
         ctx: &RunContext,
         chunk: &Chunk,
         results: Vec<(InstanceId, InstanceResult)>,
-        retry: &RetryPolicy,
+        budget: &Budget<'_>,
         out: &mut Vec<(InstanceId, InstanceOutcome)>,
-    ) -> (Vec<InstanceId>, String, Option<Duration>) {
+    ) -> Reissue {
         let mut by_id: HashMap<InstanceId, InstanceResult> = HashMap::with_capacity(results.len());
         for (id, result) in results {
             by_id.entry(id).or_insert(result);
         }
         let (mut bound, mut failed, mut unknown) = (0, 0, 0);
-        let mut again = Vec::new();
-        let mut reason = String::new();
-        let mut retry_after: Option<Duration> = None;
+        let mut again = Reissue { ids: Vec::new(), reason: String::new(), retry_after: None, throttled: true };
         for id in &chunk.instances {
             let outcome = match by_id.remove(id) {
                 Some(InstanceResult::Bound) => InstanceOutcome::Bound,
                 Some(InstanceResult::Failed(f)) => InstanceOutcome::Failed(f),
                 Some(InstanceResult::Unknown(f)) => InstanceOutcome::Unknown(f),
-                Some(InstanceResult::Retry(f)) if chunk.attempt < retry.max_retries && ctx.aborted().is_none() => {
-                    retry_after = retry_after.max(f.retry_after);
-                    if reason.is_empty() {
-                        reason = f.to_string();
+                Some(InstanceResult::Retry(f)) if budget.allows(&f) && ctx.aborted().is_none() => {
+                    again.retry_after = again.retry_after.max(f.retry_after);
+                    again.throttled &= f.kind == FailureKind::Throttled;
+                    if again.reason.is_empty() {
+                        again.reason = f.to_string();
                     }
-                    again.push(id.clone());
+                    again.ids.push(id.clone());
                     continue;
                 }
                 Some(InstanceResult::Retry(f)) => InstanceOutcome::Failed(f),
@@ -420,9 +421,49 @@ impl Engine {
         if !by_id.is_empty() {
             tracing::warn!(extra = by_id.len(), "provider answered for instances that were not in the call; ignored");
         }
-        ctx.emit(ProgressEvent::ChunkFinished { chunk: chunk.index, bound, failed, unknown, retrying: again.len() });
-        (again, reason, retry_after)
+        ctx.emit(ProgressEvent::ChunkFinished {
+            chunk: chunk.index,
+            bound,
+            failed,
+            unknown,
+            retrying: again.ids.len(),
+        });
+        again
     }
+}
+
+/// What a chunk has spent of its retry policy: throttling has its own allowance.
+struct Budget<'a> {
+    policy: &'a RetryPolicy,
+    retries: u32,
+    throttled: u32,
+}
+
+impl Budget<'_> {
+    fn allows(&self, failure: &Failure) -> bool {
+        if failure.kind == FailureKind::Throttled {
+            self.throttled < self.policy.max_throttled_retries
+        } else {
+            self.retries < self.policy.max_retries
+        }
+    }
+
+    fn spend(&mut self, throttled: bool) {
+        if throttled {
+            self.throttled += 1;
+        } else {
+            self.retries += 1;
+        }
+    }
+}
+
+/// Instances of an attempt to send again.
+struct Reissue {
+    ids: Vec<InstanceId>,
+    reason: String,
+    retry_after: Option<Duration>,
+    /// Every one of them was throttled.
+    throttled: bool,
 }
 
 fn finish_all(

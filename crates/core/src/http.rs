@@ -48,6 +48,11 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// A response with no headers, for tests and fuzzing of response readers.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self { status, headers: HeaderMap::new(), body: body.into() }
+    }
+
     /// A header's value as text, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -136,6 +141,11 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self { client, options })
+    }
+
+    /// Builds the client of one provider; a failure is that provider's configuration error.
+    pub fn for_provider(provider: &'static str, options: HttpOptions) -> Result<Self, Error> {
+        Self::new(options).map_err(|e| Error::config(provider, format!("cannot build the HTTP client: {e}")))
     }
 
     /// The underlying client, to build requests with.

@@ -18,6 +18,7 @@ pub mod report;
 pub mod request;
 pub mod retry;
 pub mod secret;
+pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -33,9 +34,4 @@ pub use secret::Secret;
 
 /// Re-exported so implementors need not depend on it themselves.
 pub use async_trait::async_trait;
-
-/// Hex of SHA-256, the payload hash both clouds' signatures use.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
+pub use signing::sha256_hex;

@@ -4,14 +4,20 @@ use std::time::Duration;
 
 use rand::Rng;
 
+/// Default allowance of retries after throttling.
+pub const DEFAULT_THROTTLED_RETRIES: u32 = 20;
+
 /// Longest `Retry-After` honoured; a larger (or hostile) value is clamped.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// How often and how patiently to retry a retryable failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts after the first; 0 disables retries.
+    /// Retries after errors other than throttling; 0 disables them.
     pub max_retries: u32,
+    /// Retries after throttling: the cloud said "later", so nothing was
+    /// applied and waiting is the cure. Bounded by the run deadline too.
+    pub max_throttled_retries: u32,
     /// Ceiling of the first backoff.
     pub initial_backoff: Duration,
     /// Ceiling of any backoff.
@@ -20,14 +26,24 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 6, initial_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(20) }
+        Self {
+            max_retries: 6,
+            max_throttled_retries: DEFAULT_THROTTLED_RETRIES,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
+        }
     }
 }
 
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
-        Self { max_retries: 0, ..Self::default() }
+        Self { max_retries: 0, max_throttled_retries: 0, ..Self::default() }
+    }
+
+    /// Most attempts one call may take.
+    pub fn max_attempts(&self) -> u32 {
+        1 + self.max_retries + self.max_throttled_retries
     }
 
     /// Sets the number of retries.
@@ -82,6 +98,7 @@ mod tests {
     fn ceiling_grows_exponentially() {
         let policy = RetryPolicy {
             max_retries: 5,
+            max_throttled_retries: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
         };

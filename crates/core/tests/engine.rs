@@ -20,8 +20,14 @@ fn id(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
 }
 
+/// The same allowance for throttling and for other errors.
 fn policy(max_retries: u32) -> RetryPolicy {
-    RetryPolicy { max_retries, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2) }
+    RetryPolicy {
+        max_retries,
+        max_throttled_retries: max_retries,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(2),
+    }
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -97,7 +103,7 @@ proptest! {
 
         let calls = binder.calls();
         prop_assert!(calls.iter().all(|c| !c.instances.is_empty() && c.instances.len() <= cap));
-        prop_assert!(calls.iter().all(|c| c.attempt <= max_retries));
+        prop_assert!(calls.iter().all(|c| c.attempt <= 2 * max_retries), "attempts within the policy");
         prop_assert!(binder.max_in_flight() <= concurrency);
         prop_assert_eq!(report.stats.api_calls, calls.len() as u64);
         for d in &distinct {

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDateTime, Utc};
+use chrono::Utc;
 use keypair_binder_core::sha256_hex;
+use keypair_binder_core::signing::parse_compact_utc;
 use keypair_binder_huawei::signer::{CanonicalRequest, parse_authorization};
 use keypair_binder_huawei::wire::{MAX_BATCH, MAX_IN_OPERATION};
 use serde_json::{Value, json};
@@ -164,10 +165,10 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
         return Err(unauthorized("host and x-sdk-date must be signed"));
     }
     let date = req.header("x-sdk-date").unwrap_or("");
-    let Ok(at) = NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ") else {
+    let Some(at) = parse_compact_utc(date) else {
         return Err(unauthorized("x-sdk-date is invalid"));
     };
-    let skew = (Utc::now().naive_utc() - at).abs().to_std().unwrap_or_default();
+    let skew = (Utc::now() - at).abs().to_std().unwrap_or_default();
     if skew > shared.timing.max_skew {
         return Err(unauthorized("x-sdk-date is expired"));
     }

@@ -163,10 +163,10 @@ impl Inventory {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut instances = Vec::with_capacity(per_cloud * 2);
         for _ in 0..per_cloud {
-            instances.push(running(Cloud::Huawei, huawei_id(&mut rng)));
+            instances.push(InstanceSpec::new(Cloud::Huawei, huawei_id(&mut rng)));
         }
         for _ in 0..per_cloud {
-            instances.push(running(Cloud::Volcengine, volcengine_id(&mut rng, "i-")));
+            instances.push(InstanceSpec::new(Cloud::Volcengine, volcengine_id(&mut rng, "i-")));
         }
         let keypairs = vec![
             KeypairSpec { provider: Cloud::Huawei, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
@@ -186,16 +186,19 @@ impl Inventory {
     }
 }
 
-fn running(provider: Cloud, id: String) -> InstanceSpec {
-    InstanceSpec {
-        provider,
-        id,
-        state: VmState::Running,
-        os: Os::Linux,
-        agent: true,
-        image_supported: true,
-        keypair: None,
-        password: None,
+impl InstanceSpec {
+    /// A running Linux instance with the agent, a supported image and no key pair.
+    pub fn new(provider: Cloud, id: impl Into<String>) -> Self {
+        Self {
+            provider,
+            id: id.into(),
+            state: VmState::Running,
+            os: Os::Linux,
+            agent: true,
+            image_supported: true,
+            keypair: None,
+            password: None,
+        }
     }
 }
 

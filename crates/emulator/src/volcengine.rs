@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDateTime, Utc};
+use chrono::Utc;
 use keypair_binder_core::sha256_hex;
+use keypair_binder_core::signing::parse_compact_utc;
 use keypair_binder_volcengine::signer::{CanonicalRequest, parse_authorization};
 use keypair_binder_volcengine::wire::{API_VERSION, MAX_INSTANCES_PER_CALL};
 use serde_json::{Value, json};
@@ -97,10 +98,10 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
         return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "host and x-date must be signed", 100_024);
     }
     let x_date = req.header("x-date").unwrap_or("");
-    let Ok(at) = NaiveDateTime::parse_from_str(x_date, "%Y%m%dT%H%M%SZ") else {
+    let Some(at) = parse_compact_utc(x_date) else {
         return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "X-Date is malformed", 100_024);
     };
-    if (Utc::now().naive_utc() - at).abs().to_std().unwrap_or_default() > shared.timing.max_skew
+    if (Utc::now() - at).abs().to_std().unwrap_or_default() > shared.timing.max_skew
         || !auth.date.starts_with(&x_date[..8])
     {
         return fail(StatusCode::FORBIDDEN, "InvalidTimestamp", "X-Date is too far from the server's clock", 100_011);

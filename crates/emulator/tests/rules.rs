@@ -101,16 +101,7 @@ async fn huawei_batch_rules_and_task_states() {
 }
 
 fn hw_vm(id: &str, state: VmState, password: Option<&str>) -> InstanceSpec {
-    InstanceSpec {
-        provider: Cloud::Huawei,
-        id: id.into(),
-        state,
-        os: Os::Linux,
-        agent: true,
-        image_supported: true,
-        keypair: None,
-        password: password.map(str::to_string),
-    }
+    InstanceSpec { state, password: password.map(str::to_string), ..InstanceSpec::new(Cloud::Huawei, id) }
 }
 
 #[tokio::test]
@@ -228,14 +219,10 @@ async fn volcengine_caps_idempotency_paging_and_auth() {
 #[tokio::test]
 async fn volcengine_per_instance_errors() {
     let spec = |id: &str, os: Os, agent: bool, state: VmState| InstanceSpec {
-        provider: Cloud::Volcengine,
-        id: id.into(),
         state,
         os,
         agent,
-        image_supported: true,
-        keypair: None,
-        password: None,
+        ..InstanceSpec::new(Cloud::Volcengine, id)
     };
     let inventory = Inventory {
         instances: vec![

@@ -72,8 +72,7 @@ impl HuaweiBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<HuaweiBinder, Error> {
         let resolved = self.resolve()?;
-        let http = HttpClient::new(self.http.clone())
-            .map_err(|e| Error::config(PROVIDER, format!("cannot build HTTP client: {e}")))?;
+        let http = HttpClient::for_provider(PROVIDER, self.http.clone())?;
         let engine = Engine::new(EngineConfig {
             provider: PROVIDER,
             max_per_call: MAX_BATCH,
@@ -90,7 +89,12 @@ impl HuaweiBuilder {
 
 /// Default retry policy for Huawei (the SDK retries nothing by default).
 pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy { max_retries: 5, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(20) }
+    RetryPolicy {
+        max_retries: 5,
+        initial_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(20),
+        ..RetryPolicy::default()
+    }
 }
 
 /// What one run does to each VM.

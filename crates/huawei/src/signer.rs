@@ -2,18 +2,15 @@
 //! the request, the credentials and the time. It never reads the clock.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use keypair_binder_core::{Secret, sha256_hex};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use sha2::Sha256;
+use keypair_binder_core::Secret;
+pub use keypair_binder_core::signing::percent_encode as encode;
+use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
+use percent_encoding::percent_decode_str;
 
 /// The algorithm name.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 /// Payload hash used when the body is not JSON.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-
-/// Everything but `A-Z a-z 0-9 - _ . ~` is escaped, with uppercase hex.
-const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Access key, secret key and, for temporary credentials, the security token.
 #[derive(Clone)]
@@ -72,12 +69,7 @@ pub struct Signature {
 
 /// The `X-Sdk-Date` form of a time.
 pub fn format_sdk_date(time: DateTime<Utc>) -> String {
-    time.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// Percent-encodes one path segment or query key/value.
-pub fn encode(value: &str) -> String {
-    utf8_percent_encode(value, STRICT).to_string()
+    compact_utc(time)
 }
 
 /// The canonical URI: decode, split on `/`, encode each segment, end with `/`.
@@ -188,9 +180,7 @@ impl CanonicalRequest<'_> {
             self.payload_hash
         );
         let string_to_sign = format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()));
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes any key length");
-        mac.update(string_to_sign.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
+        let signature = hex::encode(hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
         let authorization =
             format!("{ALGORITHM} Access={access_key}, SignedHeaders={signed_headers}, Signature={signature}");
         Signature { canonical_request, string_to_sign, signature, signed_headers, authorization, headers: Vec::new() }

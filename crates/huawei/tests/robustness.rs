@@ -9,7 +9,7 @@ use keypair_binder_huawei::wire::{BatchResponse, FailedTasks, RunningTasks, Task
 use proptest::prelude::*;
 
 fn response(status: u16, body: &[u8]) -> HttpResponse {
-    HttpResponse { status, headers: Default::default(), body: body.to_vec().into() }
+    HttpResponse::new(status, body.to_vec())
 }
 
 fn read_all(body: &[u8]) {

@@ -61,8 +61,7 @@ impl VolcengineBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<VolcengineBinder, Error> {
         let (credentials, region, endpoint) = self.resolve()?;
-        let http = HttpClient::new(self.http.clone())
-            .map_err(|e| Error::config(PROVIDER, format!("cannot build HTTP client: {e}")))?;
+        let http = HttpClient::for_provider(PROVIDER, self.http.clone())?;
         let engine = Engine::new(EngineConfig {
             provider: PROVIDER,
             max_per_call: MAX_INSTANCES_PER_CALL,
@@ -130,7 +129,7 @@ impl VolcengineBinder {
             Operation::Unbind => Action::DetachKeyPair,
         };
         let retry = common.options.retry.as_ref().unwrap_or(&self.inner.engine.config().default_retry);
-        let executor = KeypairCallExecutor { inner: &self.inner, action, keypair, max_attempts: retry.max_retries + 1 };
+        let executor = KeypairCallExecutor { inner: &self.inner, action, keypair, max_attempts: retry.max_attempts() };
         let post_conditions = match operation {
             Operation::Bind => vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
             Operation::Unbind => vec![PostCondition::RebootRequired],
@@ -357,5 +356,10 @@ fn check_bind(request: &BindRequest) -> Result<(), Error> {
 
 /// Default retry policy for Volcengine: the SDK's 300 ms base, more patience.
 pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy { max_retries: 6, initial_backoff: Duration::from_millis(300), max_backoff: Duration::from_secs(20) }
+    RetryPolicy {
+        max_retries: 6,
+        initial_backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_secs(20),
+        ..RetryPolicy::default()
+    }
 }

@@ -2,18 +2,14 @@
 //! request, the credentials and the time. It never reads the clock.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use keypair_binder_core::{Secret, sha256_hex};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sha2::Sha256;
+use keypair_binder_core::Secret;
+pub use keypair_binder_core::signing::percent_encode as encode;
+use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
 
 /// The algorithm name in the string to sign and the `Authorization` header.
 pub const ALGORITHM: &str = "HMAC-SHA256";
 /// The service name in the credential scope.
 pub const SERVICE: &str = "ecs";
-
-/// Everything but `A-Z a-z 0-9 - _ . ~` is escaped, with uppercase hex.
-const STRICT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Access key, secret key and, for STS credentials, the session token.
 #[derive(Clone)]
@@ -72,12 +68,7 @@ pub struct Signature {
 
 /// The `X-Date` form of a time: `YYYYMMDDTHHMMSSZ`.
 pub fn format_x_date(time: DateTime<Utc>) -> String {
-    time.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// Percent-encodes a query key or value the way the signature does.
-pub fn encode(value: &str) -> String {
-    utf8_percent_encode(value, STRICT).to_string()
+    compact_utc(time)
 }
 
 /// The canonical query string: encoded pairs sorted by key then value, in byte order.
@@ -98,9 +89,7 @@ fn signed_host(host: &str) -> &str {
 }
 
 fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(msg.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    hmac_sha256(key, msg.as_bytes())
 }
 
 /// The signing key: HMAC chain over date, region, service and `request`.

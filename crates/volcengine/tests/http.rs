@@ -46,7 +46,7 @@ async fn a_retried_chunk_keeps_its_token_and_is_signed_again() {
     let token = calls[0].get("ClientToken").unwrap();
     assert!(calls.iter().all(|c| c.get("ClientToken") == Some(token) && c.signature_ok));
     let attempts: Vec<&str> = calls.iter().map(|c| c.headers["x-sdk-request"].as_str()).collect();
-    assert_eq!(attempts, ["attempt=1; max=4", "attempt=2; max=4", "attempt=3; max=4"]);
+    assert_eq!(attempts, ["attempt=1; max=7", "attempt=2; max=7", "attempt=3; max=7"]);
 }
 
 #[tokio::test]

@@ -135,6 +135,7 @@ pub fn builder(endpoint: &str) -> VolcengineBuilder {
         .endpoint(endpoint)
         .retry_policy(RetryPolicy {
             max_retries: 3,
+            max_throttled_retries: 3,
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
         })

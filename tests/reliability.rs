@@ -108,14 +108,10 @@ async fn chaos_run(cloud: Cloud, seed: u64, instances: usize) {
 
 #[tokio::test]
 async fn volcengine_under_chaos() {
-    for seed in [1, 2, 3, 4] {
-        chaos_run(Cloud::Volcengine, seed, 2_000).await;
-    }
+    futures::future::join_all([1, 2, 3, 4].map(|seed| chaos_run(Cloud::Volcengine, seed, 2_000))).await;
 }
 
 #[tokio::test]
 async fn huawei_under_chaos() {
-    for seed in [1, 2, 3] {
-        chaos_run(Cloud::Huawei, seed, 150).await;
-    }
+    futures::future::join_all([1, 2, 3].map(|seed| chaos_run(Cloud::Huawei, seed, 150))).await;
 }

@@ -6,6 +6,40 @@ use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
+/// A request about to be signed.
+#[derive(Clone, Copy, Debug)]
+pub struct SignableRequest<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// `host[:port]` as in the URL.
+    pub host: &'a str,
+    /// The path as sent.
+    pub path: &'a str,
+    /// Query parameters, decoded.
+    pub query: &'a [(String, String)],
+    /// Headers already on the request, with their own casing.
+    pub headers: &'a [(String, String)],
+    /// The exact body bytes (empty for none).
+    pub body: &'a [u8],
+}
+
+/// A signature, the headers to add, and the intermediate strings (for tests and debugging).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// The canonical request.
+    pub canonical_request: String,
+    /// The string to sign.
+    pub string_to_sign: String,
+    /// Lower-case hex signature.
+    pub signature: String,
+    /// `;`-joined signed header names.
+    pub signed_headers: String,
+    /// The `Authorization` header value.
+    pub authorization: String,
+    /// Headers to add to the request, `Authorization` last.
+    pub headers: Vec<(String, String)>,
+}
+
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use keypair_binder_core::Secret;
 pub use keypair_binder_core::signing::percent_encode as encode;
+pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
 use percent_encoding::percent_decode_str;
 
@@ -31,40 +32,6 @@ impl std::fmt::Debug for AkSk {
             .field("security_token", &self.security_token.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
-}
-
-/// A request about to be signed.
-#[derive(Clone, Copy, Debug)]
-pub struct SignableRequest<'a> {
-    /// HTTP method.
-    pub method: &'a str,
-    /// `host[:port]` as in the URL.
-    pub host: &'a str,
-    /// The path as sent (percent-encoded segments).
-    pub path: &'a str,
-    /// Query parameters, decoded; repeated keys allowed.
-    pub query: &'a [(String, String)],
-    /// Headers already on the request.
-    pub headers: &'a [(String, String)],
-    /// The exact body bytes (empty for none).
-    pub body: &'a [u8],
-}
-
-/// The signature, the headers to add, and the intermediate strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signature {
-    /// The canonical request.
-    pub canonical_request: String,
-    /// The string to sign.
-    pub string_to_sign: String,
-    /// Lowercase hex signature.
-    pub signature: String,
-    /// `;`-joined signed header names.
-    pub signed_headers: String,
-    /// The `Authorization` header value.
-    pub authorization: String,
-    /// Headers to add to the request, `Authorization` last.
-    pub headers: Vec<(String, String)>,
 }
 
 /// The `X-Sdk-Date` form of a time.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use keypair_binder_core::Secret;
 pub use keypair_binder_core::signing::percent_encode as encode;
+pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
 
 /// The algorithm name in the string to sign and the `Authorization` header.
@@ -30,40 +31,6 @@ impl std::fmt::Debug for Credentials {
             .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
-}
-
-/// A request about to be signed.
-#[derive(Clone, Copy, Debug)]
-pub struct SignableRequest<'a> {
-    /// HTTP method, upper case.
-    pub method: &'a str,
-    /// `host[:port]` as in the URL.
-    pub host: &'a str,
-    /// The path (`/` for every ECS action).
-    pub path: &'a str,
-    /// Query parameters, decoded; never two with the same key.
-    pub query: &'a [(String, String)],
-    /// Headers already on the request, with their own casing.
-    pub headers: &'a [(String, String)],
-    /// The exact body bytes.
-    pub body: &'a [u8],
-}
-
-/// The signature and the intermediate strings (for tests and debugging).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signature {
-    /// The canonical request.
-    pub canonical_request: String,
-    /// The string to sign.
-    pub string_to_sign: String,
-    /// Lowercase hex signature.
-    pub signature: String,
-    /// The `Authorization` header value.
-    pub authorization: String,
-    /// `;`-joined signed header names.
-    pub signed_headers: String,
-    /// Headers to add to the request, `Authorization` last.
-    pub headers: Vec<(String, String)>,
 }
 
 /// The `X-Date` form of a time: `YYYYMMDDTHHMMSSZ`.

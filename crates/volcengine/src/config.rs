@@ -199,10 +199,12 @@ impl VolcengineBuilder {
         let missing = |what: &str, key: VolcengineConfigKey| {
             Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
         };
-        let access_key =
-            self.access_key.clone().ok_or_else(|| missing("access key", VolcengineConfigKey::AccessKey))?;
-        let secret_key =
-            self.secret_key.clone().ok_or_else(|| missing("secret key", VolcengineConfigKey::SecretKey))?;
+        let (Some(access_key), Some(secret_key)) = (self.access_key.clone(), self.secret_key.clone()) else {
+            return Err(Error::config(
+                PROVIDER,
+                "missing credentials: set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY (or configure a profile with `ve configure`)",
+            ));
+        };
         let region = self.region.clone().ok_or_else(|| missing("region", VolcengineConfigKey::Region))?;
         if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(Error::config(PROVIDER, format!("invalid region {region:?}")));

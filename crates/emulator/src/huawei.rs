@@ -449,7 +449,7 @@ fn failed_tasks(world: &World, req: &Incoming) -> Response {
             let (code, message) = t.failure.clone().unwrap_or_default();
             Some(json!({"task_id": id, "operate_type": format!("FAILED_{}", t.op), "task_time": millis(*at),
                 "task_error_code": (!code.is_empty()).then_some(code), "task_error_msg": message,
-                "server_name": format!("vm-{}", &t.server_id[..t.server_id.len().min(8)]), "server_id": t.server_id,
+                "server_name": server_name(&t.server_id), "server_id": t.server_id,
                 "keypair_name": t.keypair}))
         })
         .collect();
@@ -466,7 +466,7 @@ fn running_tasks(world: &World, req: &Incoming) -> Response {
         .filter_map(|id| {
             let t = world.tasks.get(id)?;
             Some(json!({"task_id": id, "operate_type": format!("RUNNING_{}", t.op), "task_time": millis(t.created),
-                "server_name": format!("vm-{}", &t.server_id[..t.server_id.len().min(8)]), "server_id": t.server_id,
+                "server_name": server_name(&t.server_id), "server_id": t.server_id,
                 "keypair_name": t.keypair}))
         })
         .collect();
@@ -506,4 +506,9 @@ fn show_keypair(world: &World, name: &str) -> Response {
     detail["deleted"] = json!(false);
     detail["description"] = json!("");
     ok(StatusCode::OK, json!({"keypair": detail}))
+}
+
+/// The name KPS shows for a VM: `vm-` and the start of its id.
+fn server_name(server_id: &str) -> String {
+    format!("vm-{}", server_id.chars().take(8).collect::<String>())
 }

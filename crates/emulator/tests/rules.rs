@@ -149,11 +149,22 @@ async fn huawei_failed_tasks_and_auth() {
 
 async fn volc(emu: &Emulator, query: &[(String, String)], sk: Option<&str>) -> (u16, Value) {
     let c = &emu.credentials().volcengine;
-    let mut query = query.to_vec();
-    query.push(("Version".into(), "2020-04-01".into()));
     let credentials =
         Credentials { access_key: c.ak.clone(), secret_key: Secret::new(sk.unwrap_or(&c.sk)), session_token: None };
-    let prepared = prepare(&emu.base_url(), &c.region, &credentials, &query, None, Utc::now());
+    volc_as(emu, query, &credentials, chrono::Duration::zero()).await
+}
+
+/// A signed ECS call with these credentials, its clock off by `skew`.
+async fn volc_as(
+    emu: &Emulator,
+    query: &[(String, String)],
+    credentials: &Credentials,
+    skew: chrono::Duration,
+) -> (u16, Value) {
+    let mut query = query.to_vec();
+    query.push(("Version".into(), "2020-04-01".into()));
+    let region = &emu.credentials().volcengine.region;
+    let prepared = prepare(&emu.base_url(), region, credentials, &query, None, Utc::now() + skew);
     let mut request = reqwest::Client::new().get(prepared.url);
     for (k, v) in prepared.headers.iter().filter(|(k, _)| k != "Host") {
         request = request.header(k, v);
@@ -254,4 +265,25 @@ async fn volcengine_per_instance_errors() {
     ];
     assert_eq!(codes, expected);
     assert_eq!(emu.binding(Cloud::Volcengine, "i-stopped").as_deref(), Some(DEFAULT_KEYPAIR));
+}
+
+#[tokio::test]
+async fn volcengine_clock_skew_and_sts_tokens() {
+    let emu = Emulator::builder().instances(1).start().await.unwrap();
+    let c = emu.credentials().volcengine.clone();
+    let query = q(&[("Action", "DescribeKeyPairs")]);
+    let permanent = Credentials { access_key: c.ak.clone(), secret_key: Secret::new(&c.sk), session_token: None };
+    let (status, body) = volc_as(&emu, &query, &permanent, chrono::Duration::minutes(20)).await;
+    assert_eq!((status, code(&body).as_str()), (403, "InvalidTimestamp"));
+    let (status, _) = volc_as(&emu, &query, &permanent, chrono::Duration::minutes(10)).await;
+    assert_eq!(status, 200, "within 15 minutes");
+
+    let mut sts = Credentials { access_key: c.sts_ak.clone(), secret_key: Secret::new(&c.sts_sk), session_token: None };
+    let (status, body) = volc_as(&emu, &query, &sts, chrono::Duration::zero()).await;
+    assert_eq!((status, code(&body).as_str()), (401, "InvalidSecretToken"));
+    sts.session_token = Some(Secret::new(&c.session_token));
+    assert_eq!(volc_as(&emu, &query, &sts, chrono::Duration::zero()).await.0, 200);
+    let unknown = Credentials { access_key: "AKLTnobody".into(), secret_key: Secret::new("x"), session_token: None };
+    let (status, body) = volc_as(&emu, &query, &unknown, chrono::Duration::zero()).await;
+    assert_eq!((status, code(&body).as_str()), (401, "InvalidAccessKey"));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use keypair_binder_core::engine::{
-    CallError, Chunk, ChunkExecutor, Engine, EngineConfig, InstanceResult, RunContext, RunSpec,
+    CallError, Chunk, ChunkExecutor, Engine, EngineConfig, InstanceResult, RunContext, RunSpec, derive_token,
 };
 use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
 use keypair_binder_core::request::RequestCommon;
@@ -45,6 +45,7 @@ struct Inner {
     throttle_wait: Duration,
     state_change_wait: Duration,
     verify: bool,
+    precheck: bool,
 }
 
 impl fmt::Debug for VolcengineBinder {
@@ -78,6 +79,7 @@ impl VolcengineBuilder {
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),
             verify: self.verify_bindings,
+            precheck: self.precheck_states,
         };
         Ok(VolcengineBinder { inner: Arc::new(inner) })
     }
@@ -219,21 +221,82 @@ struct KeypairCallExecutor<'a> {
     max_attempts: u32,
 }
 
+impl KeypairCallExecutor<'_> {
+    /// Checks states with `DescribeInstances` before attaching: instances
+    /// that cannot take the key are settled without being sent, those changing
+    /// state wait; returns the ones to send.
+    async fn precheck(
+        &self,
+        ctx: &RunContext,
+        chunk: &Chunk,
+        results: &mut Vec<(InstanceId, InstanceResult)>,
+    ) -> Vec<InstanceId> {
+        let Some(shown) = self.inner.describe(ctx, &chunk.instances).await else {
+            tracing::warn!(instances = chunk.instances.len(), "state pre-check failed; sending without it");
+            return chunk.instances.clone();
+        };
+        let mut ready = Vec::with_capacity(chunk.instances.len());
+        for id in &chunk.instances {
+            let refuse = |kind, message: String| Failure::new(kind, format!("pre-check: {message}"));
+            match shown.get(id.as_str()) {
+                None => results.push((
+                    id.clone(),
+                    InstanceResult::Failed(refuse(FailureKind::InstanceNotFound, format!("{id} does not exist"))),
+                )),
+                Some(i) if i.os_type.eq_ignore_ascii_case("windows") => results.push((
+                    id.clone(),
+                    InstanceResult::Failed(refuse(
+                        FailureKind::UnsupportedImage,
+                        "key pairs cannot be used with Windows".into(),
+                    )),
+                )),
+                Some(i) if wire::is_transitional(&i.status) => {
+                    let failure = refuse(FailureKind::InvalidState, format!("instance is {}", i.status))
+                        .retryable(true)
+                        .with_retry_after(Some(self.inner.state_change_wait));
+                    results.push((id.clone(), InstanceResult::Retry(failure)));
+                }
+                Some(i) if !matches!(i.status.to_ascii_uppercase().as_str(), "RUNNING" | "STOPPED") => results.push((
+                    id.clone(),
+                    InstanceResult::Failed(refuse(FailureKind::InvalidState, format!("instance is {}", i.status))),
+                )),
+                Some(_) => ready.push(id.clone()),
+            }
+        }
+        ready
+    }
+}
+
 #[async_trait]
 impl ChunkExecutor for KeypairCallExecutor<'_> {
     async fn execute(&self, ctx: &RunContext, chunk: &Chunk) -> Result<Vec<(InstanceId, InstanceResult)>, CallError> {
-        let query = wire::keypair_call(self.action, &chunk.instances, self.keypair, chunk.token.as_deref());
-        let invocation = chunk.token.as_deref().map(|id| Invocation {
-            id,
-            attempt: chunk.attempt + 1,
-            max_attempts: self.max_attempts,
-        });
-        let response =
-            self.inner.call(ctx, self.action, &query, chunk.instances.len(), invocation).await.map_err(|e| {
-                // Every call carries a ClientToken, so resending after an
-                // ambiguous failure replays the stored result instead of applying twice.
-                CallError { failure: e.to_failure(), maybe_applied: e.maybe_applied() }
-            })?;
+        let mut results = Vec::with_capacity(chunk.instances.len());
+        let (instances, token) = if self.inner.precheck {
+            let ready = self.precheck(ctx, chunk, &mut results).await;
+            if ready.is_empty() {
+                return Ok(results);
+            }
+            // Fewer instances make another call: its own token, the same on every retry of it.
+            let token = match &chunk.token {
+                Some(t) if ready.len() < chunk.instances.len() => {
+                    let operation =
+                        if self.action == Action::DetachKeyPair { Operation::Unbind } else { Operation::Bind };
+                    Some(derive_token(t, operation, Some(self.keypair), &ready, 0))
+                }
+                other => other.clone(),
+            };
+            (ready, token)
+        } else {
+            (chunk.instances.clone(), chunk.token.clone())
+        };
+        let query = wire::keypair_call(self.action, &instances, self.keypair, token.as_deref());
+        let invocation =
+            token.as_deref().map(|id| Invocation { id, attempt: chunk.attempt + 1, max_attempts: self.max_attempts });
+        let response = self.inner.call(ctx, self.action, &query, instances.len(), invocation).await.map_err(|e| {
+            // Every call carries a ClientToken, so resending after an
+            // ambiguous failure replays the stored result instead of applying twice.
+            CallError { failure: e.to_failure(), maybe_applied: e.maybe_applied() }
+        })?;
         let (result, request_id) = read_result::<OperationResult>(&response)?;
         tracing::debug!(
             request_id = request_id.as_deref().unwrap_or(""),
@@ -241,7 +304,6 @@ impl ChunkExecutor for KeypairCallExecutor<'_> {
             "operation details"
         );
 
-        let mut results = Vec::with_capacity(result.details.len());
         let mut changing_state = Vec::new();
         for detail in result.details {
             let Ok(id) = InstanceId::new(detail.instance_id) else { continue };

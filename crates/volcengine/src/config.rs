@@ -86,6 +86,7 @@ pub struct VolcengineBuilder {
     pub(crate) throttle_wait: Option<Duration>,
     pub(crate) state_change_wait: Option<Duration>,
     pub(crate) verify_bindings: bool,
+    pub(crate) precheck_states: bool,
 }
 
 impl VolcengineBuilder {
@@ -192,6 +193,14 @@ impl VolcengineBuilder {
     /// (one more call per 100 instances); an unconfirmed one becomes `Unknown`.
     pub fn verify_bindings(mut self, verify: bool) -> Self {
         self.verify_bindings = verify;
+        self
+    }
+
+    /// Before each attach, check states with `DescribeInstances` (one more
+    /// call per 100 instances): missing, Windows or broken instances are not
+    /// sent, and instances changing state wait until they can take the key.
+    pub fn precheck_states(mut self, precheck: bool) -> Self {
+        self.precheck_states = precheck;
         self
     }
 

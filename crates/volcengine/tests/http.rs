@@ -247,3 +247,52 @@ async fn verified_bindings_downgrade_what_describe_does_not_show() {
     assert_eq!(fake.of("DescribeInstances").len(), 1);
     assert_eq!(fake.of("DescribeInstances")[0].ids(), ["i-0000", "i-0001", "i-0002"]);
 }
+
+#[tokio::test]
+async fn prechecked_states_settle_what_cannot_take_a_key_before_sending() {
+    let describes = Arc::new(Mutex::new(0));
+    let seen = describes.clone();
+    let (endpoint, fake) = start(move |_, call| match call.action() {
+        "DescribeInstances" => {
+            let mut n = seen.lock().unwrap();
+            *n += 1;
+            let starting = if *n == 1 { "STARTING" } else { "RUNNING" };
+            let all = json!([
+                {"InstanceId": "i-0000", "Status": "RUNNING", "OsType": "Linux"},
+                {"InstanceId": "i-0001", "Status": "RUNNING", "OsType": "Windows"},
+                {"InstanceId": "i-0002", "Status": starting, "OsType": "Linux"},
+                {"InstanceId": "i-0004", "Status": "ERROR", "OsType": "Linux"}]);
+            let asked = call.ids();
+            let shown: Vec<_> = all
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| asked.iter().any(|a| i["InstanceId"] == a.as_str()))
+                .cloned()
+                .collect();
+            Reply::Json(200, json!({"Result": {"Instances": shown}}))
+        }
+        _ => details(call, &[]),
+    })
+    .await;
+    let report = builder(&endpoint).precheck_states(true).build().unwrap().bind(bind(ids(5))).await.unwrap();
+    let kinds: Vec<Option<FailureKind>> = report.outcomes.iter().map(|(_, o)| o.failure().map(|f| f.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            Some(FailureKind::UnsupportedImage),
+            None,
+            Some(FailureKind::InstanceNotFound),
+            Some(FailureKind::InvalidState)
+        ]
+    );
+    let attaches = fake.of("AttachKeyPair");
+    assert_eq!(
+        attaches.iter().map(Call::ids).collect::<Vec<_>>(),
+        [vec!["i-0000".to_string()], vec!["i-0002".to_string()]]
+    );
+    let tokens: std::collections::HashSet<_> =
+        attaches.iter().map(|c| c.get("ClientToken").unwrap().to_string()).collect();
+    assert_eq!(tokens.len(), 2, "each subset sent is its own call, with its own token");
+}

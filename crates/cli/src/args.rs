@@ -116,6 +116,12 @@ pub struct RunArgs {
     /// Volcengine: base of the ClientToken idempotency tokens.
     #[arg(long)]
     pub client_token: Option<String>,
+    /// Volcengine: check instance states with DescribeInstances before attaching.
+    #[arg(long)]
+    pub precheck_states: bool,
+    /// Volcengine: confirm each success with DescribeInstances.
+    #[arg(long)]
+    pub verify_bindings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -153,8 +153,13 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
             if args.keypair_id.is_some() {
                 return Err(foreign("--keypair-id", "volcengine"));
             }
-            if args.client_token.is_some() {
-                return Err(foreign("--client-token", "volcengine"));
+            let volcengine_only = [
+                ("--client-token", args.client_token.is_some()),
+                ("--precheck-states", args.precheck_states),
+                ("--verify-bindings", args.verify_bindings),
+            ];
+            if let Some((flag, _)) = volcengine_only.iter().find(|(_, set)| *set) {
+                return Err(foreign(flag, "volcengine"));
             }
             if mode != Mode::Unbind && args.keypair.is_none() {
                 return Err(CliError::Usage(format!("provider {provider} needs --keypair")));
@@ -251,6 +256,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(n) = args.max_retries {
                 b = b.retry_policy(keypair_binder::volcengine::default_retry_policy().with_max_retries(n));
             }
+            b = b.precheck_states(args.precheck_states).verify_bindings(args.verify_bindings);
             Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
         }
     })

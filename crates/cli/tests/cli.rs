@@ -210,6 +210,10 @@ async fn usage_errors_exit_2_and_name_the_provider() {
         (&["bind", "--provider", "huawei", "--keypair-id", "kp-1", "--instance", "a"], "huawei"),
         (&["bind", "--provider", "huawei", "--keypair", "kp", "--instance", "a", "--client-token", "t"], "huawei"),
         (
+            &["bind", "--provider", "huawei", "--keypair", "kp", "--instance", "a", "--verify-bindings"],
+            "volcengine option",
+        ),
+        (
             &["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "a", "--project-id", "p"],
             "volcengine",
         ),

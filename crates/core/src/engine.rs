@@ -118,6 +118,11 @@ impl RunContext {
         self.aborted().is_some()
     }
 
+    /// Why the run stopped sending, for instances it never sent.
+    pub fn abort_reason(&self) -> Option<Failure> {
+        self.aborted()
+    }
+
     fn aborted(&self) -> Option<Failure> {
         self.abort.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

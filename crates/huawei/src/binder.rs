@@ -330,9 +330,10 @@ impl ChunkExecutor for Executor<'_> {
         let mut polls = FuturesUnordered::new();
         while !pending.is_empty() || !polls.is_empty() {
             if pending.is_empty() || ctx.is_aborted() {
-                if ctx.is_aborted() {
-                    // Credentials were refused: send nothing more; the engine reports these.
-                    pending.clear();
+                if let Some(reason) = ctx.abort_reason() {
+                    // Credentials were refused: send nothing more.
+                    let failure = Failure { message: format!("not sent: {}", reason.message), ..reason };
+                    results.extend(pending.drain(..).map(|id| (id, InstanceResult::Failed(failure.clone()))));
                 }
                 if let Some(done) = polls.next().await {
                     results.extend(done);

@@ -200,14 +200,13 @@ impl Engine {
         ctx.emit(ProgressEvent::Started { total });
 
         let done = AtomicU64::new(0);
-        let chunks: Vec<Chunk> = self
-            .chunks(instances)
-            .enumerate()
-            .map(|(index, ids)| Chunk { index, instances: ids.to_vec(), attempt: 0, token: self.token(&spec, ids, 0) })
-            .collect();
+        // Chunks are built as they start, so only those in flight hold a copy of their ids.
+        let cap = self.config.max_per_call;
         let (ctx_ref, retry_ref, spec_ref, done_ref) = (&ctx, &retry, &spec, &done);
-        let lineages = chunks.into_iter().map(move |chunk| {
+        let lineages = (0..total.div_ceil(cap)).map(move |index| {
             let (ctx, retry, spec, done) = (ctx_ref, retry_ref, spec_ref, done_ref);
+            let ids = &instances[index * cap..((index + 1) * cap).min(total)];
+            let chunk = Chunk { index, instances: ids.to_vec(), attempt: 0, token: self.token(spec, ids, 0) };
             async move {
                 let outcomes = self.run_lineage(ctx, retry, spec, executor, chunk).await;
                 let finished = done.fetch_add(outcomes.len() as u64, Ordering::Relaxed) as usize + outcomes.len();
@@ -215,17 +214,17 @@ impl Engine {
                     ctx.emit(ProgressEvent::InstanceFinished { instance: id.clone(), bound: outcome.is_bound() });
                 }
                 ctx.emit(ProgressEvent::InstancesDone { done: finished, total });
-                outcomes
+                (index, order_outcomes(ids, outcomes))
             }
         });
-        let mut collected: Vec<(InstanceId, InstanceOutcome)> = Vec::with_capacity(total);
+        let mut by_chunk: Vec<Vec<(InstanceId, InstanceOutcome)>> = vec![Vec::new(); total.div_ceil(cap)];
         let mut stream = futures::stream::iter(lineages).buffer_unordered(concurrency);
-        while let Some(outcomes) = stream.next().await {
-            collected.extend(outcomes);
+        while let Some((index, outcomes)) = stream.next().await {
+            by_chunk[index] = outcomes;
         }
         drop(stream);
 
-        let outcomes = order_outcomes(instances, collected);
+        let outcomes: Vec<(InstanceId, InstanceOutcome)> = by_chunk.into_iter().flatten().collect();
         let stats = RunStats {
             requested: spec.common.targets.requested(),
             duplicates: spec.common.targets.duplicates(),
@@ -479,8 +478,8 @@ fn finish_all(
     out.extend(ids.iter().map(|id| (id.clone(), outcome(id))));
 }
 
-/// Puts outcomes in input order; an instance without one (which the engine
-/// never produces) would end `Unknown` rather than vanish.
+/// Puts a chunk's outcomes in input order; an instance without one (which
+/// the engine never produces) would end `Unknown` rather than vanish.
 fn order_outcomes(
     instances: &[InstanceId],
     collected: Vec<(InstanceId, InstanceOutcome)>,

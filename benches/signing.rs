@@ -27,8 +27,7 @@ mod chrono_free {
 }
 
 fn huawei(c: &mut Criterion) {
-    let credentials =
-        AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), security_token: None };
+    let credentials = AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), token: None };
     let body = BatchAssociateBody {
         batch_keypairs: (0..10)
             .map(|i| AssociateBody {
@@ -63,8 +62,7 @@ fn huawei(c: &mut Criterion) {
 }
 
 fn volcengine(c: &mut Criterion) {
-    let credentials =
-        Credentials { access_key: "AKLTexample".into(), secret_key: Secret::new("SK"), session_token: None };
+    let credentials = Credentials { access_key: "AKLTexample".into(), secret_key: Secret::new("SK"), token: None };
     let ids: Vec<InstanceId> =
         (0..100).map(|i| InstanceId::new(format!("i-3tiegs1y963vj0ab{i:04}")).unwrap()).collect();
     let keypair = KeyPairRef::name("kp-prod").unwrap();

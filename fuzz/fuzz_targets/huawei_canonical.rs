@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(canonical_uri(path).ends_with('/'));
     let _ = canonical_query(&query);
     let _ = parse_authorization(&text);
-    let credentials = AkSk { access_key: "AK".into(), secret_key: Secret::new("SK"), security_token: None };
+    let credentials = AkSk { access_key: "AK".into(), secret_key: Secret::new("SK"), token: None };
     let headers = vec![("X-Fuzz".to_string(), text.to_string())];
     let request = SignableRequest { method: "GET", host: "h", path, query: &query, headers: &headers, body: data };
     let _ = signer::sign(&request, &credentials, Some("p"), chrono::Utc::now());

@@ -1,10 +1,36 @@
 //! Building blocks both clouds' request signatures share: strict percent
 //! encoding, SHA-256, HMAC-SHA256 and the compact UTC timestamp.
 
+use std::fmt;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+/// An access key: its id, its secret and, for temporary credentials, the
+/// token that goes with them (Huawei `X-Security-Token`, Volcengine STS).
+#[derive(Clone)]
+pub struct AccessKey {
+    /// Access key id; not secret: it appears in the `Authorization` header.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: Secret,
+    /// Token of temporary credentials.
+    pub token: Option<Secret>,
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &self.secret_key)
+            .field("token", &self.token)
+            .finish()
+    }
+}
 
 /// A request about to be signed.
 #[derive(Clone, Copy, Debug)]

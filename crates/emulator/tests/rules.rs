@@ -25,7 +25,7 @@ async fn kps(emu: &Emulator, call: &KpsRequest, sk: &str, date_offset: chrono::D
     let endpoint = emu.base_url();
     let host = KpsRequest::host(&endpoint);
     let headers = call.headers("rules-test");
-    let aksk = AkSk { access_key: c.ak.clone(), secret_key: Secret::new(sk), security_token: None };
+    let aksk = AkSk { access_key: c.ak.clone(), secret_key: Secret::new(sk), token: None };
     let sig = hw_signer::sign(&call.signable(&host, &headers), &aksk, Some(&c.project_id), Utc::now() + date_offset);
     let mut request = reqwest::Client::new().request(call.method.clone(), call.url(&endpoint));
     for (k, v) in headers.iter().chain(sig.headers.iter()).filter(|(k, _)| k != "Host") {
@@ -150,7 +150,7 @@ async fn huawei_failed_tasks_and_auth() {
 async fn volc(emu: &Emulator, query: &[(String, String)], sk: Option<&str>) -> (u16, Value) {
     let c = &emu.credentials().volcengine;
     let credentials =
-        Credentials { access_key: c.ak.clone(), secret_key: Secret::new(sk.unwrap_or(&c.sk)), session_token: None };
+        Credentials { access_key: c.ak.clone(), secret_key: Secret::new(sk.unwrap_or(&c.sk)), token: None };
     volc_as(emu, query, &credentials, chrono::Duration::zero()).await
 }
 
@@ -272,18 +272,18 @@ async fn volcengine_clock_skew_and_sts_tokens() {
     let emu = Emulator::builder().instances(1).start().await.unwrap();
     let c = emu.credentials().volcengine.clone();
     let query = q(&[("Action", "DescribeKeyPairs")]);
-    let permanent = Credentials { access_key: c.ak.clone(), secret_key: Secret::new(&c.sk), session_token: None };
+    let permanent = Credentials { access_key: c.ak.clone(), secret_key: Secret::new(&c.sk), token: None };
     let (status, body) = volc_as(&emu, &query, &permanent, chrono::Duration::minutes(20)).await;
     assert_eq!((status, code(&body).as_str()), (403, "InvalidTimestamp"));
     let (status, _) = volc_as(&emu, &query, &permanent, chrono::Duration::minutes(10)).await;
     assert_eq!(status, 200, "within 15 minutes");
 
-    let mut sts = Credentials { access_key: c.sts_ak.clone(), secret_key: Secret::new(&c.sts_sk), session_token: None };
+    let mut sts = Credentials { access_key: c.sts_ak.clone(), secret_key: Secret::new(&c.sts_sk), token: None };
     let (status, body) = volc_as(&emu, &query, &sts, chrono::Duration::zero()).await;
     assert_eq!((status, code(&body).as_str()), (401, "InvalidSecretToken"));
-    sts.session_token = Some(Secret::new(&c.session_token));
+    sts.token = Some(Secret::new(&c.session_token));
     assert_eq!(volc_as(&emu, &query, &sts, chrono::Duration::zero()).await.0, 200);
-    let unknown = Credentials { access_key: "AKLTnobody".into(), secret_key: Secret::new("x"), session_token: None };
+    let unknown = Credentials { access_key: "AKLTnobody".into(), secret_key: Secret::new("x"), token: None };
     let (status, body) = volc_as(&emu, &query, &unknown, chrono::Duration::zero()).await;
     assert_eq!((status, code(&body).as_str()), (401, "InvalidAccessKey"));
 }

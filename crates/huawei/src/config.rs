@@ -196,7 +196,7 @@ impl HuaweiBuilder {
             Some(HuaweiAuth::AkSk(AkSk {
                 access_key: ak?,
                 secret_key: Secret::new(sk?),
-                security_token: token.map(Secret::new),
+                token: token.map(Secret::new),
             }))
         };
         builder.auth =
@@ -242,7 +242,7 @@ impl HuaweiBuilder {
         self.auth = Some(HuaweiAuth::AkSk(AkSk {
             access_key: access_key.into(),
             secret_key: Secret::new(secret_key),
-            security_token: None,
+            token: None,
         }));
         self
     }
@@ -257,7 +257,7 @@ impl HuaweiBuilder {
         self.auth = Some(HuaweiAuth::AkSk(AkSk {
             access_key: access_key.into(),
             secret_key: Secret::new(secret_key),
-            security_token: Some(Secret::new(security_token)),
+            token: Some(Secret::new(security_token)),
         }));
         self
     }

@@ -2,7 +2,6 @@
 //! the request, the credentials and the time. It never reads the clock.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::Secret;
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
@@ -14,25 +13,7 @@ pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Access key, secret key and, for temporary credentials, the security token.
-#[derive(Clone)]
-pub struct AkSk {
-    /// Access key id (appears in the `Authorization` header).
-    pub access_key: String,
-    /// Secret access key.
-    pub secret_key: Secret,
-    /// Security token of temporary credentials (`X-Security-Token`).
-    pub security_token: Option<Secret>,
-}
-
-impl std::fmt::Debug for AkSk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AkSk")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key)
-            .field("security_token", &self.security_token.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
-}
+pub type AkSk = keypair_binder_core::signing::AccessKey;
 
 /// The `X-Sdk-Date` form of a time.
 pub fn format_sdk_date(time: DateTime<Utc>) -> String {
@@ -77,7 +58,7 @@ pub fn sign(
     if let Some(project) = project_id {
         added.push(("X-Project-Id".into(), project.into()));
     }
-    if let Some(token) = &credentials.security_token {
+    if let Some(token) = &credentials.token {
         added.push(("X-Security-Token".into(), token.expose().into()));
     }
     if header(request.headers, "Content-Type").is_some_and(|ct| !is_json_like(ct))

@@ -53,7 +53,7 @@ proptest! {
         let uri = canonical_uri(&path);
         prop_assert!(uri.ends_with('/'));
         let _ = canonical_query(&query);
-        let credentials = AkSk { access_key: "AK".into(), secret_key: Secret::new("SK"), security_token: None };
+        let credentials = AkSk { access_key: "AK".into(), secret_key: Secret::new("SK"), token: None };
         let request = SignableRequest { method: "POST", host: "h", path: &path, query: &query, headers: &headers, body: &body };
         let sig = signer::sign(&request, &credentials, Some("p"), chrono::Utc::now());
         prop_assert!(sig.authorization.starts_with("SDK-HMAC-SHA256 "));

@@ -43,7 +43,7 @@ fn all_official_vectors() {
         let credentials = AkSk {
             access_key: input["ak"].as_str().unwrap().into(),
             secret_key: Secret::new(input["sk"].as_str().unwrap()),
-            security_token: input["security_token"].as_str().map(Secret::new),
+            token: input["security_token"].as_str().map(Secret::new),
         };
         let query = query(&input["query_params"]);
         let request = SignableRequest {

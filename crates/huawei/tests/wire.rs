@@ -108,7 +108,7 @@ fn requests_match_the_official_sdk() {
             let credentials = AkSk {
                 access_key: parsed.access_key.clone(),
                 secret_key: Secret::new(secret_for(&parsed.access_key)),
-                security_token: header(captured, "X-Security-Token").map(Secret::new),
+                token: header(captured, "X-Security-Token").map(Secret::new),
             };
             let host = header(captured, "Host").unwrap();
             let project = header(captured, "X-Project-Id");

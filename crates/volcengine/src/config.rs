@@ -225,7 +225,7 @@ impl VolcengineBuilder {
             None => default_endpoint(&region),
         };
         check_endpoint(PROVIDER, &endpoint, self.allow_http)?;
-        Ok((Credentials { access_key, secret_key, session_token: self.session_token.clone() }, region, endpoint))
+        Ok((Credentials { access_key, secret_key, token: self.session_token.clone() }, region, endpoint))
     }
 }
 

@@ -2,7 +2,6 @@
 //! request, the credentials and the time. It never reads the clock.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::Secret;
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
@@ -13,25 +12,7 @@ pub const ALGORITHM: &str = "HMAC-SHA256";
 pub const SERVICE: &str = "ecs";
 
 /// Access key, secret key and, for STS credentials, the session token.
-#[derive(Clone)]
-pub struct Credentials {
-    /// Access key id (not secret; it appears in the `Authorization` header).
-    pub access_key: String,
-    /// Secret access key.
-    pub secret_key: Secret,
-    /// STS session token, sent as `X-Security-Token`.
-    pub session_token: Option<Secret>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &self.secret_key)
-            .field("session_token", &self.session_token.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
-}
+pub type Credentials = keypair_binder_core::signing::AccessKey;
 
 /// The `X-Date` form of a time: `YYYYMMDDTHHMMSSZ`.
 pub fn format_x_date(time: DateTime<Utc>) -> String {
@@ -77,7 +58,7 @@ pub fn sign(request: &SignableRequest<'_>, credentials: &Credentials, region: &s
         ("X-Date".to_string(), x_date.clone()),
         ("X-Content-Sha256".to_string(), payload_hash.clone()),
     ];
-    if let Some(token) = &credentials.session_token {
+    if let Some(token) = &credentials.token {
         added.push(("X-Security-Token".to_string(), token.expose().to_string()));
     }
     let signed: Vec<(String, String)> = request

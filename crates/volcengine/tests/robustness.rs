@@ -39,7 +39,7 @@ proptest! {
         body in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         let _ = canonical_query(&query);
-        let credentials = Credentials { access_key: "AK".into(), secret_key: Secret::new("SK"), session_token: None };
+        let credentials = Credentials { access_key: "AK".into(), secret_key: Secret::new("SK"), token: None };
         let request = SignableRequest { method: "GET", host: &host, path: "/", query: &query, headers: &headers, body: &body };
         let sig = signer::sign(&request, &credentials, &region, chrono::Utc::now());
         prop_assert!(sig.authorization.starts_with("HMAC-SHA256 "));

@@ -34,7 +34,7 @@ fn all_official_vectors() {
         let credentials = Credentials {
             access_key: input["ak"].as_str().unwrap().into(),
             secret_key: Secret::new(input["sk"].as_str().unwrap()),
-            session_token: input["session_token"].as_str().map(Secret::new),
+            token: input["session_token"].as_str().map(Secret::new),
         };
         let query = pairs(&input["query"]);
         let headers = pairs(&input["headers"]);

@@ -102,7 +102,7 @@ fn rebuild(name: &str, request: &Value) -> Rebuilt {
     let credentials = Credentials {
         access_key: scope[0].to_string(),
         secret_key: Secret::new(secret_for(scope[0])),
-        session_token: header(request, "X-Security-Token").map(Secret::new),
+        token: header(request, "X-Security-Token").map(Secret::new),
     };
     let time = NaiveDateTime::parse_from_str(header(request, "X-Date").unwrap(), "%Y%m%dT%H%M%SZ").unwrap();
     let endpoint = Url::parse(&format!("http://{}/", header(request, "Host").unwrap())).unwrap();

@@ -36,6 +36,50 @@ impl Default for HttpOptions {
     }
 }
 
+/// What every provider's builder takes about talking to its cloud, beside
+/// credentials and endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct ClientSettings {
+    /// Plain `http://` allowed to a non-loopback endpoint.
+    pub allow_http: bool,
+    /// Timeouts and limits.
+    pub http: HttpOptions,
+    /// Calls in flight when a request does not say.
+    pub concurrency: Option<usize>,
+    /// Retry policy when a request does not say.
+    pub retry: Option<crate::RetryPolicy>,
+}
+
+/// The [`ClientSettings`] setters, for a builder with a `client: ClientSettings` field.
+#[macro_export]
+macro_rules! client_setters {
+    () => {
+        /// Allows plain `http://` to a non-loopback endpoint (insecure; for proxies you trust).
+        pub fn allow_http(mut self, allow: bool) -> Self {
+            self.client.allow_http = allow;
+            self
+        }
+
+        /// HTTP timeouts and limits.
+        pub fn http_options(mut self, options: $crate::http::HttpOptions) -> Self {
+            self.client.http = options;
+            self
+        }
+
+        /// Calls in flight when a request does not say.
+        pub fn concurrency(mut self, concurrency: usize) -> Self {
+            self.client.concurrency = Some(concurrency);
+            self
+        }
+
+        /// Retry policy when a request does not say.
+        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.client.retry = Some(policy);
+            self
+        }
+    };
+}
+
 /// A response read in full, within the size limit.
 #[derive(Clone, Debug)]
 pub struct HttpResponse {

@@ -72,12 +72,12 @@ impl HuaweiBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<HuaweiBinder, Error> {
         let resolved = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.http.clone())?;
+        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
         let engine = Engine::new(EngineConfig {
             provider: PROVIDER,
             max_per_call: MAX_BATCH,
-            default_concurrency: self.concurrency.unwrap_or(3),
-            default_retry: self.retry.clone().unwrap_or_else(default_retry_policy),
+            default_concurrency: self.client.concurrency.unwrap_or(3),
+            default_retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),
             idempotency_tokens: false,
         });
         let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
-use keypair_binder_core::http::{HttpOptions, check_endpoint};
-use keypair_binder_core::{Error, RetryPolicy, Secret};
+use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::{Error, Secret};
 use url::Url;
 
 use crate::signer::AkSk;
@@ -130,10 +130,7 @@ pub struct HuaweiBuilder {
     pub(crate) iam_endpoint: Option<String>,
     pub(crate) project_id: Option<String>,
     pub(crate) auth: Option<HuaweiAuth>,
-    pub(crate) allow_http: bool,
-    pub(crate) http: HttpOptions,
-    pub(crate) concurrency: Option<usize>,
-    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) client: ClientSettings,
     pub(crate) polling: Polling,
 }
 
@@ -275,29 +272,7 @@ impl HuaweiBuilder {
         self
     }
 
-    /// Allows plain `http://` to a non-loopback endpoint (insecure).
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
-
-    /// HTTP timeouts and limits.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.http = options;
-        self
-    }
-
-    /// Default chunks in flight (default 3; the 10-VM window is the real limit).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = Some(concurrency);
-        self
-    }
-
-    /// Default retry policy.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
+    keypair_binder_core::client_setters!();
 
     /// Task polling.
     pub fn polling(mut self, polling: Polling) -> Self {
@@ -324,7 +299,7 @@ impl HuaweiBuilder {
             }
             (None, None) => return Err(Error::config(PROVIDER, "missing region: set HW_REGION_NAME")),
         };
-        check_endpoint(PROVIDER, &endpoint, self.allow_http)?;
+        check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
         let iam_endpoint = match (&self.iam_endpoint, &self.region) {
             (Some(e), _) => Some(parse_url(e)?),
             (None, Some(region)) if known(region) => {
@@ -333,7 +308,7 @@ impl HuaweiBuilder {
             (None, _) => None,
         };
         if let Some(iam) = &iam_endpoint {
-            check_endpoint(PROVIDER, iam, self.allow_http)?;
+            check_endpoint(PROVIDER, iam, self.client.allow_http)?;
         }
         let needs_iam = matches!(auth, HuaweiAuth::Password { .. }) || self.project_id.is_none();
         if needs_iam && iam_endpoint.is_none() {

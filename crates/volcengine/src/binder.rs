@@ -62,12 +62,12 @@ impl VolcengineBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<VolcengineBinder, Error> {
         let (credentials, region, endpoint) = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.http.clone())?;
+        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
         let engine = Engine::new(EngineConfig {
             provider: PROVIDER,
             max_per_call: MAX_INSTANCES_PER_CALL,
-            default_concurrency: self.concurrency.unwrap_or(8),
-            default_retry: self.retry.clone().unwrap_or_else(default_retry_policy),
+            default_concurrency: self.client.concurrency.unwrap_or(8),
+            default_retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),
             idempotency_tokens: true,
         });
         let inner = Inner {

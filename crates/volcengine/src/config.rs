@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
-use keypair_binder_core::http::{HttpOptions, check_endpoint};
-use keypair_binder_core::{Error, RetryPolicy, Secret};
+use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
@@ -79,10 +79,7 @@ pub struct VolcengineBuilder {
     pub(crate) session_token: Option<Secret>,
     pub(crate) region: Option<String>,
     pub(crate) endpoint: Option<String>,
-    pub(crate) allow_http: bool,
-    pub(crate) http: HttpOptions,
-    pub(crate) concurrency: Option<usize>,
-    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) client: ClientSettings,
     pub(crate) throttle_wait: Option<Duration>,
     pub(crate) state_change_wait: Option<Duration>,
     pub(crate) verify_bindings: bool,
@@ -153,29 +150,7 @@ impl VolcengineBuilder {
         self
     }
 
-    /// Allows plain `http://` to a non-loopback endpoint (insecure; for proxies you trust).
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
-
-    /// HTTP timeouts and limits.
-    pub fn http_options(mut self, options: HttpOptions) -> Self {
-        self.http = options;
-        self
-    }
-
-    /// Default calls in flight (default 8).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = Some(concurrency);
-        self
-    }
-
-    /// Default retry policy.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
+    keypair_binder_core::client_setters!();
 
     /// Least wait before re-issuing instances throttled one by one (default 500 ms).
     pub fn throttle_wait(mut self, wait: Duration) -> Self {
@@ -224,7 +199,7 @@ impl VolcengineBuilder {
             }
             None => default_endpoint(&region),
         };
-        check_endpoint(PROVIDER, &endpoint, self.allow_http)?;
+        check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
         Ok((Credentials { access_key, secret_key, token: self.session_token.clone() }, region, endpoint))
     }
 }

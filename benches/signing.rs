@@ -9,7 +9,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keypair_binder::InstanceId;
 use keypair_binder::KeyPairRef;
 use keypair_binder::Secret;
-use keypair_binder::http::HttpResponse;
 use keypair_binder::huawei::errors::failure_of;
 use keypair_binder::huawei::request::KpsRequest;
 use keypair_binder::huawei::signer::{self as hw, AkSk};
@@ -18,6 +17,7 @@ use keypair_binder::volcengine::errors::read_result;
 use keypair_binder::volcengine::request::prepare;
 use keypair_binder::volcengine::signer::Credentials;
 use keypair_binder::volcengine::wire::{self, Action, OperationResult};
+use keypair_binder_core::http::HttpResponse;
 
 mod chrono_free {
     /// A fixed signing time: the signers never read the clock.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keypair_binder::huawei::{HuaweiBinder, Polling};
+use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
 use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, FaultRates};
@@ -37,12 +37,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .region(&hw.region)
             .project_id(&hw.project_id)
             .access_key(&hw.ak, &hw.sk)
-            // Emulated tasks take 100 ms; real ones take seconds (the default polling).
-            .polling(Polling {
-                first_delay: Duration::from_millis(120),
-                interval: Duration::from_millis(50),
-                task_timeout: Duration::from_secs(60),
-            })
             .build()?,
     );
     let volcengine: Arc<dyn KeypairBinder> = Arc::new(

@@ -5,10 +5,18 @@
 //! - `huawei`: Huawei Cloud KPS ([`huawei`]);
 //! - `volcengine`: Volcengine ECS ([`volcengine`]).
 //!
-//! `default-features = false` builds the core alone: the trait, the request
-//! and report types and the shared engine.
+//! `default-features = false` builds the model alone: the trait, the request
+//! and report types. Provider authors use `keypair-binder-core`'s `kit`.
 
-pub use keypair_binder_core::*;
+pub use keypair_binder_core::http::HttpOptions;
+pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder};
+#[cfg(feature = "testing")]
+pub use keypair_binder_core::testing;
+pub use keypair_binder_core::{
+    BindReport, BindRequest, CancellationToken, Capabilities, Error, Failure, FailureKind, InstanceId, InstanceOutcome,
+    KeyPairRef, KeypairBinder, Operation, Plan, PlannedCall, PostCondition, ProgressEvent, ProgressObserver,
+    RetryPolicy, RunOptions, RunStats, Secret, UnbindRequest, ValidationError, VmCredential,
+};
 
 /// Huawei Cloud KPS provider.
 #[cfg(feature = "huawei")]

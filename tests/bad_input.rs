@@ -14,7 +14,7 @@ use keypair_binder_emulator::{Cloud, Emulator};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn req() -> keypair_binder::request::BindRequestBuilder {
+fn req() -> keypair_binder::BindRequestBuilder {
     BindRequest::builder().keypair_name("kp-emulator")
 }
 

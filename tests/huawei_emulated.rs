@@ -60,7 +60,7 @@ fn vm(id: &str) -> InstanceSpec {
 #[tokio::test]
 async fn a_failed_task_reports_its_reason_and_is_never_resubmitted() {
     let emu = emulator()
-        .task_duration(Duration::from_millis(90))
+        .task_duration(Duration::from_millis(900))
         .inventory(inventory(vec![vm("vm-good"), InstanceSpec { os: Os::Windows, ..vm("vm-windows") }]))
         .start()
         .await
@@ -209,7 +209,7 @@ async fn keypair_ids_and_client_tokens_are_refused_before_sending() {
 async fn a_task_outliving_its_timeout_is_unknown() {
     let emu = emulator().instances(1).task_duration(Duration::from_secs(30)).start().await.unwrap();
     let ids = emu.inventory().ids(HW);
-    let polling = keypair_binder::huawei::Polling { task_timeout: Duration::from_millis(200), ..fast_polling() };
+    let polling = keypair_binder::huawei::Polling::adaptive(Duration::from_millis(200));
     let report = huawei(&emu).polling(polling).build().unwrap().bind(bind_request(HW, &emu, &ids)).await.unwrap();
     assert!(matches!(&report.outcomes[0].1, InstanceOutcome::Unknown(f) if f.kind == FailureKind::Timeout));
 }

@@ -20,12 +20,9 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
+/// The default (adaptive) polling, with a task timeout fit for tests.
 pub fn fast_polling() -> Polling {
-    Polling {
-        first_delay: Duration::from_millis(25),
-        interval: Duration::from_millis(15),
-        task_timeout: Duration::from_secs(20),
-    }
+    Polling::adaptive(Duration::from_secs(20))
 }
 
 /// An emulator whose Huawei tasks take 20 ms.

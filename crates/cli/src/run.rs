@@ -241,7 +241,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.retry_policy(keypair_binder::huawei::default_retry_policy().with_max_retries(n));
             }
             if let Some(interval) = args.poll_interval {
-                b = b.polling(Polling { first_delay: interval, interval, ..Polling::default() });
+                b = b.polling(Polling::fixed(interval));
             }
             Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
         }

@@ -1,17 +1,19 @@
 //! Core of keypair-binder: the [`KeypairBinder`] trait, the unified request and
-//! report types, and the [`engine`] every provider shares (validation,
-//! de-duplication, chunking, bounded concurrency, retry, progress).
+//! report types (the model), and the provider [`kit`]: the engine every
+//! provider shares (validation, de-duplication, chunking, bounded
+//! concurrency, retries, the in-operation window, task polling, deadlines,
+//! cancellation, progress).
 //!
-//! Provider crates implement only their wire protocol as a
-//! [`engine::ChunkExecutor`]; everything that must behave the same on every
-//! cloud lives here.
+//! Provider crates implement only pure parts (signing, building a call,
+//! classifying its answer) as a [`kit::Provider`]; everything that must
+//! behave the same on every cloud lives here.
 
 pub mod binder;
-pub mod engine;
 pub mod env;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod kit;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -35,3 +37,5 @@ pub use secret::Secret;
 /// Re-exported so implementors need not depend on it themselves.
 pub use async_trait::async_trait;
 pub use signing::sha256_hex;
+/// Re-exported so callers can cancel a run without depending on `tokio-util`.
+pub use tokio_util::sync::CancellationToken;

@@ -20,6 +20,8 @@ pub enum ProgressEvent {
     InstancesDone { done: usize, total: usize },
     /// One instance reached its outcome.
     InstanceFinished { instance: InstanceId, bound: bool },
+    /// The run stops sending (cancelled); started work is still followed.
+    Stopping { reason: String },
 }
 
 /// Receives [`ProgressEvent`]s; called from the run's tasks, so keep it quick.

@@ -28,7 +28,7 @@ impl fmt::Display for Operation {
 }
 
 /// The reason class of a failure, the same on every cloud.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -56,6 +56,8 @@ pub enum FailureKind {
     Transport,
     /// A time limit ran out.
     Timeout,
+    /// The caller cancelled the run before this instance was sent.
+    Cancelled,
 }
 
 impl fmt::Display for FailureKind {
@@ -73,6 +75,7 @@ impl fmt::Display for FailureKind {
             Self::ProviderError => "provider error",
             Self::Transport => "transport error",
             Self::Timeout => "timed out",
+            Self::Cancelled => "cancelled",
         };
         f.write_str(text)
     }
@@ -121,6 +124,24 @@ impl Failure {
     /// Sets the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
+        self
+    }
+
+    /// Sets the provider's error code, if any.
+    pub fn with_code_opt(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Sets the HTTP status, if any.
+    pub fn with_status_opt(mut self, status: Option<u16>) -> Self {
+        self.http_status = status;
+        self
+    }
+
+    /// Replaces the message, keeping everything else.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
         self
     }
 

@@ -10,6 +10,7 @@ use crate::ids::{InstanceId, KeyPairRef};
 use crate::progress::ProgressObserver;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
+use tokio_util::sync::CancellationToken;
 
 /// Default ceiling on instances in one request, against runaway input.
 pub const DEFAULT_MAX_INSTANCES: usize = 100_000;
@@ -61,8 +62,9 @@ impl fmt::Debug for VmCredential {
     }
 }
 
-/// How a run is carried out: concurrency, retries, deadline, progress.
+/// How a run is carried out: concurrency, retries, deadline, cancellation, progress.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// Calls in flight at once; the provider's default when `None`.
     pub concurrency: Option<usize>,
@@ -72,6 +74,11 @@ pub struct RunOptions {
     pub deadline: Option<Duration>,
     /// Receives progress events.
     pub observer: Option<Arc<dyn ProgressObserver>>,
+    /// Cancels the run: nothing more is sent, in-flight calls and started
+    /// tasks get the grace period, then the partial report is returned.
+    pub cancel: Option<CancellationToken>,
+    /// Time in-flight calls and started tasks get after a cancellation.
+    pub grace: Option<Duration>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -81,6 +88,8 @@ impl fmt::Debug for RunOptions {
             .field("retry", &self.retry)
             .field("deadline", &self.deadline)
             .field("observer", &self.observer.is_some())
+            .field("cancel", &self.cancel.is_some())
+            .field("grace", &self.grace)
             .finish()
     }
 }
@@ -346,6 +355,19 @@ macro_rules! common_setters {
         /// Receives progress events.
         pub fn observer(mut self, observer: Arc<dyn ProgressObserver>) -> Self {
             self.common.options.observer = Some(observer);
+            self
+        }
+
+        /// Lets the caller cancel the run and still get its partial report.
+        pub fn cancel(mut self, token: CancellationToken) -> Self {
+            self.common.options.cancel = Some(token);
+            self
+        }
+
+        /// Time in-flight calls and started tasks get after a cancellation
+        /// (default [`DEFAULT_GRACE`](crate::kit::DEFAULT_GRACE)).
+        pub fn grace(mut self, grace: Duration) -> Self {
+            self.common.options.grace = Some(grace);
             self
         }
 

@@ -1,14 +1,15 @@
-//! The shared engine, through the in-memory binder: exactly-once outcomes,
-//! caps, retry budgets, concurrency, timing on tokio's paused clock.
+//! The shared engine, through the in-memory cloud: exactly-once outcomes,
+//! sticky ambiguity, fixed tokens, the window, the credential gate,
+//! deadlines and cancellation, timing on tokio's paused clock.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keypair_binder_core::engine::CallError;
-use keypair_binder_core::testing::{Behavior, InMemoryBinder};
+use keypair_binder_core::kit::Polling;
+use keypair_binder_core::testing::{Behavior, CallFault, InMemoryBinder};
 use keypair_binder_core::{
-    BindRequest, Error, Failure, FailureKind, InstanceId, InstanceOutcome, KeypairBinder, ProgressEvent, RetryPolicy,
-    UnbindRequest,
+    BindRequest, CancellationToken, Error, Failure, FailureKind, InstanceId, InstanceOutcome, KeypairBinder,
+    ProgressEvent, RetryPolicy, UnbindRequest,
 };
 use proptest::prelude::*;
 
@@ -39,95 +40,177 @@ enum Script {
     Apply,
     Fail,
     RetryThenApply(u32),
+    Changing(u32),
     Unknown,
     Omit,
 }
 
 fn script() -> impl Strategy<Value = Script> {
     prop_oneof![
-        4 => Just(Script::Apply),
+        5 => Just(Script::Apply),
         1 => Just(Script::Fail),
         2 => (0u32..5).prop_map(Script::RetryThenApply),
+        1 => (0u32..3).prop_map(Script::Changing),
         1 => Just(Script::Unknown),
         1 => Just(Script::Omit),
     ]
 }
 
+fn fault() -> impl Strategy<Value = CallFault> {
+    prop_oneof![
+        (0u64..3000).prop_map(|ms| CallFault::Throttle(Duration::from_millis(ms))),
+        Just(CallFault::Unavailable),
+        Just(CallFault::NotSent),
+        Just(CallFault::DropAfterApply),
+        Just(CallFault::BadGatewayAfterApply),
+    ]
+}
+
+/// How the fake cloud works in one case.
+#[derive(Clone, Debug)]
+enum Cloud {
+    /// Synchronous calls with idempotency tokens (Volcengine-like).
+    Tokens { precheck: bool },
+    /// Asynchronous tasks, no tokens, an in-operation window (Huawei-like).
+    Tasks { task_ms: u64, window: usize },
+}
+
+fn cloud() -> impl Strategy<Value = Cloud> {
+    prop_oneof![
+        any::<bool>().prop_map(|precheck| Cloud::Tokens { precheck }),
+        (50u64..3000, 1usize..12).prop_map(|(task_ms, window)| Cloud::Tasks { task_ms, window }),
+    ]
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(160))]
 
     #[test]
-    fn one_outcome_per_distinct_instance(
-        picks in proptest::collection::vec(0usize..40, 1..120),
+    fn the_report_tells_the_truth(
+        picks in proptest::collection::vec(0usize..40, 1..100),
         scripts in proptest::collection::vec(script(), 40),
+        cloud in cloud(),
         cap in 1usize..15,
         concurrency in 1usize..6,
         max_retries in 0u32..4,
-        faults in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..4),
+        faults in proptest::collection::vec(fault(), 0..8),
+        deadline_ms in proptest::option::of(100u64..20_000),
+        cancel_ms in proptest::option::of(0u64..10_000),
+        wrong_key in proptest::bool::weighted(0.05),
     ) {
         let mut builder = InMemoryBinder::builder().max_per_call(cap).latency(Duration::from_millis(5));
+        builder = match &cloud {
+            Cloud::Tokens { precheck } => builder.precheck_states(*precheck),
+            Cloud::Tasks { task_ms, window } => builder
+                .idempotency_tokens(false)
+                .tasks(Duration::from_millis(*task_ms), Polling::default())
+                .window(*window),
+        };
         for (i, s) in scripts.iter().enumerate() {
             let b = match s {
                 Script::Apply => Behavior::Apply,
                 Script::Fail => Behavior::Fail(Failure::new(FailureKind::InstanceNotFound, "gone")),
                 Script::RetryThenApply(k) => Behavior::RetryThenApply(*k, throttled()),
+                Script::Changing(k) => Behavior::ChangingThenApply(*k),
                 Script::Unknown => Behavior::ApplyButUnknown(Failure::new(FailureKind::Timeout, "lost")),
                 Script::Omit => Behavior::ApplyButOmit,
             };
             builder = builder.behavior(&format!("i-{i}"), b);
         }
-        for (retryable, maybe) in &faults {
-            let f = Failure::new(FailureKind::ProviderError, "boom").retryable(*retryable);
-            builder = builder.fault(if *maybe { CallError::maybe_applied(f) } else { CallError::not_applied(f) });
+        for f in &faults {
+            builder = builder.fault(f.clone());
+        }
+        if wrong_key {
+            builder = builder.wrong_key();
         }
         let binder = builder.build();
         let raw: Vec<String> = picks.iter().map(|p| format!("i-{p}")).collect();
         let mut distinct: Vec<String> = Vec::new();
         for r in &raw { if !distinct.contains(r) { distinct.push(r.clone()); } }
 
-        let request = BindRequest::builder().keypair_name("kp").instances(raw.clone())
-            .concurrency(concurrency).retry_policy(policy(max_retries)).build().unwrap();
-        let report = paused_runtime().block_on(binder.bind(request));
+        let cancel = CancellationToken::new();
+        let mut request = BindRequest::builder().keypair_name("kp").instances(raw.clone())
+            .concurrency(concurrency).retry_policy(policy(max_retries)).cancel(cancel.clone())
+            .grace(Duration::from_secs(2));
+        if let Some(ms) = deadline_ms {
+            request = request.deadline(Duration::from_millis(ms));
+        }
+        let request = request.build().unwrap();
+        let report = paused_runtime().block_on(async {
+            if let Some(ms) = cancel_ms {
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    cancel.cancel();
+                });
+            }
+            binder.bind(request).await
+        });
+
+        prop_assert!(binder.refused_calls() <= 2, "{} refused calls", binder.refused_calls());
+        prop_assert_eq!(binder.window_refusals(), 0, "the window was exceeded");
+        let calls = binder.calls();
+        prop_assert!(calls.iter().all(|c| !c.instances.is_empty() && c.instances.len() <= cap));
+        prop_assert!(binder.max_in_flight() <= concurrency + 1 + concurrency * cap, "bounded in flight");
         let report = match report {
             Ok(r) => r,
-            // Every instance failed in transport terms: an Error, by contract.
-            Err(Error::Unreachable { .. }) => return Ok(()),
+            Err(Error::Authentication { .. }) => {
+                prop_assert!(wrong_key);
+                prop_assert!(distinct.iter().all(|d| binder.started(&id(d)) == 0));
+                return Ok(());
+            }
+            Err(Error::Unreachable { .. }) => {
+                prop_assert!(distinct.iter().all(|d| binder.started(&id(d)) == 0));
+                return Ok(());
+            }
             Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
         };
+        prop_assert!(!wrong_key, "refused credentials end the run with an error");
 
         // Exactly one outcome per distinct instance, in input order.
         let got: Vec<&str> = report.outcomes.iter().map(|(i, _)| i.as_str()).collect();
         prop_assert_eq!(got, distinct.iter().map(String::as_str).collect::<Vec<_>>());
         prop_assert_eq!(report.stats.requested, raw.len());
-        prop_assert_eq!(report.stats.duplicates, raw.len() - distinct.len());
+        prop_assert_eq!(report.stats.api_calls, binder.total_calls());
 
-        let calls = binder.calls();
-        prop_assert!(calls.iter().all(|c| !c.instances.is_empty() && c.instances.len() <= cap));
-        prop_assert!(calls.iter().all(|c| c.attempt <= 2 * max_retries), "attempts within the policy");
-        prop_assert!(binder.max_in_flight() <= concurrency);
-        prop_assert_eq!(report.stats.api_calls, calls.len() as u64);
         for d in &distinct {
-            prop_assert!(binder.applications(&id(d)) <= 1, "{} applied twice", d);
-            let outcome = report.outcome(&id(d)).unwrap();
-            // Nothing reported bound that is not bound.
-            if outcome.is_bound() {
-                prop_assert_eq!(binder.bound_keypair(&id(d)), Some("kp".to_string()));
+            let d = id(d);
+            let outcome = report.outcome(&d).unwrap();
+            let sent = calls.iter().any(|c| c.instances.contains(&d));
+            if matches!(cloud, Cloud::Tokens { .. }) {
+                prop_assert!(binder.applications(&d) <= 1, "{} applied twice", d);
             }
-            if let InstanceOutcome::Failed(_) = outcome {
-                prop_assert_eq!(binder.applications(&id(d)), 0);
+            prop_assert!(binder.started(&d) <= 1, "{} started twice", d);
+            match outcome {
+                InstanceOutcome::Bound => prop_assert_eq!(binder.bound_keypair(&d), Some("kp".to_string())),
+                // Never failed for an instance any attempt may have applied.
+                InstanceOutcome::Failed(f) => {
+                    prop_assert_eq!(binder.started(&d), 0, "{} reported failed but applied: {}", d, f);
+                }
+                InstanceOutcome::Unknown(_) => prop_assert!(sent, "{} unknown but never sent", d),
+            }
+            if !sent {
+                prop_assert!(matches!(outcome, InstanceOutcome::Failed(_)), "{} never sent: {:?}", d, outcome);
             }
         }
 
-        if faults.is_empty() {
+        // With nothing in the way, every scripted outcome comes out as scripted.
+        if faults.is_empty() && deadline_ms.is_none() && cancel_ms.is_none() {
             for d in &distinct {
                 let n: usize = d[2..].parse().unwrap();
                 let outcome = report.outcome(&id(d)).unwrap();
                 match &scripts[n] {
-                    Script::Apply => prop_assert!(outcome.is_bound()),
+                    Script::Apply => prop_assert!(outcome.is_bound(), "{d}: {outcome:?}"),
+                    Script::Changing(_) if max_retries > 2 => prop_assert!(outcome.is_bound(), "{d}: {outcome:?}"),
+                    Script::Changing(_) => prop_assert!(outcome.is_bound() || matches!(outcome, InstanceOutcome::Failed(f) if f.retryable)),
                     Script::Fail => prop_assert!(matches!(outcome, InstanceOutcome::Failed(f) if f.kind == FailureKind::InstanceNotFound)),
                     Script::RetryThenApply(k) if *k <= max_retries => prop_assert!(outcome.is_bound()),
                     Script::RetryThenApply(_) => prop_assert!(matches!(outcome, InstanceOutcome::Failed(f) if f.retryable)),
-                    Script::Unknown | Script::Omit => prop_assert!(matches!(outcome, InstanceOutcome::Unknown(_))),
+                    Script::Unknown | Script::Omit => {
+                        let tokens = matches!(cloud, Cloud::Tokens { .. });
+                        // A token provider resends the same call; the cloud replays the same answer.
+                        prop_assert!(matches!(outcome, InstanceOutcome::Unknown(_)) || (!tokens && outcome.is_bound()), "{d}: {outcome:?}");
+                    }
                 }
             }
         }
@@ -137,9 +220,7 @@ proptest! {
 #[test]
 fn retry_after_is_honoured_on_the_paused_clock() {
     paused_runtime().block_on(async {
-        let binder = InMemoryBinder::builder()
-            .fault(CallError::not_applied(throttled().with_retry_after(Some(Duration::from_secs(30)))))
-            .build();
+        let binder = InMemoryBinder::builder().fault(CallFault::Throttle(Duration::from_secs(30))).build();
         let start = tokio::time::Instant::now();
         let request =
             BindRequest::builder().keypair_name("kp").instance("i-1").retry_policy(policy(3)).build().unwrap();
@@ -150,7 +231,7 @@ fn retry_after_is_honoured_on_the_paused_clock() {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_secs(30), "waited only {waited:?}");
         assert!(waited < Duration::from_secs(31), "waited {waited:?}");
-        // The retry of the whole chunk kept its idempotency token.
+        // The retry of the whole call kept its idempotency token.
         let calls = binder.calls();
         assert_eq!(calls[0].token, calls[1].token);
         assert!(calls[0].token.is_some());
@@ -162,7 +243,7 @@ fn backoff_grows_and_stops_at_the_retry_budget() {
     paused_runtime().block_on(async {
         let mut builder = InMemoryBinder::builder();
         for _ in 0..10 {
-            builder = builder.fault(CallError::not_applied(throttled()));
+            builder = builder.fault(CallFault::Throttle(Duration::ZERO));
         }
         let binder = builder.build();
         let request =
@@ -179,7 +260,7 @@ fn deadline_stops_retries_and_reports_timeouts() {
     paused_runtime().block_on(async {
         let mut builder = InMemoryBinder::builder().max_per_call(1).concurrency(1);
         for _ in 0..100 {
-            builder = builder.fault(CallError::not_applied(throttled().with_retry_after(Some(Duration::from_secs(4)))));
+            builder = builder.fault(CallFault::Throttle(Duration::from_secs(4)));
         }
         let binder = builder.build();
         let start = tokio::time::Instant::now();
@@ -210,7 +291,208 @@ fn deadline_during_a_call_is_unknown() {
         let request =
             BindRequest::builder().keypair_name("kp").instance("i-1").deadline(Duration::from_secs(5)).build().unwrap();
         let report = binder.bind(request).await.unwrap();
-        assert!(matches!(&report.outcomes[0].1, InstanceOutcome::Unknown(f) if f.kind == FailureKind::Timeout));
+        assert!(matches!(&report.outcomes[0].1, InstanceOutcome::Unknown(_)), "{:?}", report.outcomes[0].1);
+    });
+}
+
+/// Problem 1: an attempt that may have applied the call is never forgotten
+/// because a later attempt fails cleanly.
+#[test]
+fn applied_then_throttled_until_the_deadline_is_never_failed() {
+    paused_runtime().block_on(async {
+        let mut builder = InMemoryBinder::builder().fault(CallFault::DropAfterApply);
+        for _ in 0..200 {
+            builder = builder.fault(CallFault::Throttle(Duration::from_secs(1)));
+        }
+        let binder = builder.build();
+        let request = BindRequest::builder()
+            .keypair_name("kp")
+            .instances(["a", "b"])
+            .retry_policy(policy(100))
+            .deadline(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert_eq!(binder.applications(&id("a")), 1);
+        for (vm, outcome) in &report.outcomes {
+            assert!(matches!(outcome, InstanceOutcome::Unknown(_)), "{vm}: {outcome:?}");
+        }
+        // Every resend carried the first call's token.
+        let calls = binder.calls();
+        assert!(calls.len() > 2);
+        assert!(calls.iter().all(|c| c.token == calls[0].token));
+    });
+}
+
+/// Problem 1, with the retries used up instead of the deadline.
+#[test]
+fn applied_then_refused_with_retries_used_up_is_unknown_not_failed() {
+    paused_runtime().block_on(async {
+        let mut builder = InMemoryBinder::builder().fault(CallFault::BadGatewayAfterApply);
+        for _ in 0..10 {
+            builder = builder.fault(CallFault::Unavailable);
+        }
+        let binder = builder.build();
+        let request = BindRequest::builder().keypair_name("kp").instance("a").retry_policy(policy(2)).build().unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert!(matches!(&report.outcomes[0].1, InstanceOutcome::Unknown(_)), "{:?}", report.outcomes[0].1);
+    });
+}
+
+/// A resend with the same token gets the stored answer: bound, applied once.
+#[test]
+fn dropped_after_apply_then_replayed_is_bound_once() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder().fault(CallFault::DropAfterApply).build();
+        let request = BindRequest::builder().keypair_name("kp").instances(["a", "b", "c"]).build().unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert!(report.all_bound());
+        for vm in ["a", "b", "c"] {
+            assert_eq!(binder.applications(&id(vm)), 1);
+        }
+        let calls = binder.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].token, calls[1].token);
+    });
+}
+
+/// Problem 2: a state change between attempts never makes an ambiguous set
+/// go out again under another token.
+#[test]
+fn precheck_runs_once_and_ambiguous_sets_are_resent_unchanged() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder()
+            .precheck_states(true)
+            .behavior("b", Behavior::ChangingThenApply(1))
+            .fault(CallFault::DropAfterApply)
+            .build();
+        let request = BindRequest::builder().keypair_name("kp").instances(["a", "b", "c"]).build().unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert!(report.all_bound(), "{:?}", report.outcomes);
+        for vm in ["a", "b", "c"] {
+            assert_eq!(binder.applications(&id(vm)), 1, "{vm}");
+        }
+        let calls = binder.calls();
+        // a and c (b was changing state): dropped, resent with the same token; then b alone.
+        assert_eq!(calls[0].instances, calls[1].instances);
+        assert_eq!(calls[0].token, calls[1].token);
+        assert_eq!(calls.last().unwrap().instances, vec![id("b")]);
+        assert_ne!(calls.last().unwrap().token, calls[0].token);
+    });
+}
+
+/// Problem 3: at the deadline, confirmed outcomes are kept and never-sent
+/// instances fail (not applied) instead of ending unknown.
+#[test]
+fn deadline_keeps_confirmed_outcomes_and_fails_never_sent() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder()
+            .idempotency_tokens(false)
+            .tasks(Duration::from_secs(3), Polling::default())
+            .window(2)
+            .max_per_call(10)
+            .build();
+        let ids: Vec<String> = (0..10).map(|i| format!("vm-{i}")).collect();
+        let request = BindRequest::builder()
+            .keypair_name("kp")
+            .instances(ids.clone())
+            .deadline(Duration::from_secs(8))
+            .build()
+            .unwrap();
+        let report = binder.bind(request).await.unwrap();
+        let (bound, failed, unknown) = report.counts();
+        assert!(bound >= 2, "{:?}", report.outcomes);
+        assert!(failed >= 4, "{:?}", report.outcomes);
+        assert!(unknown <= 2, "{:?}", report.outcomes);
+        for (vm, outcome) in &report.outcomes {
+            if let InstanceOutcome::Failed(f) = outcome {
+                assert_eq!(f.kind, FailureKind::Timeout);
+                assert!(f.retryable);
+                assert_eq!(binder.started(vm), 0);
+            }
+        }
+        assert_eq!(binder.window_refusals(), 0);
+    });
+}
+
+/// Problem 5: with refused credentials, one call reaches the cloud whatever the concurrency.
+#[test]
+fn refused_credentials_stop_the_run_after_one_call() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder().max_per_call(1).concurrency(8).wrong_key().build();
+        let ids: Vec<String> = (0..40).map(|i| format!("vm-{i}")).collect();
+        let request = BindRequest::builder().keypair_name("kp").instances(ids).build().unwrap();
+        let err = binder.bind(request).await.unwrap_err();
+        assert!(matches!(err, Error::Authentication { .. }), "{err}");
+        assert_eq!(binder.refused_calls(), 1);
+        assert_eq!(binder.total_calls(), 1);
+    });
+}
+
+/// Problem 6: adaptive polling closes in on the task duration without being told it.
+#[test]
+fn adaptive_polling_follows_unknown_task_durations() {
+    for task_ms in [300u64, 3_000] {
+        paused_runtime().block_on(async {
+            let task = Duration::from_millis(task_ms);
+            let binder = InMemoryBinder::builder()
+                .idempotency_tokens(false)
+                .tasks(task, Polling::default())
+                .window(10)
+                .max_per_call(10)
+                .concurrency(3)
+                .build();
+            let ids: Vec<String> = (0..100).map(|i| format!("vm-{i}")).collect();
+            let start = tokio::time::Instant::now();
+            let request = BindRequest::builder().keypair_name("kp").instances(ids).build().unwrap();
+            let report = binder.bind(request).await.unwrap();
+            assert!(report.all_bound());
+            let floor = task * 10;
+            let ratio = start.elapsed().as_secs_f64() / floor.as_secs_f64();
+            let per_vm = binder.task_queries() as f64 / 100.0;
+            assert!(ratio <= 1.15, "{task_ms} ms tasks: wall/floor {ratio:.3}");
+            assert!(per_vm <= 1.5, "{task_ms} ms tasks: {per_vm:.2} status queries per VM");
+            assert_eq!(binder.max_in_operation(), 10);
+        });
+    }
+}
+
+/// Problem 7: a cancelled run returns its partial report.
+#[test]
+fn cancellation_returns_the_partial_report() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder()
+            .idempotency_tokens(false)
+            .tasks(Duration::from_secs(2), Polling::default())
+            .window(10)
+            .max_per_call(10)
+            .build();
+        let ids: Vec<String> = (0..50).map(|i| format!("vm-{i}")).collect();
+        let cancel = CancellationToken::new();
+        let request = BindRequest::builder()
+            .keypair_name("kp")
+            .instances(ids)
+            .cancel(cancel.clone())
+            .grace(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            stopper.cancel();
+        });
+        let report = binder.bind(request).await.unwrap();
+        let (bound, failed, unknown) = report.counts();
+        assert_eq!(unknown, 0, "started tasks were followed through the grace period");
+        assert!((10..=20).contains(&bound), "{bound}");
+        assert_eq!(bound + failed, 50);
+        for (vm, outcome) in &report.outcomes {
+            if let InstanceOutcome::Failed(f) = outcome {
+                assert_eq!(f.kind, FailureKind::Cancelled);
+                assert!(f.retryable);
+                assert_eq!(binder.started(vm), 0);
+            }
+        }
     });
 }
 
@@ -248,21 +530,6 @@ fn derived_tokens_are_stable_short_and_distinct() {
         assert_eq!(first, second, "the same request derives the same tokens");
         assert_ne!(first[0], first[1], "different chunks get different tokens");
         assert!(first.iter().all(|t| t.len() <= 64 && t.is_ascii()));
-    });
-}
-
-#[test]
-fn auth_failure_stops_the_run_and_is_an_error() {
-    paused_runtime().block_on(async {
-        let auth =
-            Failure::new(FailureKind::Auth, "signature mismatch").with_code("SignatureDoesNotMatch").with_status(401);
-        let binder =
-            InMemoryBinder::builder().max_per_call(1).concurrency(1).fault(CallError::not_applied(auth)).build();
-        let request = BindRequest::builder().keypair_name("kp").instances(["a", "b", "c"]).build().unwrap();
-        let err = binder.bind(request).await.unwrap_err();
-        assert!(matches!(err, Error::Authentication { .. }), "{err}");
-        assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
-        assert_eq!(binder.calls().len(), 1, "no call after the credentials were refused");
     });
 }
 

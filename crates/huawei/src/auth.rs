@@ -1,18 +1,22 @@
 //! Authentication of KPS calls: AK/SK signatures, or IAM tokens that are
 //! obtained, cached and refreshed before they expire. Also resolves the
-//! project id when it was not configured.
+//! project id when it was not configured. Setup calls go through the
+//! engine's [`Net`], so they are counted and stopped with the run.
 
+use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::engine::RunContext;
-use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, host_header};
+use keypair_binder_core::http::{HttpResponse, host_header};
+use keypair_binder_core::kit::{Net, OutgoingRequest};
 use keypair_binder_core::{Failure, FailureKind, Secret};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{HuaweiAuth, PROVIDER};
+use crate::config::HuaweiAuth;
 use crate::errors::{failure_of, snippet};
 use crate::signer::{self, SignableRequest};
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
@@ -22,18 +26,22 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(3600);
 /// Assumed lifetime of a token whose answer gives none (IAM tokens last 24 h).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
 
+const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+
 struct CachedToken {
     value: Secret,
     refresh_at: Instant,
 }
 
-/// Signs or authorises requests; holds the token cache.
+/// Signs or authorises requests; holds the token cache and the project id.
 pub(crate) struct Authenticator {
     auth: HuaweiAuth,
     iam: Option<Url>,
     region: Option<String>,
-    project: Mutex<Option<String>>,
+    project: SyncMutex<Option<String>>,
     token: Mutex<Option<CachedToken>>,
+    /// IAM refused the password: never ask again with it.
+    refused: SyncMutex<Option<Failure>>,
 }
 
 impl Authenticator {
@@ -42,7 +50,14 @@ impl Authenticator {
             HuaweiAuth::Token(t) => Some(CachedToken { value: t.clone(), refresh_at: far_future() }),
             _ => None,
         };
-        Self { auth, iam, region, project: Mutex::new(project), token: Mutex::new(token) }
+        Self {
+            auth,
+            iam,
+            region,
+            project: SyncMutex::new(project),
+            token: Mutex::new(token),
+            refused: SyncMutex::new(None),
+        }
     }
 
     pub fn mode(&self) -> &'static str {
@@ -61,40 +76,82 @@ impl Authenticator {
         }
     }
 
-    /// The project id: configured, from the token's scope, or looked up in IAM.
-    pub async fn project_id(&self, http: &HttpClient, ctx: &RunContext) -> Result<String, Failure> {
-        if let Some(p) = self.project.lock().await.clone() {
+    /// The project id, once resolved.
+    pub fn project(&self) -> Option<String> {
+        self.project.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_project(&self, id: String) {
+        self.project.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(id);
+    }
+
+    /// Resolves the project id: configured, from the token's scope, or looked up in IAM.
+    pub async fn resolve_project(&self, net: &dyn Net) -> Result<String, Failure> {
+        if let Some(p) = self.project() {
             return Ok(p);
         }
         if self.can_refresh() {
-            self.token(http, ctx).await?;
-            if let Some(p) = self.project.lock().await.clone() {
+            self.token(net).await?;
+            if let Some(p) = self.project() {
                 return Ok(p);
             }
         }
-        let project = self.lookup_project(http, ctx).await?;
-        *self.project.lock().await = Some(project.clone());
+        let project = self.lookup_project(net).await?;
+        self.set_project(project.clone());
         Ok(project)
     }
 
-    /// Headers that authenticate a request with this body.
-    pub async fn headers(
+    /// Adds the headers that authenticate `request` at `now`.
+    pub async fn authorize(
         &self,
-        http: &HttpClient,
-        ctx: &RunContext,
-        request: &SignableRequest<'_>,
+        request: &mut OutgoingRequest,
         project: Option<&str>,
-    ) -> Result<Vec<(String, String)>, Failure> {
+        now: DateTime<Utc>,
+        net: &dyn Net,
+    ) -> Result<(), Failure> {
         match &self.auth {
-            HuaweiAuth::AkSk(aksk) => Ok(signer::sign(request, aksk, project, Utc::now()).headers),
+            HuaweiAuth::AkSk(aksk) => {
+                let host = host_header(&request.url);
+                let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+                let signed: Vec<(String, String)> = request
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                    .collect();
+                let signable = SignableRequest {
+                    method: request.method.as_str(),
+                    host: &host,
+                    path: request.url.path(),
+                    query: &query,
+                    headers: &signed,
+                    body: &request.body,
+                };
+                for (name, value) in signer::sign(&signable, aksk, project, now).headers {
+                    if name.eq_ignore_ascii_case("host") {
+                        continue;
+                    }
+                    let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) else {
+                        return Err(auth_failure("a signature header is not valid HTTP"));
+                    };
+                    request.headers.insert(n, v);
+                }
+                Ok(())
+            }
             HuaweiAuth::Token(_) | HuaweiAuth::Password { .. } => {
-                let token = self.token(http, ctx).await?;
-                Ok(vec![("X-Auth-Token".to_string(), token.expose().to_string())])
+                let token = self.token(net).await?;
+                let mut value =
+                    HeaderValue::from_str(token.expose()).map_err(|_| auth_failure("token is not valid HTTP"))?;
+                value.set_sensitive(true);
+                request.headers.insert(X_AUTH_TOKEN, value);
+                Ok(())
             }
         }
     }
 
-    async fn token(&self, http: &HttpClient, ctx: &RunContext) -> Result<Secret, Failure> {
+    async fn token(&self, net: &dyn Net) -> Result<Secret, Failure> {
+        if let Some(f) = self.refused.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(f);
+        }
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref()
             && Instant::now() < t.refresh_at
@@ -105,7 +162,7 @@ impl Authenticator {
             return cached.as_ref().map(|t| t.value.clone()).ok_or_else(|| auth_failure("no token"));
         };
         let iam = self.iam.as_ref().ok_or_else(|| auth_failure("no IAM endpoint"))?;
-        let project = self.project.lock().await.clone();
+        let project = self.project();
         let scope = match (&project, &self.region) {
             (Some(id), _) => ProjectScope::Id(id),
             (None, Some(region)) => ProjectScope::Name(region),
@@ -114,23 +171,20 @@ impl Authenticator {
         let body = wire::token_request_body(user, password, domain, scope);
         let mut url = iam.join("/v3/auth/tokens").map_err(|e| auth_failure(&e.to_string()))?;
         url.set_query(Some("nocatalog=true"));
-        let request = http
-            .inner()
-            .post(url)
-            .header("Content-Type", "application/json;charset=utf8")
-            .body(body)
-            .build()
-            .map_err(|e| auth_failure(&e.without_url().to_string()))?;
-        ctx.record_call();
-        let info = CallInfo {
-            provider: PROVIDER,
-            action: "iam:CreateToken",
-            instances: 0,
-            request_id_header: Some("x-request-id"),
-        };
-        let response = http.send(request, info).await.map_err(|e| e.to_failure())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf8"));
+        let request = OutgoingRequest::new(Method::POST, url, "iam:CreateToken")
+            .with_headers(headers)
+            .with_body(body)
+            .with_request_id_header("x-request-id");
+        // A transport error is transient: the engine retries the call that needed the token.
+        let response = net.send(request).await.map_err(|e| e.to_failure().retryable(true))?;
         if !response.is_success() {
-            return Err(token_refused(&response));
+            let failure = token_refused(&response);
+            if failure.kind == FailureKind::Auth {
+                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.clone());
+            }
+            return Err(failure);
         }
         let value = response
             .header("x-subject-token")
@@ -145,7 +199,7 @@ impl Authenticator {
             .and_then(|at| (at.with_timezone(&Utc) - Utc::now()).to_std().ok())
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         if let Some(id) = token.project.and_then(|p| p.id) {
-            self.project.lock().await.get_or_insert(id);
+            self.set_project(id);
         }
         let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN.min(lifetime / 2));
         tracing::debug!(?lifetime, "obtained IAM token");
@@ -153,37 +207,20 @@ impl Authenticator {
         Ok(value)
     }
 
-    async fn lookup_project(&self, http: &HttpClient, ctx: &RunContext) -> Result<String, Failure> {
+    async fn lookup_project(&self, net: &dyn Net) -> Result<String, Failure> {
         let region =
             self.region.as_deref().ok_or_else(|| config_failure("no project id and no region to look it up by"))?;
         let iam = self.iam.as_ref().ok_or_else(|| config_failure("no project id and no IAM endpoint"))?;
         let query = vec![("name".to_string(), region.to_string())];
         let mut url = iam.join("/v3/projects").map_err(|e| config_failure(&e.to_string()))?;
         url.set_query(Some(&signer::canonical_query(&query)));
-        let host = host_header(&url);
-        let headers = vec![("Content-Type".to_string(), wire::CONTENT_TYPE_JSON.to_string())];
-        let signable = SignableRequest {
-            method: "GET",
-            host: &host,
-            path: "/v3/projects",
-            query: &query,
-            headers: &headers,
-            body: b"",
-        };
-        let auth = self.headers(http, ctx, &signable, None).await?;
-        let mut request = http.inner().get(url);
-        for (name, value) in headers.iter().chain(auth.iter()).filter(|(n, _)| n != "Host") {
-            request = request.header(name, value);
-        }
-        let request = request.build().map_err(|e| config_failure(&e.without_url().to_string()))?;
-        ctx.record_call();
-        let info = CallInfo {
-            provider: PROVIDER,
-            action: "iam:KeystoneListProjects",
-            instances: 0,
-            request_id_header: Some("x-request-id"),
-        };
-        let response: HttpResponse = http.send(request, info).await.map_err(|e| e.to_failure())?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+        let mut request = OutgoingRequest::new(Method::GET, url, "iam:KeystoneListProjects")
+            .with_headers(headers)
+            .with_request_id_header("x-request-id");
+        self.authorize(&mut request, None, Utc::now(), net).await?;
+        let response: HttpResponse = net.send(request).await.map_err(|e| e.to_failure())?;
         if !response.is_success() {
             return Err(failure_of(&response).0);
         }
@@ -215,6 +252,9 @@ fn token_refused(response: &HttpResponse) -> Failure {
     if matches!(response.status, 400 | 401 | 403 | 404) {
         failure.kind = FailureKind::Auth;
         failure.retryable = false;
+    } else {
+        // IAM throttled or failed: transient, worth trying again.
+        failure.retryable = true;
     }
     failure.message = format!("IAM refused the token request: {}", failure.message);
     failure

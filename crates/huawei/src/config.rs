@@ -2,10 +2,10 @@
 //! SDK's and Terraform's environment variables, and `~/.huaweicloud/credentials`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
 use keypair_binder_core::http::{ClientSettings, check_endpoint};
+pub use keypair_binder_core::kit::Polling;
 use keypair_binder_core::{Error, Secret};
 use url::Url;
 
@@ -132,36 +132,6 @@ pub struct HuaweiBuilder {
     pub(crate) auth: Option<HuaweiAuth>,
     pub(crate) client: ClientSettings,
     pub(crate) polling: Polling,
-}
-
-/// How tasks are polled to their end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Polling {
-    /// Wait before the first status query of a task.
-    pub first_delay: Duration,
-    /// Wait between status queries.
-    pub interval: Duration,
-    /// Longest a task may take before its VM is reported `Unknown`.
-    pub task_timeout: Duration,
-}
-
-impl Polling {
-    /// How long a chunk waits for more of the window's slots to free up, so
-    /// that VMs whose tasks end in the same round go out in one batch.
-    pub fn coalesce(&self) -> Duration {
-        (self.interval / 2).min(Duration::from_secs(1))
-    }
-}
-
-impl Default for Polling {
-    fn default() -> Self {
-        // Real tasks log in to the VM over SSH: seconds to minutes.
-        Self {
-            first_delay: Duration::from_secs(5),
-            interval: Duration::from_secs(5),
-            task_timeout: Duration::from_secs(30 * 60),
-        }
-    }
 }
 
 impl HuaweiBuilder {

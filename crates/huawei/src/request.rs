@@ -4,7 +4,9 @@
 use std::fmt;
 
 use keypair_binder_core::http::host_header;
+use keypair_binder_core::kit::OutgoingRequest;
 use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::signer::{SignableRequest, canonical_query};
@@ -109,6 +111,25 @@ impl KpsRequest {
             headers,
             body: self.body.as_deref().unwrap_or_default(),
         }
+    }
+
+    /// The unsigned request to `endpoint`: URL, `Content-Type` and
+    /// `User-Agent` as the SDK sends them, and the body.
+    pub fn outgoing(&self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.headers(user_agent) {
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
+                headers.insert(n, v);
+            }
+        }
+        let mut request = OutgoingRequest::new(self.method.clone(), self.url(endpoint), self.action)
+            .with_headers(headers)
+            .with_instances(self.instances)
+            .with_request_id_header("x-request-id");
+        if let Some(body) = &self.body {
+            request = request.with_body(body.clone());
+        }
+        request
     }
 
     /// `host[:port]` of the endpoint.

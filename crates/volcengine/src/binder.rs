@@ -1,16 +1,17 @@
-//! [`VolcengineBinder`]: `AttachKeyPair`/`DetachKeyPair` behind the shared engine.
+//! [`VolcengineBinder`]: `AttachKeyPair`/`DetachKeyPair` as pure parts for
+//! the shared engine: a call, its reading, and `DescribeInstances` views.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
-use keypair_binder_core::engine::{
-    CallError, Chunk, ChunkExecutor, Engine, EngineConfig, InstanceResult, RunContext, RunSpec, derive_token,
+use chrono::{DateTime, Utc};
+use keypair_binder_core::http::{HttpClient, HttpResponse};
+use keypair_binder_core::kit::{
+    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
+    Readiness, RunSpec, StateQueries, chunks,
 };
-use keypair_binder_core::http::{CallInfo, HttpClient, HttpResponse, TransportError};
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
@@ -19,10 +20,10 @@ use keypair_binder_core::{
 use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
-use crate::errors::{instance_failure, read_result};
-use crate::request::{Invocation, prepare};
+use crate::errors::{CallError, instance_failure, parse_error, read_result};
+use crate::request::{Invocation, sign, unsigned};
 use crate::signer::Credentials;
-use crate::wire::{self, Action, DescribeInstancesResult, Instance, MAX_INSTANCES_PER_CALL, OperationResult};
+use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
 const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
@@ -40,12 +41,10 @@ struct Inner {
     credentials: Credentials,
     region: String,
     endpoint: Url,
-    http: HttpClient,
     engine: Engine,
+    profile: Profile,
     throttle_wait: Duration,
     state_change_wait: Duration,
-    verify: bool,
-    precheck: bool,
 }
 
 impl fmt::Debug for VolcengineBinder {
@@ -63,23 +62,20 @@ impl VolcengineBuilder {
     pub fn build(self) -> Result<VolcengineBinder, Error> {
         let (credentials, region, endpoint) = self.resolve()?;
         let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
-        let engine = Engine::new(EngineConfig {
-            provider: PROVIDER,
-            max_per_call: MAX_INSTANCES_PER_CALL,
-            default_concurrency: self.client.concurrency.unwrap_or(8),
-            default_retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),
-            idempotency_tokens: true,
-        });
+        let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
+            .concurrency(self.client.concurrency.unwrap_or(8))
+            .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
+            .idempotency_tokens(true)
+            .precheck_states(self.precheck_states)
+            .verify_bindings(self.verify_bindings);
         let inner = Inner {
             credentials,
             region,
             endpoint,
-            http,
-            engine,
+            engine: Engine::new(Arc::new(http)),
+            profile,
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),
-            verify: self.verify_bindings,
-            precheck: self.precheck_states,
         };
         Ok(VolcengineBinder { inner: Arc::new(inner) })
     }
@@ -130,227 +126,147 @@ impl VolcengineBinder {
             Operation::Bind => Action::AttachKeyPair,
             Operation::Unbind => Action::DetachKeyPair,
         };
-        let retry = common.options.retry.as_ref().unwrap_or(&self.inner.engine.config().default_retry);
-        let executor = KeypairCallExecutor { inner: &self.inner, action, keypair, max_attempts: retry.max_attempts() };
+        let provider = VolcengineRun { inner: &self.inner, action, keypair };
         let post_conditions = match operation {
             Operation::Bind => vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
             Operation::Unbind => vec![PostCondition::RebootRequired],
         };
-        let spec = RunSpec { operation, keypair: Some(keypair), common, post_conditions };
-        self.inner.engine.run(spec, &executor).await
+        let spec = RunSpec::new(operation, Some(keypair), common).post_conditions(post_conditions);
+        self.inner.engine.run(&provider, spec).await
     }
 }
 
-impl Inner {
-    /// Signs (afresh, with the current time) and sends one GET call.
-    async fn call(
-        &self,
-        ctx: &RunContext,
-        action: Action,
-        query: &[(String, String)],
-        instances: usize,
-        invocation: Option<Invocation<'_>>,
-    ) -> Result<HttpResponse, TransportError> {
-        let prepared = prepare(&self.endpoint, &self.region, &self.credentials, query, invocation, Utc::now());
-        let mut request = self.http.inner().get(prepared.url).header("Accept", "application/json");
-        for (name, value) in &prepared.headers {
-            if name != "Host" {
-                request = request.header(name, value);
-            }
-        }
-        let request = request.build().map_err(|e| TransportError::NotSent(e.without_url().to_string()))?;
-        ctx.record_call();
-        let info = CallInfo { provider: PROVIDER, action: action.as_str(), instances, request_id_header: None };
-        self.http.send(request, info).await
-    }
-
-    /// Instances as `DescribeInstances` shows them (at most 100 ids), by id.
-    async fn describe(&self, ctx: &RunContext, ids: &[InstanceId]) -> Option<HashMap<String, Instance>> {
-        let query = wire::describe_instances(ids, None);
-        let response = self.call(ctx, Action::DescribeInstances, &query, ids.len(), None).await.ok()?;
-        let (result, _) = read_result::<DescribeInstancesResult>(&response).ok()?;
-        Some(result.instances.into_iter().map(|i| (i.instance_id.clone(), i)).collect())
-    }
-
-    /// Checks reported successes against `DescribeInstances`; a success the
-    /// instance does not show becomes `Unknown`.
-    async fn verify(
-        &self,
-        ctx: &RunContext,
-        action: Action,
-        keypair: &KeyPairRef,
-        results: &mut [(InstanceId, InstanceResult)],
-    ) {
-        let bound: Vec<InstanceId> =
-            results.iter().filter(|(_, r)| matches!(r, InstanceResult::Bound)).map(|(id, _)| id.clone()).collect();
-        if bound.is_empty() {
-            return;
-        }
-        let Some(shown) = self.describe(ctx, &bound).await else {
-            tracing::warn!(
-                instances = bound.len(),
-                "could not verify bindings with DescribeInstances; keeping the reported results"
-            );
-            return;
-        };
-        for (id, result) in results.iter_mut().filter(|(_, r)| matches!(r, InstanceResult::Bound)) {
-            let holds = |i: &Instance| match keypair {
-                KeyPairRef::Name(name) => &i.key_pair_name == name,
-                KeyPairRef::Id(kp) => &i.key_pair_id == kp,
-            };
-            let confirmed = match (action, shown.get(id.as_str())) {
-                (Action::DetachKeyPair, Some(i)) => !holds(i),
-                (_, Some(i)) => holds(i),
-                (_, None) => false,
-            };
-            if !confirmed {
-                let seen = shown.get(id.as_str()).map_or("no such instance".to_string(), |i| {
-                    format!("key pair {:?}", if i.key_pair_name.is_empty() { "none" } else { &i.key_pair_name })
-                });
-                let message = format!("{} reported success, but DescribeInstances shows {seen}", action.as_str());
-                *result = InstanceResult::Unknown(Failure::new(FailureKind::ProviderError, message));
-            }
-        }
-    }
-}
-
-struct KeypairCallExecutor<'a> {
+/// One run's pure parts: Attach or Detach, one key pair.
+struct VolcengineRun<'a> {
     inner: &'a Inner,
     action: Action,
     keypair: &'a KeyPairRef,
-    max_attempts: u32,
 }
 
-impl KeypairCallExecutor<'_> {
-    /// Checks states with `DescribeInstances` before attaching: instances
-    /// that cannot take the key are settled without being sent, those changing
-    /// state wait; returns the ones to send.
-    async fn precheck(
-        &self,
-        ctx: &RunContext,
-        chunk: &Chunk,
-        results: &mut Vec<(InstanceId, InstanceResult)>,
-    ) -> Vec<InstanceId> {
-        let Some(shown) = self.inner.describe(ctx, &chunk.instances).await else {
-            tracing::warn!(instances = chunk.instances.len(), "state pre-check failed; sending without it");
-            return chunk.instances.clone();
-        };
-        let mut ready = Vec::with_capacity(chunk.instances.len());
-        for id in &chunk.instances {
-            let refuse = |kind, message: String| Failure::new(kind, format!("pre-check: {message}"));
-            match shown.get(id.as_str()) {
-                None => results.push((
-                    id.clone(),
-                    InstanceResult::Failed(refuse(FailureKind::InstanceNotFound, format!("{id} does not exist"))),
-                )),
-                Some(i) if i.os_type.eq_ignore_ascii_case("windows") => results.push((
-                    id.clone(),
-                    InstanceResult::Failed(refuse(
-                        FailureKind::UnsupportedImage,
-                        "key pairs cannot be used with Windows".into(),
-                    )),
-                )),
-                Some(i) if wire::is_transitional(&i.status) => {
-                    let failure = refuse(FailureKind::InvalidState, format!("instance is {}", i.status))
-                        .retryable(true)
-                        .with_retry_after(Some(self.inner.state_change_wait));
-                    results.push((id.clone(), InstanceResult::Retry(failure)));
-                }
-                Some(i) if !matches!(i.status.to_ascii_uppercase().as_str(), "RUNNING" | "STOPPED") => results.push((
-                    id.clone(),
-                    InstanceResult::Failed(refuse(FailureKind::InvalidState, format!("instance is {}", i.status))),
-                )),
-                Some(_) => ready.push(id.clone()),
-            }
-        }
-        ready
+/// The error an answer carries, if any (non-2xx, or 2xx with `ResponseMetadata.Error`).
+fn carried_error(response: &HttpResponse) -> Option<Failure> {
+    if !response.is_success() {
+        return Some(parse_error(response).0);
     }
+    let envelope: Envelope<serde_json::Value> = serde_json::from_slice(&response.body).ok()?;
+    let metadata = envelope.metadata?;
+    let error = metadata.error.as_ref()?;
+    Some(crate::errors::call_failure(response, Some(error), metadata.request_id.clone()).0)
 }
 
 #[async_trait]
-impl ChunkExecutor for KeypairCallExecutor<'_> {
-    async fn execute(&self, ctx: &RunContext, chunk: &Chunk) -> Result<Vec<(InstanceId, InstanceResult)>, CallError> {
-        let mut results = Vec::with_capacity(chunk.instances.len());
-        let (instances, token) = if self.inner.precheck {
-            let ready = self.precheck(ctx, chunk, &mut results).await;
-            if ready.is_empty() {
-                return Ok(results);
-            }
-            // Fewer instances make another call: its own token, the same on every retry of it.
-            let token = match &chunk.token {
-                Some(t) if ready.len() < chunk.instances.len() => {
-                    let operation =
-                        if self.action == Action::DetachKeyPair { Operation::Unbind } else { Operation::Bind };
-                    Some(derive_token(t, operation, Some(self.keypair), &ready, 0))
-                }
-                other => other.clone(),
-            };
-            (ready, token)
-        } else {
-            (chunk.instances.clone(), chunk.token.clone())
+impl Provider for VolcengineRun<'_> {
+    fn profile(&self) -> &Profile {
+        &self.inner.profile
+    }
+
+    async fn authorize(
+        &self,
+        request: &mut OutgoingRequest,
+        now: DateTime<Utc>,
+        _net: &dyn Net,
+    ) -> Result<(), Failure> {
+        sign(request, &self.inner.region, &self.inner.credentials, now);
+        Ok(())
+    }
+
+    fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
+        let failure = carried_error(response)?;
+        matches!(failure.kind, FailureKind::Auth | FailureKind::Permission)
+            .then_some(CredentialProblem::Refused(failure))
+    }
+
+    fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
+        let query = wire::keypair_call(self.action, call.instances, self.keypair, call.token);
+        let invocation = call.token.map(|id| Invocation { id, attempt: call.attempt, max_attempts: call.max_attempts });
+        Ok(unsigned(&self.inner.endpoint, &query, invocation, self.action.as_str())
+            .with_instances(call.instances.len()))
+    }
+
+    fn classify(&self, _call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
+        let (result, request_id) = match read_result::<OperationResult>(response) {
+            Ok(read) => read,
+            // Every call carries a ClientToken: resending after an ambiguous
+            // failure replays the stored result instead of applying twice.
+            Err(CallError { failure, maybe_applied: true }) => return CallAnswer::All(Answer::Ambiguous(failure)),
+            Err(CallError { failure, .. }) if failure.retryable => return CallAnswer::All(Answer::Retry(failure)),
+            Err(CallError { failure, .. }) => return CallAnswer::All(Answer::Failed(failure)),
         };
-        let query = wire::keypair_call(self.action, &instances, self.keypair, token.as_deref());
-        let invocation =
-            token.as_deref().map(|id| Invocation { id, attempt: chunk.attempt + 1, max_attempts: self.max_attempts });
-        let response = self.inner.call(ctx, self.action, &query, instances.len(), invocation).await.map_err(|e| {
-            // Every call carries a ClientToken, so resending after an
-            // ambiguous failure replays the stored result instead of applying twice.
-            CallError { failure: e.to_failure(), maybe_applied: e.maybe_applied() }
-        })?;
-        let (result, request_id) = read_result::<OperationResult>(&response)?;
         tracing::debug!(
             request_id = request_id.as_deref().unwrap_or(""),
             details = result.details.len(),
             "operation details"
         );
-
-        let mut changing_state = Vec::new();
-        for detail in result.details {
-            let Ok(id) = InstanceId::new(detail.instance_id) else { continue };
-            let outcome = match detail.error {
-                None => InstanceResult::Bound,
-                Some(error) => {
-                    let failure = instance_failure(&error.code, &error.message)
-                        .with_status(response.status)
-                        .with_request_id(request_id.clone());
-                    match error.code.as_str() {
-                        "InvalidInstanceStatus" => {
-                            changing_state.push((id, failure));
-                            continue;
+        let answers = result
+            .details
+            .into_iter()
+            .filter_map(|detail| {
+                let id = InstanceId::new(detail.instance_id).ok()?;
+                let answer = match detail.error {
+                    None => Answer::Bound,
+                    Some(error) => {
+                        let failure = instance_failure(&error.code, &error.message)
+                            .with_status(response.status)
+                            .with_request_id(request_id.clone());
+                        match error.code.as_str() {
+                            "InvalidInstanceStatus" => Answer::CheckState(failure),
+                            _ if failure.retryable => {
+                                Answer::Retry(failure.with_retry_after(Some(self.inner.throttle_wait)))
+                            }
+                            _ => Answer::Failed(failure),
                         }
-                        _ if failure.retryable => {
-                            InstanceResult::Retry(failure.with_retry_after(Some(self.inner.throttle_wait)))
-                        }
-                        _ => InstanceResult::Failed(failure),
                     }
-                }
-            };
-            results.push((id, outcome));
-        }
-        if !changing_state.is_empty() {
-            let ids: Vec<InstanceId> = changing_state.iter().map(|(id, _)| id.clone()).collect();
-            let shown = self.inner.describe(ctx, &ids).await;
-            for (id, failure) in changing_state {
-                let status = shown.as_ref().and_then(|s| s.get(id.as_str())).map(|i| &i.status);
-                let result = match status {
-                    Some(status) if wire::is_transitional(status) => InstanceResult::Retry(
-                        Failure { message: format!("{} (instance is {status})", failure.message), ..failure }
+                };
+                Some((id, answer))
+            })
+            .collect();
+        CallAnswer::Instances(answers)
+    }
+
+    fn states(&self) -> Option<&dyn StateQueries> {
+        Some(self)
+    }
+}
+
+impl StateQueries for VolcengineRun<'_> {
+    fn max_per_query(&self) -> usize {
+        MAX_INSTANCES_PER_CALL
+    }
+
+    fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
+        let query = wire::describe_instances(instances, None);
+        Ok(unsigned(&self.inner.endpoint, &query, None, Action::DescribeInstances.as_str())
+            .with_instances(instances.len()))
+    }
+
+    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+        let (result, _) = read_result::<DescribeInstancesResult>(response).map_err(|e| e.failure)?;
+        Ok(result
+            .instances
+            .into_iter()
+            .filter_map(|i| {
+                let id = InstanceId::new(i.instance_id.clone()).ok()?;
+                let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
+                    Readiness::Refuse(Failure::new(
+                        FailureKind::UnsupportedImage,
+                        "key pairs cannot be used with Windows",
+                    ))
+                } else if wire::is_transitional(&i.status) {
+                    Readiness::Wait(
+                        Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status))
                             .retryable(true)
                             .with_retry_after(Some(self.inner.state_change_wait)),
-                    ),
-                    Some(status) => InstanceResult::Failed(Failure {
-                        message: format!("{} (instance is {status})", failure.message),
-                        ..failure
-                    }),
-                    None => InstanceResult::Failed(failure),
+                    )
+                } else if matches!(i.status.to_ascii_uppercase().as_str(), "RUNNING" | "STOPPED") {
+                    Readiness::Ready
+                } else {
+                    Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status)))
                 };
-                results.push((id, result));
-            }
-        }
-        if self.inner.verify {
-            self.inner.verify(ctx, self.action, self.keypair, &mut results).await;
-        }
-        Ok(results)
+                Some(
+                    InstanceView::new(id, i.status, readiness).with_keypair(Some(i.key_pair_name), Some(i.key_pair_id)),
+                )
+            })
+            .collect())
     }
 }
 
@@ -388,9 +304,7 @@ impl KeypairBinder for VolcengineBinder {
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     check_bind(request)?;
     let targets = &request.common().targets;
-    let calls = targets
-        .instances()
-        .chunks(MAX_INSTANCES_PER_CALL)
+    let calls = chunks(targets.instances(), MAX_INSTANCES_PER_CALL)
         .map(|ids| PlannedCall { action: Action::AttachKeyPair.as_str().to_string(), instances: ids.to_vec() })
         .collect();
     Ok(Plan {

@@ -2,11 +2,26 @@
 
 use std::time::Duration;
 
-use keypair_binder_core::engine::CallError;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::{Failure, FailureKind};
 
 use crate::wire::{ApiError, Envelope, FallbackError};
+
+/// A failure of a whole call: no instance got its own answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallError {
+    /// What went wrong.
+    pub failure: Failure,
+    /// Whether the cloud may have applied the call anyway.
+    pub maybe_applied: bool,
+}
+
+impl CallError {
+    /// A failure after which the call may have been applied.
+    pub fn maybe_applied(failure: Failure) -> Self {
+        Self { failure, maybe_applied: true }
+    }
+}
 
 /// How to treat a whole-call error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +47,8 @@ pub fn call_advice(status: u16, code: &str) -> Advice {
         (_, "AccessDenied" | "LackPolicy" | "LackProjectPolicy" | "InvalidTimestamp") | (403, _) => {
             (FailureKind::Permission, false, false)
         }
-        (500..=599, _) => (FailureKind::ProviderError, true, status != 503 && status != 502),
+        // A gateway 502/504 or a 500 may come after the backend applied the call; 503 never reached it.
+        (500..=599, _) => (FailureKind::ProviderError, true, status != 503),
         _ => (FailureKind::InvalidRequest, false, false),
     };
     Advice { kind, retryable, maybe_applied }

@@ -1,0 +1,844 @@
+//! One chunk of a run: the calls for its instances until each has an
+//! outcome. Every per-instance rule of the engine lives here:
+//! sticky ambiguity, fixed tokens, the window, retries and the halts.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
+use crate::ids::{InstanceId, KeyPairRef};
+use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
+use crate::kit::poll::{self, Followed, Group};
+use crate::kit::provider::{Answer, Call, CallAnswer, InstanceView, Profile, Provider, Readiness};
+use crate::kit::token::derive_token;
+use crate::kit::window::Slot;
+use crate::progress::ProgressEvent;
+use crate::report::{Failure, FailureKind, InstanceOutcome, Operation};
+
+/// Tries at one page of a reconciliation listing.
+const RECONCILE_TRIES: u32 = 6;
+/// Most pages of a reconciliation listing.
+const RECONCILE_PAGES: u32 = 10;
+
+/// One instance of the chunk.
+struct Inst {
+    id: InstanceId,
+    outcome: Option<InstanceOutcome>,
+    /// Sticky: an attempt may have applied it. Cleared only by an answer about this instance.
+    maybe: Option<Failure>,
+    /// The last not-applied answer, for the report if it never goes through.
+    last: Option<Failure>,
+    /// Passed the state pre-check.
+    checked: bool,
+    not_before: Instant,
+    /// Its task is being followed, or it waits in an open set.
+    busy: bool,
+    slot: Option<Slot>,
+    /// Re-issues spent after other errors and after throttling.
+    retries: u32,
+    throttled: u32,
+}
+
+/// A call that may have been applied, to resend as it was (token providers).
+struct OpenSet {
+    ids: Vec<InstanceId>,
+    token: String,
+    /// Members still waiting for an answer about them.
+    waiting: Vec<usize>,
+    attempt: u32,
+    not_before: Instant,
+}
+
+type Polled = (Group, Vec<(usize, InstanceOutcome)>);
+type PollFuture<'r> = BoxFuture<'r, Polled>;
+
+/// Awaits `work` while the chunk's task polls go on, keeping what they return.
+async fn alongside<T>(
+    polls: &mut FuturesUnordered<PollFuture<'_>>,
+    polled: &mut Vec<Polled>,
+    work: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Some(done) = polls.next(), if !polls.is_empty() => polled.push(done),
+        }
+    }
+}
+
+pub(crate) struct ChunkRun<'r, 'a> {
+    run: &'r RunState<'a>,
+    provider: &'r dyn Provider,
+    profile: &'r Profile,
+    index: usize,
+    insts: Vec<Inst>,
+    open: Vec<OpenSet>,
+    polls: FuturesUnordered<PollFuture<'r>>,
+    /// Poll results that came in while the chunk was busy with something else.
+    polled: Vec<Polled>,
+    /// Slots of instances whose state is unclear: kept until the chunk ends.
+    parked: Vec<Slot>,
+    generation: u32,
+}
+
+/// What woke an idle chunk.
+enum Wake {
+    Polled((Group, Vec<(usize, InstanceOutcome)>)),
+    Slots(Vec<Slot>),
+    Timer,
+}
+
+impl<'r, 'a> ChunkRun<'r, 'a> {
+    pub fn new(run: &'r RunState<'a>, provider: &'r dyn Provider, index: usize, ids: &[InstanceId]) -> Self {
+        let now = Instant::now();
+        let insts = ids
+            .iter()
+            .map(|id| Inst {
+                id: id.clone(),
+                outcome: None,
+                maybe: None,
+                last: None,
+                checked: false,
+                not_before: now,
+                busy: false,
+                slot: None,
+                retries: 0,
+                throttled: 0,
+            })
+            .collect();
+        Self {
+            run,
+            provider,
+            profile: provider.profile(),
+            index,
+            insts,
+            open: Vec::new(),
+            polls: FuturesUnordered::new(),
+            polled: Vec::new(),
+            parked: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    pub async fn run(mut self) -> Vec<(InstanceId, InstanceOutcome)> {
+        loop {
+            for done in std::mem::take(&mut self.polled) {
+                self.absorb(done);
+            }
+            if self.run.past_hard_stop() {
+                break;
+            }
+            if let Some(halt) = self.run.halt(Duration::ZERO) {
+                self.settle_halted(&halt);
+                if self.polls.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    Some(polled) = self.polls.next() => self.absorb(polled),
+                    () = self.run.stopped() => {}
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(pos) = self.open.iter().position(|s| s.not_before <= now) {
+                let set = self.open.swap_remove(pos);
+                self.resend(set).await;
+                continue;
+            }
+            let ready: Vec<usize> = (0..self.insts.len())
+                .filter(|&m| {
+                    let i = &self.insts[m];
+                    i.outcome.is_none() && !i.busy && i.maybe.is_none() && i.not_before <= now
+                })
+                .collect();
+            if !ready.is_empty() {
+                let unchecked: Vec<usize> = ready.iter().copied().filter(|&m| !self.insts[m].checked).collect();
+                if self.profile.precheck_states && self.provider.states().is_some() && !unchecked.is_empty() {
+                    self.precheck(&unchecked).await;
+                } else {
+                    self.submit(ready).await;
+                }
+                continue;
+            }
+            let wake_at = self
+                .insts
+                .iter()
+                .filter(|i| i.outcome.is_none() && !i.busy && i.maybe.is_none())
+                .map(|i| i.not_before)
+                .chain(self.open.iter().map(|s| s.not_before))
+                .min();
+            if wake_at.is_none() && self.polls.is_empty() {
+                break;
+            }
+            let wake = tokio::select! {
+                Some(polled) = self.polls.next(), if !self.polls.is_empty() => Wake::Polled(polled),
+                () = sleep_until_opt(wake_at) => Wake::Timer,
+                () = self.run.halted() => Wake::Timer,
+            };
+            if let Wake::Polled(polled) = wake {
+                self.absorb(polled);
+            }
+        }
+        self.finish()
+    }
+
+    /// The chunk's outcomes, in its input order, once the run stopped or all are settled.
+    fn finish(mut self) -> Vec<(InstanceId, InstanceOutcome)> {
+        let halt = self.run.halt(Duration::ZERO).unwrap_or(Halt::Deadline);
+        self.settle_halted(&halt);
+        let mut finished = Vec::new();
+        for inst in &mut self.insts {
+            if inst.outcome.is_none() {
+                let failure = inst.maybe.clone().unwrap_or_else(|| {
+                    Failure::new(FailureKind::Timeout, "the run stopped before this instance's task ended")
+                });
+                inst.outcome = Some(InstanceOutcome::Unknown(failure));
+                finished.push((inst.id.clone(), false));
+            }
+        }
+        self.run.finished(&finished);
+        self.insts.into_iter().map(|i| (i.id, i.outcome.unwrap_or_else(unreachable_outcome))).collect()
+    }
+
+    /// Settles every instance the run will no longer send.
+    fn settle_halted(&mut self, halt: &Halt) {
+        let mut finished = Vec::new();
+        for set in std::mem::take(&mut self.open) {
+            for m in set.waiting {
+                self.insts[m].busy = false;
+            }
+        }
+        for m in 0..self.insts.len() {
+            let inst = &self.insts[m];
+            if inst.outcome.is_some() || inst.busy {
+                continue;
+            }
+            let outcome = match &inst.maybe {
+                Some(f) => InstanceOutcome::Unknown(f.clone()),
+                None => InstanceOutcome::Failed(self.run.halt_failure(halt, inst.last.as_ref())),
+            };
+            self.finalize(m, outcome, &mut finished);
+        }
+        self.run.finished(&finished);
+    }
+
+    fn finalize(&mut self, m: usize, outcome: InstanceOutcome, finished: &mut Vec<(InstanceId, bool)>) {
+        let inst = &mut self.insts[m];
+        if inst.outcome.is_some() {
+            return;
+        }
+        finished.push((inst.id.clone(), outcome.is_bound()));
+        inst.outcome = Some(outcome);
+        inst.busy = false;
+        inst.slot = None;
+    }
+
+    fn absorb(&mut self, (group, outcomes): (Group, Vec<(usize, InstanceOutcome)>)) {
+        let mut finished = Vec::new();
+        for (m, outcome) in outcomes {
+            self.finalize(m, outcome, &mut finished);
+        }
+        self.run.finished(&finished);
+        if !group.tasks.is_empty() {
+            self.follow(group);
+        }
+    }
+
+    fn follow(&mut self, group: Group) {
+        let Some(tasks) = self.provider.tasks() else {
+            // A provider that starts tasks without a way to follow them: their outcome is unknown.
+            let mut finished = Vec::new();
+            for t in group.tasks {
+                let f = Failure::new(FailureKind::ProviderError, format!("task {} cannot be followed", t.task));
+                self.finalize(t.member, InstanceOutcome::Unknown(f), &mut finished);
+            }
+            self.run.finished(&finished);
+            return;
+        };
+        let (run, provider) = (self.run, self.provider);
+        self.polls.push(Box::pin(poll::follow(run, provider, tasks, group)));
+    }
+
+    fn new_token(&mut self, ids: &[InstanceId]) -> Option<String> {
+        if !self.profile.idempotency_tokens {
+            return None;
+        }
+        let token = match &self.run.client_token {
+            Some(base) => derive_token(base, self.run.operation, self.run.keypair, ids, self.generation),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        self.generation += 1;
+        Some(token)
+    }
+
+    /// Sends a new call for instances nothing of which may have been applied.
+    async fn submit(&mut self, mut members: Vec<usize>) {
+        if let Some(window) = self.run.window {
+            let need = members.len();
+            let wake = tokio::select! {
+                slots = window.acquire(need) => Wake::Slots(slots),
+                Some(polled) = self.polls.next(), if !self.polls.is_empty() => Wake::Polled(polled),
+                () = self.run.halted() => Wake::Timer,
+            };
+            match wake {
+                Wake::Slots(slots) => {
+                    members.truncate(slots.len());
+                    for (&m, slot) in members.iter().zip(slots) {
+                        self.insts[m].slot = Some(slot);
+                    }
+                }
+                Wake::Polled(polled) => return self.absorb(polled),
+                Wake::Timer => return,
+            }
+            if members.is_empty() {
+                return;
+            }
+        }
+        let ids: Vec<InstanceId> = members.iter().map(|&m| self.insts[m].id.clone()).collect();
+        let token = self.new_token(&ids);
+        let answer = self.call(&ids, token.as_deref(), 1).await;
+        self.apply(&members, &ids, token, 1, answer).await;
+    }
+
+    /// Resends a call that may have been applied, exactly as it was.
+    async fn resend(&mut self, set: OpenSet) {
+        let answer = self.call(&set.ids, Some(&set.token), set.attempt).await;
+        let waiting = set.waiting.clone();
+        for &m in &waiting {
+            self.insts[m].busy = false;
+        }
+        let members: Vec<usize> = waiting.into_iter().filter(|&m| self.insts[m].outcome.is_none()).collect();
+        self.apply(&members, &set.ids, Some(set.token), set.attempt, answer).await;
+    }
+
+    async fn call(&mut self, ids: &[InstanceId], token: Option<&str>, attempt: u32) -> CallOutcome {
+        let call = Call::new(ids, token, attempt, self.run.retry.max_attempts());
+        self.run.emit(ProgressEvent::ChunkStarted { chunk: self.index, instances: ids.len(), attempt: attempt - 1 });
+        let provider = self.provider;
+        let run = self.run;
+        let exchange = alongside(
+            &mut self.polls,
+            &mut self.polled,
+            run.exchange(provider, Purpose::Submit, &|| provider.build_call(&call)),
+        )
+        .await;
+        match exchange {
+            Exchange::Answered(response) => CallOutcome::Answer(provider.classify(&call, &response)),
+            Exchange::NotSent(f) if f.retryable => CallOutcome::Answer(CallAnswer::All(Answer::Retry(f))),
+            Exchange::NotSent(f) => CallOutcome::Answer(CallAnswer::All(Answer::Failed(f))),
+            Exchange::NoAnswer(f) => CallOutcome::Answer(CallAnswer::All(Answer::Ambiguous(f))),
+            Exchange::Refused(f) => CallOutcome::Answer(CallAnswer::All(Answer::Failed(f))),
+            Exchange::Held(_) => CallOutcome::Held,
+        }
+    }
+
+    /// Applies a call's answer to `members` (the instances it may speak for).
+    async fn apply(
+        &mut self,
+        members: &[usize],
+        ids: &[InstanceId],
+        token: Option<String>,
+        attempt: u32,
+        outcome: CallOutcome,
+    ) {
+        let CallOutcome::Answer(answer) = outcome else {
+            // Held before sending: nothing changed; the loop settles them.
+            for &m in members {
+                if self.insts[m].maybe.is_none() {
+                    self.insts[m].slot = None;
+                }
+            }
+            return;
+        };
+        let (per_instance, answers): (bool, Vec<(usize, Answer)>) = match answer {
+            CallAnswer::All(a) => (false, members.iter().map(|&m| (m, a.clone())).collect()),
+            CallAnswer::Instances(list) => {
+                let mut by_id: HashMap<InstanceId, Answer> = HashMap::with_capacity(list.len());
+                for (id, a) in list {
+                    by_id.entry(id).or_insert(a);
+                }
+                let answers = members
+                    .iter()
+                    .map(|&m| {
+                        let a = by_id.remove(&self.insts[m].id).unwrap_or_else(|| {
+                            Answer::Ambiguous(Failure::new(
+                                FailureKind::ProviderError,
+                                "the answer did not mention this instance; it may have been applied",
+                            ))
+                        });
+                        (m, a)
+                    })
+                    .collect();
+                (true, answers)
+            }
+        };
+        let mut finished = Vec::new();
+        let (mut bound, mut retry, mut tasks, mut ambiguous, mut check) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (m, a) in answers {
+            if self.insts[m].outcome.is_some() {
+                continue;
+            }
+            // Sticky ambiguity: only an answer about this very instance clears it.
+            let a = match (a, &self.insts[m].maybe, per_instance) {
+                (Answer::Failed(f) | Answer::Retry(f) | Answer::CheckState(f), Some(_), false) => Answer::Ambiguous(f),
+                (a, _, _) => a,
+            };
+            match a {
+                Answer::Bound => bound.push(m),
+                Answer::Failed(f) => self.finalize(m, InstanceOutcome::Failed(f), &mut finished),
+                Answer::Retry(f) => retry.push((m, f)),
+                Answer::CheckState(f) => check.push((m, f)),
+                Answer::Task(task) => tasks.push(Followed { member: m, id: self.insts[m].id.clone(), task }),
+                Answer::Ambiguous(f) => ambiguous.push((m, f)),
+            }
+        }
+        let counts = (bound.len(), finished.len());
+        if self.profile.verify_bindings && !bound.is_empty() {
+            self.verify(&bound, &mut finished).await;
+        } else {
+            for m in bound {
+                self.finalize(m, InstanceOutcome::Bound, &mut finished);
+            }
+        }
+        self.run.finished(&finished);
+        if !tasks.is_empty() {
+            for t in &tasks {
+                let inst = &mut self.insts[t.member];
+                inst.busy = true;
+                inst.maybe = None;
+            }
+            self.follow(Group::new(tasks, Instant::now()));
+        }
+        let unknown_before =
+            self.insts.iter().filter(|i| matches!(i.outcome, Some(InstanceOutcome::Unknown(_)))).count();
+        if !ambiguous.is_empty() {
+            self.ambiguous(ambiguous, ids, token.clone(), attempt).await;
+        }
+        if !check.is_empty() {
+            retry.extend(self.check_states(check).await);
+        }
+        let retrying = retry.len();
+        match token {
+            // The same call again, with the same token: one logical call across its retries.
+            Some(token) if !per_instance && !retry.is_empty() => self.reopen(retry, ids, token, attempt),
+            _ => self.schedule_retry(retry),
+        }
+        let unknown = self.insts.iter().filter(|i| matches!(i.outcome, Some(InstanceOutcome::Unknown(_)))).count();
+        self.run.emit(ProgressEvent::ChunkFinished {
+            chunk: self.index,
+            bound: counts.0,
+            failed: counts.1,
+            unknown: unknown - unknown_before,
+            retrying,
+        });
+    }
+
+    /// Instances an answer did not settle but proved not applied: re-issue
+    /// after a backoff, within the budget and the deadline.
+    fn schedule_retry(&mut self, retry: Vec<(usize, Failure)>) {
+        if retry.is_empty() {
+            return;
+        }
+        let mut finished = Vec::new();
+        let (retry, spent): (Vec<_>, Vec<_>) = retry.into_iter().partition(|(m, f)| self.allows(*m, f));
+        for (m, f) in spent {
+            self.insts[m].maybe = None;
+            self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+        }
+        self.run.finished(&finished);
+        finished.clear();
+        if retry.is_empty() {
+            return;
+        }
+        let members: Vec<usize> = retry.iter().map(|(m, _)| *m).collect();
+        let delay = self.delay(&members, &retry);
+        if let Some(halt) = self.run.halt(delay) {
+            for (m, f) in retry {
+                self.insts[m].maybe = None;
+                let failure = self.run.halt_failure(&halt, Some(&f));
+                self.finalize(m, InstanceOutcome::Failed(failure), &mut finished);
+            }
+            self.run.finished(&finished);
+            return;
+        }
+        self.spend(&retry);
+        let reason = retry[0].1.to_string();
+        let until = Instant::now() + delay;
+        for (m, f) in &retry {
+            let inst = &mut self.insts[*m];
+            inst.maybe = None;
+            inst.last = Some(f.clone());
+            inst.not_before = until;
+            inst.slot = None;
+        }
+        self.run.emit(ProgressEvent::RetryScheduled {
+            chunk: self.index,
+            instances: retry.len(),
+            attempt: self.round(&members),
+            delay,
+            reason: reason.clone(),
+        });
+        tracing::debug!(chunk = self.index, ?delay, %reason, "retry scheduled");
+    }
+
+    /// A whole call refused without applying anything: resend it as it was.
+    fn reopen(&mut self, retry: Vec<(usize, Failure)>, ids: &[InstanceId], token: String, attempt: u32) {
+        let waiting: Vec<usize> = retry.iter().map(|(m, _)| *m).collect();
+        let delay = self.delay(&waiting, &retry);
+        let halt = self.run.halt(delay);
+        if !self.budget_allows(&retry) || halt.is_some() {
+            let mut finished = Vec::new();
+            for (m, f) in retry {
+                let f = match &halt {
+                    Some(h) => self.run.halt_failure(h, Some(&f)),
+                    None => f,
+                };
+                self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+            }
+            self.run.finished(&finished);
+            return;
+        }
+        self.spend(&retry);
+        let reason = retry[0].1.to_string();
+        self.run.emit(ProgressEvent::RetryScheduled {
+            chunk: self.index,
+            instances: retry.len(),
+            attempt: self.round(&waiting),
+            delay,
+            reason,
+        });
+        for (m, f) in retry {
+            let inst = &mut self.insts[m];
+            inst.busy = true;
+            inst.last = Some(f);
+        }
+        self.open.push(OpenSet {
+            ids: ids.to_vec(),
+            token,
+            waiting,
+            attempt: attempt + 1,
+            not_before: Instant::now() + delay,
+        });
+    }
+
+    /// Whether an instance may be re-issued once more after `failure`;
+    /// throttling has its own allowance.
+    fn allows(&self, m: usize, failure: &Failure) -> bool {
+        let (policy, inst) = (&self.run.retry, &self.insts[m]);
+        if failure.kind == FailureKind::Throttled {
+            inst.throttled < policy.max_throttled_retries
+        } else {
+            inst.retries < policy.max_retries
+        }
+    }
+
+    fn budget_allows(&self, list: &[(usize, Failure)]) -> bool {
+        list.iter().all(|(m, f)| self.allows(*m, f))
+    }
+
+    /// Re-issues the members have had, for the backoff.
+    fn round(&self, members: &[usize]) -> u32 {
+        members.iter().map(|&m| self.insts[m].retries + self.insts[m].throttled).max().unwrap_or(0)
+    }
+
+    /// The backoff before re-issuing `members`, honouring the longest wait asked for.
+    fn delay(&self, members: &[usize], failures: &[(usize, Failure)]) -> Duration {
+        let wait = failures.iter().filter_map(|(_, f)| f.retry_after).max();
+        self.run.retry.delay(self.round(members), wait, &mut rand::rng())
+    }
+
+    fn spend(&mut self, list: &[(usize, Failure)]) {
+        for (m, f) in list {
+            let inst = &mut self.insts[*m];
+            if f.kind == FailureKind::Throttled {
+                inst.throttled += 1;
+            } else {
+                inst.retries += 1;
+            }
+        }
+        self.run.count_retry();
+    }
+
+    /// Instances that may have been applied: resend the same call with the
+    /// same token, or reconcile, or report them unknown.
+    async fn ambiguous(
+        &mut self,
+        list: Vec<(usize, Failure)>,
+        ids: &[InstanceId],
+        token: Option<String>,
+        attempt: u32,
+    ) {
+        for (m, f) in &list {
+            self.insts[*m].maybe = Some(f.clone());
+        }
+        let mut finished = Vec::new();
+        if let Some(token) = token {
+            let waiting: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
+            let delay = self.delay(&waiting, &list);
+            if self.budget_allows(&list) && self.run.halt(delay).is_none() {
+                self.spend(&list);
+                for &m in &waiting {
+                    self.insts[m].busy = true;
+                }
+                self.run.emit(ProgressEvent::RetryScheduled {
+                    chunk: self.index,
+                    instances: waiting.len(),
+                    attempt: self.round(&waiting),
+                    delay,
+                    reason: list[0].1.to_string(),
+                });
+                self.open.push(OpenSet {
+                    ids: ids.to_vec(),
+                    token,
+                    waiting,
+                    attempt: attempt + 1,
+                    not_before: Instant::now() + delay,
+                });
+            } else {
+                for (m, f) in list {
+                    self.finalize(m, InstanceOutcome::Unknown(f), &mut finished);
+                }
+            }
+        } else if self.provider.reconciler().is_some() {
+            self.reconcile(list).await;
+        } else {
+            for (m, f) in list {
+                self.finalize(m, InstanceOutcome::Unknown(f), &mut finished);
+            }
+        }
+        self.run.finished(&finished);
+    }
+
+    /// Looks for running tasks of this key pair and operation: found ones are
+    /// followed; the rest end unknown (never re-sent blindly).
+    async fn reconcile(&mut self, list: Vec<(usize, Failure)>) {
+        let Some(reconciler) = self.provider.reconciler() else { return };
+        let ids: Vec<InstanceId> = list.iter().map(|(m, _)| self.insts[*m].id.clone()).collect();
+        let mut found: HashMap<InstanceId, String> = HashMap::new();
+        let mut complete = false;
+        'pages: for page in 0..RECONCILE_PAGES {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let (run, provider) = (self.run, self.provider);
+                let exchange = alongside(
+                    &mut self.polls,
+                    &mut self.polled,
+                    run.exchange(provider, Purpose::Read, &|| reconciler.query(page)),
+                )
+                .await;
+                let failure = match exchange {
+                    Exchange::Answered(response) => match reconciler.read(&ids, &response) {
+                        Ok((answers, more)) => {
+                            for (id, answer) in answers {
+                                if let Answer::Task(task) = answer {
+                                    found.entry(id).or_insert(task);
+                                }
+                            }
+                            if !more {
+                                complete = true;
+                                break 'pages;
+                            }
+                            continue 'pages;
+                        }
+                        Err(f) if f.retryable => f,
+                        Err(_) => break 'pages,
+                    },
+                    Exchange::NotSent(f) | Exchange::NoAnswer(f) => f,
+                    Exchange::Refused(_) | Exchange::Held(_) => break 'pages,
+                };
+                let delay = self.run.retry.delay(tries, failure.retry_after, &mut rand::rng());
+                if tries >= RECONCILE_TRIES || Instant::now() + delay >= self.run.hard_stop() {
+                    break 'pages;
+                }
+                let run = self.run;
+                let stopped = alongside(&mut self.polls, &mut self.polled, async {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => false,
+                        () = run.stopped() => true,
+                    }
+                })
+                .await;
+                if stopped {
+                    break 'pages;
+                }
+            }
+        }
+        let mut finished = Vec::new();
+        let mut tasks = Vec::new();
+        for (m, cause) in list {
+            let id = self.insts[m].id.clone();
+            match found.remove(&id) {
+                Some(task) => tasks.push(Followed { member: m, id, task }),
+                None => {
+                    let checked = if complete {
+                        "no running task of this key pair and operation was found for it"
+                    } else {
+                        "running tasks could not be listed"
+                    };
+                    let failure = Failure {
+                        message: format!("{}; {checked}, so it may or may not have been applied", cause.message),
+                        ..cause
+                    };
+                    // Nothing running (known idle) frees its slot; an unclear state keeps it.
+                    if !complete && let Some(slot) = self.insts[m].slot.take() {
+                        self.parked.push(slot);
+                    }
+                    self.finalize(m, InstanceOutcome::Unknown(failure), &mut finished);
+                }
+            }
+        }
+        self.run.finished(&finished);
+        if !tasks.is_empty() {
+            for t in &tasks {
+                self.insts[t.member].busy = true;
+            }
+            self.follow(Group::new(tasks, Instant::now()));
+        }
+    }
+
+    /// Instance views by id; `None` if any query failed.
+    async fn views(&mut self, members: &[usize]) -> Option<HashMap<InstanceId, InstanceView>> {
+        let ids: Vec<InstanceId> = members.iter().map(|&m| self.insts[m].id.clone()).collect();
+        let (run, provider) = (self.run, self.provider);
+        alongside(&mut self.polls, &mut self.polled, views(run, provider, ids)).await
+    }
+
+    /// Checks states before the first send: refused instances fail unsent,
+    /// changing ones wait, ready ones go.
+    async fn precheck(&mut self, members: &[usize]) {
+        let Some(views) = self.views(members).await else {
+            tracing::warn!(instances = members.len(), "state pre-check failed; sending without it");
+            for &m in members {
+                self.insts[m].checked = true;
+            }
+            return;
+        };
+        let mut finished = Vec::new();
+        let mut waits = Vec::new();
+        for &m in members {
+            let id = self.insts[m].id.clone();
+            match views.get(&id).map(|v| &v.readiness) {
+                None => {
+                    let f = Failure::new(FailureKind::InstanceNotFound, format!("pre-check: {id} does not exist"));
+                    self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+                }
+                Some(Readiness::Refuse(f)) => self.finalize(m, InstanceOutcome::Failed(f.clone()), &mut finished),
+                Some(Readiness::Wait(f)) => waits.push((m, f.clone().retryable(true))),
+                Some(Readiness::Ready) => self.insts[m].checked = true,
+            }
+        }
+        self.run.finished(&finished);
+        self.schedule_retry(waits);
+    }
+
+    /// After a state refusal: instances changing state are re-issued, the
+    /// rest fail with the state named.
+    async fn check_states(&mut self, list: Vec<(usize, Failure)>) -> Vec<(usize, Failure)> {
+        let members: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
+        let views = self.views(&members).await;
+        let mut finished = Vec::new();
+        let mut retry = Vec::new();
+        for (m, f) in list {
+            let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
+            match view {
+                Some(v) => {
+                    let failure = Failure { message: format!("{} (instance is {})", f.message, v.status), ..f };
+                    match &v.readiness {
+                        Readiness::Wait(w) => retry.push((m, failure.retryable(true).with_retry_after(w.retry_after))),
+                        // Settled since the call: worth one more try, within the budget.
+                        Readiness::Ready => retry.push((m, failure.retryable(true))),
+                        Readiness::Refuse(_) => self.finalize(m, InstanceOutcome::Failed(failure), &mut finished),
+                    }
+                }
+                None => self.finalize(m, InstanceOutcome::Failed(f), &mut finished),
+            }
+        }
+        self.run.finished(&finished);
+        retry
+    }
+
+    /// Confirms reported successes with a state query; a success the
+    /// instance does not show becomes `unknown`.
+    async fn verify(&mut self, bound: &[usize], finished: &mut Vec<(InstanceId, bool)>) {
+        let Some(views) = self.views(bound).await else {
+            tracing::warn!(instances = bound.len(), "could not verify bindings; keeping the reported results");
+            for &m in bound {
+                self.finalize(m, InstanceOutcome::Bound, finished);
+            }
+            return;
+        };
+        for &m in bound {
+            let view = views.get(&self.insts[m].id);
+            let holds = view.is_some_and(|v| holds(v, self.run.keypair));
+            let confirmed = match self.run.operation {
+                Operation::Bind => holds,
+                Operation::Unbind => view.is_some() && !holds,
+            };
+            let outcome = if confirmed {
+                InstanceOutcome::Bound
+            } else {
+                let seen = view.map_or("no such instance".to_string(), |v| {
+                    format!("key pair {:?}", v.keypair_name.as_deref().or(v.keypair_id.as_deref()).unwrap_or("none"))
+                });
+                InstanceOutcome::Unknown(Failure::new(
+                    FailureKind::ProviderError,
+                    format!("the cloud reported success, but a state query shows {seen}"),
+                ))
+            };
+            self.finalize(m, outcome, finished);
+        }
+    }
+}
+
+/// Instance views by id, up to the provider's cap per query; `None` if any query failed.
+async fn views(
+    run: &RunState<'_>,
+    provider: &dyn Provider,
+    ids: Vec<InstanceId>,
+) -> Option<HashMap<InstanceId, InstanceView>> {
+    let states = provider.states()?;
+    let mut views = HashMap::with_capacity(ids.len());
+    for part in ids.chunks(states.max_per_query().max(1)) {
+        let exchange = run.exchange(provider, Purpose::Read, &|| states.query(part)).await;
+        let Exchange::Answered(response) = exchange else { return None };
+        for view in states.read(&response).ok()? {
+            views.insert(view.id.clone(), view);
+        }
+    }
+    Some(views)
+}
+
+/// Whether an instance holds the run's key pair.
+fn holds(view: &InstanceView, keypair: Option<&KeyPairRef>) -> bool {
+    match keypair {
+        Some(KeyPairRef::Name(name)) => view.keypair_name.as_deref() == Some(name.as_str()),
+        Some(KeyPairRef::Id(id)) => view.keypair_id.as_deref() == Some(id.as_str()),
+        None => view.keypair_name.is_some() || view.keypair_id.is_some(),
+    }
+}
+
+/// A call's result from the chunk's side.
+enum CallOutcome {
+    Answer(CallAnswer),
+    /// Not sent: the run halted first.
+    Held,
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unreachable_outcome() -> InstanceOutcome {
+    InstanceOutcome::Unknown(Failure::new(FailureKind::ProviderError, "no outcome was recorded for this instance"))
+}

@@ -1,0 +1,492 @@
+//! The engine: everything between a validated request and its report.
+//!
+//! It owns the one send path (fresh signature per attempt, call counting,
+//! abort and cancellation checks right before each send, the credential
+//! gate), chunking, bounded concurrency, the in-operation window, retries,
+//! sticky ambiguity, idempotency tokens, task polling, the deadline and
+//! cancellation. Providers supply pure parts through [`Provider`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::binder::PostCondition;
+use crate::error::Error;
+use crate::http::{HttpResponse, TransportError};
+use crate::ids::{InstanceId, KeyPairRef};
+use crate::kit::chunk::ChunkRun;
+use crate::kit::gate::Gate;
+use crate::kit::outgoing::OutgoingRequest;
+use crate::kit::polling::Estimator;
+use crate::kit::provider::{CredentialProblem, Net, Provider};
+use crate::kit::transport::Transport;
+use crate::kit::window::Window;
+use crate::progress::{ProgressEvent, ProgressObserver};
+use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
+use crate::request::RequestCommon;
+use crate::retry::RetryPolicy;
+
+/// Default run deadline when the caller sets none.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
+/// Default time in-flight calls and started tasks get after a cancellation.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// What a run is about, for the report.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RunSpec<'a> {
+    /// Bind or unbind.
+    pub operation: Operation,
+    /// The key pair, if named.
+    pub keypair: Option<&'a KeyPairRef>,
+    /// Instances, credential, token base, options.
+    pub common: &'a RequestCommon,
+    /// Post-conditions to put in the report.
+    pub post_conditions: Vec<PostCondition>,
+}
+
+impl<'a> RunSpec<'a> {
+    /// A run of `operation` over the request's instances.
+    pub fn new(operation: Operation, keypair: Option<&'a KeyPairRef>, common: &'a RequestCommon) -> Self {
+        Self { operation, keypair, common, post_conditions: Vec::new() }
+    }
+
+    /// Sets the post-conditions of the report.
+    pub fn post_conditions(mut self, post_conditions: Vec<PostCondition>) -> Self {
+        self.post_conditions = post_conditions;
+        self
+    }
+}
+
+/// One binder's engine: its transport and, where the cloud has one, the
+/// in-operation window every run of the binder shares.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    transport: Arc<dyn Transport>,
+    window: Option<Arc<Window>>,
+}
+
+/// Splits instances into calls of at most `cap`, in order: what a run sends
+/// and what a plan shows.
+pub fn chunks(instances: &[InstanceId], cap: usize) -> std::slice::Chunks<'_, InstanceId> {
+    instances.chunks(cap.max(1))
+}
+
+impl Engine {
+    /// An engine sending through `transport`.
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        Self { transport, window: None }
+    }
+
+    /// Limits instances in operation at once to `size`, across every run.
+    pub fn with_window(mut self, size: usize) -> Self {
+        self.window = Some(Arc::new(Window::new(size)));
+        self
+    }
+
+    /// Runs the whole request: every distinct instance ends in the report once, in input order.
+    pub async fn run(&self, provider: &dyn Provider, spec: RunSpec<'_>) -> Result<BindReport, Error> {
+        let profile = provider.profile();
+        let options = &spec.common.options;
+        let started = Instant::now();
+        let retry = options.retry.clone().unwrap_or_else(|| profile.default_retry.clone());
+        let concurrency = options.concurrency.unwrap_or(profile.default_concurrency).max(1);
+        let run = RunState {
+            provider: profile.provider,
+            transport: self.transport.as_ref(),
+            window: self.window.as_deref(),
+            deadline: started + options.deadline.unwrap_or(DEFAULT_DEADLINE),
+            cancel: options.cancel.clone().unwrap_or_default(),
+            cancelled_at: OnceLock::new(),
+            grace: options.grace.unwrap_or(DEFAULT_GRACE),
+            gate: Gate::new(),
+            abort: Mutex::new(None),
+            api_calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            latency_nanos: AtomicU64::new(0),
+            observer: options.observer.clone(),
+            estimator: Mutex::new(Estimator::default()),
+            retry,
+            operation: spec.operation,
+            keypair: spec.keypair,
+            client_token: spec.common.client_token.clone(),
+            total: spec.common.targets.instances().len(),
+        };
+        let instances = spec.common.targets.instances();
+        run.emit(ProgressEvent::Started { total: instances.len() });
+
+        let prepared = {
+            let _pass = run.gate.enter().await;
+            let net = RunNet { run: &run };
+            tokio::select! {
+                result = provider.prepare(&net) => result,
+                () = run.stopped() => Err(run.stop_failure()),
+            }
+        };
+        let outcomes: Vec<(InstanceId, InstanceOutcome)> = match prepared {
+            Err(failure) => {
+                if matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) {
+                    run.abort(&failure);
+                }
+                let failure = Failure::new(failure.kind, format!("not sent: {}", failure.message))
+                    .with_code_opt(failure.code.clone())
+                    .with_status_opt(failure.http_status)
+                    .retryable(failure.retryable);
+                instances.iter().map(|id| (id.clone(), InstanceOutcome::Failed(failure.clone()))).collect()
+            }
+            Ok(()) => {
+                let cap = profile.max_per_call;
+                let run_ref = &run;
+                let count = instances.len().div_ceil(cap);
+                let total = instances.len();
+                // Chunks are built as they start, so only those in flight hold their state.
+                let calls = (0..count).map(move |index| {
+                    let ids = &instances[index * cap..((index + 1) * cap).min(total)];
+                    let chunk = ChunkRun::new(run_ref, provider, index, ids);
+                    async move { (index, chunk.run().await) }
+                });
+                let mut by_chunk: Vec<Vec<(InstanceId, InstanceOutcome)>> = vec![Vec::new(); count];
+                let mut stream = futures::stream::iter(calls).buffer_unordered(concurrency);
+                while let Some((index, outcomes)) = stream.next().await {
+                    by_chunk[index] = outcomes;
+                }
+                drop(stream);
+                by_chunk.into_iter().flatten().collect()
+            }
+        };
+        let stats = RunStats {
+            requested: spec.common.targets.requested(),
+            duplicates: spec.common.targets.duplicates(),
+            api_calls: run.api_calls.load(Ordering::Relaxed),
+            retries: run.retries.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+        };
+        let report = BindReport {
+            provider: profile.provider,
+            operation: spec.operation,
+            keypair: spec.keypair.cloned(),
+            outcomes,
+            stats,
+            post_conditions: spec.post_conditions.clone(),
+        };
+        run.request_level_error(report)
+    }
+}
+
+/// Shared state of one run.
+pub(crate) struct RunState<'a> {
+    pub provider: &'static str,
+    transport: &'a dyn Transport,
+    pub window: Option<&'a Window>,
+    deadline: Instant,
+    cancel: CancellationToken,
+    cancelled_at: OnceLock<Instant>,
+    grace: Duration,
+    pub gate: Gate,
+    abort: Mutex<Option<Failure>>,
+    api_calls: AtomicU64,
+    retries: AtomicU64,
+    done: AtomicU64,
+    latency_nanos: AtomicU64,
+    observer: Option<Arc<dyn ProgressObserver>>,
+    pub estimator: Mutex<Estimator>,
+    pub retry: RetryPolicy,
+    pub operation: Operation,
+    pub keypair: Option<&'a KeyPairRef>,
+    pub client_token: Option<String>,
+    total: usize,
+}
+
+/// Why a run sends nothing more.
+#[derive(Clone, Debug)]
+pub(crate) enum Halt {
+    /// Credentials were refused.
+    Aborted(Failure),
+    /// The caller cancelled.
+    Cancelled,
+    /// The deadline leaves no time for another call.
+    Deadline,
+}
+
+/// How one exchange went.
+pub(crate) enum Exchange {
+    /// An answer came (any status but a credential refusal).
+    Answered(HttpResponse),
+    /// Nothing was sent (connection refused, auth setup failed): safe to resend.
+    NotSent(Failure),
+    /// Sent, but no answer: it may have been applied.
+    NoAnswer(Failure),
+    /// Sent and refused for its credentials: nothing it carried was applied,
+    /// and the run stops.
+    Refused(Failure),
+    /// Held back: the run stopped sending, or an earlier call's credentials were refused.
+    Held(Halt),
+}
+
+/// Whether an exchange starts an operation or only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Binds or unbinds: not sent once the run stops sending.
+    Submit,
+    /// A read (task, running list, states): goes on during a cancellation's grace.
+    Read,
+}
+
+impl RunState<'_> {
+    pub fn emit(&self, event: ProgressEvent) {
+        if let Some(o) = &self.observer {
+            o.on_event(&event);
+        }
+    }
+
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records instances that reached their outcome.
+    pub fn finished(&self, outcomes: &[(InstanceId, bool)]) {
+        if outcomes.is_empty() {
+            return;
+        }
+        for (id, bound) in outcomes {
+            self.emit(ProgressEvent::InstanceFinished { instance: id.clone(), bound: *bound });
+        }
+        let done = self.done.fetch_add(outcomes.len() as u64, Ordering::Relaxed) as usize + outcomes.len();
+        self.emit(ProgressEvent::InstancesDone { done, total: self.total });
+    }
+
+    pub fn abort(&self, failure: &Failure) {
+        self.abort.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| failure.clone());
+        self.gate.wake_all();
+    }
+
+    pub fn aborted(&self) -> Option<Failure> {
+        self.abort.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn cancelled_at(&self) -> Option<Instant> {
+        if self.cancel.is_cancelled() {
+            let mut first = false;
+            let at = *self.cancelled_at.get_or_init(|| {
+                first = true;
+                Instant::now()
+            });
+            if first {
+                self.emit(ProgressEvent::Stopping { reason: "cancelled".into() });
+                tracing::info!(provider = self.provider, "run cancelled: sending nothing more");
+            }
+            Some(at)
+        } else {
+            None
+        }
+    }
+
+    /// When everything stops: the deadline, or the end of a cancellation's grace.
+    pub fn hard_stop(&self) -> Instant {
+        match self.cancelled_at() {
+            Some(at) => (at + self.grace).min(self.deadline),
+            None => self.deadline,
+        }
+    }
+
+    /// Completes when the run must stop waiting for anything.
+    pub async fn stopped(&self) {
+        tokio::select! {
+            () = tokio::time::sleep_until(self.deadline) => {}
+            () = async {
+                self.cancel.cancelled().await;
+                let at = self.cancelled_at().unwrap_or_else(Instant::now);
+                tokio::time::sleep_until(at + self.grace).await;
+            } => {}
+        }
+    }
+
+    /// Completes when the run stops sending new operations.
+    pub async fn halted(&self) {
+        tokio::select! {
+            () = self.stopped() => {}
+            () = self.cancel.cancelled() => {}
+        }
+    }
+
+    pub fn past_hard_stop(&self) -> bool {
+        Instant::now() >= self.hard_stop()
+    }
+
+    /// Why nothing more may be submitted, if so; `wait` is time to pass before the send.
+    pub fn halt(&self, wait: Duration) -> Option<Halt> {
+        if let Some(f) = self.aborted() {
+            return Some(Halt::Aborted(f));
+        }
+        if self.cancelled_at().is_some() {
+            return Some(Halt::Cancelled);
+        }
+        let latency = Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed));
+        (Instant::now() + wait + latency >= self.deadline).then_some(Halt::Deadline)
+    }
+
+    /// The failure of an instance never sent (or proven not applied) when the run halts.
+    pub fn halt_failure(&self, halt: &Halt, last: Option<&Failure>) -> Failure {
+        let after = last.map(|f| format!("; last answer: {f}")).unwrap_or_default();
+        match halt {
+            Halt::Aborted(f) => Failure::new(f.kind, format!("not sent: an earlier call failed: {}{after}", f.message))
+                .with_code_opt(f.code.clone())
+                .with_status_opt(f.http_status)
+                .with_request_id(f.request_id.clone()),
+            Halt::Cancelled => {
+                Failure::new(FailureKind::Cancelled, format!("not sent: the run was cancelled{after}")).retryable(true)
+            }
+            Halt::Deadline => Failure::new(
+                FailureKind::Timeout,
+                format!("not sent: the run deadline left no time for another call{after}"),
+            )
+            .retryable(true),
+        }
+    }
+
+    fn stop_failure(&self) -> Failure {
+        if self.cancel.is_cancelled() {
+            Failure::new(FailureKind::Cancelled, "the run was cancelled").retryable(true)
+        } else {
+            Failure::new(FailureKind::Timeout, "the run deadline was reached").retryable(true)
+        }
+    }
+
+    fn record_latency(&self, took: Duration) {
+        let nanos = took.as_nanos().min(u64::MAX as u128) as u64;
+        self.latency_nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Sends one raw request within the hard stop, counting it.
+    async fn transmit(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError> {
+        if self.past_hard_stop() {
+            return Err(TransportError::NotSent("the run stopped before this call was sent".into()));
+        }
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let sent = tokio::time::timeout_at(self.hard_stop(), self.transport.send(request, self.provider)).await;
+        self.record_latency(started.elapsed());
+        match sent {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::MaybeSent("the run stopped while the call was in flight".into())),
+        }
+    }
+
+    /// The one send path: gate, abort and cancellation checks, a fresh
+    /// authorisation, the call, and the credential check of its answer.
+    pub async fn exchange(
+        &self,
+        provider: &dyn Provider,
+        purpose: Purpose,
+        build: &(dyn Fn() -> Result<OutgoingRequest, Failure> + Sync),
+    ) -> Exchange {
+        let mut refreshed = false;
+        loop {
+            if let Some(halt) = self.held(purpose) {
+                return Exchange::Held(halt);
+            }
+            let pass = tokio::select! {
+                pass = self.gate.enter() => pass,
+                () = self.stopped() => return Exchange::Held(Halt::Deadline),
+            };
+            if let Some(halt) = self.held(purpose) {
+                return Exchange::Held(halt);
+            }
+            let mut request = match build() {
+                Ok(r) => r,
+                Err(f) => return Exchange::NotSent(f),
+            };
+            let net = RunNet { run: self };
+            let authorized = tokio::select! {
+                a = provider.authorize(&mut request, chrono::Utc::now(), &net) => a,
+                () = self.stopped() => Err(self.stop_failure()),
+            };
+            if let Err(failure) = authorized {
+                if matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) {
+                    self.abort(&failure);
+                    return Exchange::Held(Halt::Aborted(failure));
+                }
+                return Exchange::NotSent(failure.retryable(true));
+            }
+            let response = match self.transmit(request).await {
+                Ok(r) => r,
+                Err(e) if e.maybe_applied() => return Exchange::NoAnswer(e.to_failure()),
+                Err(e) => return Exchange::NotSent(e.to_failure()),
+            };
+            match provider.credential_problem(&response) {
+                None => {
+                    pass.accepted();
+                    return Exchange::Answered(response);
+                }
+                Some(CredentialProblem::Expired(failure)) => {
+                    if !refreshed && provider.refresh_credentials().await {
+                        tracing::debug!(provider = self.provider, "credentials expired; refreshing them once");
+                        refreshed = true;
+                        drop(pass);
+                        continue;
+                    }
+                    self.abort(&failure);
+                    return Exchange::Refused(failure);
+                }
+                Some(CredentialProblem::Refused(failure)) => {
+                    self.abort(&failure);
+                    return Exchange::Refused(failure);
+                }
+            }
+        }
+    }
+
+    fn held(&self, purpose: Purpose) -> Option<Halt> {
+        if let Some(f) = self.aborted() {
+            return Some(Halt::Aborted(f));
+        }
+        match purpose {
+            Purpose::Submit => self.halt(Duration::ZERO),
+            Purpose::Read => self.past_hard_stop().then_some(Halt::Deadline),
+        }
+    }
+
+    /// Turns a run where nothing could be applied for one shared reason into
+    /// an `Error`, as the trait promises; otherwise returns the report.
+    fn request_level_error(&self, report: BindReport) -> Result<BindReport, Error> {
+        let provider = self.provider;
+        let nothing_applied = report.outcomes.iter().all(|(_, o)| matches!(o, InstanceOutcome::Failed(_)));
+        if !nothing_applied {
+            return Ok(report);
+        }
+        if let Some(failure) = self.aborted() {
+            let failure = Box::new(failure);
+            return Err(match failure.kind {
+                FailureKind::Permission => Error::PermissionDenied { provider, failure },
+                _ => Error::Authentication { provider, failure },
+            });
+        }
+        let unreachable =
+            report.outcomes.iter().all(|(_, o)| o.failure().is_some_and(|f| f.kind == FailureKind::Transport));
+        if unreachable && let Some(failure) = report.outcomes.first().and_then(|(_, o)| o.failure()) {
+            return Err(Error::Unreachable { provider, failure: Box::new(failure.clone()) });
+        }
+        Ok(report)
+    }
+}
+
+/// The engine's send path, lent to a provider's setup calls.
+struct RunNet<'a, 'b> {
+    run: &'a RunState<'b>,
+}
+
+#[async_trait]
+impl Net for RunNet<'_, '_> {
+    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError> {
+        if let Some(f) = self.run.aborted() {
+            return Err(TransportError::NotSent(format!("not sent: {}", f.message)));
+        }
+        self.run.transmit(request).await
+    }
+}

@@ -1,0 +1,36 @@
+//! The provider kit: what a provider author implements, and the engine that
+//! runs it.
+//!
+//! A provider supplies pure parts through [`Provider`]: a [`Profile`] (caps,
+//! defaults), `authorize` (sign a request at a given time), `build_call` and
+//! `classify` (one call and its answer, per instance), and optionally
+//! [`TaskQueries`], a [`Reconciler`] and [`StateQueries`]. The [`Engine`]
+//! owns everything else: the one send path, chunking, concurrency, the
+//! in-operation window, retries with backoff, sticky ambiguity, fixed
+//! idempotency tokens, adaptive task polling, the deadline, cancellation
+//! and the credential gate (the first call of a run goes alone; a refused
+//! credential stops the run).
+//!
+//! This module is for provider crates; applications use the model
+//! re-exported by the facade.
+
+mod chunk;
+mod engine;
+mod gate;
+mod outgoing;
+mod poll;
+mod polling;
+mod provider;
+mod token;
+mod transport;
+mod window;
+
+pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, Engine, RunSpec, chunks};
+pub use outgoing::OutgoingRequest;
+pub use polling::{Polling, Schedule};
+pub use provider::{
+    Answer, Call, CallAnswer, CredentialProblem, InstanceView, Net, Profile, Provider, Readiness, Reconciler,
+    StateQueries, TaskAnswer, TaskQueries,
+};
+pub use token::derive_token;
+pub use transport::Transport;

@@ -1,0 +1,307 @@
+//! The pure parts a provider supplies. None of them sends, sleeps, counts
+//! calls or tracks time: the engine does all of that, the same way for
+//! every cloud.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::http::{HttpResponse, TransportError};
+use crate::ids::InstanceId;
+use crate::kit::outgoing::OutgoingRequest;
+use crate::kit::polling::Polling;
+use crate::report::Failure;
+use crate::retry::RetryPolicy;
+
+/// What a provider's run is like: caps, defaults and which optional parts the
+/// engine should use.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Profile {
+    /// Provider name for reports and errors.
+    pub provider: &'static str,
+    /// Most instances in one call.
+    pub max_per_call: usize,
+    /// Calls in flight when the caller does not say.
+    pub default_concurrency: usize,
+    /// Retry policy when the caller does not say.
+    pub default_retry: RetryPolicy,
+    /// Whether calls carry an idempotency token: an ambiguous call is then
+    /// resent with the same token instead of being reconciled.
+    pub idempotency_tokens: bool,
+    /// Check each instance's state before its first send.
+    pub precheck_states: bool,
+    /// Confirm reported successes with a state query.
+    pub verify_bindings: bool,
+    /// How asynchronous tasks are followed.
+    pub polling: Polling,
+}
+
+impl Profile {
+    /// A profile with the engine's defaults for everything but the name and cap.
+    pub fn new(provider: &'static str, max_per_call: usize) -> Self {
+        Self {
+            provider,
+            max_per_call: max_per_call.max(1),
+            default_concurrency: 4,
+            default_retry: RetryPolicy::default(),
+            idempotency_tokens: false,
+            precheck_states: false,
+            verify_bindings: false,
+            polling: Polling::default(),
+        }
+    }
+
+    /// Sets the default concurrency.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.default_concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets the default retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.default_retry = retry;
+        self
+    }
+
+    /// Marks calls as carrying an idempotency token.
+    pub fn idempotency_tokens(mut self, on: bool) -> Self {
+        self.idempotency_tokens = on;
+        self
+    }
+
+    /// Pre-checks states before the first send.
+    pub fn precheck_states(mut self, on: bool) -> Self {
+        self.precheck_states = on;
+        self
+    }
+
+    /// Verifies successes with a state query.
+    pub fn verify_bindings(mut self, on: bool) -> Self {
+        self.verify_bindings = on;
+        self
+    }
+
+    /// Sets how tasks are polled.
+    pub fn polling(mut self, polling: Polling) -> Self {
+        self.polling = polling;
+        self
+    }
+}
+
+/// One call the engine asks a provider to build.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Call<'a> {
+    /// The instances it carries, at most the provider's cap.
+    pub instances: &'a [InstanceId],
+    /// The idempotency token, fixed for this set of instances before its first send.
+    pub token: Option<&'a str>,
+    /// 1-based attempt number of this exact call.
+    pub attempt: u32,
+    /// Most attempts the call may take.
+    pub max_attempts: u32,
+}
+
+impl<'a> Call<'a> {
+    /// A call, for providers' tests and benches.
+    pub fn new(instances: &'a [InstanceId], token: Option<&'a str>, attempt: u32, max_attempts: u32) -> Self {
+        Self { instances, token, attempt, max_attempts }
+    }
+}
+
+/// What an answer says about one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Applied and confirmed.
+    Bound,
+    /// Not applied; final.
+    Failed(Failure),
+    /// Not applied, and worth re-issuing (throttled, transient).
+    Retry(Failure),
+    /// Not applied because of the instance's state: re-issue only if a state
+    /// query shows it changing (Volcengine `InvalidInstanceStatus`).
+    CheckState(Failure),
+    /// Accepted as an asynchronous task with this id: follow it.
+    Task(String),
+    /// May or may not have been applied.
+    Ambiguous(Failure),
+}
+
+/// A provider's reading of a call's response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallAnswer {
+    /// One answer per instance; an instance the list leaves out is ambiguous.
+    Instances(Vec<(InstanceId, Answer)>),
+    /// The same answer for every instance of the call.
+    All(Answer),
+}
+
+/// A response that says the credentials are the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialProblem {
+    /// Refused (wrong key, no permission): stop the whole run at once.
+    Refused(Failure),
+    /// Expired: worth one refresh and one more try, when the provider can refresh.
+    Expired(Failure),
+}
+
+/// Calls a provider may make for its own setup (IAM tokens, project ids),
+/// through the engine's send path: counted, bounded, stopped with the run.
+#[async_trait]
+pub trait Net: Send + Sync {
+    /// Sends one request and reads its answer.
+    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// A provider's pure parts for one run (bind or unbind, one key pair).
+///
+/// `prepare` and `authorize` may ask the engine to send setup calls through
+/// [`Net`]; everything else is a pure function of its arguments.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Caps, defaults and the optional parts to use.
+    fn profile(&self) -> &Profile;
+
+    /// Runs once before the first call (resolve a project id, obtain a token).
+    async fn prepare(&self, _net: &dyn Net) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Authenticates a request right before each send, at `now` (a fresh
+    /// signature every attempt). A failure of kind `Auth` or `Permission`
+    /// stops the run; any other is a retryable not-sent failure.
+    async fn authorize(&self, request: &mut OutgoingRequest, now: DateTime<Utc>, net: &dyn Net) -> Result<(), Failure>;
+
+    /// Whether a response is a refusal of the credentials.
+    fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem>;
+
+    /// Forgets cached credentials after an expiry; `true` when a fresh one may help.
+    async fn refresh_credentials(&self) -> bool {
+        false
+    }
+
+    /// Builds the call that binds (or unbinds) these instances.
+    fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure>;
+
+    /// Reads a call's response, per instance.
+    fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer;
+
+    /// Task status queries, for providers whose calls start tasks.
+    fn tasks(&self) -> Option<&dyn TaskQueries> {
+        None
+    }
+
+    /// "What is running for these instances", to settle ambiguous calls
+    /// of providers without idempotency tokens.
+    fn reconciler(&self) -> Option<&dyn Reconciler> {
+        None
+    }
+
+    /// Instance state queries (pre-checks, `CheckState`, verification).
+    fn states(&self) -> Option<&dyn StateQueries> {
+        None
+    }
+}
+
+/// What a task status query said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskAnswer {
+    /// Still running.
+    Running,
+    /// Ended and applied.
+    Succeeded,
+    /// Ended, not applied; `None` when the reason must come from [`TaskQueries::failure_query`].
+    Failed(Option<Failure>),
+    /// No answer this time (throttled, 5xx, unreadable): ask again later.
+    Transient(Failure),
+    /// The task cannot be seen any more: its instance ends `unknown`.
+    Lost(Failure),
+}
+
+/// A provider's task status queries.
+pub trait TaskQueries: Send + Sync {
+    /// The status query of one task.
+    fn query(&self, task: &str, instance: &InstanceId) -> Result<OutgoingRequest, Failure>;
+
+    /// Reads a status answer.
+    fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer;
+
+    /// Page `page` of the failed-task list, when failure reasons live there.
+    fn failure_query(&self, _page: u32) -> Option<OutgoingRequest> {
+        None
+    }
+
+    /// Reasons for `tasks` found on a failed-task page, and whether more pages follow.
+    fn read_failures(&self, _tasks: &[&str], _response: &HttpResponse) -> (Vec<(String, Failure)>, bool) {
+        (Vec::new(), false)
+    }
+}
+
+/// A provider's listing of running operations.
+pub trait Reconciler: Send + Sync {
+    /// Page `page` of what is running.
+    fn query(&self, page: u32) -> Result<OutgoingRequest, Failure>;
+
+    /// For `instances`, the running task of this run's key pair and
+    /// operation found on a page (as [`Answer::Task`]), and whether more
+    /// pages follow. A non-success answer is `Err` with its failure.
+    fn read(
+        &self,
+        instances: &[InstanceId],
+        response: &HttpResponse,
+    ) -> Result<(Vec<(InstanceId, Answer)>, bool), Failure>;
+}
+
+/// Whether an instance can take the operation now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Send it.
+    Ready,
+    /// Changing state: wait (the failure's `retry_after`) and check again.
+    Wait(Failure),
+    /// Cannot take it: fail without sending.
+    Refuse(Failure),
+}
+
+/// What a state query shows of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstanceView {
+    /// The instance.
+    pub id: InstanceId,
+    /// The cloud's status word.
+    pub status: String,
+    /// Name of the key pair it holds, if any.
+    pub keypair_name: Option<String>,
+    /// Id of the key pair it holds, if any.
+    pub keypair_id: Option<String>,
+    /// Whether it can take the operation now.
+    pub readiness: Readiness,
+}
+
+impl InstanceView {
+    /// A view of one instance.
+    pub fn new(id: InstanceId, status: impl Into<String>, readiness: Readiness) -> Self {
+        Self { id, status: status.into(), keypair_name: None, keypair_id: None, readiness }
+    }
+
+    /// Sets the key pair it holds.
+    pub fn with_keypair(mut self, name: Option<String>, id: Option<String>) -> Self {
+        self.keypair_name = name.filter(|s| !s.is_empty());
+        self.keypair_id = id.filter(|s| !s.is_empty());
+        self
+    }
+}
+
+/// A provider's instance state queries.
+pub trait StateQueries: Send + Sync {
+    /// Most instances one query takes.
+    fn max_per_query(&self) -> usize;
+
+    /// The query for these instances.
+    fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure>;
+
+    /// Reads it; instances it does not list do not exist. A non-success
+    /// answer is `Err` with its failure.
+    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure>;
+}

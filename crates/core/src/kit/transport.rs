@@ -1,0 +1,34 @@
+//! Where the engine's requests go: the shared HTTP client, or any other
+//! [`Transport`] (an in-process cloud in tests).
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::http::{CallInfo, HttpClient, HttpResponse, TransportError};
+use crate::kit::outgoing::OutgoingRequest;
+
+/// Sends one request and reads its answer, within the transport's limits.
+#[async_trait]
+pub trait Transport: fmt::Debug + Send + Sync {
+    /// Sends `request`; the error says whether it may have reached the cloud.
+    async fn send(&self, request: OutgoingRequest, provider: &'static str) -> Result<HttpResponse, TransportError>;
+}
+
+#[async_trait]
+impl Transport for HttpClient {
+    async fn send(&self, request: OutgoingRequest, provider: &'static str) -> Result<HttpResponse, TransportError> {
+        let info = CallInfo {
+            provider,
+            action: request.action,
+            instances: request.instances,
+            request_id_header: request.request_id_header,
+        };
+        let mut built = reqwest::Request::new(request.method, request.url);
+        *built.headers_mut() = request.headers;
+        if !request.body.is_empty() {
+            *built.body_mut() = Some(request.body.into());
+        }
+        HttpClient::send(self, built, info).await
+    }
+}

@@ -20,6 +20,10 @@ pub enum Fault {
     DropBeforeApply,
     /// The request is applied, then the connection is dropped without an answer.
     DropAfterApply,
+    /// The request is applied, then the gateway answers 502 (backend unavailable).
+    BadGatewayAfterApply,
+    /// The request is applied, then the gateway answers 504 (backend timeout).
+    GatewayTimeoutAfterApply,
     /// The answer is delayed by this much.
     Slow(Duration),
     /// Volcengine: every instance of the call answers `FlowLimitExceeded`.
@@ -37,6 +41,8 @@ pub struct FaultRates {
     pub drop_before: f64,
     /// Share of calls dropped after applying.
     pub drop_after: f64,
+    /// Share of calls applied, then answered 502 or 504 by the gateway (half each).
+    pub gateway_after: f64,
     /// Share of calls slowed down.
     pub slow: f64,
     /// How much a slow call is slowed down.
@@ -56,6 +62,7 @@ impl Default for FaultRates {
             server_error: 0.0,
             drop_before: 0.0,
             drop_after: 0.0,
+            gateway_after: 0.0,
             slow: 0.0,
             slow_by: Duration::from_secs(2),
             instance_throttle: 0.0,
@@ -76,7 +83,7 @@ pub struct FaultSpecError {
 impl FromStr for FaultRates {
     type Err = FaultSpecError;
 
-    /// `throttle=0.3,server-error=0.05,drop-before=0.02,drop-after=0.02,slow=0.1,slow-by=2s,instance-throttle=0.1,retry-after=1s,jitter=20ms`
+    /// `throttle=0.3,server-error=0.05,drop-before=0.02,drop-after=0.02,gateway-after=0.02,slow=0.1,slow-by=2s,instance-throttle=0.1,retry-after=1s,jitter=20ms`
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| FaultSpecError { spec: spec.to_string(), reason };
         let mut rates = FaultRates::default();
@@ -92,6 +99,7 @@ impl FromStr for FaultRates {
                 "server-error" | "error" => rates.server_error = rate()?,
                 "drop-before" => rates.drop_before = rate()?,
                 "drop-after" => rates.drop_after = rate()?,
+                "gateway-after" => rates.gateway_after = rate()?,
                 "slow" => rates.slow = rate()?,
                 "slow-by" => rates.slow_by = duration()?,
                 "instance-throttle" => rates.instance_throttle = rate()?,
@@ -100,7 +108,12 @@ impl FromStr for FaultRates {
                 other => return Err(err(format!("unknown fault `{other}`"))),
             }
         }
-        let total = rates.throttle + rates.server_error + rates.drop_before + rates.drop_after + rates.slow;
+        let total = rates.throttle
+            + rates.server_error
+            + rates.drop_before
+            + rates.drop_after
+            + rates.gateway_after
+            + rates.slow;
         if total > 1.0 {
             return Err(err(format!("call fault rates add up to {total}, over 1")));
         }
@@ -153,6 +166,8 @@ impl Faults {
             (r.server_error, Fault::ServerError),
             (r.drop_before, Fault::DropBeforeApply),
             (r.drop_after, Fault::DropAfterApply),
+            (r.gateway_after / 2.0, Fault::BadGatewayAfterApply),
+            (r.gateway_after / 2.0, Fault::GatewayTimeoutAfterApply),
             (r.slow, Fault::Slow(r.slow_by)),
         ] {
             edge += rate;

@@ -270,7 +270,7 @@ fn task_failure(world: &World, server_id: &str, auth: &Value, op: &str) -> Optio
     (!login_ok).then(|| (String::new(), "failed to log in to the server with the given credential".into()))
 }
 
-fn start_task(
+pub(crate) fn start_task(
     world: &mut World,
     server_id: &str,
     keypair: Option<&str>,

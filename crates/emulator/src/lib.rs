@@ -346,6 +346,29 @@ impl Emulator {
         self.shared.world().log.iter().cloned().collect()
     }
 
+    /// Puts an instance into a transition (as a reboot would) for the
+    /// emulator's transition time: a state change in the middle of a run.
+    pub fn start_transition(&self, cloud: Cloud, id: &str) {
+        let now = std::time::Instant::now();
+        let transition = self.shared.timing.transition;
+        if let Some(vm) = self.shared.world().vms.get_mut(&(cloud, id.to_string())) {
+            vm.state = VmState::Transitioning;
+            vm.became_running_at = Some(now + transition);
+        }
+    }
+
+    /// Starts a Huawei task that binds `keypair` to a VM, as another client
+    /// would; returns its id, or `None` for an unknown VM.
+    pub fn start_foreign_task(&self, id: &str, keypair: &str) -> Option<String> {
+        let now = std::time::Instant::now();
+        let mut world = self.shared.world();
+        huawei::advance_tasks(&mut world, &self.shared.timing, now);
+        world.vms.contains_key(&(Cloud::Huawei, id.to_string())).then(|| {
+            let op = if world.vms[&(Cloud::Huawei, id.to_string())].keypair.is_some() { "REPLACE" } else { "BIND" };
+            huawei::start_task(&mut world, id, Some(keypair), op, None, now)
+        })
+    }
+
     /// Expires every IAM token issued so far (the static one too), as a
     /// password change would; clients must obtain new ones.
     pub fn revoke_tokens(&self) {

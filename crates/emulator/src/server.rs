@@ -149,9 +149,20 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Cloud::Huawei => huawei::handle(&shared, &incoming, &action, now),
         Cloud::Volcengine => volcengine::handle(&shared, &incoming, &action, fault.as_ref(), now),
     };
-    if matches!(fault, Some(Fault::DropAfterApply)) {
-        shared.world().record(log(0, answer.instances));
-        return drop_connection();
+    match fault {
+        Some(Fault::DropAfterApply) => {
+            shared.world().record(log(0, answer.instances));
+            return drop_connection();
+        }
+        Some(Fault::BadGatewayAfterApply) => {
+            shared.world().record(log(502, answer.instances));
+            return gateway_error(cloud, StatusCode::BAD_GATEWAY, "backend unavailable");
+        }
+        Some(Fault::GatewayTimeoutAfterApply) => {
+            shared.world().record(log(504, answer.instances));
+            return gateway_error(cloud, StatusCode::GATEWAY_TIMEOUT, "backend timeout");
+        }
+        _ => {}
     }
     shared.world().record(log(answer.response.status().as_u16(), answer.instances));
     answer.response
@@ -176,6 +187,14 @@ fn throttled(cloud: Cloud, wait: Duration) -> Response {
         response.headers_mut().insert("retry-after", value);
     }
     response
+}
+
+/// What the cloud's API gateway answers when its backend failed or timed out.
+fn gateway_error(cloud: Cloud, status: StatusCode, message: &str) -> Response {
+    match cloud {
+        Cloud::Huawei => huawei::error(status, "APIGW.0201", message),
+        Cloud::Volcengine => volcengine::error(status, "InternalServiceTimeout", message, "", None),
+    }
 }
 
 fn server_error(cloud: Cloud) -> Response {

@@ -19,8 +19,6 @@ use crate::kit::window::Slot;
 use crate::progress::ProgressEvent;
 use crate::report::{Failure, FailureKind, InstanceOutcome, Operation};
 
-/// Tries at one page of a reconciliation listing.
-const RECONCILE_TRIES: u32 = 6;
 /// Most pages of a reconciliation listing.
 const RECONCILE_PAGES: u32 = 10;
 
@@ -82,8 +80,6 @@ pub(crate) struct ChunkRun<'r, 'a> {
     polls: FuturesUnordered<PollFuture<'r>>,
     /// Poll results that came in while the chunk was busy with something else.
     polled: Vec<Polled>,
-    /// Slots of instances whose state is unclear: kept until the chunk ends.
-    parked: Vec<Slot>,
     generation: u32,
 }
 
@@ -121,7 +117,6 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             open: Vec::new(),
             polls: FuturesUnordered::new(),
             polled: Vec::new(),
-            parked: Vec::new(),
             generation: 0,
         }
     }
@@ -655,7 +650,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     Exchange::Refused(_) | Exchange::Held(_) => break 'pages,
                 };
                 let delay = self.run.retry.delay(tries, failure.retry_after, &mut rand::rng());
-                if tries >= RECONCILE_TRIES || Instant::now() + delay >= self.run.hard_stop() {
+                // The listing is a read: asked again through throttling and errors while time allows.
+                if Instant::now() + delay >= self.run.hard_stop() {
                     break 'pages;
                 }
                 let run = self.run;
@@ -687,9 +683,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                         message: format!("{}; {checked}, so it may or may not have been applied", cause.message),
                         ..cause
                     };
-                    // Nothing running (known idle) frees its slot; an unclear state keeps it.
+                    // Nothing running (known idle) frees its slot; an unclear state keeps it for the run.
                     if !complete && let Some(slot) = self.insts[m].slot.take() {
-                        self.parked.push(slot);
+                        self.run.park(slot);
                     }
                     self.finalize(m, InstanceOutcome::Unknown(failure), &mut finished);
                 }

@@ -25,7 +25,7 @@ use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Estimator;
 use crate::kit::provider::{CredentialProblem, Net, Provider};
 use crate::kit::transport::Transport;
-use crate::kit::window::Window;
+use crate::kit::window::{Slot, Window};
 use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
 use crate::request::RequestCommon;
@@ -112,6 +112,7 @@ impl Engine {
             latency_nanos: AtomicU64::new(0),
             observer: options.observer.clone(),
             estimator: Mutex::new(Estimator::default()),
+            parked: Mutex::new(Vec::new()),
             retry,
             operation: spec.operation,
             keypair: spec.keypair,
@@ -196,6 +197,8 @@ pub(crate) struct RunState<'a> {
     latency_nanos: AtomicU64,
     observer: Option<Arc<dyn ProgressObserver>>,
     pub estimator: Mutex<Estimator>,
+    /// Window slots of instances that may still be in operation: held until the run ends.
+    parked: Mutex<Vec<Slot>>,
     pub retry: RetryPolicy,
     pub operation: Operation,
     pub keypair: Option<&'a KeyPairRef>,
@@ -243,6 +246,11 @@ impl RunState<'_> {
         if let Some(o) = &self.observer {
             o.on_event(&event);
         }
+    }
+
+    /// Keeps a window slot of an instance whose operation may still run.
+    pub fn park(&self, slot: Slot) {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
     }
 
     pub fn count_retry(&self) {

@@ -32,6 +32,7 @@ pub trait KeypairBinder: fmt::Debug + Send + Sync {
 
 /// The facts about a provider a caller needs to plan a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Provider name (`huawei`, `volcengine`).
     pub provider: &'static str,
@@ -45,6 +46,44 @@ pub struct Capabilities {
     pub keypair_by_id: bool,
     /// What the caller must still do or know after a bind.
     pub post_conditions: Vec<PostCondition>,
+}
+
+impl Capabilities {
+    /// A provider's capabilities: synchronous calls, no token, key pairs by name.
+    pub fn new(provider: &'static str, max_instances_per_call: usize) -> Self {
+        Self {
+            provider,
+            max_instances_per_call,
+            async_tasks: false,
+            idempotency_token: false,
+            keypair_by_id: false,
+            post_conditions: Vec::new(),
+        }
+    }
+
+    /// Calls start tasks that must be polled.
+    pub fn async_tasks(mut self, on: bool) -> Self {
+        self.async_tasks = on;
+        self
+    }
+
+    /// Calls carry an idempotency token.
+    pub fn idempotency_token(mut self, on: bool) -> Self {
+        self.idempotency_token = on;
+        self
+    }
+
+    /// Key pairs may be named by id.
+    pub fn keypair_by_id(mut self, on: bool) -> Self {
+        self.keypair_by_id = on;
+        self
+    }
+
+    /// What a bind leaves the caller to do or know.
+    pub fn post_conditions(mut self, post_conditions: Vec<PostCondition>) -> Self {
+        self.post_conditions = post_conditions;
+        self
+    }
 }
 
 /// Something true after a successful bind that the caller must act on or know.

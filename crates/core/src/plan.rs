@@ -3,10 +3,13 @@
 use serde::Serialize;
 
 use crate::ids::{InstanceId, KeyPairRef};
+use crate::kit::chunks;
 use crate::report::Operation;
+use crate::request::Targets;
 
 /// The calls a request would make, for review and dry runs.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Plan {
     /// Provider name.
     pub provider: &'static str,
@@ -24,6 +27,7 @@ pub struct Plan {
 
 /// One API call of a plan.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct PlannedCall {
     /// The provider's action (`AttachKeyPair`, `POST /v3/{project}/keypairs/batch-associate`).
     pub action: String,
@@ -32,6 +36,29 @@ pub struct PlannedCall {
 }
 
 impl Plan {
+    /// The plan of a run that sends `action` once per `cap` instances, in
+    /// order: the chunks the engine sends.
+    pub fn chunked(
+        provider: &'static str,
+        operation: Operation,
+        keypair: Option<KeyPairRef>,
+        targets: &Targets,
+        cap: usize,
+        action: &str,
+    ) -> Self {
+        let calls = chunks(targets.instances(), cap)
+            .map(|ids| PlannedCall { action: action.to_string(), instances: ids.to_vec() })
+            .collect();
+        Self {
+            provider,
+            operation,
+            keypair,
+            requested: targets.requested(),
+            duplicates: targets.duplicates(),
+            calls,
+        }
+    }
+
     /// Distinct instances across all calls.
     pub fn distinct(&self) -> usize {
         self.calls.iter().map(|c| c.instances.len()).sum()

@@ -83,6 +83,7 @@ impl fmt::Display for FailureKind {
 
 /// Why one instance did not bind, with everything the cloud said about it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The reason class.
     pub kind: FailureKind,
@@ -210,6 +211,7 @@ impl InstanceOutcome {
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RunStats {
     /// Instances the caller passed, duplicates included.
     pub requested: usize,
@@ -230,6 +232,7 @@ fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S
 
 /// The result of a run: exactly one outcome per distinct instance, in input order.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct BindReport {
     /// The provider that ran it (`huawei`, `volcengine`).
     pub provider: &'static str,

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, Net, OutgoingRequest, Profile, Provider, Reconciler, RunSpec,
-    TaskAnswer, TaskQueries, chunks,
+    TaskAnswer, TaskQueries,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, VmCredential,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, VmCredential,
 };
 use url::Url;
 
@@ -208,14 +208,7 @@ impl HuaweiBinder {
 #[async_trait]
 impl KeypairBinder for HuaweiBinder {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            provider: PROVIDER,
-            max_instances_per_call: MAX_BATCH,
-            async_tasks: true,
-            idempotency_token: false,
-            keypair_by_id: false,
-            post_conditions: Self::post_conditions(None),
-        }
+        Capabilities::new(PROVIDER, MAX_BATCH).async_tasks(true).post_conditions(Self::post_conditions(None))
     }
 
     async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
@@ -244,18 +237,8 @@ impl KeypairBinder for HuaweiBinder {
 /// 10 with a root password, else one associate per VM.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     let mode = HuaweiBinder::bind_mode(request)?;
-    let targets = &request.common().targets;
-    let calls = chunks(targets.instances(), mode.cap())
-        .map(|ids| PlannedCall { action: mode.action().into(), instances: ids.to_vec() })
-        .collect();
-    Ok(Plan {
-        provider: PROVIDER,
-        operation: Operation::Bind,
-        keypair: Some(request.keypair().clone()),
-        requested: targets.requested(),
-        duplicates: targets.duplicates(),
-        calls,
-    })
+    let keypair = Some(request.keypair().clone());
+    Ok(Plan::chunked(PROVIDER, Operation::Bind, keypair, &request.common().targets, mode.cap(), mode.action()))
 }
 
 /// One run's pure parts.

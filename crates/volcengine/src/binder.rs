@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, StateQueries, chunks,
+    Readiness, RunSpec, StateQueries,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PlannedCall, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
 };
 use url::Url;
 
@@ -273,14 +273,10 @@ impl StateQueries for VolcengineRun<'_> {
 #[async_trait]
 impl KeypairBinder for VolcengineBinder {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            provider: PROVIDER,
-            max_instances_per_call: MAX_INSTANCES_PER_CALL,
-            async_tasks: false,
-            idempotency_token: true,
-            keypair_by_id: true,
-            post_conditions: vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
-        }
+        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL)
+            .idempotency_token(true)
+            .keypair_by_id(true)
+            .post_conditions(vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled])
     }
 
     async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
@@ -303,18 +299,9 @@ impl KeypairBinder for VolcengineBinder {
 /// `AttachKeyPair` per 100 instances.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     check_bind(request)?;
-    let targets = &request.common().targets;
-    let calls = chunks(targets.instances(), MAX_INSTANCES_PER_CALL)
-        .map(|ids| PlannedCall { action: Action::AttachKeyPair.as_str().to_string(), instances: ids.to_vec() })
-        .collect();
-    Ok(Plan {
-        provider: PROVIDER,
-        operation: Operation::Bind,
-        keypair: Some(request.keypair().clone()),
-        requested: targets.requested(),
-        duplicates: targets.duplicates(),
-        calls,
-    })
+    let keypair = Some(request.keypair().clone());
+    let action = Action::AttachKeyPair.as_str();
+    Ok(Plan::chunked(PROVIDER, Operation::Bind, keypair, &request.common().targets, MAX_INSTANCES_PER_CALL, action))
 }
 
 /// Options of a bind that Volcengine cannot honour.

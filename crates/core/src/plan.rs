@@ -49,14 +49,7 @@ impl Plan {
         let calls = chunks(targets.instances(), cap)
             .map(|ids| PlannedCall { action: action.to_string(), instances: ids.to_vec() })
             .collect();
-        Self {
-            provider,
-            operation,
-            keypair,
-            requested: targets.requested(),
-            duplicates: targets.duplicates(),
-            calls,
-        }
+        Self { provider, operation, keypair, requested: targets.requested(), duplicates: targets.duplicates(), calls }
     }
 
     /// Distinct instances across all calls.

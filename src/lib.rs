@@ -9,6 +9,7 @@
 //! and report types. Provider authors use `keypair-binder-core`'s `kit`.
 
 pub use keypair_binder_core::http::HttpOptions;
+pub use keypair_binder_core::kit::RateLimit;
 pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder};
 #[cfg(feature = "testing")]
 pub use keypair_binder_core::testing;

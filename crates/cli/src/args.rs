@@ -90,6 +90,12 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// After Ctrl-C (or SIGTERM): time calls in flight and started tasks get, like 30s.
+    #[arg(long, value_parser = duration)]
+    pub grace: Option<Duration>,
+    /// Client-side limit on every API call, like 5/s or 200/m.
+    #[arg(long, value_name = "N/s|N/m")]
+    pub rate: Option<keypair_binder::RateLimit>,
 
     /// Huawei: project id.
     #[arg(long)]

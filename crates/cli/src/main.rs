@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 every instance succeeded; 1 request-level error
 //! (configuration, credentials, authentication, nothing sent); 2 usage error;
-//! 3 at least one instance failed or is unknown.
+//! 3 at least one instance failed or is unknown; 130 interrupted (Ctrl-C or
+//! SIGTERM), with the report printed.
 
 mod args;
 mod emulator_cmd;

@@ -4,10 +4,17 @@ use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keypair_binder::huawei::{HuaweiBuilder, Polling};
 use keypair_binder::volcengine::VolcengineBuilder;
-use keypair_binder::{BindReport, BindRequest, Error, KeypairBinder, Plan, ProgressEvent, UnbindRequest, VmCredential};
+use keypair_binder::{
+    BindReport, BindRequest, CancellationToken, Error, KeypairBinder, Plan, ProgressEvent, UnbindRequest, VmCredential,
+};
+
+/// Time calls in flight and started tasks get after an interruption, unless `--grace` says.
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 use crate::args::{Output, Provider, RunArgs};
 use crate::output;
@@ -37,12 +44,76 @@ impl From<Error> for CliError {
     }
 }
 
+/// Exit code after an interruption (128 + SIGINT), with the report printed.
+const INTERRUPTED: u8 = 130;
+
+/// Ctrl-C and SIGTERM: the first stops sending (calls in flight and started
+/// tasks get the grace period), the second stops waiting at once.
+#[derive(Clone, Default)]
+struct Interrupt {
+    cancel: CancellationToken,
+    abandon: CancellationToken,
+}
+
+impl Interrupt {
+    fn listen(grace: Duration) -> Self {
+        let interrupt = Self::default();
+        let tokens = interrupt.clone();
+        tokio::spawn(async move {
+            if !signal().await {
+                return;
+            }
+            eprintln!(
+                "kpbind: interrupted: sending nothing more; waiting up to {} for calls in flight and started tasks (interrupt again to stop now)",
+                humantime::format_duration(grace)
+            );
+            tokens.cancel.cancel();
+            if signal().await {
+                eprintln!("kpbind: interrupted again: reporting what is known now");
+                tokens.abandon.cancel();
+            }
+        });
+        interrupt
+    }
+
+    fn happened(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; `false` if they cannot be listened to.
+async fn signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return false;
+        };
+        tokio::select! {
+            _ = int.recv() => true,
+            _ = term.recv() => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
-    let result = execute(mode, &args).await;
+    let interrupt = (mode != Mode::Plan).then(|| Interrupt::listen(args.grace.unwrap_or(DEFAULT_GRACE)));
+    let result = execute(mode, &args, interrupt.as_ref()).await;
+    let interrupted = interrupt.as_ref().is_some_and(Interrupt::happened);
     match result {
         Ok(Done::Report(report)) => {
             output::print_report(&report, args.output);
-            ExitCode::from(if report.all_bound() { 0 } else { 3 })
+            ExitCode::from(if interrupted {
+                INTERRUPTED
+            } else if report.all_bound() {
+                0
+            } else {
+                3
+            })
         }
         Ok(Done::Plan(plan)) => {
             output::print_plan(&plan, args.output);
@@ -57,7 +128,7 @@ pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
             if args.output == Output::Json {
                 output::print_error(&error, args.provider.name());
             }
-            ExitCode::from(1)
+            ExitCode::from(if interrupted { INTERRUPTED } else { 1 })
         }
     }
 }
@@ -72,7 +143,7 @@ enum Done {
     Plan(Plan),
 }
 
-async fn execute(mode: Mode, args: &RunArgs) -> Result<Done, CliError> {
+async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> Result<Done, CliError> {
     check_options(mode, args)?;
     let instances = read_instances(args)?;
     let credential = vm_credential(args)?;
@@ -83,6 +154,7 @@ async fn execute(mode: Mode, args: &RunArgs) -> Result<Done, CliError> {
             ProgressEvent::RetryScheduled { delay, reason, .. } => {
                 pb.set_message(format!("retry in {delay:.1?}: {reason}"))
             }
+            ProgressEvent::Stopping { .. } => pb.set_message("stopping: waiting for calls in flight and started tasks"),
             _ => {}
         }) as Arc<dyn keypair_binder::ProgressObserver>
     });
@@ -107,6 +179,12 @@ async fn execute(mode: Mode, args: &RunArgs) -> Result<Done, CliError> {
             }
             if let Some(o) = observer.clone() {
                 b = b.observer(o);
+            }
+            if let Some(i) = interrupt {
+                b = b.cancel(i.cancel.clone()).abandon(i.abandon.clone());
+            }
+            if let Some(g) = args.grace {
+                b = b.grace(g);
             }
             match (&args.keypair, &args.keypair_id) {
                 (Some(name), _) => b.keypair_name(name),
@@ -240,6 +318,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(n) = args.max_retries {
                 b = b.retry_policy(keypair_binder::huawei::default_retry_policy().with_max_retries(n));
             }
+            if let Some(rate) = args.rate {
+                b = b.rate_limit(rate);
+            }
             if let Some(interval) = args.poll_interval {
                 b = b.polling(Polling::fixed(interval));
             }
@@ -255,6 +336,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             }
             if let Some(n) = args.max_retries {
                 b = b.retry_policy(keypair_binder::volcengine::default_retry_policy().with_max_retries(n));
+            }
+            if let Some(rate) = args.rate {
+                b = b.rate_limit(rate);
             }
             b = b.precheck_states(args.precheck_states).verify_bindings(args.verify_bindings);
             Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>

@@ -333,3 +333,110 @@ async fn emulator_prints_what_a_client_needs_on_its_first_line() {
     let out = run(kpbind(&[]), &["emulator", "--faults", "throttle=7"], None).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// Ctrl-C mid-run (a real SIGINT to the process): one JSON document, exit
+/// 130, one outcome per instance, never-sent instances failed as cancelled,
+/// nothing the cloud applied reported failed.
+#[tokio::test]
+async fn sigint_mid_run_prints_the_partial_report_and_exits_130() {
+    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+        let (latency, instances) = if cloud == Cloud::Huawei { (40, 60) } else { (200, 600) };
+        let emu = Emulator::builder()
+            .instances(instances)
+            .latency(Duration::from_millis(latency))
+            .task_duration(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap();
+        let env = env_for(&emu);
+        let endpoint = emu.base_url().to_string();
+        let ids = emu.inventory().ids(cloud);
+        let mut args: Vec<String> = vec![
+            "bind".into(),
+            "--keypair".into(),
+            DEFAULT_KEYPAIR.into(),
+            "--output".into(),
+            "json".into(),
+            "--concurrency".into(),
+            "1".into(),
+            "--instances-file".into(),
+            "-".into(),
+        ];
+        args.extend(provider_args(cloud, &endpoint));
+        let mut cmd = kpbind(&as_refs(&env));
+        cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(ids.join("\n").as_bytes()).await.unwrap();
+        drop(input);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let pid = child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().await.unwrap();
+        let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+        assert_eq!(out.status.code(), Some(130), "{cloud:?}: {stderr}");
+        let doc: Value = serde_json::from_str(stdout.trim()).expect("one JSON document");
+        let listed = doc["instances"].as_array().unwrap();
+        assert_eq!(listed.len(), ids.len(), "{cloud:?}: one outcome per instance");
+        let (mut succeeded, mut cancelled) = (0, 0);
+        for entry in listed {
+            let id = entry["id"].as_str().unwrap();
+            match entry["status"].as_str().unwrap() {
+                "succeeded" => {
+                    succeeded += 1;
+                    assert_eq!(emu.binding(cloud, id).as_deref(), Some(DEFAULT_KEYPAIR));
+                }
+                "failed" => {
+                    assert_eq!(emu.applications(cloud, id), 0, "{cloud:?} {id}: applied but reported failed");
+                    if entry["error"]["kind"] == "cancelled" {
+                        cancelled += 1;
+                        assert_eq!(entry["error"]["retryable"], true);
+                    }
+                }
+                other => assert_eq!(other, "unknown"),
+            }
+        }
+        assert!(succeeded > 0 && cancelled > 0, "{cloud:?}: {succeeded} succeeded, {cancelled} cancelled");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+    }
+}
+
+/// `--rate 5/s`: after the initial burst, the emulator never sees more than 5 calls in a second.
+#[tokio::test]
+async fn rate_limit_holds_calls_to_the_rate() {
+    let emu = emulator(1_200).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    let ids = emu.inventory().ids(Cloud::Volcengine);
+    let mut args: Vec<String> = vec![
+        "bind".into(),
+        "--keypair".into(),
+        DEFAULT_KEYPAIR.into(),
+        "--quiet".into(),
+        "--rate".into(),
+        "5/s".into(),
+        "--verify-bindings".into(),
+        "--instances-file".into(),
+        "-".into(),
+    ];
+    args.extend(provider_args(Cloud::Volcengine, &endpoint));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(kpbind(&as_refs(&env)), &argv, Some(&ids.join("\n"))).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let times: Vec<Duration> = emu.request_log().iter().map(|e| e.received).collect();
+    assert_eq!(times.len(), 24, "12 attaches and 12 verifications");
+    // Arrival times carry a little scheduling noise: a window a hair under a second.
+    let window = Duration::from_millis(980);
+    for (i, start) in times.iter().enumerate().skip(5) {
+        let in_window = times[i..].iter().take_while(|t| **t < *start + window).count();
+        assert!(in_window <= 5, "{in_window} calls within a second from {start:?}: {times:?}");
+    }
+    let bad = run(
+        kpbind(&as_refs(&env)),
+        &["plan", "--provider", "volcengine", "--keypair", "k", "--instance", "i", "--rate", "0/s"],
+        None,
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

@@ -48,6 +48,8 @@ pub struct ClientSettings {
     pub concurrency: Option<usize>,
     /// Retry policy when a request does not say.
     pub retry: Option<crate::RetryPolicy>,
+    /// Client-side limit on the calls of every run.
+    pub rate_limit: Option<crate::kit::RateLimit>,
 }
 
 /// The [`ClientSettings`] setters, for a builder with a `client: ClientSettings` field.
@@ -75,6 +77,12 @@ macro_rules! client_setters {
         /// Retry policy when a request does not say.
         pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
             self.client.retry = Some(policy);
+            self
+        }
+
+        /// A client-side limit on every API call (binds, polls, reads), across runs.
+        pub fn rate_limit(mut self, rate: $crate::kit::RateLimit) -> Self {
+            self.client.rate_limit = Some(rate);
             self
         }
     };

@@ -79,6 +79,9 @@ pub struct RunOptions {
     pub cancel: Option<CancellationToken>,
     /// Time in-flight calls and started tasks get after a cancellation.
     pub grace: Option<Duration>,
+    /// Stops waiting at once (a second Ctrl-C): calls in flight and started
+    /// tasks end `unknown`, and the report is returned.
+    pub abandon: Option<CancellationToken>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -90,6 +93,7 @@ impl fmt::Debug for RunOptions {
             .field("observer", &self.observer.is_some())
             .field("cancel", &self.cancel.is_some())
             .field("grace", &self.grace)
+            .field("abandon", &self.abandon.is_some())
             .finish()
     }
 }
@@ -368,6 +372,13 @@ macro_rules! common_setters {
         /// (default [`DEFAULT_GRACE`](crate::kit::DEFAULT_GRACE)).
         pub fn grace(mut self, grace: Duration) -> Self {
             self.common.options.grace = Some(grace);
+            self
+        }
+
+        /// Stops waiting at once when cancelled (after [`cancel`](Self::cancel)):
+        /// the report is returned with what is known.
+        pub fn abandon(mut self, token: CancellationToken) -> Self {
+            self.common.options.abandon = Some(token);
             self
         }
 

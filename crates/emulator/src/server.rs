@@ -95,6 +95,7 @@ fn drop_connection() -> Response {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let received = shared.world().started.elapsed();
     let latency = shared.timing.latency + shared.faults.jitter();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -127,6 +128,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         instances,
         signed_at: signed_at.clone(),
         instance_ids: instance_ids.clone(),
+        received,
     };
     match &fault {
         Some(Fault::Slow(by)) => tokio::time::sleep(*by).await,

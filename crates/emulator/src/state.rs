@@ -89,10 +89,18 @@ pub struct LogEntry {
     pub signed_at: Option<String>,
     /// The instances a key-pair call named (up to 100).
     pub instance_ids: Vec<String>,
+    /// When the request arrived, from the emulator's start.
+    #[serde(serialize_with = "millis")]
+    pub received: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
 }
 
 /// The mutable world behind both APIs.
 pub(crate) struct World {
+    pub started: Instant,
     pub vms: HashMap<(Cloud, String), Vm>,
     pub order: HashMap<Cloud, Vec<String>>,
     pub hw_keypairs: BTreeMap<String, String>,
@@ -133,6 +141,7 @@ impl World {
             }
         }
         Self {
+            started: now,
             vms,
             order,
             hw_keypairs,

@@ -76,7 +76,7 @@ impl HuaweiBuilder {
         let inner = Inner {
             endpoint: resolved.endpoint,
             auth,
-            engine: Engine::new(Arc::new(http)).with_window(MAX_IN_OPERATION),
+            engine: Engine::new(Arc::new(http)).with_window(MAX_IN_OPERATION).with_rate_limit(self.client.rate_limit),
             user_agent,
             concurrency: self.client.concurrency,
             retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),

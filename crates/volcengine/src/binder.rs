@@ -72,7 +72,7 @@ impl VolcengineBuilder {
             credentials,
             region,
             endpoint,
-            engine: Engine::new(Arc::new(http)),
+            engine: Engine::new(Arc::new(http)).with_rate_limit(self.client.rate_limit),
             profile,
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),

@@ -24,12 +24,14 @@ use crate::kit::gate::Gate;
 use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Estimator;
 use crate::kit::provider::{CredentialProblem, Net, Provider};
+use crate::kit::rate::RateLimit;
 use crate::kit::transport::Transport;
 use crate::kit::window::{Slot, Window};
 use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
 use crate::request::RequestCommon;
 use crate::retry::RetryPolicy;
+use governor::DefaultDirectRateLimiter;
 
 /// Default run deadline when the caller sets none.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
@@ -69,6 +71,7 @@ impl<'a> RunSpec<'a> {
 pub struct Engine {
     transport: Arc<dyn Transport>,
     window: Option<Arc<Window>>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 /// Splits instances into calls of at most `cap`, in order: what a run sends
@@ -80,7 +83,13 @@ pub fn chunks(instances: &[InstanceId], cap: usize) -> std::slice::Chunks<'_, In
 impl Engine {
     /// An engine sending through `transport`.
     pub fn new(transport: Arc<dyn Transport>) -> Self {
-        Self { transport, window: None }
+        Self { transport, window: None, limiter: None }
+    }
+
+    /// Limits every call of every run of this binder to `rate`.
+    pub fn with_rate_limit(mut self, rate: Option<RateLimit>) -> Self {
+        self.limiter = rate.map(|r| r.limiter());
+        self
     }
 
     /// Limits instances in operation at once to `size`, across every run.
@@ -100,8 +109,10 @@ impl Engine {
             provider: profile.provider,
             transport: self.transport.as_ref(),
             window: self.window.as_deref(),
+            limiter: self.limiter.as_deref(),
             deadline: started + options.deadline.unwrap_or(DEFAULT_DEADLINE),
             cancel: options.cancel.clone().unwrap_or_default(),
+            abandon: options.abandon.clone().unwrap_or_default(),
             cancelled_at: OnceLock::new(),
             grace: options.grace.unwrap_or(DEFAULT_GRACE),
             gate: Gate::new(),
@@ -185,8 +196,10 @@ pub(crate) struct RunState<'a> {
     pub provider: &'static str,
     transport: &'a dyn Transport,
     pub window: Option<&'a Window>,
+    limiter: Option<&'a DefaultDirectRateLimiter>,
     deadline: Instant,
     cancel: CancellationToken,
+    abandon: CancellationToken,
     cancelled_at: OnceLock<Instant>,
     grace: Duration,
     pub gate: Gate,
@@ -297,6 +310,9 @@ impl RunState<'_> {
 
     /// When everything stops: the deadline, or the end of a cancellation's grace.
     pub fn hard_stop(&self) -> Instant {
+        if self.abandon.is_cancelled() {
+            return Instant::now();
+        }
         match self.cancelled_at() {
             Some(at) => (at + self.grace).min(self.deadline),
             None => self.deadline,
@@ -307,6 +323,7 @@ impl RunState<'_> {
     pub async fn stopped(&self) {
         tokio::select! {
             () = tokio::time::sleep_until(self.deadline) => {}
+            () = self.abandon.cancelled() => {}
             () = async {
                 self.cancel.cancelled().await;
                 let at = self.cancelled_at().unwrap_or_else(Instant::now);
@@ -332,7 +349,7 @@ impl RunState<'_> {
         if let Some(f) = self.aborted() {
             return Some(Halt::Aborted(f));
         }
-        if self.cancelled_at().is_some() {
+        if self.cancelled_at().is_some() || self.abandon.is_cancelled() {
             return Some(Halt::Cancelled);
         }
         let latency = Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed));
@@ -373,6 +390,12 @@ impl RunState<'_> {
 
     /// Sends one raw request within the hard stop, counting it.
     async fn transmit(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError> {
+        if let Some(limiter) = self.limiter {
+            tokio::select! {
+                () = limiter.until_ready() => {}
+                () = self.stopped() => {}
+            }
+        }
         if self.past_hard_stop() {
             return Err(TransportError::NotSent("the run stopped before this call was sent".into()));
         }

@@ -21,6 +21,7 @@ mod outgoing;
 mod poll;
 mod polling;
 mod provider;
+mod rate;
 mod token;
 mod transport;
 mod window;
@@ -32,5 +33,6 @@ pub use provider::{
     Answer, Call, CallAnswer, CredentialProblem, InstanceView, Net, Profile, Provider, Readiness, Reconciler,
     StateQueries, TaskAnswer, TaskQueries,
 };
+pub use rate::{RateLimit, RateLimitError};
 pub use token::derive_token;
 pub use transport::Transport;

@@ -7,9 +7,10 @@ use std::time::Instant;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use keypair_binder_core::Secret;
 use keypair_binder_core::sha256_hex;
 use keypair_binder_core::signing::parse_compact_utc;
-use keypair_binder_huawei::signer::{CanonicalRequest, parse_authorization};
+use keypair_binder_huawei::signer::{AkSk, KpsSigner, parse_authorization};
 use keypair_binder_huawei::wire::{MAX_BATCH, MAX_IN_OPERATION};
 use serde_json::{Value, json};
 
@@ -175,11 +176,13 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     if temporary && req.header("x-security-token") != Some(creds.security_token.as_str()) {
         return Err(unauthorized("security token is invalid"));
     }
-    let headers = auth.signed_headers.iter().map(|h| (h.clone(), req.header(h).unwrap_or("").to_string())).collect();
-    let payload_hash = req.header("x-sdk-content-sha256").map(str::to_string).unwrap_or_else(|| sha256_hex(&req.body));
-    let canonical =
-        CanonicalRequest { method: req.method.as_str(), path: &req.path, query: &req.query, headers, payload_hash };
-    if canonical.sign(&auth.access_key, sk, date).signature != auth.signature {
+    let key = AkSk {
+        access_key: auth.access_key.clone(),
+        secret_key: Secret::new(sk.as_str()),
+        token: temporary.then(|| Secret::new(creds.security_token.as_str())),
+    };
+    let signer = KpsSigner { key, project: req.header("x-project-id").map(str::to_string) };
+    if !req.signed_by(&signer, at) {
         return Err(unauthorized("verify aksk signature fail"));
     }
     Ok(())

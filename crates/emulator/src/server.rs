@@ -1,9 +1,12 @@
 //! The HTTP server: one loopback port for both clouds, able to drop a
 //! connection without answering (to emulate a connection lost mid-call).
 
+use chrono::{DateTime, Utc};
+use keypair_binder_core::kit::{Signer, signed_by};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use url::Url;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -42,6 +45,17 @@ pub(crate) struct Incoming {
 impl Incoming {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the request carries the signature `signer` makes at `time`,
+    /// checked through the kit's signer interface.
+    pub fn signed_by(&self, signer: &dyn Signer, time: DateTime<Utc>) -> bool {
+        let host = self.header("host").unwrap_or("localhost");
+        let Ok(mut url) = Url::parse(&format!("http://{host}{}", self.path)) else { return false };
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&self.query);
+        }
+        signed_by(signer, self.method.clone(), url, &self.headers, self.body.clone(), time)
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {

@@ -7,9 +7,11 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use keypair_binder_core::Secret;
 use keypair_binder_core::sha256_hex;
 use keypair_binder_core::signing::parse_compact_utc;
-use keypair_binder_volcengine::signer::{CanonicalRequest, parse_authorization};
+use keypair_binder_volcengine::request::EcsSigner;
+use keypair_binder_volcengine::signer::{Credentials, parse_authorization};
 use keypair_binder_volcengine::wire::{API_VERSION, MAX_INSTANCES_PER_CALL};
 use serde_json::{Value, json};
 
@@ -118,11 +120,13 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
             100_010,
         );
     }
-    let headers = auth.signed_headers.iter().map(|h| (h.clone(), req.header(h).unwrap_or("").to_string())).collect();
-    let payload_hash = req.header("x-content-sha256").unwrap_or(&body_hash);
-    let canonical =
-        CanonicalRequest { method: req.method.as_str(), path: &req.path, query: &req.query, headers, payload_hash };
-    if auth.service != "ecs" || canonical.sign(&auth.access_key, sk, &auth.region, x_date).signature != auth.signature {
+    let credentials = Credentials {
+        access_key: auth.access_key.clone(),
+        secret_key: Secret::new(sk.as_str()),
+        token: sts.then(|| Secret::new(creds.session_token.as_str())),
+    };
+    let signer = EcsSigner { credentials, region: auth.region.clone() };
+    if auth.service != "ecs" || !req.signed_by(&signer, at) {
         return fail(
             StatusCode::UNAUTHORIZED,
             "SignatureDoesNotMatch",

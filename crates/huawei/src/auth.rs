@@ -7,8 +7,8 @@ use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::{HttpResponse, host_header};
-use keypair_binder_core::kit::{Net, OutgoingRequest};
+use keypair_binder_core::http::HttpResponse;
+use keypair_binder_core::kit::{Net, OutgoingRequest, Signer};
 use keypair_binder_core::{Failure, FailureKind, Secret};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::HuaweiAuth;
 use crate::errors::{failure_of, snippet};
-use crate::signer::{self, SignableRequest};
+use crate::signer::{self, KpsSigner};
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
 
 /// Refresh a token this long before it expires.
@@ -111,30 +111,8 @@ impl Authenticator {
     ) -> Result<(), Failure> {
         match &self.auth {
             HuaweiAuth::AkSk(aksk) => {
-                let host = host_header(&request.url);
-                let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-                let signed: Vec<(String, String)> = request
-                    .headers
-                    .iter()
-                    .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-                    .collect();
-                let signable = SignableRequest {
-                    method: request.method.as_str(),
-                    host: &host,
-                    path: request.url.path(),
-                    query: &query,
-                    headers: &signed,
-                    body: &request.body,
-                };
-                for (name, value) in signer::sign(&signable, aksk, project, now).headers {
-                    if name.eq_ignore_ascii_case("host") {
-                        continue;
-                    }
-                    let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) else {
-                        return Err(auth_failure("a signature header is not valid HTTP"));
-                    };
-                    request.headers.insert(n, v);
-                }
+                let signer = KpsSigner { key: aksk.clone(), project: project.map(str::to_string) };
+                signer.sign(request, now);
                 Ok(())
             }
             HuaweiAuth::Token(_) | HuaweiAuth::Password { .. } => {

@@ -165,3 +165,46 @@ pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
         signature: signature?.to_string(),
     })
 }
+
+/// The `SDK-HMAC-SHA256` signature as the kit's [`Signer`]: an access key
+/// and the project id the SDK adds as `X-Project-Id`.
+#[derive(Clone, Debug)]
+pub struct KpsSigner {
+    /// Access key, secret key, security token.
+    pub key: AkSk,
+    /// Project id, when the call is project-scoped.
+    pub project: Option<String>,
+}
+
+impl keypair_binder_core::kit::Signer for KpsSigner {
+    fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, time: DateTime<Utc>) {
+        use reqwest::header::{HeaderName, HeaderValue};
+        let host = keypair_binder_core::http::host_header(&request.url);
+        let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+        let signed: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let signable = SignableRequest {
+            method: request.method.as_str(),
+            host: &host,
+            path: request.url.path(),
+            query: &query,
+            headers: &signed,
+            body: &request.body,
+        };
+        for (name, value) in sign(&signable, &self.key, self.project.as_deref(), time).headers {
+            if name.eq_ignore_ascii_case("host") {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
+                request.headers.insert(n, v);
+            }
+        }
+    }
+
+    fn added_headers(&self) -> &'static [&'static str] {
+        &["x-project-id", "x-security-token", "authorization"]
+    }
+}

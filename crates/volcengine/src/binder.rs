@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, StateQueries,
+    Readiness, RunSpec, Signer, StateQueries,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -21,8 +21,7 @@ use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
 use crate::errors::{CallError, instance_failure, parse_error, read_result};
-use crate::request::{Invocation, sign, unsigned};
-use crate::signer::Credentials;
+use crate::request::{EcsSigner, Invocation, unsigned};
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
@@ -38,8 +37,7 @@ pub struct VolcengineBinder {
 }
 
 struct Inner {
-    credentials: Credentials,
-    region: String,
+    signer: EcsSigner,
     endpoint: Url,
     engine: Engine,
     profile: Profile,
@@ -50,9 +48,9 @@ struct Inner {
 impl fmt::Debug for VolcengineBinder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VolcengineBinder")
-            .field("region", &self.inner.region)
+            .field("region", &self.inner.signer.region)
             .field("endpoint", &self.inner.endpoint.as_str())
-            .field("access_key", &self.inner.credentials.access_key)
+            .field("access_key", &self.inner.signer.credentials.access_key)
             .finish_non_exhaustive()
     }
 }
@@ -69,8 +67,7 @@ impl VolcengineBuilder {
             .precheck_states(self.precheck_states)
             .verify_bindings(self.verify_bindings);
         let inner = Inner {
-            credentials,
-            region,
+            signer: EcsSigner { credentials, region },
             endpoint,
             engine: Engine::new(Arc::new(http)).with_rate_limit(self.client.rate_limit),
             profile,
@@ -94,7 +91,7 @@ impl VolcengineBinder {
 
     /// The region calls are signed for.
     pub fn region(&self) -> &str {
-        &self.inner.region
+        &self.inner.signer.region
     }
 
     /// The endpoint calls go to.
@@ -166,7 +163,7 @@ impl Provider for VolcengineRun<'_> {
         now: DateTime<Utc>,
         _net: &dyn Net,
     ) -> Result<(), Failure> {
-        sign(request, &self.inner.region, &self.inner.credentials, now);
+        self.inner.signer.sign(request, now);
         Ok(())
     }
 

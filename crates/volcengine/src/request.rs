@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::host_header;
-use keypair_binder_core::kit::OutgoingRequest;
+use keypair_binder_core::kit::{OutgoingRequest, Signer};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -111,6 +111,25 @@ pub fn sign(
     }
     headers.extend(signature.headers);
     headers
+}
+
+/// The ECS signature as the kit's [`Signer`]: credentials and region.
+#[derive(Clone, Debug)]
+pub struct EcsSigner {
+    /// Access key, secret key, session token.
+    pub credentials: Credentials,
+    /// Region of the credential scope.
+    pub region: String,
+}
+
+impl Signer for EcsSigner {
+    fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
+        sign(request, &self.region, &self.credentials, time);
+    }
+
+    fn added_headers(&self) -> &'static [&'static str] {
+        &["x-date", "x-content-sha256", "x-security-token", "authorization"]
+    }
 }
 
 /// Builds and signs a `GET /?…` call at `time`.

@@ -22,6 +22,7 @@ mod poll;
 mod polling;
 mod provider;
 mod rate;
+mod signer;
 mod token;
 mod transport;
 mod window;
@@ -34,5 +35,6 @@ pub use provider::{
     StateQueries, TaskAnswer, TaskQueries,
 };
 pub use rate::{RateLimit, RateLimitError};
+pub use signer::{Signer, signed_by};
 pub use token::derive_token;
 pub use transport::Transport;

@@ -619,9 +619,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut found: HashMap<InstanceId, String> = HashMap::new();
         let mut complete = false;
         'pages: for page in 0..RECONCILE_PAGES {
-            let mut tries = 0;
+            let (mut tries, mut throttled) = (0u32, 0u32);
             loop {
-                tries += 1;
                 let (run, provider) = (self.run, self.provider);
                 let exchange = alongside(
                     &mut self.polls,
@@ -649,8 +648,17 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     Exchange::NotSent(f) | Exchange::NoAnswer(f) => f,
                     Exchange::Refused(_) | Exchange::Held(_) => break 'pages,
                 };
-                let delay = self.run.retry.delay(tries, failure.retry_after, &mut rand::rng());
-                // The listing is a read: asked again through throttling and errors while time allows.
+                // The listing is a read: asked again within the retry policy's allowances.
+                let policy = &self.run.retry;
+                if failure.kind == FailureKind::Throttled {
+                    throttled += 1;
+                } else {
+                    tries += 1;
+                }
+                if tries > policy.max_retries || throttled > policy.max_throttled_retries {
+                    break 'pages;
+                }
+                let delay = policy.delay(tries + throttled, failure.retry_after, &mut rand::rng());
                 if Instant::now() + delay >= self.run.hard_stop() {
                     break 'pages;
                 }

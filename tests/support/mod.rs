@@ -98,6 +98,10 @@ pub fn assert_consistent(emu: &Emulator, cloud: Cloud, report: &keypair_binder::
             keypair_binder::InstanceOutcome::Bound => {
                 assert_eq!(bound.as_deref(), keypair, "{cloud:?} {id}: reported bound")
             }
+            keypair_binder::InstanceOutcome::Unchanged => {
+                assert_eq!(applied, 0, "{cloud:?} {id}: reported unchanged but applied");
+                assert_eq!(bound.as_deref(), keypair, "{cloud:?} {id}: reported unchanged")
+            }
             keypair_binder::InstanceOutcome::Failed(f) => {
                 assert_eq!(applied, 0, "{cloud:?} {id}: reported failed ({f}) but applied")
             }

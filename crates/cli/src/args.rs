@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// After Ctrl-C (or SIGTERM): time calls in flight and started tasks get, like 30s.
     #[arg(long, value_parser = duration)]
     pub grace: Option<Duration>,
+    /// Send every instance without first reading whether it already is in the requested state.
+    #[arg(long)]
+    pub force: bool,
     /// Client-side limit on every API call, like 5/s or 200/m.
     #[arg(long, value_name = "N/s|N/m")]
     pub rate: Option<keypair_binder::RateLimit>,
@@ -100,6 +103,9 @@ pub struct RunArgs {
     /// Huawei: project id.
     #[arg(long)]
     pub project_id: Option<String>,
+    /// Huawei: ECS endpoint URL, for reading each VM's key pair (default: --endpoint if given, else the region's).
+    #[arg(long)]
+    pub ecs_endpoint: Option<String>,
     /// Huawei: IAM endpoint URL.
     #[arg(long)]
     pub iam_endpoint: Option<String>,

@@ -16,11 +16,14 @@ pub fn report_json(report: &BindReport) -> Value {
         .iter()
         .map(|(id, outcome)| {
             let status = match outcome {
-                InstanceOutcome::Bound => "succeeded",
+                InstanceOutcome::Bound | InstanceOutcome::Unchanged => "succeeded",
                 InstanceOutcome::Failed(_) => "failed",
                 InstanceOutcome::Unknown(_) => "unknown",
             };
             let mut entry = json!({"id": id, "status": status});
+            if outcome.is_bound() {
+                entry["changed"] = json!(outcome.changed());
+            }
             if let Some(f) = outcome.failure() {
                 entry["error"] = json!({"kind": f.kind, "code": f.code, "message": f.message, "retryable": f.retryable,
                     "http_status": f.http_status, "request_id": f.request_id});
@@ -36,6 +39,7 @@ pub fn report_json(report: &BindReport) -> Value {
             "requested": report.stats.requested,
             "distinct": report.outcomes.len(),
             "succeeded": succeeded,
+            "unchanged": report.unchanged(),
             "failed": failed,
             "unknown": unknown,
             "api_calls": report.stats.api_calls,
@@ -54,8 +58,12 @@ pub fn print_report(report: &BindReport, format: Output) {
     }
     let (succeeded, failed, unknown) = report.counts();
     let keypair = report.keypair.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
+    let unchanged = match report.unchanged() {
+        0 => String::new(),
+        n => format!(" ({n} already were)"),
+    };
     println!(
-        "{} {}{keypair}: {succeeded} of {} succeeded, {failed} failed, {unknown} unknown ({} API calls, {} retries, {:.1?})",
+        "{} {}{keypair}: {succeeded} of {} succeeded{unchanged}, {failed} failed, {unknown} unknown ({} API calls, {} retries, {:.1?})",
         report.provider,
         report.operation,
         report.outcomes.len(),

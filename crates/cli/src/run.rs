@@ -186,6 +186,9 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             if let Some(g) = args.grace {
                 b = b.grace(g);
             }
+            if args.force {
+                b = b.force(true);
+            }
             match (&args.keypair, &args.keypair_id) {
                 (Some(name), _) => b.keypair_name(name),
                 (None, Some(id)) => b.keypair_id(id),
@@ -247,6 +250,7 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
             let huawei_only = [
                 ("--project-id", args.project_id.is_some()),
                 ("--iam-endpoint", args.iam_endpoint.is_some()),
+                ("--ecs-endpoint", args.ecs_endpoint.is_some()),
                 ("--disable-password", args.disable_password),
                 ("--ssh-port", args.ssh_port.is_some()),
                 ("--current-private-key", args.current_private_key.is_some()),
@@ -311,6 +315,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             }
             if let Some(e) = &args.iam_endpoint {
                 b = b.iam_endpoint(e);
+            }
+            if let Some(e) = &args.ecs_endpoint {
+                b = b.ecs_endpoint(e);
             }
             if let Some(p) = &args.project_id {
                 b = b.project_id(p);

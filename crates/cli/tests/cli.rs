@@ -425,7 +425,7 @@ async fn rate_limit_holds_calls_to_the_rate() {
     let out = run(kpbind(&as_refs(&env)), &argv, Some(&ids.join("\n"))).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let times: Vec<Duration> = emu.request_log().iter().map(|e| e.received).collect();
-    assert_eq!(times.len(), 24, "12 attaches and 12 verifications");
+    assert_eq!(times.len(), 36, "12 converging reads, 12 attaches and 12 verifications");
     // Arrival times carry a little scheduling noise: a window a hair under a second.
     let window = Duration::from_millis(980);
     for (i, start) in times.iter().enumerate().skip(5) {
@@ -439,4 +439,71 @@ async fn rate_limit_holds_calls_to_the_rate() {
     )
     .await;
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+}
+
+/// Re-running a completed bind converges: exit 0, every instance succeeded
+/// with `changed: false`, no bind call sent; a mixed fleet sends only the rest.
+#[tokio::test]
+async fn re_runs_converge_on_both_clouds() {
+    let emu = emulator(30).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+        let ids = emu.inventory().ids(cloud);
+        let bind_call = if cloud == Cloud::Huawei { "BatchAssociateKeypair" } else { "AttachKeyPair" };
+        let run_bind = |ids: Vec<String>, extra: &'static [&'static str]| {
+            let mut args: Vec<String> = vec![
+                "bind".into(),
+                "--keypair".into(),
+                DEFAULT_KEYPAIR.into(),
+                "--output".into(),
+                "json".into(),
+                "--instances-file".into(),
+                "-".into(),
+            ];
+            args.extend(provider_args(cloud, &endpoint));
+            args.extend(extra.iter().map(|a| a.to_string()));
+            let env = as_refs(&env).into_iter().map(|(k, v)| (k, v.to_string())).collect::<Vec<_>>();
+            async move {
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                run(kpbind(&env), &argv, Some(&ids.join("\n"))).await
+            }
+        };
+        // A first run binds two thirds of the fleet.
+        let out = run_bind(ids[..20].to_vec(), &[]).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}", out.stderr);
+        assert!(out.json()["instances"].as_array().unwrap().iter().all(|i| i["changed"] == true));
+        let sent_before = emu.calls(bind_call);
+
+        // The whole fleet: only the last third is sent.
+        let out = run_bind(ids.clone(), &[]).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}", out.stderr);
+        let doc = out.json();
+        assert_eq!(doc["summary"]["unchanged"], 20, "{cloud:?}");
+        assert_eq!(doc["summary"]["succeeded"], 30);
+        let sent: Vec<String> = emu
+            .request_log()
+            .iter()
+            .filter(|e| e.action == bind_call)
+            .skip(sent_before as usize)
+            .flat_map(|e| e.instance_ids.clone())
+            .collect();
+        assert_eq!(sent.len(), 10, "{cloud:?}: only the instances left were sent");
+        assert!(sent.iter().all(|id| ids[20..].contains(id)));
+
+        // Again: nothing to do, nothing sent.
+        let before = emu.calls(bind_call);
+        let out = run_bind(ids.clone(), &[]).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}", out.stderr);
+        let doc = out.json();
+        assert!(
+            doc["instances"].as_array().unwrap().iter().all(|i| i["status"] == "succeeded" && i["changed"] == false)
+        );
+        assert_eq!(doc["summary"]["unchanged"], 30);
+        assert_eq!(emu.calls(bind_call), before, "{cloud:?}: no bind call");
+        for id in &ids {
+            assert_eq!(emu.applications(cloud, id), 1, "{cloud:?} {id}");
+        }
+    }
 }

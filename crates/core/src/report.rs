@@ -188,6 +188,9 @@ impl fmt::Display for Failure {
 pub enum InstanceOutcome {
     /// The operation was applied and confirmed.
     Bound,
+    /// The instance was already in the requested state (holding the key
+    /// pair, or for an unbind not holding it): nothing was sent for it.
+    Unchanged,
     /// The operation was not applied.
     Failed(Failure),
     /// The request may or may not have been applied (e.g. a timeout after sending).
@@ -195,15 +198,20 @@ pub enum InstanceOutcome {
 }
 
 impl InstanceOutcome {
-    /// Whether the operation was confirmed.
+    /// Whether the instance ended in the requested state (applied now, or already).
     pub fn is_bound(&self) -> bool {
+        matches!(self, Self::Bound | Self::Unchanged)
+    }
+
+    /// Whether this run changed the instance (`false` for `Unchanged` and failures).
+    pub fn changed(&self) -> bool {
         matches!(self, Self::Bound)
     }
 
     /// The failure, for `Failed` and `Unknown`.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Self::Bound => None,
+            Self::Bound | Self::Unchanged => None,
             Self::Failed(f) | Self::Unknown(f) => Some(f),
         }
     }
@@ -289,10 +297,15 @@ impl BindReport {
         self.outcomes.iter().find(|(i, _)| i == id).map(|(_, o)| o)
     }
 
-    /// Counts of (bound, failed, unknown).
+    /// Instances already in the requested state, to which nothing was sent.
+    pub fn unchanged(&self) -> usize {
+        self.outcomes.iter().filter(|(_, o)| matches!(o, InstanceOutcome::Unchanged)).count()
+    }
+
+    /// Counts of (succeeded, failed, unknown); succeeded includes unchanged.
     pub fn counts(&self) -> (usize, usize, usize) {
         self.outcomes.iter().fold((0, 0, 0), |(b, f, u), (_, o)| match o {
-            InstanceOutcome::Bound => (b + 1, f, u),
+            InstanceOutcome::Bound | InstanceOutcome::Unchanged => (b + 1, f, u),
             InstanceOutcome::Failed(_) => (b, f + 1, u),
             InstanceOutcome::Unknown(_) => (b, f, u + 1),
         })

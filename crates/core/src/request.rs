@@ -82,6 +82,9 @@ pub struct RunOptions {
     /// Stops waiting at once (a second Ctrl-C): calls in flight and started
     /// tasks end `unknown`, and the report is returned.
     pub abandon: Option<CancellationToken>,
+    /// Sends every instance, without first reading whether it already is in
+    /// the requested state (by default such instances end `Unchanged`).
+    pub force: bool,
 }
 
 impl fmt::Debug for RunOptions {
@@ -94,6 +97,7 @@ impl fmt::Debug for RunOptions {
             .field("cancel", &self.cancel.is_some())
             .field("grace", &self.grace)
             .field("abandon", &self.abandon.is_some())
+            .field("force", &self.force)
             .finish()
     }
 }
@@ -379,6 +383,13 @@ macro_rules! common_setters {
         /// the report is returned with what is known.
         pub fn abandon(mut self, token: CancellationToken) -> Self {
             self.common.options.abandon = Some(token);
+            self
+        }
+
+        /// Sends every instance without first checking whether it already is
+        /// in the requested state (re-runs then re-apply).
+        pub fn force(mut self, force: bool) -> Self {
+            self.common.options.force = force;
             self
         }
 

@@ -548,6 +548,7 @@ impl InMemoryBinder {
             profile: Profile::new("memory", 10)
                 .concurrency(4)
                 .idempotency_tokens(true)
+                .converge(true)
                 .retry(RetryPolicy { initial_backoff: Duration::from_millis(10), ..RetryPolicy::default() }),
             behaviors: HashMap::new(),
             faults: VecDeque::new(),
@@ -654,6 +655,12 @@ impl InMemoryBinderBuilder {
     /// ambiguous call is reconciled through the running-task list.
     pub fn idempotency_tokens(mut self, on: bool) -> Self {
         self.profile = self.profile.idempotency_tokens(on);
+        self
+    }
+
+    /// Reads key pairs before the first send, so re-runs converge (default on).
+    pub fn converge(mut self, on: bool) -> Self {
+        self.profile = self.profile.converge(on);
         self
     }
 

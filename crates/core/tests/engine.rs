@@ -183,6 +183,7 @@ proptest! {
             prop_assert!(binder.started(&d) <= 1, "{} started twice", d);
             match outcome {
                 InstanceOutcome::Bound => prop_assert_eq!(binder.bound_keypair(&d), Some("kp".to_string())),
+                InstanceOutcome::Unchanged => prop_assert!(false, "{} unchanged in a first run", d),
                 // Never failed for an instance any attempt may have applied.
                 InstanceOutcome::Failed(f) => {
                     prop_assert_eq!(binder.started(&d), 0, "{} reported failed but applied: {}", d, f);
@@ -220,7 +221,8 @@ proptest! {
 #[test]
 fn retry_after_is_honoured_on_the_paused_clock() {
     paused_runtime().block_on(async {
-        let binder = InMemoryBinder::builder().fault(CallFault::Throttle(Duration::from_secs(30))).build();
+        let binder =
+            InMemoryBinder::builder().converge(false).fault(CallFault::Throttle(Duration::from_secs(30))).build();
         let start = tokio::time::Instant::now();
         let request =
             BindRequest::builder().keypair_name("kp").instance("i-1").retry_policy(policy(3)).build().unwrap();
@@ -287,7 +289,7 @@ fn deadline_stops_retries_and_reports_timeouts() {
 #[test]
 fn deadline_during_a_call_is_unknown() {
     paused_runtime().block_on(async {
-        let binder = InMemoryBinder::builder().latency(Duration::from_secs(60)).build();
+        let binder = InMemoryBinder::builder().converge(false).latency(Duration::from_secs(60)).build();
         let request =
             BindRequest::builder().keypair_name("kp").instance("i-1").deadline(Duration::from_secs(5)).build().unwrap();
         let report = binder.bind(request).await.unwrap();
@@ -426,6 +428,29 @@ fn refused_credentials_stop_the_run_after_one_call() {
         assert!(matches!(err, Error::Authentication { .. }), "{err}");
         assert_eq!(binder.refused_calls(), 1);
         assert_eq!(binder.total_calls(), 1);
+    });
+}
+
+/// A re-run of a completed bind converges: every instance unchanged, no bind call sent.
+#[test]
+fn re_runs_converge_and_send_only_what_is_left() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder().build();
+        let first = BindRequest::builder().keypair_name("kp").instances(["a", "b"]).build().unwrap();
+        assert!(binder.bind(first).await.unwrap().all_bound());
+        let calls = binder.calls().len();
+        let again = BindRequest::builder().keypair_name("kp").instances(["a", "b", "c"]).build().unwrap();
+        let report = binder.bind(again).await.unwrap();
+        assert_eq!(report.unchanged(), 2);
+        assert_eq!(report.outcome(&id("c")), Some(&InstanceOutcome::Bound));
+        let sent: Vec<Vec<InstanceId>> = binder.calls()[calls..].iter().map(|c| c.instances.clone()).collect();
+        assert_eq!(sent, vec![vec![id("c")]], "only the instance left was sent");
+        let forced = BindRequest::builder().keypair_name("kp").instances(["a"]).force(true).build().unwrap();
+        assert_eq!(binder.bind(forced).await.unwrap().outcomes[0].1, InstanceOutcome::Bound);
+        let unbind = UnbindRequest::builder().keypair_name("kp").instances(["a", "zz"]).build().unwrap();
+        let report = binder.unbind(unbind).await.unwrap();
+        assert_eq!(report.outcome(&id("zz")), Some(&InstanceOutcome::Unchanged), "holds no key pair already");
+        assert_eq!(report.outcome(&id("a")), Some(&InstanceOutcome::Bound));
     });
 }
 

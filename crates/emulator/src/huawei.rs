@@ -34,6 +34,7 @@ pub(crate) fn action(req: &Incoming) -> String {
         ["v3", _, "running-tasks"] => "ListRunningTask",
         ["v3", _, "keypairs"] => "ListKeypairs",
         ["v3", _, "keypairs", _] => "ListKeypairDetail",
+        ["v1", _, "cloudservers", _] if !post => "ShowServer",
         _ => "Unknown",
     };
     name.to_string()
@@ -121,6 +122,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, now: Instant
         "ListFailedTask" => Answer::new(failed_tasks(&world, req), 0),
         "ListRunningTask" => Answer::new(running_tasks(&world, req), 0),
         "ListKeypairs" => Answer::new(list_keypairs(&world, req), 0),
+        "ShowServer" => Answer::new(show_server(&mut world, &percent_decode(last), now), 1),
         _ => Answer::new(show_keypair(&world, &percent_decode(last)), 0),
     }
 }
@@ -474,6 +476,25 @@ fn running_tasks(world: &World, req: &Incoming) -> Response {
         })
         .collect();
     ok(StatusCode::OK, json!({"total": world.active_tasks.len(), "tasks": tasks}))
+}
+
+/// ECS ShowServer: the server's status and key pair.
+fn show_server(world: &mut World, server_id: &str, now: Instant) -> Response {
+    let Some(vm) = world.vms.get_mut(&(Cloud::Huawei, server_id.to_string())) else {
+        let message = format!("Instance[{server_id}] could not be found.");
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "Ecs.0114", "message": message}})))
+            .into_response();
+    };
+    let status = match vm.state_at(now) {
+        VmState::Running => "ACTIVE",
+        VmState::Stopped => "SHUTOFF",
+        VmState::Transitioning => "REBOOT",
+    };
+    ok(
+        StatusCode::OK,
+        json!({"server": {"id": server_id, "name": server_name(server_id), "status": status,
+            "key_name": vm.keypair, "OS-EXT-STS:vm_state": if status == "SHUTOFF" { "stopped" } else { "active" }}}),
+    )
 }
 
 fn keypair_json(name: &str) -> Value {

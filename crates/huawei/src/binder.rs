@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, Net, OutgoingRequest, Profile, Provider, Reconciler, RunSpec,
-    TaskAnswer, TaskQueries,
+    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
+    Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -26,13 +26,15 @@ use crate::errors::{failure_of, snippet, vm_failure};
 use crate::request::KpsRequest;
 use crate::wire::{
     AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, DisassociateBody, FailedTasks, MAX_BATCH,
-    MAX_IN_OPERATION, Phase, RunningTasks, Server, TaskResponse, TaskStatus,
+    MAX_IN_OPERATION, Phase, RunningTasks, Server, ServerDetailResponse, TaskResponse, TaskStatus, is_transitional,
 };
 
 /// The CIDR the KPS agent connects from; the VM's security group must allow SSH from it.
 pub const AGENT_SOURCE_CIDR: &str = "100.125.0.0/16";
 /// Wait suggested by Huawei after `APIGW.0308` when no `Retry-After` is given.
 const THROTTLE_WAIT: Duration = Duration::from_secs(2);
+/// Least wait before checking a server that is changing state again.
+const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
 /// Rows per page of the task lists.
 const PAGE: u32 = 1000;
 
@@ -48,6 +50,7 @@ pub struct HuaweiBinder {
 
 struct Inner {
     endpoint: Url,
+    ecs_endpoint: Url,
     auth: Authenticator,
     engine: Engine,
     user_agent: String,
@@ -75,6 +78,7 @@ impl HuaweiBuilder {
         let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);
         let inner = Inner {
             endpoint: resolved.endpoint,
+            ecs_endpoint: resolved.ecs_endpoint,
             auth,
             engine: Engine::new(Arc::new(http)).with_window(MAX_IN_OPERATION).with_rate_limit(self.client.rate_limit),
             user_agent,
@@ -197,6 +201,7 @@ impl HuaweiBinder {
         let inner = &self.inner;
         let default_concurrency = if matches!(mode, Mode::Batch { .. }) { 3 } else { MAX_IN_OPERATION };
         let profile = Profile::new(PROVIDER, mode.cap())
+            .converge(true)
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
@@ -399,6 +404,48 @@ impl Provider for HuaweiRun<'_> {
 
     fn reconciler(&self) -> Option<&dyn Reconciler> {
         Some(self)
+    }
+
+    fn states(&self) -> Option<&dyn StateQueries> {
+        Some(self)
+    }
+}
+
+impl StateQueries for HuaweiRun<'_> {
+    fn max_per_query(&self) -> usize {
+        1
+    }
+
+    fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
+        let id = instances.first().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "no instance"))?;
+        Ok(KpsRequest::server(&self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent))
+    }
+
+    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+        if response.status == 404 {
+            return Ok(Vec::new());
+        }
+        if !response.is_success() {
+            let (failure, advice) = failure_of(response);
+            return Err(failure.retryable(advice.retryable));
+        }
+        let detail: ServerDetailResponse = serde_json::from_slice(&response.body).map_err(|_| {
+            Failure::new(FailureKind::ProviderError, format!("unreadable server: {}", snippet(&response.body)))
+        })?;
+        let Some(server) = detail.server else { return Ok(Vec::new()) };
+        let id = InstanceId::new(server.id.clone())
+            .map_err(|_| Failure::new(FailureKind::ProviderError, "server without a valid id"))?;
+        let status = server.status.to_ascii_uppercase();
+        let readiness = match status.as_str() {
+            "ACTIVE" | "SHUTOFF" => Readiness::Ready,
+            s if is_transitional(s) => Readiness::Wait(
+                Failure::new(FailureKind::InvalidState, format!("server is {s}"))
+                    .retryable(true)
+                    .with_retry_after(Some(STATE_CHANGE_WAIT)),
+            ),
+            s => Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("server is {s}"))),
+        };
+        Ok(vec![InstanceView::new(id, status, readiness).with_keypair(server.key_name, None)])
     }
 }
 

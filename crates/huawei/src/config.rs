@@ -128,6 +128,7 @@ pub struct HuaweiBuilder {
     pub(crate) region: Option<String>,
     pub(crate) endpoint: Option<String>,
     pub(crate) iam_endpoint: Option<String>,
+    pub(crate) ecs_endpoint: Option<String>,
     pub(crate) project_id: Option<String>,
     pub(crate) auth: Option<HuaweiAuth>,
     pub(crate) client: ClientSettings,
@@ -189,6 +190,13 @@ impl HuaweiBuilder {
     /// KPS endpoint URL, instead of the region's.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// ECS endpoint URL, for reading each VM's key pair and state before a
+    /// run (default: the region's, or the KPS endpoint when that was given).
+    pub fn ecs_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.ecs_endpoint = Some(endpoint.into());
         self
     }
 
@@ -270,6 +278,14 @@ impl HuaweiBuilder {
             (None, None) => return Err(Error::config(PROVIDER, "missing region: set HW_REGION_NAME")),
         };
         check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
+        let ecs_endpoint = match (&self.ecs_endpoint, &self.endpoint, &self.region) {
+            (Some(e), _, _) => parse_url(e)?,
+            // An explicit KPS endpoint (a proxy, the emulator) serves the reads too.
+            (None, Some(_), _) => endpoint.clone(),
+            (None, None, Some(region)) => parse_url(&format!("https://ecs.{region}.myhuaweicloud.com"))?,
+            (None, None, None) => endpoint.clone(),
+        };
+        check_endpoint(PROVIDER, &ecs_endpoint, self.client.allow_http)?;
         let iam_endpoint = match (&self.iam_endpoint, &self.region) {
             (Some(e), _) => Some(parse_url(e)?),
             (None, Some(region)) if known(region) => {
@@ -290,13 +306,21 @@ impl HuaweiBuilder {
         if matches!(auth, HuaweiAuth::Token(_)) && self.project_id.is_none() {
             return Err(Error::config(PROVIDER, "token auth needs the project id: set HUAWEICLOUD_SDK_PROJECT_ID"));
         }
-        Ok(Resolved { auth, endpoint, iam_endpoint, region: self.region.clone(), project_id: self.project_id.clone() })
+        Ok(Resolved {
+            auth,
+            endpoint,
+            ecs_endpoint,
+            iam_endpoint,
+            region: self.region.clone(),
+            project_id: self.project_id.clone(),
+        })
     }
 }
 
 pub(crate) struct Resolved {
     pub auth: HuaweiAuth,
     pub endpoint: Url,
+    pub ecs_endpoint: Url,
     pub iam_endpoint: Option<Url>,
     pub region: Option<String>,
     pub project_id: Option<String>,

@@ -81,6 +81,11 @@ impl KpsRequest {
         Self::get(wire::failed_tasks_path(project), limit_offset(limit, offset), "ListFailedTask")
     }
 
+    /// One ECS server (ShowServer), for its key pair and state.
+    pub fn server(project: &str, server_id: &str) -> Self {
+        Self::get(wire::server_path(project, server_id), Vec::new(), "ShowServer")
+    }
+
     /// A page of running tasks.
     pub fn running_tasks(project: &str, limit: u32, offset: u32) -> Self {
         Self::get(wire::running_tasks_path(project), limit_offset(limit, offset), "ListRunningTask")

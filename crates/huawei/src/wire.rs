@@ -296,3 +296,36 @@ pub struct Projects {
     #[serde(default)]
     pub projects: Vec<IdName>,
 }
+
+/// `/v1/{project}/cloudservers/{server_id}`: one ECS server (ShowServer).
+pub fn server_path(project: &str, server_id: &str) -> String {
+    format!("/v1/{}/cloudservers/{}", encode(project), encode(server_id))
+}
+
+/// Answer of ECS ShowServer.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ServerDetailResponse {
+    /// The server.
+    pub server: Option<ServerDetail>,
+}
+
+/// The fields of an ECS server a bind needs.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ServerDetail {
+    /// Server id.
+    #[serde(default)]
+    pub id: String,
+    /// `ACTIVE`, `SHUTOFF`, `REBOOT`…
+    #[serde(default)]
+    pub status: String,
+    /// The key pair it holds, if any.
+    pub key_name: Option<String>,
+}
+
+/// Whether an ECS status is a transition that ends by itself.
+pub fn is_transitional(status: &str) -> bool {
+    matches!(
+        status.to_ascii_uppercase().as_str(),
+        "BUILD" | "REBOOT" | "HARD_REBOOT" | "REBUILD" | "MIGRATING" | "RESIZE" | "REVERT_RESIZE" | "VERIFY_RESIZE"
+    )
+}

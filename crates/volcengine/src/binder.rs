@@ -64,6 +64,7 @@ impl VolcengineBuilder {
             .concurrency(self.client.concurrency.unwrap_or(8))
             .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
             .idempotency_tokens(true)
+            .converge(true)
             .precheck_states(self.precheck_states)
             .verify_bindings(self.verify_bindings);
         let inner = Inner {

@@ -202,7 +202,7 @@ async fn options_volcengine_cannot_honour_are_refused_before_sending() {
 async fn unbind_detaches_by_key_pair_id() {
     let (endpoint, fake) = start(|_, call| details(call, &[])).await;
     let binder = builder(&endpoint).build().unwrap();
-    let request = UnbindRequest::builder().keypair_id("kp-abc").instances(ids(2)).build().unwrap();
+    let request = UnbindRequest::builder().keypair_id("kp-abc").instances(ids(2)).force(true).build().unwrap();
     let report = binder.unbind(request).await.unwrap();
     assert!(report.all_bound());
     let call = &fake.calls()[0];

@@ -154,7 +154,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 .collect();
             if !ready.is_empty() {
                 let unchecked: Vec<usize> = ready.iter().copied().filter(|&m| !self.insts[m].checked).collect();
-                if self.profile.precheck_states && self.provider.states().is_some() && !unchecked.is_empty() {
+                let converge = self.profile.converge && !self.run.force;
+                let check = self.profile.precheck_states || converge;
+                if check && self.provider.states().is_some() && !unchecked.is_empty() {
                     self.precheck(&unchecked).await;
                 } else {
                     self.submit(ready).await;
@@ -715,9 +717,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         alongside(&mut self.polls, &mut self.polled, views(run, provider, ids)).await
     }
 
-    /// Checks states before the first send: refused instances fail unsent,
-    /// changing ones wait, ready ones go.
+    /// Reads states before the first send: instances already in the
+    /// requested state end unchanged; with the pre-check, refused instances
+    /// fail unsent, changing ones wait; the rest go.
     async fn precheck(&mut self, members: &[usize]) {
+        let converge = self.profile.converge && !self.run.force;
+        let precheck = self.profile.precheck_states;
         let Some(views) = self.views(members).await else {
             tracing::warn!(instances = members.len(), "state pre-check failed; sending without it");
             for &m in members {
@@ -729,7 +734,23 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut waits = Vec::new();
         for &m in members {
             let id = self.insts[m].id.clone();
-            match views.get(&id).map(|v| &v.readiness) {
+            let view = views.get(&id);
+            if converge && let Some(v) = view {
+                let holds = holds(v, self.run.keypair);
+                let done = match self.run.operation {
+                    Operation::Bind => holds,
+                    Operation::Unbind => !holds,
+                };
+                if done {
+                    self.finalize(m, InstanceOutcome::Unchanged, &mut finished);
+                    continue;
+                }
+            }
+            if !precheck {
+                self.insts[m].checked = true;
+                continue;
+            }
+            match view.map(|v| &v.readiness) {
                 None => {
                     let f = Failure::new(FailureKind::InstanceNotFound, format!("pre-check: {id} does not exist"));
                     self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
@@ -809,11 +830,15 @@ async fn views(
     ids: Vec<InstanceId>,
 ) -> Option<HashMap<InstanceId, InstanceView>> {
     let states = provider.states()?;
+    let queries = ids.chunks(states.max_per_query().max(1)).map(|part| async move {
+        match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
+            Exchange::Answered(response) => states.read(&response).ok(),
+            _ => None,
+        }
+    });
     let mut views = HashMap::with_capacity(ids.len());
-    for part in ids.chunks(states.max_per_query().max(1)) {
-        let exchange = run.exchange(provider, Purpose::Read, &|| states.query(part)).await;
-        let Exchange::Answered(response) = exchange else { return None };
-        for view in states.read(&response).ok()? {
+    for answer in futures::future::join_all(queries).await {
+        for view in answer? {
             views.insert(view.id.clone(), view);
         }
     }

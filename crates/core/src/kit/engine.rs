@@ -128,6 +128,7 @@ impl Engine {
             operation: spec.operation,
             keypair: spec.keypair,
             client_token: spec.common.client_token.clone(),
+            force: options.force,
             total: spec.common.targets.instances().len(),
         };
         let instances = spec.common.targets.instances();
@@ -216,6 +217,8 @@ pub(crate) struct RunState<'a> {
     pub operation: Operation,
     pub keypair: Option<&'a KeyPairRef>,
     pub client_token: Option<String>,
+    /// Send every instance, without reading whether it is already done.
+    pub force: bool,
     total: usize,
 }
 

@@ -32,6 +32,9 @@ pub struct Profile {
     pub precheck_states: bool,
     /// Confirm reported successes with a state query.
     pub verify_bindings: bool,
+    /// State views show each instance's key pair: instances already in the
+    /// requested state are reported unchanged and not sent (unless forced).
+    pub converge: bool,
     /// How asynchronous tasks are followed.
     pub polling: Polling,
 }
@@ -47,6 +50,7 @@ impl Profile {
             idempotency_tokens: false,
             precheck_states: false,
             verify_bindings: false,
+            converge: false,
             polling: Polling::default(),
         }
     }
@@ -78,6 +82,12 @@ impl Profile {
     /// Verifies successes with a state query.
     pub fn verify_bindings(mut self, on: bool) -> Self {
         self.verify_bindings = on;
+        self
+    }
+
+    /// Reads each instance's key pair before its first send, so re-runs converge.
+    pub fn converge(mut self, on: bool) -> Self {
+        self.converge = on;
         self
     }
 

@@ -147,6 +147,8 @@ pub fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("i-{i:04}")).collect()
 }
 
+/// A bind that goes straight to the calls these tests script (`force`: no
+/// converging read first; converging is tested on the emulator).
 pub fn bind(ids: Vec<String>) -> BindRequest {
-    BindRequest::builder().keypair_name("kp-prod").instances(ids).build().unwrap()
+    BindRequest::builder().keypair_name("kp-prod").instances(ids).force(true).build().unwrap()
 }

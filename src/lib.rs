@@ -15,8 +15,9 @@ pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder}
 pub use keypair_binder_core::testing;
 pub use keypair_binder_core::{
     BindReport, BindRequest, CancellationToken, Capabilities, Error, Failure, FailureKind, InstanceId, InstanceOutcome,
-    KeyPairRef, KeypairBinder, Operation, Plan, PlannedCall, PostCondition, ProgressEvent, ProgressObserver,
-    RetryPolicy, RunOptions, RunStats, Secret, UnbindRequest, ValidationError, VmCredential,
+    Journal, JournalError, JournalHeader, KeyPairRef, KeypairBinder, Operation, Plan, PlannedCall, PostCondition,
+    Prior, ProgressEvent, ProgressObserver, RetryPolicy, RunOptions, RunStats, Secret, UnbindRequest, ValidationError,
+    VmCredential,
 };
 
 /// Huawei Cloud KPS provider.

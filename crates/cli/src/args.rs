@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// After Ctrl-C (or SIGTERM): time calls in flight and started tasks get, like 30s.
     #[arg(long, value_parser = duration)]
     pub grace: Option<Duration>,
+    /// Append-only record of the run; running the same command with it again resumes.
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
     /// Send every instance without first reading whether it already is in the requested state.
     #[arg(long)]
     pub force: bool,

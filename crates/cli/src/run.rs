@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keypair_binder::huawei::{HuaweiBuilder, Polling};
 use keypair_binder::volcengine::VolcengineBuilder;
 use keypair_binder::{
-    BindReport, BindRequest, CancellationToken, Error, KeypairBinder, Plan, ProgressEvent, UnbindRequest, VmCredential,
+    BindReport, BindRequest, CancellationToken, Error, Journal, JournalHeader, KeypairBinder, Plan, ProgressEvent,
+    UnbindRequest, VmCredential,
 };
 
 /// Time calls in flight and started tasks get after an interruption, unless `--grace` says.
@@ -147,6 +148,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
     check_options(mode, args)?;
     let instances = read_instances(args)?;
     let credential = vm_credential(args)?;
+    let journal = open_journal(mode, args)?;
     let progress = progress_bar(mode, args, instances.len());
     let observer = progress.clone().map(|pb| {
         Arc::new(move |event: &ProgressEvent| match event {
@@ -189,6 +191,9 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             if args.force {
                 b = b.force(true);
             }
+            if let Some(j) = journal.clone() {
+                b = b.journal(j);
+            }
             match (&args.keypair, &args.keypair_id) {
                 (Some(name), _) => b.keypair_name(name),
                 (None, Some(id)) => b.keypair_id(id),
@@ -221,6 +226,27 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
         pb.finish_and_clear();
     }
     Ok(done)
+}
+
+/// The run's journal, if asked for: a journal of another run is a usage error naming the difference.
+fn open_journal(mode: Mode, args: &RunArgs) -> Result<Option<Arc<Journal>>, CliError> {
+    let Some(path) = &args.journal else { return Ok(None) };
+    if mode == Mode::Plan {
+        return Err(CliError::Usage("--journal records runs; plan sends nothing".into()));
+    }
+    let operation = if mode == Mode::Unbind { "unbind" } else { "bind" };
+    let keypair = args.keypair.clone().or_else(|| args.keypair_id.clone());
+    let host =
+        args.endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).and_then(|u| u.host_str().map(str::to_string));
+    let header = JournalHeader::new(args.provider.name(), operation, keypair)
+        .region(args.region.clone())
+        .endpoint_host(host)
+        .token_base(args.client_token.clone());
+    let journal = Journal::open(path, header).map_err(|e| CliError::Usage(e.to_string()))?;
+    if journal.succeeded() > 0 {
+        eprintln!("kpbind: resuming from {}: {} instances already succeeded", path.display(), journal.succeeded());
+    }
+    Ok(Some(Arc::new(journal)))
 }
 
 /// Options that belong to the other provider, or that this operation needs.

@@ -507,3 +507,95 @@ async fn re_runs_converge_on_both_clouds() {
         }
     }
 }
+
+/// Kill -9 mid-run with a journal, just after a call was applied and its
+/// connection dropped; the same command again binds every instance exactly
+/// once and exits 0.
+#[tokio::test]
+async fn a_killed_run_resumes_from_its_journal() {
+    use keypair_binder_emulator::{Fault, FaultRates, ScriptedFault};
+    for cloud in [Cloud::Volcengine, Cloud::Huawei] {
+        let (bind_call, hang) = match cloud {
+            // The resend after the drop is throttled for a long time: the kill lands while it waits.
+            Cloud::Volcengine => (
+                "AttachKeyPair",
+                ScriptedFault { cloud: Some(cloud), action: Some("AttachKeyPair".into()), fault: Fault::Throttle },
+            ),
+            // Reconciling the drop hangs: the kill lands while it waits.
+            Cloud::Huawei => (
+                "BatchAssociateKeypair",
+                ScriptedFault {
+                    cloud: Some(cloud),
+                    action: Some("ListRunningTask".into()),
+                    fault: Fault::Slow(Duration::from_secs(30)),
+                },
+            ),
+        };
+        let emu = Emulator::builder()
+            .instances(150)
+            .task_duration(Duration::from_millis(200))
+            .faults(FaultRates { retry_after: Duration::from_secs(30), ..FaultRates::default() })
+            .script(ScriptedFault { cloud: Some(cloud), action: Some(bind_call.into()), fault: Fault::DropAfterApply })
+            .script(hang)
+            .start()
+            .await
+            .unwrap();
+        let env = env_for(&emu);
+        let endpoint = emu.base_url().to_string();
+        let ids = emu.inventory().ids(cloud);
+        let journal =
+            std::env::temp_dir().join(format!("kpbind-journal-{}-{}.jsonl", cloud.as_str(), std::process::id()));
+        let _ = std::fs::remove_file(&journal);
+        let mut args: Vec<String> = vec![
+            "bind".into(),
+            "--keypair".into(),
+            DEFAULT_KEYPAIR.into(),
+            "--output".into(),
+            "json".into(),
+            "--concurrency".into(),
+            "1".into(),
+            "--journal".into(),
+            journal.display().to_string(),
+            "--instances-file".into(),
+            "-".into(),
+        ];
+        args.extend(provider_args(cloud, &endpoint));
+
+        let mut cmd = kpbind(&as_refs(&env));
+        cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(ids.join("\n").as_bytes()).await.unwrap();
+        drop(input);
+        // Wait for the dropped call, then a moment more, then kill without warning.
+        for _ in 0..100 {
+            if emu.request_log().iter().any(|e| e.fault.as_deref() == Some("DropAfterApply")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+        let killed = child.wait_with_output().await.unwrap();
+        assert_eq!(killed.status.code(), None, "{cloud:?}: killed by a signal");
+        assert!(emu.request_log().iter().any(|e| e.fault.as_deref() == Some("DropAfterApply")));
+
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(kpbind(&as_refs(&env)), &argv, Some(&ids.join("\n"))).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}\n{}", out.stderr, out.stdout);
+        let doc = out.json();
+        assert_eq!(doc["summary"]["succeeded"], 150, "{cloud:?}");
+        for id in &ids {
+            assert_eq!(emu.applications(cloud, id), 1, "{cloud:?} {id}: bound exactly once");
+        }
+        // The journal belongs to this run: another key pair is a usage error naming the difference.
+        let other: Vec<String> =
+            args.iter().map(|a| if a == DEFAULT_KEYPAIR { "kp-other".to_string() } else { a.clone() }).collect();
+        let argv: Vec<&str> = other.iter().map(String::as_str).collect();
+        let out = run(kpbind(&as_refs(&env)), &argv, Some(&ids.join("\n"))).await;
+        assert_eq!(out.code, 2, "{cloud:?}: {}", out.stderr);
+        assert!(out.stderr.contains("key pair") && out.stderr.contains("kp-other"), "{}", out.stderr);
+        let _ = std::fs::remove_file(&journal);
+    }
+}

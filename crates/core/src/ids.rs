@@ -12,9 +12,15 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_KEYPAIR_NAME_LEN: usize = 255;
 
 /// A cloud VM id, checked before it can reach a request.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct InstanceId(String);
+
+impl From<InstanceId> for String {
+    fn from(id: InstanceId) -> Self {
+        id.0
+    }
+}
 
 impl InstanceId {
     /// Validates an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace or

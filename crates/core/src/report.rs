@@ -82,7 +82,7 @@ impl fmt::Display for FailureKind {
 }
 
 /// Why one instance did not bind, with everything the cloud said about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Failure {
     /// The reason class.

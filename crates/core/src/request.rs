@@ -85,6 +85,8 @@ pub struct RunOptions {
     /// Sends every instance, without first reading whether it already is in
     /// the requested state (by default such instances end `Unchanged`).
     pub force: bool,
+    /// Records every step before it goes on; resumes what it says an earlier run left.
+    pub journal: Option<Arc<crate::journal::Journal>>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -98,6 +100,7 @@ impl fmt::Debug for RunOptions {
             .field("grace", &self.grace)
             .field("abandon", &self.abandon.is_some())
             .field("force", &self.force)
+            .field("journal", &self.journal.as_ref().map(|j| j.path().to_path_buf()))
             .finish()
     }
 }
@@ -390,6 +393,13 @@ macro_rules! common_setters {
         /// in the requested state (re-runs then re-apply).
         pub fn force(mut self, force: bool) -> Self {
             self.common.options.force = force;
+            self
+        }
+
+        /// Records every step in `journal` before it goes on, and resumes
+        /// what it says an earlier run left.
+        pub fn journal(mut self, journal: Arc<crate::journal::Journal>) -> Self {
+            self.common.options.journal = Some(journal);
             self
         }
 

@@ -11,6 +11,7 @@ use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use crate::ids::{InstanceId, KeyPairRef};
+use crate::journal::Prior;
 use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
 use crate::kit::poll::{self, Followed, Group};
 use crate::kit::provider::{Answer, Call, CallAnswer, InstanceView, Profile, Provider, Readiness};
@@ -81,6 +82,8 @@ pub(crate) struct ChunkRun<'r, 'a> {
     /// Poll results that came in while the chunk was busy with something else.
     polled: Vec<Polled>,
     generation: u32,
+    /// Settling what an earlier run left in flight.
+    resumed: bool,
 }
 
 /// What woke an idle chunk.
@@ -118,10 +121,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             polls: FuturesUnordered::new(),
             polled: Vec::new(),
             generation: 0,
+            resumed: false,
         }
     }
 
     pub async fn run(mut self) -> Vec<(InstanceId, InstanceOutcome)> {
+        self.resume().await;
         loop {
             for done in std::mem::take(&mut self.polled) {
                 self.absorb(done);
@@ -185,6 +190,61 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         self.finish()
     }
 
+    /// Takes up what a journal says an earlier run left: succeeded instances
+    /// are reported as they were, calls that may have been applied are settled
+    /// first (resent under their token, their tasks followed, or reconciled).
+    async fn resume(&mut self) {
+        let Some(journal) = self.run.journal.clone() else { return };
+        let mut finished = Vec::new();
+        let mut tasks = Vec::new();
+        let mut reconcile = Vec::new();
+        for m in 0..self.insts.len() {
+            let id = self.insts[m].id.clone();
+            let in_flight = || Failure::new(FailureKind::Transport, "in flight when an earlier run stopped");
+            match journal.prior(&id) {
+                None => {}
+                Some(Prior::Succeeded { changed }) => {
+                    let outcome = if *changed { InstanceOutcome::Bound } else { InstanceOutcome::Unchanged };
+                    let inst = &mut self.insts[m];
+                    finished.push((id, true));
+                    inst.outcome = Some(outcome);
+                }
+                Some(Prior::InFlight { task: Some(task), .. }) => {
+                    self.insts[m].busy = true;
+                    tasks.push(Followed { member: m, id, task: task.clone() });
+                }
+                Some(Prior::InFlight { instances, token: Some(token), .. }) => {
+                    let inst = &mut self.insts[m];
+                    inst.maybe = Some(in_flight());
+                    inst.busy = true;
+                    match self.open.iter_mut().find(|s| &s.token == token) {
+                        Some(set) => set.waiting.push(m),
+                        None => self.open.push(OpenSet {
+                            ids: instances.clone(),
+                            token: token.clone(),
+                            waiting: vec![m],
+                            attempt: 2,
+                            not_before: Instant::now(),
+                        }),
+                    }
+                }
+                Some(Prior::InFlight { .. }) => {
+                    self.insts[m].maybe = Some(in_flight());
+                    reconcile.push((m, in_flight()));
+                }
+            }
+        }
+        self.run.finished(&finished);
+        if !tasks.is_empty() {
+            self.follow(Group::new(tasks, Instant::now()));
+        }
+        if !reconcile.is_empty() {
+            self.resumed = true;
+            self.ambiguous(reconcile, &[], None, 1).await;
+            self.resumed = false;
+        }
+    }
+
     /// The chunk's outcomes, in its input order, once the run stopped or all are settled.
     fn finish(mut self) -> Vec<(InstanceId, InstanceOutcome)> {
         let halt = self.run.halt(Duration::ZERO).unwrap_or(Halt::Deadline);
@@ -231,6 +291,11 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             return;
         }
         finished.push((inst.id.clone(), outcome.is_bound()));
+        if let Some(journal) = &self.run.journal
+            && let Err(e) = journal.outcome(&inst.id, &outcome)
+        {
+            tracing::warn!(error = %e, "could not record an outcome in the journal");
+        }
         inst.outcome = Some(outcome);
         inst.busy = false;
         inst.slot = None;
@@ -260,6 +325,14 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         };
         let (run, provider) = (self.run, self.provider);
         self.polls.push(Box::pin(poll::follow(run, provider, tasks, group)));
+    }
+
+    fn record_task(&self, task: &Followed) {
+        if let Some(journal) = &self.run.journal
+            && let Err(e) = journal.task(&task.id, &task.task)
+        {
+            tracing::warn!(error = %e, "could not record a task in the journal");
+        }
     }
 
     fn new_token(&mut self, ids: &[InstanceId]) -> Option<String> {
@@ -316,6 +389,14 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
 
     async fn call(&mut self, ids: &[InstanceId], token: Option<&str>, attempt: u32) -> CallOutcome {
         let call = Call::new(ids, token, attempt, self.run.retry.max_attempts());
+        if let Some(journal) = &self.run.journal
+            && attempt == 1
+            && let Err(e) = journal.call(ids, token)
+        {
+            // Without the record a crash could lose this call: send nothing more.
+            self.run.abort(&Failure::new(FailureKind::ProviderError, e.to_string()));
+            return CallOutcome::Held;
+        }
         self.run.emit(ProgressEvent::ChunkStarted { chunk: self.index, instances: ids.len(), attempt: attempt - 1 });
         let provider = self.provider;
         let run = self.run;
@@ -407,6 +488,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         self.run.finished(&finished);
         if !tasks.is_empty() {
             for t in &tasks {
+                self.record_task(t);
                 let inst = &mut self.insts[t.member];
                 inst.busy = true;
                 inst.maybe = None;
@@ -679,10 +761,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         }
         let mut finished = Vec::new();
         let mut tasks = Vec::new();
+        let mut idle = Vec::new();
         for (m, cause) in list {
             let id = self.insts[m].id.clone();
             match found.remove(&id) {
                 Some(task) => tasks.push(Followed { member: m, id, task }),
+                None if complete => idle.push((m, cause)),
                 None => {
                     let checked = if complete {
                         "no running task of this key pair and operation was found for it"
@@ -704,10 +788,50 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         self.run.finished(&finished);
         if !tasks.is_empty() {
             for t in &tasks {
+                self.record_task(t);
                 self.insts[t.member].busy = true;
             }
             self.follow(Group::new(tasks, Instant::now()));
         }
+        if !idle.is_empty() {
+            self.settle_idle(idle).await;
+        }
+    }
+
+    /// Instances whose call may have been applied and that run nothing now:
+    /// their key pair says whether it was. Held `unknown` when it cannot be
+    /// read, or when it was not applied in this run (the task may have failed
+    /// or still be on its way); sent again when an earlier run left them.
+    async fn settle_idle(&mut self, idle: Vec<(usize, Failure)>) {
+        let members: Vec<usize> = idle.iter().map(|(m, _)| *m).collect();
+        let views = if self.profile.converge { self.views(&members).await } else { None };
+        let mut finished = Vec::new();
+        for (m, cause) in idle {
+            let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
+            let applied = view.map(|v| {
+                let holds = holds(v, self.run.keypair);
+                if self.run.operation == Operation::Bind { holds } else { !holds }
+            });
+            match applied {
+                Some(true) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
+                Some(false) if self.resumed => {
+                    let inst = &mut self.insts[m];
+                    inst.maybe = None;
+                    inst.slot = None;
+                }
+                _ => {
+                    let failure = Failure {
+                        message: format!(
+                            "{}; no running task of this key pair and operation was found for it, so it may or may not have been applied",
+                            cause.message
+                        ),
+                        ..cause
+                    };
+                    self.finalize(m, InstanceOutcome::Unknown(failure), &mut finished);
+                }
+            }
+        }
+        self.run.finished(&finished);
     }
 
     /// Instance views by id; `None` if any query failed.

@@ -19,6 +19,7 @@ use crate::binder::PostCondition;
 use crate::error::Error;
 use crate::http::{HttpResponse, TransportError};
 use crate::ids::{InstanceId, KeyPairRef};
+use crate::journal::Journal;
 use crate::kit::chunk::ChunkRun;
 use crate::kit::gate::Gate;
 use crate::kit::outgoing::OutgoingRequest;
@@ -129,6 +130,7 @@ impl Engine {
             keypair: spec.keypair,
             client_token: spec.common.client_token.clone(),
             force: options.force,
+            journal: options.journal.clone(),
             total: spec.common.targets.instances().len(),
         };
         let instances = spec.common.targets.instances();
@@ -219,6 +221,8 @@ pub(crate) struct RunState<'a> {
     pub client_token: Option<String>,
     /// Send every instance, without reading whether it is already done.
     pub force: bool,
+    /// Where each step is recorded before it goes on, and what an earlier run left.
+    pub journal: Option<Arc<Journal>>,
     total: usize,
 }
 
@@ -494,7 +498,8 @@ impl RunState<'_> {
         if !nothing_applied {
             return Ok(report);
         }
-        if let Some(failure) = self.aborted() {
+        if let Some(failure) = self.aborted().filter(|f| matches!(f.kind, FailureKind::Auth | FailureKind::Permission))
+        {
             let failure = Box::new(failure);
             return Err(match failure.kind {
                 FailureKind::Permission => Error::PermissionDenied { provider, failure },

@@ -1,6 +1,7 @@
 //! `kpbind` as a user runs it: the built binary against the emulator.
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator};
@@ -598,4 +599,49 @@ async fn a_killed_run_resumes_from_its_journal() {
         assert!(out.stderr.contains("key pair") && out.stderr.contains("kp-other"), "{}", out.stderr);
         let _ = std::fs::remove_file(&journal);
     }
+}
+
+/// `HTTPS_PROXY` is honoured (a local CONNECT proxy sees the HTTPS call and
+/// refuses it, so nothing leaves the machine); a loopback endpoint bypasses it.
+#[tokio::test]
+async fn proxies_are_honoured_and_loopback_bypasses_them() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+                log.lock().unwrap().push(head);
+                let _ = socket.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await;
+            });
+        }
+    });
+
+    let emu = emulator(3).await;
+    let mut env = env_for(&emu);
+    env.push(("HTTPS_PROXY", proxy.clone()));
+    env.push(("HTTP_PROXY", proxy.clone()));
+    let id = emu.inventory().ids(Cloud::Volcengine)[0].clone();
+    let base =
+        ["bind", "--provider", "volcengine", "--keypair", DEFAULT_KEYPAIR, "--instance", &id, "--max-retries", "0"];
+
+    // The region's HTTPS endpoint: through the proxy, which refuses.
+    let out = run(kpbind(&as_refs(&env)), &base, None).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let heads = seen.lock().unwrap().clone();
+    assert!(heads.iter().any(|h| h.starts_with("CONNECT ") && h.contains("volcengineapi.com:443")), "{heads:?}");
+
+    // The emulator on loopback: straight there, the proxy sees nothing more.
+    let endpoint = emu.base_url().to_string();
+    let mut args = base.to_vec();
+    args.extend(["--endpoint", &endpoint]);
+    let out = run(kpbind(&as_refs(&env)), &args, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(seen.lock().unwrap().len(), heads.len(), "loopback was not proxied");
 }

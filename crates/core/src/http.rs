@@ -183,16 +183,23 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// Builds a client with rustls and the given limits.
+    ///
+    /// TLS trusts the bundled roots and the platform's store (which honours
+    /// `SSL_CERT_FILE`); `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are
+    /// honoured, and loopback is never proxied.
     pub fn new(options: HttpOptions) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .https_only(false)
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .user_agent(options.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self { client, options })
+            .no_proxy();
+        for proxy in env_proxies(&|name| std::env::var(name).ok())? {
+            builder = builder.proxy(proxy);
+        }
+        Ok(Self { client: builder.build()?, options })
     }
 
     /// Builds the client of one provider; a failure is that provider's configuration error.
@@ -256,6 +263,24 @@ impl HttpClient {
         }
         Ok(HttpResponse { status, headers, body: body.freeze() })
     }
+}
+
+/// Proxies from `HTTPS_PROXY` and `HTTP_PROXY` (upper or lower case), each
+/// skipping `NO_PROXY` and loopback.
+fn env_proxies(var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<reqwest::Proxy>, reqwest::Error> {
+    let var = |name: &str| var(name).or_else(|| var(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty());
+    let bypass = match var("NO_PROXY") {
+        Some(list) => format!("{list},localhost,127.0.0.0/8,::1"),
+        None => "localhost,127.0.0.0/8,::1".to_string(),
+    };
+    let mut proxies = Vec::new();
+    if let Some(url) = var("HTTPS_PROXY") {
+        proxies.push(reqwest::Proxy::https(url)?.no_proxy(reqwest::NoProxy::from_string(&bypass)));
+    }
+    if let Some(url) = var("HTTP_PROXY") {
+        proxies.push(reqwest::Proxy::http(url)?.no_proxy(reqwest::NoProxy::from_string(&bypass)));
+    }
+    Ok(proxies)
 }
 
 fn classify(error: reqwest::Error) -> TransportError {

@@ -76,8 +76,9 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             instances.push(InstanceSpec { keypair: Some("kp-old".into()), ..vm(cloud, bound) });
             instances.push(InstanceSpec { password: Some("another".into()), ..vm(cloud, wrong_pw) });
             // KPS reports refused deliveries and failed tasks with KPS.0002 or no code.
+            // A stopped VM is reset (the ECS read shows it stopped), so it binds.
             expected.extend([
-                (stopped, Some(FailureKind::InvalidRequest)),
+                (stopped, None),
                 (bound, Some(FailureKind::InvalidRequest)),
                 (wrong_pw, Some(FailureKind::ProviderError)),
             ]);

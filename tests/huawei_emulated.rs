@@ -213,3 +213,25 @@ async fn a_task_outliving_its_timeout_is_unknown() {
     let report = huawei(&emu).polling(polling).build().unwrap().bind(bind_request(HW, &emu, &ids)).await.unwrap();
     assert!(matches!(&report.outcomes[0].1, InstanceOutcome::Unknown(f) if f.kind == FailureKind::Timeout));
 }
+
+/// The converging read gives each VM's state, so one run binds a fleet of
+/// running and stopped VMs: running ones in batches with the root password,
+/// stopped ones reset one by one without a credential.
+#[tokio::test]
+async fn running_and_stopped_vms_bind_in_one_run() {
+    let mut instances: Vec<InstanceSpec> = (0..12).map(|i| vm(&format!("vm-run-{i}"))).collect();
+    instances.extend((0..3).map(|i| InstanceSpec { state: VmState::Stopped, ..vm(&format!("vm-stopped-{i}")) }));
+    let ids: Vec<String> = instances.iter().map(|s| s.id.clone()).collect();
+    let emu = emulator().inventory(inventory(instances)).start().await.unwrap();
+    let report = huawei(&emu).build().unwrap().bind(bind_request(HW, &emu, &ids)).await.unwrap();
+    assert!(report.all_bound(), "{:?}", report.outcomes);
+    assert_consistent(&emu, HW, &report, Some(DEFAULT_KEYPAIR));
+    let log = emu.request_log();
+    let batched: Vec<&String> =
+        log.iter().filter(|e| e.action == "BatchAssociateKeypair").flat_map(|e| &e.instance_ids).collect();
+    let reset: Vec<&String> =
+        log.iter().filter(|e| e.action == "AssociateKeypair").flat_map(|e| &e.instance_ids).collect();
+    assert_eq!(batched.len(), 12);
+    assert_eq!(reset.len(), 3);
+    assert!(reset.iter().all(|id| id.starts_with("vm-stopped-")));
+}

@@ -2,8 +2,9 @@
 //! parts for the shared engine, which polls each task to its end and keeps
 //! at most 10 VMs in key-pair operations at once.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -144,6 +145,10 @@ impl ServerTemplate {
             port: self.port,
         }
     }
+
+    fn without_auth(&self, id: &InstanceId) -> Server {
+        Server { auth: None, ..self.for_vm(id) }
+    }
 }
 
 fn auth_of(credential: Option<&VmCredential>) -> Option<Auth> {
@@ -205,7 +210,7 @@ impl HuaweiBinder {
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
-        let provider = HuaweiRun { inner, mode, profile };
+        let provider = HuaweiRun { inner, mode, profile, stopped: Mutex::new(HashSet::new()) };
         inner.engine.run(&provider, spec).await
     }
 }
@@ -251,6 +256,8 @@ struct HuaweiRun<'a> {
     inner: &'a Inner,
     mode: Mode,
     profile: Profile,
+    /// VMs the ECS read showed stopped: reset one by one, without a credential.
+    stopped: Mutex<HashSet<InstanceId>>,
 }
 
 impl HuaweiRun<'_> {
@@ -263,6 +270,18 @@ impl HuaweiRun<'_> {
     }
 
     fn kps_call(&self, project: &str, vms: &[InstanceId]) -> KpsRequest {
+        if let Some(id) = vms.first().filter(|id| self.is_stopped(id)) {
+            // A stopped VM is reset: KPS refuses a credential for it.
+            return match &self.mode {
+                Mode::Batch { keypair, server } | Mode::Single { keypair, server } => KpsRequest::associate(
+                    project,
+                    &AssociateBody { keypair_name: keypair.clone(), server: server.without_auth(id) },
+                ),
+                Mode::Unbind { server, .. } => {
+                    KpsRequest::disassociate(project, &DisassociateBody { server: server.without_auth(id) })
+                }
+            };
+        }
         match &self.mode {
             Mode::Batch { keypair, server } => KpsRequest::batch_associate(
                 project,
@@ -284,6 +303,10 @@ impl HuaweiRun<'_> {
                 KpsRequest::disassociate(project, &DisassociateBody { server: server.for_vm(&vms[0]) })
             }
         }
+    }
+
+    fn is_stopped(&self, id: &InstanceId) -> bool {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
     }
 
     /// Whether a running task is this run's: same key pair, same kind of operation.
@@ -398,6 +421,14 @@ impl Provider for HuaweiRun<'_> {
         CallAnswer::Instances(answers)
     }
 
+    fn call_kind(&self, instance: &InstanceId) -> u8 {
+        u8::from(self.is_stopped(instance))
+    }
+
+    fn kind_cap(&self, kind: u8) -> usize {
+        if kind == 1 { 1 } else { usize::MAX }
+    }
+
     fn tasks(&self) -> Option<&dyn TaskQueries> {
         Some(self)
     }
@@ -445,6 +476,12 @@ impl StateQueries for HuaweiRun<'_> {
             ),
             s => Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("server is {s}"))),
         };
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if status == "SHUTOFF" {
+            stopped.insert(id.clone());
+        } else {
+            stopped.remove(&id);
+        }
         Ok(vec![InstanceView::new(id, status, readiness).with_keypair(server.key_name, None)])
     }
 }

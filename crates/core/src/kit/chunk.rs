@@ -349,6 +349,10 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
 
     /// Sends a new call for instances nothing of which may have been applied.
     async fn submit(&mut self, mut members: Vec<usize>) {
+        // One call carries instances of one kind (Huawei: stopped VMs are reset one by one).
+        let kind = self.provider.call_kind(&self.insts[members[0]].id);
+        members.retain(|&m| self.provider.call_kind(&self.insts[m].id) == kind);
+        members.truncate(self.provider.kind_cap(kind).max(1));
         if let Some(window) = self.run.window {
             let need = members.len();
             let wake = tokio::select! {

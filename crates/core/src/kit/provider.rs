@@ -196,6 +196,18 @@ pub trait Provider: Send + Sync {
     /// Reads a call's response, per instance.
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer;
 
+    /// Which kind of call an instance needs (a provider whose call depends
+    /// on the instance's state, learnt from its state query): one call only
+    /// carries instances of one kind. All the same by default.
+    fn call_kind(&self, _instance: &InstanceId) -> u8 {
+        0
+    }
+
+    /// Most instances one call of `kind` carries (at most the profile's cap).
+    fn kind_cap(&self, _kind: u8) -> usize {
+        usize::MAX
+    }
+
     /// Task status queries, for providers whose calls start tasks.
     fn tasks(&self) -> Option<&dyn TaskQueries> {
         None

@@ -8,10 +8,16 @@
 //! `default-features = false` builds the model alone: the trait, the request
 //! and report types. Provider authors use `keypair-binder-core`'s `kit`.
 
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The README's library example runs as a doctest (it needs the in-memory binder).
+#![cfg_attr(feature = "testing", doc = include_str!("../README.md"))]
+
 pub use keypair_binder_core::http::HttpOptions;
 pub use keypair_binder_core::kit::RateLimit;
 pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder};
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use keypair_binder_core::testing;
 pub use keypair_binder_core::{
     BindReport, BindRequest, CancellationToken, Capabilities, Error, Failure, FailureKind, InstanceId, InstanceOutcome,
@@ -22,8 +28,10 @@ pub use keypair_binder_core::{
 
 /// Huawei Cloud KPS provider.
 #[cfg(feature = "huawei")]
+#[cfg_attr(docsrs, doc(cfg(feature = "huawei")))]
 pub use keypair_binder_huawei as huawei;
 
 /// Volcengine ECS provider.
 #[cfg(feature = "volcengine")]
+#[cfg_attr(docsrs, doc(cfg(feature = "volcengine")))]
 pub use keypair_binder_volcengine as volcengine;

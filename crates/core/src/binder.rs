@@ -96,7 +96,10 @@ pub enum PostCondition {
     /// SSH password login no longer works.
     PasswordLoginDisabled,
     /// The VM's security group must allow SSH from this range for the agent.
-    SecurityGroupMustAllowSsh { source_cidr: String },
+    SecurityGroupMustAllowSsh {
+        /// The agent's address range.
+        source_cidr: String,
+    },
 }
 
 impl fmt::Display for PostCondition {

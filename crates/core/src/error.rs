@@ -11,23 +11,48 @@ pub enum ValidationError {
     NoInstances,
     /// More instances than the configured ceiling.
     #[error("{count} instances exceed the ceiling of {max} per request")]
-    TooManyInstances { count: usize, max: usize },
+    TooManyInstances {
+        /// Distinct instances given.
+        count: usize,
+        /// The ceiling.
+        max: usize,
+    },
     /// A required value is empty.
     #[error("{what} is empty")]
-    Empty { what: &'static str },
+    Empty {
+        /// Which value.
+        what: &'static str,
+    },
     /// A value is longer than allowed.
     #[error("{what} is {len} bytes long; at most {max} allowed")]
-    TooLong { what: &'static str, len: usize, max: usize },
+    TooLong {
+        /// Which value.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A value holds a character that is not allowed.
     #[error("{what} contains the character {character:?}, which is not allowed")]
-    InvalidCharacter { what: &'static str, character: char },
+    InvalidCharacter {
+        /// Which value.
+        what: &'static str,
+        /// The character.
+        character: char,
+    },
     /// A value starts or ends with whitespace.
     #[error("{what} starts or ends with whitespace")]
-    SurroundingWhitespace { what: &'static str },
+    SurroundingWhitespace {
+        /// Which value.
+        what: &'static str,
+    },
     /// An instance id at a given input position is invalid.
     #[error("instance #{index}: {source}")]
     Instance {
+        /// Its position in the input.
         index: usize,
+        /// What is wrong with it.
         #[source]
         source: Box<ValidationError>,
     },
@@ -36,7 +61,12 @@ pub enum ValidationError {
     NoKeyPair,
     /// A value is outside its allowed range.
     #[error("{what}: {reason}")]
-    OutOfRange { what: &'static str, reason: String },
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A failure of the whole request: nothing (or nothing more) could be done.
@@ -51,19 +81,46 @@ pub enum Error {
     Validation(#[from] ValidationError),
     /// The provider cannot honour an option; nothing was sent.
     #[error("{provider}: option `{option}` is not supported: {reason}")]
-    Unsupported { provider: &'static str, option: &'static str, reason: String },
+    Unsupported {
+        /// The provider.
+        provider: &'static str,
+        /// The option.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The binder is misconfigured (endpoint, region, credentials missing).
     #[error("{provider}: configuration error: {message}")]
-    Config { provider: &'static str, message: String },
+    Config {
+        /// The provider.
+        provider: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The cloud refused the credentials; nothing was applied.
     #[error("{provider}: authentication failed: {failure}")]
-    Authentication { provider: &'static str, failure: Box<Failure> },
+    Authentication {
+        /// The provider.
+        provider: &'static str,
+        /// What the cloud said.
+        failure: Box<Failure>,
+    },
     /// The credentials lack permission; nothing was applied.
     #[error("{provider}: permission denied: {failure}")]
-    PermissionDenied { provider: &'static str, failure: Box<Failure> },
+    PermissionDenied {
+        /// The provider.
+        provider: &'static str,
+        /// What the cloud said.
+        failure: Box<Failure>,
+    },
     /// Nothing could be sent (connection refused, DNS, TLS).
     #[error("{provider}: nothing could be sent: {failure}")]
-    Unreachable { provider: &'static str, failure: Box<Failure> },
+    Unreachable {
+        /// The provider.
+        provider: &'static str,
+        /// What the cloud said.
+        failure: Box<Failure>,
+    },
 }
 
 impl Error {

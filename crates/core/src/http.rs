@@ -141,7 +141,10 @@ pub enum TransportError {
     Timeout,
     /// The response body was larger than allowed.
     #[error("response body larger than {limit} bytes")]
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 impl TransportError {

@@ -8,6 +8,8 @@
 //! classifying its answer) as a [`kit::Provider`]; everything that must
 //! behave the same on every cloud lives here.
 
+#![warn(missing_docs)]
+
 pub mod binder;
 pub mod env;
 pub mod error;

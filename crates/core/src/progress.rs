@@ -8,20 +8,65 @@ use crate::ids::InstanceId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProgressEvent {
-    /// The run started with this many distinct instances.
-    Started { total: usize },
+    /// The run started.
+    Started {
+        /// Distinct instances.
+        total: usize,
+    },
     /// A call for a chunk is about to be sent.
-    ChunkStarted { chunk: usize, instances: usize, attempt: u32 },
+    ChunkStarted {
+        /// The chunk's number.
+        chunk: usize,
+        /// Instances in the call.
+        instances: usize,
+        /// 0 for the first attempt.
+        attempt: u32,
+    },
     /// A chunk's call returned.
-    ChunkFinished { chunk: usize, bound: usize, failed: usize, unknown: usize, retrying: usize },
+    ChunkFinished {
+        /// The chunk's number.
+        chunk: usize,
+        /// Instances confirmed.
+        bound: usize,
+        /// Instances that failed.
+        failed: usize,
+        /// Instances left ambiguous.
+        unknown: usize,
+        /// Instances to be re-issued.
+        retrying: usize,
+    },
     /// A retry is scheduled after `delay`.
-    RetryScheduled { chunk: usize, instances: usize, attempt: u32, delay: Duration, reason: String },
+    RetryScheduled {
+        /// The chunk's number.
+        chunk: usize,
+        /// Instances to re-issue.
+        instances: usize,
+        /// Re-issues so far.
+        attempt: u32,
+        /// The wait before it.
+        delay: Duration,
+        /// Why.
+        reason: String,
+    },
     /// Instances with a final outcome so far.
-    InstancesDone { done: usize, total: usize },
+    InstancesDone {
+        /// Instances with an outcome.
+        done: usize,
+        /// Distinct instances.
+        total: usize,
+    },
     /// One instance reached its outcome.
-    InstanceFinished { instance: InstanceId, bound: bool },
+    InstanceFinished {
+        /// The instance.
+        instance: InstanceId,
+        /// Whether it ended in the requested state.
+        bound: bool,
+    },
     /// The run stops sending (cancelled); started work is still followed.
-    Stopping { reason: String },
+    Stopping {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Receives [`ProgressEvent`]s; called from the run's tasks, so keep it quick.

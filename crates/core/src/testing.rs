@@ -1,6 +1,6 @@
 //! An in-memory cloud behind the [`KeypairBinder`] trait, for tests of code
 //! that uses the trait and of the engine itself. It runs the real
-//! [`Engine`](crate::kit::Engine) with a real provider over an in-process
+//! [`crate::kit::Engine`] with a real provider over an in-process
 //! [`Transport`]: JSON requests and answers, idempotency tokens, asynchronous
 //! tasks, an in-operation window and scripted faults.
 

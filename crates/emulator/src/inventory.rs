@@ -133,7 +133,12 @@ pub enum InventoryError {
     Parse(#[from] serde_json::Error),
     /// Two instances or key pairs share an id or name.
     #[error("duplicate {what} {value:?} in the inventory")]
-    Duplicate { what: &'static str, value: String },
+    Duplicate {
+        /// Instance or key pair.
+        what: &'static str,
+        /// The repeated id or name.
+        value: String,
+    },
 }
 
 /// The key pair every generated inventory holds on both clouds.

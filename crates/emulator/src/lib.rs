@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
 // Handlers return a ready HTTP answer as their error; its size does not matter here.
 #![allow(clippy::result_large_err)]
 

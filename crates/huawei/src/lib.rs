@@ -6,6 +6,26 @@
 //! - [`request`]: one call, built without I/O.
 //! - [`errors`]: KPS and gateway codes to failure kinds and retry advice.
 //! - [`HuaweiBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! ```no_run
+//! use keypair_binder_core::{BindRequest, KeypairBinder, VmCredential};
+//! use keypair_binder_huawei::HuaweiBinder;
+//!
+//! # async fn rotate(vms: Vec<String>, root_password: String) -> Result<(), keypair_binder_core::Error> {
+//! // HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HW_REGION_NAME (or ~/.huaweicloud/credentials).
+//! let binder = HuaweiBinder::from_env()?;
+//! // A root password binds running VMs without a key, 10 a call; stopped VMs are reset.
+//! let request = BindRequest::builder()
+//!     .keypair_name("ops-2026")
+//!     .instances(vms)
+//!     .credential(VmCredential::password(root_password))
+//!     .build()?;
+//! let report = binder.bind(request).await?;
+//! println!("{} of {} bound", report.bound().count(), report.outcomes.len());
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 mod auth;
 mod binder;

@@ -166,7 +166,8 @@ pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
     })
 }
 
-/// The `SDK-HMAC-SHA256` signature as the kit's [`Signer`]: an access key
+/// The `SDK-HMAC-SHA256` signature as the kit's
+/// [`Signer`](keypair_binder_core::kit::Signer): an access key
 /// and the project id the SDK adds as `X-Project-Id`.
 #[derive(Clone, Debug)]
 pub struct KpsSigner {

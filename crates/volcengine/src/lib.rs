@@ -6,6 +6,23 @@
 //! - [`request`]: a signed call, built without I/O.
 //! - [`errors`]: error codes to failure kinds and retry advice.
 //! - [`VolcengineBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! ```no_run
+//! use keypair_binder_core::{BindRequest, KeypairBinder};
+//! use keypair_binder_volcengine::VolcengineBinder;
+//!
+//! # async fn rotate(instances: Vec<String>) -> Result<(), keypair_binder_core::Error> {
+//! // VOLCENGINE_ACCESS_KEY, VOLCENGINE_SECRET_KEY, VOLCENGINE_REGION (or ~/.volcengine/config.json).
+//! let binder = VolcengineBinder::from_env()?;
+//! let request = BindRequest::builder().keypair_name("ops-2026").instances(instances).build()?;
+//! let report = binder.bind(request).await?;
+//! for (id, failure) in report.failed() {
+//!     eprintln!("{id}: {failure}");
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 mod binder;
 mod config;

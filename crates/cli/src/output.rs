@@ -4,56 +4,116 @@
 use std::collections::BTreeMap;
 
 use keypair_binder::{BindReport, Error, InstanceOutcome, Plan};
-use serde_json::{Value, json};
+use std::io::Write;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::json;
 
 use crate::args::Output;
 
-/// The report as the documented JSON document.
-pub fn report_json(report: &BindReport) -> Value {
-    let (succeeded, failed, unknown) = report.counts();
-    let instances: Vec<Value> = report
-        .outcomes
-        .iter()
-        .map(|(id, outcome)| {
-            let status = match outcome {
-                InstanceOutcome::Bound | InstanceOutcome::Unchanged => "succeeded",
-                InstanceOutcome::Failed(_) => "failed",
-                InstanceOutcome::Unknown(_) => "unknown",
-            };
-            let mut entry = json!({"id": id, "status": status});
-            if outcome.is_bound() {
-                entry["changed"] = json!(outcome.changed());
-            }
-            if let Some(f) = outcome.failure() {
-                entry["error"] = json!({"kind": f.kind, "code": f.code, "message": f.message, "retryable": f.retryable,
-                    "http_status": f.http_status, "request_id": f.request_id});
-            }
-            entry
-        })
-        .collect();
-    json!({
-        "provider": report.provider,
-        "operation": report.operation,
-        "keypair": report.keypair.as_ref().map(|k| k.as_str()),
-        "summary": {
-            "requested": report.stats.requested,
-            "distinct": report.outcomes.len(),
-            "succeeded": succeeded,
-            "unchanged": report.unchanged(),
-            "failed": failed,
-            "unknown": unknown,
-            "api_calls": report.stats.api_calls,
-            "retries": report.stats.retries,
-            "elapsed_ms": report.stats.elapsed.as_millis() as u64,
-        },
-        "instances": instances,
-        "post_conditions": report.post_conditions.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-    })
+/// The report as the documented JSON document, serialized straight from the
+/// report (no second copy of the fleet).
+struct Document<'a>(&'a BindReport);
+
+struct Summary<'a>(&'a BindReport);
+
+struct Instances<'a>(&'a BindReport);
+
+struct Entry<'a>(&'a keypair_binder::InstanceId, &'a InstanceOutcome);
+
+struct ErrorDoc<'a>(&'a keypair_binder::Failure);
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("provider", r.provider)?;
+        map.serialize_entry("operation", &r.operation)?;
+        map.serialize_entry("keypair", &r.keypair.as_ref().map(|k| k.as_str()))?;
+        map.serialize_entry("summary", &Summary(r))?;
+        map.serialize_entry("instances", &Instances(r))?;
+        let conditions: Vec<String> = r.post_conditions.iter().map(|p| p.to_string()).collect();
+        map.serialize_entry("post_conditions", &conditions)?;
+        map.end()
+    }
+}
+
+impl Serialize for Summary<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let (succeeded, failed, unknown) = r.counts();
+        let mut map = s.serialize_map(Some(9))?;
+        map.serialize_entry("requested", &r.stats.requested)?;
+        map.serialize_entry("distinct", &r.outcomes.len())?;
+        map.serialize_entry("succeeded", &succeeded)?;
+        map.serialize_entry("unchanged", &r.unchanged())?;
+        map.serialize_entry("failed", &failed)?;
+        map.serialize_entry("unknown", &unknown)?;
+        map.serialize_entry("api_calls", &r.stats.api_calls)?;
+        map.serialize_entry("retries", &r.stats.retries)?;
+        map.serialize_entry("elapsed_ms", &(r.stats.elapsed.as_millis() as u64))?;
+        map.end()
+    }
+}
+
+impl Serialize for Instances<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.outcomes.iter().map(|(id, outcome)| Entry(id, outcome)))
+    }
+}
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (id, outcome) = (self.0, self.1);
+        let status = match outcome {
+            InstanceOutcome::Bound | InstanceOutcome::Unchanged => "succeeded",
+            InstanceOutcome::Failed(_) => "failed",
+            InstanceOutcome::Unknown(_) => "unknown",
+        };
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("id", id.as_str())?;
+        map.serialize_entry("status", status)?;
+        if outcome.is_bound() {
+            map.serialize_entry("changed", &outcome.changed())?;
+        }
+        if let Some(f) = outcome.failure() {
+            map.serialize_entry("error", &ErrorDoc(f))?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for ErrorDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("kind", &f.kind)?;
+        map.serialize_entry("code", &f.code)?;
+        map.serialize_entry("message", &f.message)?;
+        map.serialize_entry("retryable", &f.retryable)?;
+        map.serialize_entry("http_status", &f.http_status)?;
+        map.serialize_entry("request_id", &f.request_id)?;
+        map.end()
+    }
+}
+
+/// Writes the JSON document to standard output, buffered, as it serializes.
+fn write_json(report: &BindReport) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let written = serde_json::to_writer(&mut out, &Document(report)).and_then(|()| {
+        out.write_all(b"\n").map_err(serde_json::Error::io)?;
+        out.flush().map_err(serde_json::Error::io)
+    });
+    if let Err(e) = written {
+        eprintln!("kpbind: cannot write the report: {e}");
+    }
 }
 
 pub fn print_report(report: &BindReport, format: Output) {
     if format == Output::Json {
-        println!("{}", report_json(report));
+        write_json(report);
         return;
     }
     let (succeeded, failed, unknown) = report.counts();

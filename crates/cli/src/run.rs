@@ -1,6 +1,7 @@
 //! `bind`, `unbind` and `plan`: from arguments and environment to a report.
 
-use std::io::{IsTerminal, Read};
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -163,7 +164,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
 
     macro_rules! common {
         ($builder:expr) => {{
-            let mut b = $builder.instances(instances.iter().cloned());
+            let mut b = $builder.instances(instances);
             if let Some(c) = credential.clone() {
                 b = b.credential(c);
             }
@@ -294,24 +295,49 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Instance ids from `--instance` or `--instances-file` (`-` is standard input).
+/// Most instances one run takes (the library's ceiling).
+const MAX_INSTANCES: usize = 100_000;
+/// Largest `--instances-file` read.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Instance ids from `--instance` or `--instances-file` (`-` is standard
+/// input), read line by line within the size and count ceilings.
 fn read_instances(args: &RunArgs) -> Result<Vec<String>, CliError> {
     let Some(path) = &args.instances_file else { return Ok(args.instance.clone()) };
-    let text = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
-        text
+    let (name, reader): (String, Box<dyn BufRead>) = if path.as_os_str() == "-" {
+        ("standard input".into(), Box::new(BufReader::new(std::io::stdin())))
     } else {
-        std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?
+        let file = File::open(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        (path.display().to_string(), Box::new(BufReader::new(file)))
     };
-    Ok(text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|line| !line.is_empty())
-        .map(str::to_string)
-        .collect())
+    // One byte past the cap tells a file at the cap from a larger one.
+    let mut lines = reader.take(MAX_FILE_BYTES + 1);
+    let mut ids = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = lines.read_line(&mut line).map_err(|e| CliError::Usage(format!("cannot read {name}: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        if lines.limit() == 0 {
+            return Err(CliError::Usage(format!(
+                "{name} is larger than {} MiB; split the fleet into runs of at most {MAX_INSTANCES} instances",
+                MAX_FILE_BYTES / (1024 * 1024)
+            )));
+        }
+        let id = line.split('#').next().unwrap_or("").trim();
+        if id.is_empty() {
+            continue;
+        }
+        if ids.len() == MAX_INSTANCES {
+            return Err(CliError::Usage(format!(
+                "{name} lists more than {MAX_INSTANCES} instances, the ceiling of one run; split the fleet into several runs"
+            )));
+        }
+        ids.push(id.to_string());
+    }
+    Ok(ids)
 }
 
 /// The VMs' current credential (Huawei), read from a file or a named variable: never from the command line.

@@ -645,3 +645,33 @@ async fn proxies_are_honoured_and_loopback_bypasses_them() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(seen.lock().unwrap().len(), heads.len(), "loopback was not proxied");
 }
+
+/// An instances file past the 100,000-instance ceiling is a usage error
+/// (exit 2) with a clear message, and no call is sent.
+#[tokio::test]
+async fn an_instances_file_past_the_ceiling_is_refused_before_any_call() {
+    let emu = emulator(1).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    let path = std::env::temp_dir().join(format!("kpbind-ceiling-{}.txt", std::process::id()));
+    let ids: String = (0..100_001).map(|i| format!("i-{i:08}\n")).collect();
+    std::fs::write(&path, ids).unwrap();
+    let file = path.display().to_string();
+    let args = [
+        "bind",
+        "--provider",
+        "volcengine",
+        "--keypair",
+        DEFAULT_KEYPAIR,
+        "--endpoint",
+        &endpoint,
+        "--instances-file",
+        &file,
+    ];
+    let out = run(kpbind(&as_refs(&env)), &args, None).await;
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("more than 100000 instances"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(emu.total_calls(), 0, "nothing was sent");
+}

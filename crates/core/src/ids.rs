@@ -1,6 +1,7 @@
 //! Validated identifiers: instance ids and key pair references.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -11,14 +12,16 @@ pub const MAX_ID_LEN: usize = 128;
 /// Longest key pair name accepted (Huawei's SDK allows 255).
 pub const MAX_KEYPAIR_NAME_LEN: usize = 255;
 
-/// A cloud VM id, checked before it can reach a request.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct InstanceId(String);
+/// A cloud VM id, checked before it can reach a request. Held once and
+/// shared (cloning is a reference count), so the request, its calls and the
+/// report hold no copies of the fleet's ids.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct InstanceId(Arc<str>);
 
-impl From<InstanceId> for String {
-    fn from(id: InstanceId) -> Self {
-        id.0
+impl Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -28,7 +31,7 @@ impl InstanceId {
     pub fn new(id: impl Into<String>) -> Result<Self, ValidationError> {
         let id = id.into();
         check_id(&id, "instance id")?;
-        Ok(Self(id))
+        Ok(Self(Arc::from(id)))
     }
 
     /// The id as sent to the cloud.

@@ -69,6 +69,18 @@ pub struct Signature {
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// [`percent_encode`] into a buffer, allocating nothing of its own; text
+/// with nothing to encode (most ids) is copied as it is.
+pub fn percent_encode_into(out: &mut String, value: &str) {
+    if value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')) {
+        out.push_str(value);
+        return;
+    }
+    for chunk in utf8_percent_encode(value, UNRESERVED) {
+        out.push_str(chunk);
+    }
+}
+
 /// Percent-encodes UTF-8 text keeping only RFC 3986 unreserved characters,
 /// with upper-case hex: space is `%20`, never `+`.
 pub fn percent_encode(value: &str) -> String {

@@ -125,7 +125,7 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
         secret_key: Secret::new(sk.as_str()),
         token: sts.then(|| Secret::new(creds.session_token.as_str())),
     };
-    let signer = EcsSigner { credentials, region: auth.region.clone() };
+    let signer = EcsSigner::new(credentials, auth.region.clone());
     if auth.service != "ecs" || !req.signed_by(&signer, at) {
         return fail(
             StatusCode::UNAUTHORIZED,

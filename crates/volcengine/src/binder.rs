@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
 use crate::errors::{CallError, instance_failure, parse_error, read_result};
-use crate::request::{EcsSigner, Invocation, unsigned};
+use crate::request::{EcsSigner, Invocation, unsigned, unsigned_canonical};
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
@@ -68,7 +68,7 @@ impl VolcengineBuilder {
             .precheck_states(self.precheck_states)
             .verify_bindings(self.verify_bindings);
         let inner = Inner {
-            signer: EcsSigner { credentials, region },
+            signer: EcsSigner::new(credentials, region),
             endpoint,
             engine: Engine::new(Arc::new(http)).with_rate_limit(self.client.rate_limit),
             profile,
@@ -175,9 +175,9 @@ impl Provider for VolcengineRun<'_> {
     }
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
-        let query = wire::keypair_call(self.action, call.instances, self.keypair, call.token);
+        let query = wire::keypair_call_canonical(self.action, call.instances, self.keypair, call.token);
         let invocation = call.token.map(|id| Invocation { id, attempt: call.attempt, max_attempts: call.max_attempts });
-        Ok(unsigned(&self.inner.endpoint, &query, invocation, self.action.as_str())
+        Ok(unsigned_canonical(&self.inner.endpoint, &query, invocation, self.action.as_str())
             .with_instances(call.instances.len()))
     }
 

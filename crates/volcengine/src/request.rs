@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::host_header;
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
+use keypair_binder_core::sha256_hex;
 use reqwest::Method;
-use reqwest::header::{ACCEPT, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::signer::{self, Credentials, SignableRequest};
+use crate::signer::{self, Credentials};
 
 /// The `Content-Type` the official SDK sends (and signs) on ECS calls.
 pub const CONTENT_TYPE: &str = "text/plain";
@@ -44,9 +45,20 @@ pub fn unsigned(
     invocation: Option<Invocation<'_>>,
     action: &'static str,
 ) -> OutgoingRequest {
+    unsigned_canonical(endpoint, &signer::canonical_query(query), invocation, action)
+}
+
+/// [`unsigned`] from a query already in canonical form, which goes on the
+/// wire as it is and is signed as it is.
+pub fn unsigned_canonical(
+    endpoint: &Url,
+    canonical_query: &str,
+    invocation: Option<Invocation<'_>>,
+    action: &'static str,
+) -> OutgoingRequest {
     let mut url = endpoint.clone();
     url.set_path("/");
-    url.set_query(Some(&signer::canonical_query(query)));
+    url.set_query(Some(canonical_query));
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -61,8 +73,8 @@ pub fn unsigned(
     OutgoingRequest::new(Method::GET, url, action).with_headers(headers)
 }
 
-/// A header name as the SDK writes it (`X-Sdk-Request`): the signer signs
-/// `Content-Type`, `Host` and names starting with upper-case `X-`.
+/// A header name as the SDK writes it (`X-Sdk-Request`), for tools that
+/// send a prepared request themselves.
 fn sdk_case(name: &str) -> String {
     name.split('-')
         .map(|part| {
@@ -73,58 +85,114 @@ fn sdk_case(name: &str) -> String {
         .join("-")
 }
 
-/// Signs a request at `time`, adding the signature headers; returns every
-/// header as sent (with `Host`), in the SDK's casing.
-pub fn sign(
+/// Whether the SDK signs a header it sends: `Content-Type`, `Content-Md5`,
+/// `Host` and every `X-` header (names here are lower case).
+fn is_signed(name: &str) -> bool {
+    matches!(name, "content-type" | "content-md5" | "host") || name.starts_with("x-")
+}
+
+/// Signs a request at `time` in place: `X-Date`, `X-Content-Sha256`,
+/// `X-Security-Token` and `Authorization`, with the query signed as it is on
+/// the URL (already canonical).
+pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentials, time: DateTime<Utc>) {
+    let key = |date: &str| signer::signing_key(credentials.secret_key.expose(), date, region, signer::SERVICE);
+    sign_with(request, region, credentials, time, &key);
+}
+
+fn sign_with(
     request: &mut OutgoingRequest,
     region: &str,
     credentials: &Credentials,
     time: DateTime<Utc>,
-) -> Vec<(String, String)> {
+    signing_key: &dyn Fn(&str) -> Vec<u8>,
+) {
+    let x_date = signer::format_x_date(time);
     let host = host_header(&request.url);
-    let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-    let mut headers: Vec<(String, String)> = request
+    let payload_hash =
+        if request.body.is_empty() { signer::EMPTY_SHA256.to_string() } else { sha256_hex(&request.body) };
+    let token = credentials.token.as_ref().map(|t| t.expose());
+    let mut signed: Vec<(&str, &str)> = request
         .headers
         .iter()
-        .filter_map(|(n, v)| Some((sdk_case(n.as_str()), v.to_str().ok()?.to_string())))
+        .filter(|(n, _)| is_signed(n.as_str()))
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
         .collect();
-    let signature = signer::sign(
-        &SignableRequest {
-            method: request.method.as_str(),
-            host: &host,
-            path: request.url.path(),
-            query: &query,
-            headers: &headers,
-            body: &request.body,
-        },
-        credentials,
-        region,
-        time,
-    );
-    for (name, value) in &signature.headers {
-        if name == "Host" {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
-            request.headers.insert(n, v);
-        }
+    signed.push(("host", signer::host_for_signing(&host)));
+    signed.push(("x-date", &x_date));
+    signed.push(("x-content-sha256", &payload_hash));
+    if let Some(token) = token {
+        signed.push(("x-security-token", token));
     }
-    headers.extend(signature.headers);
-    headers
+    signed.sort_unstable();
+    signed.dedup_by(|a, b| a.0 == b.0);
+    let key = signing_key(&x_date[..8]);
+    let authorization = signer::authorization(
+        request.method.as_str(),
+        request.url.path(),
+        request.url.query().unwrap_or(""),
+        &signed,
+        &payload_hash,
+        &credentials.access_key,
+        &key,
+        region,
+        &x_date,
+    );
+    let headers = &mut request.headers;
+    let value = |text: &str| HeaderValue::from_str(text).ok();
+    if let Some(v) = value(&x_date) {
+        headers.insert(X_DATE, v);
+    }
+    if let Some(v) = value(&payload_hash) {
+        headers.insert(X_CONTENT_SHA256, v);
+    }
+    if let Some(mut v) = token.and_then(value) {
+        v.set_sensitive(true);
+        headers.insert(X_SECURITY_TOKEN, v);
+    }
+    if let Some(v) = value(&authorization) {
+        headers.insert(AUTHORIZATION, v);
+    }
 }
 
-/// The ECS signature as the kit's [`Signer`]: credentials and region.
-#[derive(Clone, Debug)]
+const X_DATE: HeaderName = HeaderName::from_static("x-date");
+const X_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-content-sha256");
+const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
+
+/// The ECS signature as the kit's [`Signer`]: credentials and region, and
+/// the signing key of the day, derived once.
+#[derive(Debug)]
 pub struct EcsSigner {
     /// Access key, secret key, session token.
     pub credentials: Credentials,
     /// Region of the credential scope.
     pub region: String,
+    /// The signing key (hex) and the date it is for.
+    key: std::sync::Mutex<Option<(String, keypair_binder_core::Secret)>>,
+}
+
+impl EcsSigner {
+    /// A signer for `region`.
+    pub fn new(credentials: Credentials, region: impl Into<String>) -> Self {
+        Self { credentials, region: region.into(), key: std::sync::Mutex::new(None) }
+    }
+
+    fn signing_key(&self, date: &str) -> Vec<u8> {
+        let mut cached = self.key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((day, key)) = cached.as_ref()
+            && day == date
+            && let Ok(bytes) = hex::decode(key.expose())
+        {
+            return bytes;
+        }
+        let key = signer::signing_key(self.credentials.secret_key.expose(), date, &self.region, signer::SERVICE);
+        *cached = Some((date.to_string(), keypair_binder_core::Secret::new(hex::encode(&key))));
+        key
+    }
 }
 
 impl Signer for EcsSigner {
     fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
-        sign(request, &self.region, &self.credentials, time);
+        sign_with(request, &self.region, &self.credentials, time, &|date| self.signing_key(date));
     }
 
     fn added_headers(&self) -> &'static [&'static str] {
@@ -142,6 +210,9 @@ pub fn prepare(
     time: DateTime<Utc>,
 ) -> PreparedRequest {
     let mut request = unsigned(endpoint, query, invocation, "call");
-    let headers = sign(&mut request, region, credentials, time);
+    sign(&mut request, region, credentials, time);
+    let mut headers = vec![("Host".to_string(), host_header(&request.url))];
+    headers
+        .extend(request.headers.iter().filter_map(|(n, v)| Some((sdk_case(n.as_str()), v.to_str().ok()?.to_string()))));
     PreparedRequest { url: request.url, headers }
 }

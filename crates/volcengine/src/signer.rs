@@ -81,6 +81,60 @@ pub fn sign(request: &SignableRequest<'_>, credentials: &Credentials, region: &s
     signature
 }
 
+/// SHA-256 of an empty body, the payload hash of every GET.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The `Authorization` value of a request whose query is already canonical,
+/// hashing the canonical request as it goes (no copy of the query).
+/// `headers` are the signed headers: lower-case names, sorted, unique, the
+/// host already without a default port.
+#[allow(clippy::too_many_arguments)]
+pub fn authorization(
+    method: &str,
+    path: &str,
+    canonical_query: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+    access_key: &str,
+    signing_key: &[u8],
+    region: &str,
+    x_date: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut names = String::with_capacity(headers.len() * 16);
+    let mut hash = Sha256::new();
+    hash.update(method.as_bytes());
+    hash.update(b"\n");
+    hash.update(if path.is_empty() { "/" } else { path }.as_bytes());
+    hash.update(b"\n");
+    hash.update(canonical_query.as_bytes());
+    hash.update(b"\n");
+    for (i, (name, value)) in headers.iter().enumerate() {
+        hash.update(name.as_bytes());
+        hash.update(b":");
+        hash.update(value.as_bytes());
+        hash.update(b"\n");
+        if i > 0 {
+            names.push(';');
+        }
+        names.push_str(name);
+    }
+    hash.update(b"\n");
+    hash.update(names.as_bytes());
+    hash.update(b"\n");
+    hash.update(payload_hash.as_bytes());
+    let date = x_date.get(..8).unwrap_or(x_date);
+    let scope = format!("{date}/{region}/{SERVICE}/request");
+    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", hex::encode(hash.finalize()));
+    let signature = hex::encode(hmac(signing_key, &string_to_sign));
+    format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={names}, Signature={signature}")
+}
+
+/// The host as signed: without a default port.
+pub fn host_for_signing(host: &str) -> &str {
+    signed_host(host)
+}
+
 /// The parts of a request the signature covers, for signing and for
 /// verifying a received request (whose header names arrive lower-cased).
 #[derive(Clone, Debug)]

@@ -65,6 +65,66 @@ pub fn keypair_call(
     finish(query, action)
 }
 
+/// The canonical query string of `AttachKeyPair` or `DetachKeyPair`, built
+/// in one pass into one buffer: the same text as
+/// `canonical_query(&keypair_call(..))`, without a string per parameter.
+pub fn keypair_call_canonical(
+    action: Action,
+    instances: &[InstanceId],
+    keypair: &KeyPairRef,
+    client_token: Option<&str>,
+) -> String {
+    use keypair_binder_core::signing::percent_encode_into as encode_into;
+    let values: usize = instances.iter().map(|id| id.as_str().len() + 20).sum();
+    let mut out = String::with_capacity(values + 128 + client_token.map_or(0, str::len) + keypair.as_str().len());
+    // Keys sort as text: Action < ClientToken < InstanceIds.N < KeyPairId/KeyPairName < Version.
+    out.push_str("Action=");
+    out.push_str(action.as_str());
+    if let Some(token) = client_token {
+        out.push_str("&ClientToken=");
+        encode_into(&mut out, token);
+    }
+    // 1, 10, 100, 11, …, 19, 2, 20, …: the numbers in text order, walked depth first.
+    let n = instances.len();
+    let mut stack: Vec<usize> = (1..=9).rev().filter(|d| *d <= n).collect();
+    while let Some(i) = stack.pop() {
+        out.push_str("&InstanceIds.");
+        push_decimal(&mut out, i);
+        out.push('=');
+        encode_into(&mut out, instances[i - 1].as_str());
+        stack.extend((0..=9).rev().map(|c| i * 10 + c).filter(|c| *c <= n));
+    }
+    match keypair {
+        KeyPairRef::Id(id) => {
+            out.push_str("&KeyPairId=");
+            encode_into(&mut out, id);
+        }
+        KeyPairRef::Name(name) => {
+            out.push_str("&KeyPairName=");
+            encode_into(&mut out, name);
+        }
+    }
+    out.push_str("&Version=");
+    out.push_str(API_VERSION);
+    out
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+}
+
 /// Query of `DescribeInstances` for given ids (at most 100).
 pub fn describe_instances(instances: &[InstanceId], next_token: Option<&str>) -> Vec<(String, String)> {
     let mut query = Vec::with_capacity(instances.len() + 4);

@@ -1,8 +1,9 @@
 //! The signer reproduces all 17 vectors made by the official Python SDK's signer.
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use keypair_binder_core::Secret;
+use keypair_binder_core::{InstanceId, KeyPairRef, Secret};
 use keypair_binder_volcengine::signer::{self, Credentials, SignableRequest, canonical_query, encode};
+use keypair_binder_volcengine::wire::{self, Action};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -87,6 +88,24 @@ proptest! {
         prop_assert_eq!(&keys, &sorted);
         prop_assert_eq!(keys.len(), pairs.len());
         prop_assert!(!canonical.contains('+') && !canonical.contains(' '));
+    }
+
+    /// The single-pass canonical query of a key-pair call is the reference construction's.
+    #[test]
+    fn single_pass_query_equals_the_reference(
+        ids in proptest::collection::vec("[!-~]{1,40}|\\PC{1,8}", 1..=100),
+        by_id in any::<bool>(),
+        keypair in "\\PC{1,30}",
+        token in proptest::option::of("[!-~]{1,64}"),
+        detach in any::<bool>(),
+    ) {
+        let ids: Vec<InstanceId> = ids.into_iter().filter_map(|i| InstanceId::new(i).ok()).collect();
+        prop_assume!(!ids.is_empty());
+        let keypair = if by_id { KeyPairRef::id(keypair.replace(char::is_whitespace, "x")) } else { KeyPairRef::name(keypair.trim().to_string()) };
+        let Ok(keypair) = keypair else { return Ok(()) };
+        let action = if detach { Action::DetachKeyPair } else { Action::AttachKeyPair };
+        let reference = canonical_query(&wire::keypair_call(action, &ids, &keypair, token.as_deref()));
+        prop_assert_eq!(wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()), reference);
     }
 
     #[test]

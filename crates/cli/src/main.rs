@@ -41,12 +41,35 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match cli.command {
             Command::Bind(args) => run::run(Mode::Bind, args).await,
             Command::Unbind(args) => run::run(Mode::Unbind, args).await,
             Command::Plan(args) => run::run(Mode::Plan, args).await,
             Command::Emulator(args) => emulator_cmd::serve(args).await,
         }
-    })
+    });
+    if std::env::var_os("KPBIND_RESOURCE_REPORT").is_some() {
+        resource_report();
+    }
+    code
+}
+
+/// Peak resident memory and CPU time of this process, from the OS, on
+/// standard error: what the benchmarks record (`KPBIND_RESOURCE_REPORT=1`).
+fn resource_report() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_string();
+    // utime and stime, in clock ticks (100 a second on Linux), after the command name.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let cpu_seconds = (ticks(11) + ticks(12)) as f64 / 100.0;
+    eprintln!("kpbind: peak RSS {peak_kib} KiB, CPU {cpu_seconds:.2} s");
 }

@@ -241,8 +241,8 @@ impl Journal {
     pub fn outcome(&self, instance: &InstanceId, outcome: &InstanceOutcome) -> Result<(), JournalError> {
         let (status, error) = match outcome {
             InstanceOutcome::Bound | InstanceOutcome::Unchanged => ("succeeded", None),
-            InstanceOutcome::Failed(f) => ("failed", Some(f.clone())),
-            InstanceOutcome::Unknown(f) => ("unknown", Some(f.clone())),
+            InstanceOutcome::Failed(f) => ("failed", Some((**f).clone())),
+            InstanceOutcome::Unknown(f) => ("unknown", Some((**f).clone())),
         };
         let record =
             Record::Outcome { instance: instance.clone(), status: status.into(), changed: outcome.changed(), error };
@@ -313,7 +313,7 @@ mod tests {
             let j = Journal::open(&path, header()).unwrap();
             j.call(&[id("a"), id("b"), id("c")], Some("t1")).unwrap();
             j.outcome(&id("a"), &InstanceOutcome::Bound).unwrap();
-            j.outcome(&id("c"), &InstanceOutcome::Failed(Failure::new(FailureKind::InstanceNotFound, "gone"))).unwrap();
+            j.outcome(&id("c"), &InstanceOutcome::failed(Failure::new(FailureKind::InstanceNotFound, "gone"))).unwrap();
             j.call(&[id("d")], None).unwrap();
             j.task(&id("d"), "task-9").unwrap();
         }

@@ -191,13 +191,24 @@ pub enum InstanceOutcome {
     /// The instance was already in the requested state (holding the key
     /// pair, or for an unbind not holding it): nothing was sent for it.
     Unchanged,
-    /// The operation was not applied.
-    Failed(Failure),
+    /// The operation was not applied (boxed: most outcomes are successes,
+    /// and a fleet's report stays small).
+    Failed(Box<Failure>),
     /// The request may or may not have been applied (e.g. a timeout after sending).
-    Unknown(Failure),
+    Unknown(Box<Failure>),
 }
 
 impl InstanceOutcome {
+    /// Not applied, for this reason.
+    pub fn failed(failure: Failure) -> Self {
+        Self::Failed(Box::new(failure))
+    }
+
+    /// May or may not have been applied, for this reason.
+    pub fn unknown(failure: Failure) -> Self {
+        Self::Unknown(Box::new(failure))
+    }
+
     /// Whether the instance ended in the requested state (applied now, or already).
     pub fn is_bound(&self) -> bool {
         matches!(self, Self::Bound | Self::Unchanged)
@@ -270,7 +281,7 @@ impl BindReport {
     /// Instances that definitely failed, with why.
     pub fn failed(&self) -> impl Iterator<Item = (&InstanceId, &Failure)> {
         self.outcomes.iter().filter_map(|(id, o)| match o {
-            InstanceOutcome::Failed(f) => Some((id, f)),
+            InstanceOutcome::Failed(f) => Some((id, &**f)),
             _ => None,
         })
     }
@@ -278,7 +289,7 @@ impl BindReport {
     /// Instances whose outcome is ambiguous.
     pub fn unknown(&self) -> impl Iterator<Item = (&InstanceId, &Failure)> {
         self.outcomes.iter().filter_map(|(id, o)| match o {
-            InstanceOutcome::Unknown(f) => Some((id, f)),
+            InstanceOutcome::Unknown(f) => Some((id, &**f)),
             _ => None,
         })
     }

@@ -184,7 +184,8 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
         token: temporary.then(|| Secret::new(creds.security_token.as_str())),
     };
     let signer = KpsSigner { key, project: req.header("x-project-id").map(str::to_string) };
-    if !req.signed_by(&signer, at) {
+    let query = keypair_binder_huawei::signer::canonical_query(&req.query);
+    if !req.signed_by(&signer, &query, at) {
         return Err(unauthorized("verify aksk signature fail"));
     }
     Ok(())

@@ -48,12 +48,13 @@ impl Incoming {
     }
 
     /// Whether the request carries the signature `signer` makes at `time`,
-    /// checked through the kit's signer interface.
-    pub fn signed_by(&self, signer: &dyn Signer, time: DateTime<Utc>) -> bool {
+    /// checked through the kit's signer interface, with the query in the
+    /// cloud's canonical form (as the cloud recomputes it).
+    pub fn signed_by(&self, signer: &dyn Signer, canonical_query: &str, time: DateTime<Utc>) -> bool {
         let host = self.header("host").unwrap_or("localhost");
         let Ok(mut url) = Url::parse(&format!("http://{host}{}", self.path)) else { return false };
-        if !self.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(&self.query);
+        if !canonical_query.is_empty() {
+            url.set_query(Some(canonical_query));
         }
         signed_by(signer, self.method.clone(), url, &self.headers, self.body.clone(), time)
     }

@@ -126,7 +126,8 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
         token: sts.then(|| Secret::new(creds.session_token.as_str())),
     };
     let signer = EcsSigner::new(credentials, auth.region.clone());
-    if auth.service != "ecs" || !req.signed_by(&signer, at) {
+    let query = keypair_binder_volcengine::signer::canonical_query(&req.query);
+    if auth.service != "ecs" || !req.signed_by(&signer, &query, at) {
         return fail(
             StatusCode::UNAUTHORIZED,
             "SignatureDoesNotMatch",

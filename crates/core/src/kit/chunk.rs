@@ -255,7 +255,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 let failure = inst.maybe.clone().unwrap_or_else(|| {
                     Failure::new(FailureKind::Timeout, "the run stopped before this instance's task ended")
                 });
-                inst.outcome = Some(InstanceOutcome::Unknown(failure));
+                inst.outcome = Some(InstanceOutcome::unknown(failure));
                 finished.push((inst.id.clone(), false));
             }
         }
@@ -277,8 +277,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 continue;
             }
             let outcome = match &inst.maybe {
-                Some(f) => InstanceOutcome::Unknown(f.clone()),
-                None => InstanceOutcome::Failed(self.run.halt_failure(halt, inst.last.as_ref())),
+                Some(f) => InstanceOutcome::unknown(f.clone()),
+                None => InstanceOutcome::failed(self.run.halt_failure(halt, inst.last.as_ref())),
             };
             self.finalize(m, outcome, &mut finished);
         }
@@ -318,7 +318,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             let mut finished = Vec::new();
             for t in group.tasks {
                 let f = Failure::new(FailureKind::ProviderError, format!("task {} cannot be followed", t.task));
-                self.finalize(t.member, InstanceOutcome::Unknown(f), &mut finished);
+                self.finalize(t.member, InstanceOutcome::unknown(f), &mut finished);
             }
             self.run.finished(&finished);
             return;
@@ -474,7 +474,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             };
             match a {
                 Answer::Bound => bound.push(m),
-                Answer::Failed(f) => self.finalize(m, InstanceOutcome::Failed(f), &mut finished),
+                Answer::Failed(f) => self.finalize(m, InstanceOutcome::failed(f), &mut finished),
                 Answer::Retry(f) => retry.push((m, f)),
                 Answer::CheckState(f) => check.push((m, f)),
                 Answer::Task(task) => tasks.push(Followed { member: m, id: self.insts[m].id.clone(), task }),
@@ -533,7 +533,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let (retry, spent): (Vec<_>, Vec<_>) = retry.into_iter().partition(|(m, f)| self.allows(*m, f));
         for (m, f) in spent {
             self.insts[m].maybe = None;
-            self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+            self.finalize(m, InstanceOutcome::failed(f), &mut finished);
         }
         self.run.finished(&finished);
         finished.clear();
@@ -546,7 +546,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             for (m, f) in retry {
                 self.insts[m].maybe = None;
                 let failure = self.run.halt_failure(&halt, Some(&f));
-                self.finalize(m, InstanceOutcome::Failed(failure), &mut finished);
+                self.finalize(m, InstanceOutcome::failed(failure), &mut finished);
             }
             self.run.finished(&finished);
             return;
@@ -583,7 +583,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     Some(h) => self.run.halt_failure(h, Some(&f)),
                     None => f,
                 };
-                self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+                self.finalize(m, InstanceOutcome::failed(f), &mut finished);
             }
             self.run.finished(&finished);
             return;
@@ -686,14 +686,14 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 });
             } else {
                 for (m, f) in list {
-                    self.finalize(m, InstanceOutcome::Unknown(f), &mut finished);
+                    self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
                 }
             }
         } else if self.provider.reconciler().is_some() {
             self.reconcile(list).await;
         } else {
             for (m, f) in list {
-                self.finalize(m, InstanceOutcome::Unknown(f), &mut finished);
+                self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
             }
         }
         self.run.finished(&finished);
@@ -785,7 +785,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     if !complete && let Some(slot) = self.insts[m].slot.take() {
                         self.run.park(slot);
                     }
-                    self.finalize(m, InstanceOutcome::Unknown(failure), &mut finished);
+                    self.finalize(m, InstanceOutcome::unknown(failure), &mut finished);
                 }
             }
         }
@@ -831,7 +831,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                         ),
                         ..cause
                     };
-                    self.finalize(m, InstanceOutcome::Unknown(failure), &mut finished);
+                    self.finalize(m, InstanceOutcome::unknown(failure), &mut finished);
                 }
             }
         }
@@ -881,9 +881,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             match view.map(|v| &v.readiness) {
                 None => {
                     let f = Failure::new(FailureKind::InstanceNotFound, format!("pre-check: {id} does not exist"));
-                    self.finalize(m, InstanceOutcome::Failed(f), &mut finished);
+                    self.finalize(m, InstanceOutcome::failed(f), &mut finished);
                 }
-                Some(Readiness::Refuse(f)) => self.finalize(m, InstanceOutcome::Failed(f.clone()), &mut finished),
+                Some(Readiness::Refuse(f)) => self.finalize(m, InstanceOutcome::failed(f.clone()), &mut finished),
                 Some(Readiness::Wait(f)) => waits.push((m, f.clone().retryable(true))),
                 Some(Readiness::Ready) => self.insts[m].checked = true,
             }
@@ -908,10 +908,10 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                         Readiness::Wait(w) => retry.push((m, failure.retryable(true).with_retry_after(w.retry_after))),
                         // Settled since the call: worth one more try, within the budget.
                         Readiness::Ready => retry.push((m, failure.retryable(true))),
-                        Readiness::Refuse(_) => self.finalize(m, InstanceOutcome::Failed(failure), &mut finished),
+                        Readiness::Refuse(_) => self.finalize(m, InstanceOutcome::failed(failure), &mut finished),
                     }
                 }
-                None => self.finalize(m, InstanceOutcome::Failed(f), &mut finished),
+                None => self.finalize(m, InstanceOutcome::failed(f), &mut finished),
             }
         }
         self.run.finished(&finished);
@@ -941,7 +941,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 let seen = view.map_or("no such instance".to_string(), |v| {
                     format!("key pair {:?}", v.keypair_name.as_deref().or(v.keypair_id.as_deref()).unwrap_or("none"))
                 });
-                InstanceOutcome::Unknown(Failure::new(
+                InstanceOutcome::unknown(Failure::new(
                     FailureKind::ProviderError,
                     format!("the cloud reported success, but a state query shows {seen}"),
                 ))
@@ -997,5 +997,5 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 fn unreachable_outcome() -> InstanceOutcome {
-    InstanceOutcome::Unknown(Failure::new(FailureKind::ProviderError, "no outcome was recorded for this instance"))
+    InstanceOutcome::unknown(Failure::new(FailureKind::ProviderError, "no outcome was recorded for this instance"))
 }

@@ -153,7 +153,7 @@ impl Engine {
                     .with_code_opt(failure.code.clone())
                     .with_status_opt(failure.http_status)
                     .retryable(failure.retryable);
-                instances.iter().map(|id| (id.clone(), InstanceOutcome::Failed(failure.clone()))).collect()
+                instances.iter().map(|id| (id.clone(), InstanceOutcome::failed(failure.clone()))).collect()
             }
             Ok(()) => {
                 let cap = profile.max_per_call;
@@ -172,7 +172,12 @@ impl Engine {
                     by_chunk[index] = outcomes;
                 }
                 drop(stream);
-                by_chunk.into_iter().flatten().collect()
+                // Moved chunk by chunk into a vector of the final size: no second copy of the fleet.
+                let mut outcomes = Vec::with_capacity(total);
+                for chunk in by_chunk {
+                    outcomes.extend(chunk);
+                }
+                outcomes
             }
         };
         let stats = RunStats {

@@ -56,7 +56,7 @@ impl Group {
                         ..f
                     },
                 );
-                (t.member, InstanceOutcome::Unknown(failure.retryable(true)))
+                (t.member, InstanceOutcome::unknown(failure.retryable(true)))
             })
             .collect()
     }
@@ -171,16 +171,16 @@ async fn settle(
         .map(|(t, answer)| {
             let outcome = match answer {
                 TaskAnswer::Succeeded => InstanceOutcome::Bound,
-                TaskAnswer::Failed(Some(f)) => InstanceOutcome::Failed(f),
-                TaskAnswer::Failed(None) => InstanceOutcome::Failed(reasons.remove(&t.task).unwrap_or_else(|| {
+                TaskAnswer::Failed(Some(f)) => InstanceOutcome::failed(f),
+                TaskAnswer::Failed(None) => InstanceOutcome::failed(reasons.remove(&t.task).unwrap_or_else(|| {
                     Failure::new(
                         FailureKind::ProviderError,
                         format!("task {} failed; the cloud listed no reason", t.task),
                     )
                 })),
-                TaskAnswer::Lost(f) => InstanceOutcome::Unknown(f),
+                TaskAnswer::Lost(f) => InstanceOutcome::unknown(f),
                 TaskAnswer::Running | TaskAnswer::Transient(_) => {
-                    InstanceOutcome::Unknown(Failure::new(FailureKind::ProviderError, "task state unclear"))
+                    InstanceOutcome::unknown(Failure::new(FailureKind::ProviderError, "task state unclear"))
                 }
             };
             (t.member, outcome)

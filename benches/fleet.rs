@@ -146,8 +146,9 @@ fn run(case: Case) -> Row {
         }
         Cloud::Volcengine => {
             let calls = n.div_ceil(100);
-            // Each 100 instances: the converging read (DescribeInstances), then AttachKeyPair.
-            let rounds = (calls * 2).div_ceil(case.concurrency as u64);
+            // Each 100 instances: the converging read (DescribeInstances), then AttachKeyPair,
+            // one after the other; the concurrency runs that many chunks side by side.
+            let rounds = calls.div_ceil(case.concurrency as u64) * 2;
             (emulator.calls("AttachKeyPair"), calls, None, case.latency * rounds as u32)
         }
     };

@@ -573,10 +573,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
 
     /// A whole call refused without applying anything: resend it as it was.
     fn reopen(&mut self, retry: Vec<(usize, Failure)>, ids: &[InstanceId], token: String, attempt: u32) {
-        let waiting: Vec<usize> = retry.iter().map(|(m, _)| *m).collect();
-        let delay = self.delay(&waiting, &retry);
-        let halt = self.run.halt(delay);
-        if !self.budget_allows(&retry) || halt.is_some() {
+        if let Err((retry, halt)) = self.open_again(retry, ids, token, attempt) {
             let mut finished = Vec::new();
             for (m, f) in retry {
                 let f = match &halt {
@@ -586,29 +583,44 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 self.finalize(m, InstanceOutcome::failed(f), &mut finished);
             }
             self.run.finished(&finished);
-            return;
         }
-        self.spend(&retry);
-        let reason = retry[0].1.to_string();
+    }
+
+    /// Schedules the same call, under the same token, for `list` after a
+    /// backoff; gives the list back (with the halt, if that was why) when the
+    /// budget or the deadline refuses.
+    #[allow(clippy::type_complexity)]
+    fn open_again(
+        &mut self,
+        list: Vec<(usize, Failure)>,
+        ids: &[InstanceId],
+        token: String,
+        attempt: u32,
+    ) -> Result<(), (Vec<(usize, Failure)>, Option<Halt>)> {
+        let waiting: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
+        let delay = self.delay(&waiting, &list);
+        let halt = self.run.halt(delay);
+        if !self.budget_allows(&list) || halt.is_some() {
+            return Err((list, halt));
+        }
+        self.spend(&list);
         self.run.emit(ProgressEvent::RetryScheduled {
             chunk: self.index,
-            instances: retry.len(),
+            instances: list.len(),
             attempt: self.round(&waiting),
             delay,
-            reason,
+            reason: list[0].1.to_string(),
         });
-        for (m, f) in retry {
+        for (m, f) in list {
             let inst = &mut self.insts[m];
             inst.busy = true;
-            inst.last = Some(f);
+            if inst.maybe.is_none() {
+                inst.last = Some(f);
+            }
         }
-        self.open.push(OpenSet {
-            ids: ids.to_vec(),
-            token,
-            waiting,
-            attempt: attempt + 1,
-            not_before: Instant::now() + delay,
-        });
+        let not_before = Instant::now() + delay;
+        self.open.push(OpenSet { ids: ids.to_vec(), token, waiting, attempt: attempt + 1, not_before });
+        Ok(())
     }
 
     /// Whether an instance may be re-issued once more after `failure`;
@@ -663,28 +675,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         }
         let mut finished = Vec::new();
         if let Some(token) = token {
-            let waiting: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
-            let delay = self.delay(&waiting, &list);
-            if self.budget_allows(&list) && self.run.halt(delay).is_none() {
-                self.spend(&list);
-                for &m in &waiting {
-                    self.insts[m].busy = true;
-                }
-                self.run.emit(ProgressEvent::RetryScheduled {
-                    chunk: self.index,
-                    instances: waiting.len(),
-                    attempt: self.round(&waiting),
-                    delay,
-                    reason: list[0].1.to_string(),
-                });
-                self.open.push(OpenSet {
-                    ids: ids.to_vec(),
-                    token,
-                    waiting,
-                    attempt: attempt + 1,
-                    not_before: Instant::now() + delay,
-                });
-            } else {
+            if let Err((list, _)) = self.open_again(list, ids, token, attempt) {
                 for (m, f) in list {
                     self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
                 }

@@ -61,6 +61,8 @@ pub enum CallFault {
     DropAfterApply,
     /// Applied, then a 502 answer.
     BadGatewayAfterApply,
+    /// Not applied, and the connection drops after the request was sent.
+    LostBeforeApply,
 }
 
 /// One call the in-memory cloud received.
@@ -215,6 +217,9 @@ impl Cloud {
                 return Ok(json_response(503, json!({"code": "Unavailable", "message": "try later"})));
             }
             Some(CallFault::NotSent) => return Err(TransportError::NotSent("connection refused".into())),
+            Some(CallFault::LostBeforeApply) => {
+                return Err(TransportError::MaybeSent("connection reset before an answer".into()));
+            }
             _ => {}
         }
         if let Some(token) = &token
@@ -332,6 +337,7 @@ impl Transport for MemoryTransport {
 /// The provider half: builds JSON calls and reads the cloud's answers.
 struct MemoryProvider {
     profile: Profile,
+    reconcile: bool,
     operation: Operation,
     keypair: String,
     key: String,
@@ -424,7 +430,7 @@ impl Provider for MemoryProvider {
     }
 
     fn reconciler(&self) -> Option<&dyn Reconciler> {
-        (!self.profile.idempotency_tokens).then_some(self as &dyn Reconciler)
+        (!self.profile.idempotency_tokens && self.reconcile).then_some(self as &dyn Reconciler)
     }
 
     fn states(&self) -> Option<&dyn StateQueries> {
@@ -526,6 +532,7 @@ pub struct InMemoryBinder {
     engine: Engine,
     cloud: Arc<Cloud>,
     profile: Profile,
+    reconcile: bool,
     client_key: String,
 }
 
@@ -533,6 +540,7 @@ pub struct InMemoryBinder {
 #[derive(Debug)]
 pub struct InMemoryBinderBuilder {
     profile: Profile,
+    reconcile: bool,
     behaviors: HashMap<InstanceId, Behavior>,
     faults: VecDeque<CallFault>,
     latency: Duration,
@@ -545,6 +553,7 @@ impl InMemoryBinder {
     /// Starts a builder: cap 10 per call, 4 calls at once, tokens on, synchronous calls.
     pub fn builder() -> InMemoryBinderBuilder {
         InMemoryBinderBuilder {
+            reconcile: true,
             profile: Profile::new("memory", 10)
                 .concurrency(4)
                 .idempotency_tokens(true)
@@ -617,6 +626,7 @@ impl InMemoryBinder {
     ) -> Result<BindReport, Error> {
         let provider = MemoryProvider {
             profile: self.profile.clone(),
+            reconcile: self.reconcile,
             operation,
             keypair: keypair.map(KeyPairRef::to_string).unwrap_or_default(),
             key: self.client_key.clone(),
@@ -661,6 +671,13 @@ impl InMemoryBinderBuilder {
     /// Reads key pairs before the first send, so re-runs converge (default on).
     pub fn converge(mut self, on: bool) -> Self {
         self.profile = self.profile.converge(on);
+        self
+    }
+
+    /// Without tokens, whether ambiguous calls are settled through the
+    /// running-task list (default) or, without it, through the key-pair read.
+    pub fn reconciler(mut self, on: bool) -> Self {
+        self.reconcile = on;
         self
     }
 
@@ -723,7 +740,7 @@ impl InMemoryBinderBuilder {
         if let Some(size) = self.window {
             engine = engine.with_window(size);
         }
-        InMemoryBinder { engine, cloud, profile: self.profile, client_key: self.client_key }
+        InMemoryBinder { engine, cloud, profile: self.profile, reconcile: self.reconcile, client_key: self.client_key }
     }
 }
 

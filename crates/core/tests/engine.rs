@@ -63,6 +63,7 @@ fn fault() -> impl Strategy<Value = CallFault> {
         Just(CallFault::NotSent),
         Just(CallFault::DropAfterApply),
         Just(CallFault::BadGatewayAfterApply),
+        Just(CallFault::LostBeforeApply),
     ]
 }
 
@@ -73,12 +74,15 @@ enum Cloud {
     Tokens { precheck: bool },
     /// Asynchronous tasks, no tokens, an in-operation window (Huawei-like).
     Tasks { task_ms: u64, window: usize },
+    /// Synchronous calls, no tokens: ambiguity settled by the key-pair read (Alibaba-like).
+    Plain,
 }
 
 fn cloud() -> impl Strategy<Value = Cloud> {
     prop_oneof![
         any::<bool>().prop_map(|precheck| Cloud::Tokens { precheck }),
         (50u64..3000, 1usize..12).prop_map(|(task_ms, window)| Cloud::Tasks { task_ms, window }),
+        Just(Cloud::Plain),
     ]
 }
 
@@ -105,6 +109,7 @@ proptest! {
                 .idempotency_tokens(false)
                 .tasks(Duration::from_millis(*task_ms), Polling::default())
                 .window(*window),
+            Cloud::Plain => builder.idempotency_tokens(false).reconciler(false),
         };
         for (i, s) in scripts.iter().enumerate() {
             let b = match s {
@@ -177,7 +182,7 @@ proptest! {
             let d = id(d);
             let outcome = report.outcome(&d).unwrap();
             let sent = calls.iter().any(|c| c.instances.contains(&d));
-            if matches!(cloud, Cloud::Tokens { .. }) {
+            if matches!(cloud, Cloud::Tokens { .. } | Cloud::Plain) {
                 prop_assert!(binder.applications(&d) <= 1, "{} applied twice", d);
             }
             prop_assert!(binder.started(&d) <= 1, "{} started twice", d);
@@ -207,6 +212,10 @@ proptest! {
                     Script::Fail => prop_assert!(matches!(outcome, InstanceOutcome::Failed(f) if f.kind == FailureKind::InstanceNotFound)),
                     Script::RetryThenApply(k) if *k <= max_retries => prop_assert!(outcome.is_bound()),
                     Script::RetryThenApply(_) => prop_assert!(matches!(outcome, InstanceOutcome::Failed(f) if f.retryable)),
+                    Script::Unknown | Script::Omit if matches!(cloud, Cloud::Plain) => {
+                        // The key-pair read shows them applied.
+                        prop_assert!(outcome.is_bound(), "{d}: {outcome:?}");
+                    }
                     Script::Unknown | Script::Omit => {
                         let tokens = matches!(cloud, Cloud::Tokens { .. });
                         // A token provider resends the same call; the cloud replays the same answer.
@@ -380,6 +389,26 @@ fn precheck_runs_once_and_ambiguous_sets_are_resent_unchanged() {
         assert_eq!(calls[0].token, calls[1].token);
         assert_eq!(calls.last().unwrap().instances, vec![id("b")]);
         assert_ne!(calls.last().unwrap().token, calls[0].token);
+    });
+}
+
+/// Without a token or a running-task list, an ambiguous call is settled by
+/// reading the key pair: applied instances are bound, the others re-issued once.
+#[test]
+fn without_tokens_the_key_pair_read_settles_ambiguous_calls() {
+    paused_runtime().block_on(async {
+        for fault in [CallFault::DropAfterApply, CallFault::LostBeforeApply] {
+            let binder =
+                InMemoryBinder::builder().idempotency_tokens(false).reconciler(false).fault(fault.clone()).build();
+            let request = BindRequest::builder().keypair_name("kp").instances(["a", "b"]).build().unwrap();
+            let report = binder.bind(request).await.unwrap();
+            assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes);
+            for vm in ["a", "b"] {
+                assert_eq!(binder.applications(&id(vm)), 1, "{fault:?} {vm}");
+            }
+            let calls = binder.calls().len();
+            assert_eq!(calls, if fault == CallFault::DropAfterApply { 1 } else { 2 }, "{fault:?}");
+        }
     });
 }
 

@@ -20,6 +20,10 @@ use crate::kit::window::Slot;
 use crate::progress::ProgressEvent;
 use crate::report::{Failure, FailureKind, InstanceOutcome, Operation};
 
+/// Reads of an ambiguous instance's key pair before it counts as not applied.
+const STATE_READS: u32 = 3;
+/// Least wait between those reads: a read may lag the write.
+const STATE_READ_GAP: Duration = Duration::from_millis(500);
 /// Most pages of a reconciliation listing.
 const RECONCILE_PAGES: u32 = 10;
 
@@ -682,6 +686,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
         } else if self.provider.reconciler().is_some() {
             self.reconcile(list).await;
+        } else if self.profile.converge && self.provider.states().is_some() {
+            self.settle_by_state(list).await;
         } else {
             for (m, f) in list {
                 self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
@@ -790,6 +796,75 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         }
         if !idle.is_empty() {
             self.settle_idle(idle).await;
+        }
+    }
+
+    /// A call without a token that may have been applied, on a cloud that
+    /// applies at once: the instances' key pair says whether it was. Read a
+    /// few times (the read may lag the write); what holds the key pair is
+    /// bound, what still does not is proven not applied and re-issued, what
+    /// cannot be read stays unknown.
+    async fn settle_by_state(&mut self, list: Vec<(usize, Failure)>) {
+        let mut left = list;
+        let mut read_once = false;
+        for round in 0..STATE_READS {
+            if round > 0 {
+                let delay = self.run.retry.delay(round, None, &mut rand::rng()).max(STATE_READ_GAP);
+                let run = self.run;
+                let stopped = alongside(&mut self.polls, &mut self.polled, async {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => false,
+                        () = run.stopped() => true,
+                    }
+                })
+                .await;
+                if stopped {
+                    break;
+                }
+            }
+            let members: Vec<usize> = left.iter().map(|(m, _)| *m).collect();
+            let Some(views) = self.views(&members).await else { continue };
+            read_once = true;
+            let mut finished = Vec::new();
+            let mut still = Vec::new();
+            for (m, cause) in left {
+                let applied = views.get(&self.insts[m].id).map(|v| {
+                    let holds = holds(v, self.run.keypair);
+                    if self.run.operation == Operation::Bind { holds } else { !holds }
+                });
+                match applied {
+                    Some(true) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
+                    _ => still.push((m, cause)),
+                }
+            }
+            self.run.finished(&finished);
+            left = still;
+            if left.is_empty() {
+                return;
+            }
+        }
+        if read_once {
+            // Read again and again without the key pair: the call did not apply to them.
+            for (m, _) in &left {
+                self.insts[*m].maybe = None;
+            }
+            let retry = left
+                .into_iter()
+                .map(|(m, f)| {
+                    (
+                        m,
+                        f.with_message("the call's outcome was not seen, and the instance does not hold the key pair")
+                            .retryable(true),
+                    )
+                })
+                .collect();
+            self.schedule_retry(retry);
+        } else {
+            let mut finished = Vec::new();
+            for (m, f) in left {
+                self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
+            }
+            self.run.finished(&finished);
         }
     }
 

@@ -1,15 +1,22 @@
-//! Alibaba Cloud ECS provider (in progress): the request signatures, as
-//! pure functions tested against the official SDK's vectors.
+//! Alibaba Cloud ECS provider: binds key pairs with `AttachKeyPair` and
+//! removes them with `DetachKeyPair` (API 2014-05-26), 50 instances a call.
 //!
 //! - [`signer`]: ACS3-HMAC-SHA256 (the SDK's default) and the legacy RPC
 //!   signature (HMAC-SHA1, `SignatureVersion=1.0`).
 //! - [`wire`]: parameters and answers of AttachKeyPair, DetachKeyPair and
 //!   DescribeInstances.
-//!
-//! The binder (AttachKeyPair/DetachKeyPair on the provider kit) comes next;
-//! see the project's open issue on Alibaba Cloud and Tencent Cloud.
+//! - [`request`]: a call built without I/O, and [`request::AcsSigner`].
+//! - [`errors`]: ECS codes to failure kinds.
+//! - [`AlibabaBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
 
 #![warn(missing_docs)]
 
+mod binder;
+mod config;
+pub mod errors;
+pub mod request;
 pub mod signer;
 pub mod wire;
+
+pub use binder::{AlibabaBinder, default_retry_policy, plan};
+pub use config::{AlibabaBuilder, AlibabaConfigKey, default_endpoint};

@@ -1,0 +1,292 @@
+//! Building an [`AlibabaBinder`](crate::AlibabaBinder): explicit settings,
+//! the environment, the aliyun CLI's `~/.aliyun/config.json` and the INI
+//! file `~/.alibabacloud/credentials` (or `.ini`).
+
+use std::path::PathBuf;
+
+use keypair_binder_core::env::{ConfigEnv, SystemEnv};
+use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::{Error, Secret};
+use serde::Deserialize;
+use url::Url;
+
+use crate::signer::AccessKey;
+
+pub(crate) const PROVIDER: &str = "alibaba";
+
+/// A setting, with the environment variables that supply it (first wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AlibabaConfigKey {
+    /// AccessKey id.
+    AccessKeyId,
+    /// AccessKey secret.
+    AccessKeySecret,
+    /// STS security token.
+    SecurityToken,
+    /// Region id (`cn-hangzhou`).
+    Region,
+    /// Profile name in the CLI and INI files.
+    Profile,
+    /// Endpoint URL override.
+    Endpoint,
+    /// INI credentials file path.
+    CredentialsFile,
+}
+
+impl AlibabaConfigKey {
+    /// Environment variables read for this key, in order of precedence.
+    pub fn env_names(self) -> &'static [&'static str] {
+        match self {
+            Self::AccessKeyId => &[
+                "ALIBABA_CLOUD_ACCESS_KEY_ID",
+                "ALIBABACLOUD_ACCESS_KEY_ID",
+                "ALICLOUD_ACCESS_KEY_ID",
+                "ALICLOUD_ACCESS_KEY",
+            ],
+            Self::AccessKeySecret => &[
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                "ALIBABACLOUD_ACCESS_KEY_SECRET",
+                "ALICLOUD_ACCESS_KEY_SECRET",
+                "ALICLOUD_SECRET_KEY",
+            ],
+            Self::SecurityToken => {
+                &["ALIBABA_CLOUD_SECURITY_TOKEN", "ALIBABACLOUD_SECURITY_TOKEN", "ALICLOUD_SECURITY_TOKEN"]
+            }
+            Self::Region => &["ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION", "ALIBABA_CLOUD_REGION"],
+            Self::Profile => &["ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE"],
+            Self::Endpoint => &["ALIBABA_CLOUD_ENDPOINT"],
+            Self::CredentialsFile => &["ALIBABA_CLOUD_CREDENTIALS_FILE"],
+        }
+    }
+}
+
+/// The aliyun CLI's `config.json`.
+#[derive(Deserialize, Default)]
+struct CliConfig {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: Vec<CliProfile>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+struct CliProfile {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    sts_token: String,
+    #[serde(default)]
+    region_id: String,
+}
+
+/// Settings of an Alibaba Cloud binder. Holds secrets, so no `Debug`.
+#[derive(Clone, Default)]
+pub struct AlibabaBuilder {
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) access_key_secret: Option<Secret>,
+    pub(crate) security_token: Option<Secret>,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) client: ClientSettings,
+}
+
+impl AlibabaBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the process environment and the profile files.
+    pub fn from_env() -> Self {
+        Self::from_env_with(&SystemEnv)
+    }
+
+    /// Reads an injected environment: variables first, then the CLI profile,
+    /// then the INI profile.
+    pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
+        let profile_name = env.first_var(AlibabaConfigKey::Profile.env_names());
+        let cli = cli_profile(env, profile_name.as_deref());
+        let ini = ini_profile(env, profile_name.as_deref());
+        let from_files = |cli: &str, ini: &str| [cli, ini].into_iter().find(|v| !v.is_empty()).map(str::to_string);
+        let var = |key: AlibabaConfigKey| env.first_var(key.env_names());
+        let cli = cli.unwrap_or_default();
+        let ini = ini.unwrap_or_default();
+        Self {
+            access_key_id: var(AlibabaConfigKey::AccessKeyId)
+                .or_else(|| from_files(&cli.access_key_id, &ini.access_key_id)),
+            access_key_secret: var(AlibabaConfigKey::AccessKeySecret)
+                .or_else(|| from_files(&cli.access_key_secret, &ini.access_key_secret))
+                .map(Secret::new),
+            security_token: var(AlibabaConfigKey::SecurityToken)
+                .or_else(|| from_files(&cli.sts_token, &ini.security_token))
+                .map(Secret::new),
+            region: var(AlibabaConfigKey::Region).or_else(|| from_files(&cli.region_id, &ini.region_id)),
+            endpoint: var(AlibabaConfigKey::Endpoint),
+            client: ClientSettings::default(),
+        }
+    }
+
+    /// Sets one setting by key.
+    pub fn with_config(mut self, key: AlibabaConfigKey, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match key {
+            AlibabaConfigKey::AccessKeyId => self.access_key_id = Some(value),
+            AlibabaConfigKey::AccessKeySecret => self.access_key_secret = Some(Secret::new(value)),
+            AlibabaConfigKey::SecurityToken => self.security_token = Some(Secret::new(value)),
+            AlibabaConfigKey::Region => self.region = Some(value),
+            AlibabaConfigKey::Endpoint => self.endpoint = Some(value),
+            AlibabaConfigKey::Profile | AlibabaConfigKey::CredentialsFile => {}
+        }
+        self
+    }
+
+    /// AccessKey id and secret.
+    pub fn credentials(mut self, access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
+        self.access_key_id = Some(access_key_id.into());
+        self.access_key_secret = Some(Secret::new(access_key_secret));
+        self
+    }
+
+    /// STS security token, for temporary credentials.
+    pub fn security_token(mut self, token: impl Into<String>) -> Self {
+        self.security_token = Some(Secret::new(token));
+        self
+    }
+
+    /// Region id.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Endpoint URL, instead of the region's.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    keypair_binder_core::client_setters!();
+
+    pub(crate) fn resolve(&self) -> Result<(AccessKey, String, Url), Error> {
+        let (Some(id), Some(secret)) = (&self.access_key_id, &self.access_key_secret) else {
+            return Err(Error::config(
+                PROVIDER,
+                "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or a profile in ~/.aliyun/config.json or ~/.alibabacloud/credentials)",
+            ));
+        };
+        let region = self
+            .region
+            .clone()
+            .ok_or_else(|| Error::config(PROVIDER, "missing region: set ALIBABA_CLOUD_REGION_ID"))?;
+        let endpoint = match &self.endpoint {
+            Some(e) => Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid endpoint: {e}")))?,
+            None => default_endpoint(&region),
+        };
+        check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
+        let key = AccessKey { access_key: id.clone(), secret_key: secret.clone(), token: self.security_token.clone() };
+        Ok((key, region, endpoint))
+    }
+}
+
+/// The endpoint the official SDK uses for a region: `ecs.<region>.aliyuncs.com`,
+/// `ecs-cn-hangzhou.aliyuncs.com` for `cn-hangzhou`.
+pub fn default_endpoint(region: &str) -> Url {
+    let host = match region {
+        "cn-hangzhou" => "ecs-cn-hangzhou.aliyuncs.com".to_string(),
+        other => format!("ecs.{other}.aliyuncs.com"),
+    };
+    Url::parse(&format!("https://{host}/"))
+        .unwrap_or_else(|_| Url::parse("https://ecs.aliyuncs.com/").expect("static URL"))
+}
+
+fn cli_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<CliProfile> {
+    let path = env.home_dir()?.join(".aliyun").join("config.json");
+    let config: CliConfig = serde_json::from_str(&env.read_file(&path)?).ok()?;
+    let wanted = name.map(str::to_string).unwrap_or(config.current.clone());
+    let profile = config.profiles.into_iter().find(|p| p.name == wanted)?;
+    matches!(profile.mode.as_str(), "AK" | "StsToken" | "").then_some(profile)
+}
+
+/// The fields of an INI profile section.
+#[derive(Default)]
+struct IniProfile {
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: String,
+    region_id: String,
+}
+
+fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
+    let paths: Vec<PathBuf> = match env.first_var(AlibabaConfigKey::CredentialsFile.env_names()) {
+        Some(p) => vec![PathBuf::from(p)],
+        None => {
+            let dir = env.home_dir()?.join(".alibabacloud");
+            vec![dir.join("credentials"), dir.join("credentials.ini")]
+        }
+    };
+    let text = paths.iter().find_map(|p| env.read_file(p))?;
+    let section = name.unwrap_or("default");
+    let mut current = String::new();
+    let mut profile = IniProfile::default();
+    let mut kind = String::new();
+    for line in text.lines() {
+        let line = line.split(['#', ';']).next().unwrap_or("").trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.trim().to_string();
+        match key.trim() {
+            "type" => kind = value,
+            "access_key_id" => profile.access_key_id = value,
+            "access_key_secret" => profile.access_key_secret = value,
+            "security_token" => profile.security_token = value,
+            "region_id" => profile.region_id = value,
+            _ => {}
+        }
+    }
+    (kind.is_empty() || kind == "access_key" || kind == "sts").then_some(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keypair_binder_core::env::StaticEnv;
+
+    #[test]
+    fn environment_wins_then_cli_profile_then_ini() {
+        let cli = r#"{"current":"work","profiles":[{"name":"work","mode":"AK","access_key_id":"LTAIcli","access_key_secret":"cli-secret","region_id":"cn-beijing"}]}"#;
+        let ini = "[default]\ntype = access_key\naccess_key_id = LTAIini # the id\naccess_key_secret = ini-secret\n";
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_file("/home/u/.aliyun/config.json", cli)
+            .with_file("/home/u/.alibabacloud/credentials", ini);
+        let b = AlibabaBuilder::from_env_with(&env);
+        assert_eq!(b.access_key_id.as_deref(), Some("LTAIcli"));
+        assert_eq!(b.region.as_deref(), Some("cn-beijing"));
+        let env = env.with_var("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv").with_var("ALIBABA_CLOUD_PROFILE", "none");
+        let b = AlibabaBuilder::from_env_with(&env);
+        assert_eq!(b.access_key_id.as_deref(), Some("LTAIenv"));
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_file("/home/u/.alibabacloud/credentials.ini", ini)
+            .with_var("ALIBABA_CLOUD_REGION_ID", "cn-shanghai");
+        let (key, region, endpoint) = AlibabaBuilder::from_env_with(&env).resolve().unwrap();
+        assert_eq!((key.access_key.as_str(), region.as_str()), ("LTAIini", "cn-shanghai"));
+        assert_eq!(endpoint.as_str(), "https://ecs.cn-shanghai.aliyuncs.com/");
+        assert_eq!(default_endpoint("cn-hangzhou").as_str(), "https://ecs-cn-hangzhou.aliyuncs.com/");
+        let err = AlibabaBuilder::new().region("cn-hangzhou").resolve().unwrap_err();
+        assert!(err.to_string().contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{err}");
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! Each cloud sits behind a cargo feature:
 //! - `huawei`: Huawei Cloud KPS ([`huawei`]);
-//! - `volcengine`: Volcengine ECS ([`volcengine`]).
+//! - `volcengine`: Volcengine ECS ([`volcengine`]);
+//! - `alibaba`: Alibaba Cloud ECS ([`alibaba`]).
 //!
 //! `default-features = false` builds the model alone: the trait, the request
 //! and report types. Provider authors use `keypair-binder-core`'s `kit`.
@@ -30,6 +31,11 @@ pub use keypair_binder_core::{
 #[cfg(feature = "huawei")]
 #[cfg_attr(docsrs, doc(cfg(feature = "huawei")))]
 pub use keypair_binder_huawei as huawei;
+
+/// Alibaba Cloud ECS provider.
+#[cfg(feature = "alibaba")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alibaba")))]
+pub use keypair_binder_alibaba as alibaba;
 
 /// Volcengine ECS provider.
 #[cfg(feature = "volcengine")]

@@ -29,6 +29,7 @@ pub enum Command {
 pub enum Provider {
     Huawei,
     Volcengine,
+    Alibaba,
 }
 
 impl Provider {
@@ -36,6 +37,7 @@ impl Provider {
         match self {
             Self::Huawei => "huawei",
             Self::Volcengine => "volcengine",
+            Self::Alibaba => "alibaba",
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keypair_binder::alibaba::AlibabaBuilder;
 use keypair_binder::huawei::{HuaweiBuilder, Polling};
 use keypair_binder::volcengine::VolcengineBuilder;
 use keypair_binder::{
@@ -219,6 +220,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
         (Mode::Plan, Request::Bind(request)) => Done::Plan(match args.provider {
             Provider::Huawei => keypair_binder::huawei::plan(&request)?,
             Provider::Volcengine => keypair_binder::volcengine::plan(&request)?,
+            Provider::Alibaba => keypair_binder::alibaba::plan(&request)?,
         }),
         (_, Request::Bind(request)) => Done::Report(binder(args)?.bind(request).await?),
         (_, Request::Unbind(request)) => Done::Report(binder(args)?.unbind(request).await?),
@@ -289,6 +291,28 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
             }
             if args.keypair.is_none() && args.keypair_id.is_none() {
                 return Err(CliError::Usage(format!("provider {provider} needs --keypair or --keypair-id")));
+            }
+        }
+        Provider::Alibaba => {
+            let others = [
+                ("--project-id", args.project_id.is_some(), "huawei"),
+                ("--iam-endpoint", args.iam_endpoint.is_some(), "huawei"),
+                ("--ecs-endpoint", args.ecs_endpoint.is_some(), "huawei"),
+                ("--disable-password", args.disable_password, "huawei"),
+                ("--ssh-port", args.ssh_port.is_some(), "huawei"),
+                ("--current-private-key", args.current_private_key.is_some(), "huawei"),
+                ("--current-password-env", args.current_password_env.is_some(), "huawei"),
+                ("--poll-interval", args.poll_interval.is_some(), "huawei"),
+                ("--keypair-id", args.keypair_id.is_some(), "volcengine"),
+                ("--client-token", args.client_token.is_some(), "volcengine"),
+                ("--precheck-states", args.precheck_states, "volcengine"),
+                ("--verify-bindings", args.verify_bindings, "volcengine"),
+            ];
+            if let Some((flag, _, owner)) = others.iter().find(|(_, set, _)| *set) {
+                return Err(foreign(flag, owner));
+            }
+            if args.keypair.is_none() {
+                return Err(CliError::Usage(format!("provider {provider} needs --keypair")));
             }
         }
     }
@@ -400,6 +424,22 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.rate_limit(rate);
             }
             b = b.precheck_states(args.precheck_states).verify_bindings(args.verify_bindings);
+            Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
+        }
+        Provider::Alibaba => {
+            let mut b = AlibabaBuilder::from_env();
+            if let Some(r) = &args.region {
+                b = b.region(r);
+            }
+            if let Some(e) = &args.endpoint {
+                b = b.endpoint(e);
+            }
+            if let Some(n) = args.max_retries {
+                b = b.retry_policy(keypair_binder::alibaba::default_retry_policy().with_max_retries(n));
+            }
+            if let Some(rate) = args.rate {
+                b = b.rate_limit(rate);
+            }
             Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
         }
     })

@@ -675,3 +675,20 @@ async fn an_instances_file_past_the_ceiling_is_refused_before_any_call() {
     assert!(out.stdout.is_empty());
     assert_eq!(emu.total_calls(), 0, "nothing was sent");
 }
+
+/// Alibaba Cloud is a provider of the contract: plans of 50 a call, and the
+/// other clouds' options are usage errors naming their owner.
+#[tokio::test]
+async fn alibaba_plans_in_calls_of_50_and_refuses_other_clouds_options() {
+    let ids: String = (0..120).map(|i| format!("i-bp1plan{i:05}\n")).collect();
+    let args = ["plan", "--provider", "alibaba", "--keypair", "kp-prod", "--instances-file", "-", "--output", "json"];
+    let out = run(kpbind(&[]), &args, Some(&ids)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sizes: Vec<usize> =
+        out.json()["calls"].as_array().unwrap().iter().map(|c| c["instances"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [50, 50, 20]);
+    let out =
+        run(kpbind(&[]), &["plan", "--provider", "alibaba", "--keypair-id", "kp-1", "--instance", "i-1"], None).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--keypair-id") && out.stderr.contains("volcengine"), "{}", out.stderr);
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
@@ -103,7 +104,8 @@ fn run(case: Case) -> Row {
     PEAK.store(baseline, Ordering::Relaxed);
     let ids = emulator.inventory().ids(case.cloud);
     let (report, wall) = client.block_on(async {
-        let (hw, vc) = (&emulator.credentials().huawei, &emulator.credentials().volcengine);
+        let creds = emulator.credentials();
+        let (hw, vc, ali) = (&creds.huawei, &creds.volcengine, &creds.alibaba);
         let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids);
         let binder: Arc<dyn KeypairBinder> = match case.cloud {
             Cloud::Huawei => {
@@ -123,6 +125,14 @@ fn run(case: Case) -> Row {
                     .endpoint(&endpoint)
                     .region(&vc.region)
                     .credentials(&vc.ak, &vc.sk)
+                    .build()
+                    .unwrap(),
+            ),
+            Cloud::Alibaba => Arc::new(
+                AlibabaBinder::builder()
+                    .endpoint(&endpoint)
+                    .region(&ali.region)
+                    .credentials(&ali.ak, &ali.sk)
                     .build()
                     .unwrap(),
             ),
@@ -151,6 +161,12 @@ fn run(case: Case) -> Row {
             let rounds = calls.div_ceil(case.concurrency as u64) * 2;
             (emulator.calls("AttachKeyPair"), calls, None, case.latency * rounds as u32)
         }
+        Cloud::Alibaba => {
+            // Each 50 instances: the converging read (DescribeInstances), then AttachKeyPair.
+            let calls = n.div_ceil(50);
+            let rounds = calls.div_ceil(case.concurrency as u64) * 2;
+            (emulator.calls("AttachKeyPair"), calls, None, case.latency * rounds as u32)
+        }
     };
     let bound = report.counts().0;
     drop(report);
@@ -165,6 +181,7 @@ fn main() {
         Case { cloud: Cloud::Volcengine, n: 1_000, latency: ms(50), task: ms(0), concurrency: 8 },
         Case { cloud: Cloud::Volcengine, n: 10_000, latency: ms(50), task: ms(0), concurrency: 8 },
         Case { cloud: Cloud::Huawei, n: 100, latency: ms(5), task: ms(300), concurrency: 3 },
+        Case { cloud: Cloud::Alibaba, n: 1_000, latency: ms(50), task: ms(0), concurrency: 4 },
     ];
     if !quick {
         cases.insert(2, Case { cloud: Cloud::Volcengine, n: 100_000, latency: ms(50), task: ms(0), concurrency: 8 });

@@ -1,6 +1,6 @@
 //! Binds a key pair to a few hundred instances on each emulated cloud, through
 //! `Arc<dyn KeypairBinder>`, with no account and no network: the emulator
-//! serves Huawei Cloud KPS and Volcengine ECS on a loopback port, checks every
+//! serves Huawei Cloud KPS, Volcengine ECS and Alibaba Cloud ECS on a loopback port, checks every
 //! signature, and throttles now and then, as the clouds do.
 //!
 //! Run: `cargo run --example quickstart`
@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
@@ -26,7 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let endpoint = emulator.base_url().to_string();
-    let (hw, vc) = (&emulator.credentials().huawei, &emulator.credentials().volcengine);
+    let creds = emulator.credentials();
+    let (hw, vc, ali) = (&creds.huawei, &creds.volcengine, &creds.alibaba);
     println!("emulator listening on {endpoint}");
 
     // Built as a user's would be from their environment, pointed at the emulator.
@@ -42,8 +44,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let volcengine: Arc<dyn KeypairBinder> = Arc::new(
         VolcengineBinder::builder().endpoint(&endpoint).region(&vc.region).credentials(&vc.ak, &vc.sk).build()?,
     );
+    let alibaba: Arc<dyn KeypairBinder> = Arc::new(
+        AlibabaBinder::builder().endpoint(&endpoint).region(&ali.region).credentials(&ali.ak, &ali.sk).build()?,
+    );
 
-    for (cloud, binder) in [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine)] {
+    for (cloud, binder) in [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine), (Cloud::Alibaba, alibaba)] {
         let mut request =
             BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(emulator.inventory().ids(cloud));
         if cloud == Cloud::Huawei {

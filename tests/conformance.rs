@@ -31,6 +31,7 @@ async fn bind_thousand(cloud: Cloud) {
     let minimum = match cloud {
         Cloud::Huawei => 100,
         Cloud::Volcengine => 10,
+        Cloud::Alibaba => 20,
     };
     assert_eq!(emu.calls(bind_action(cloud)), minimum);
     assert!(emu.max_in_operation() <= 10);
@@ -63,6 +64,7 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             "6f1c7e2a-0000-4000-8000-000000000002",
         ),
         Cloud::Volcengine => ("i-ok0000000000000001", "i-missing00000000001", "i-windows00000000001"),
+        Cloud::Alibaba => ("i-bp1ok000000000001", "i-bp1missing0000001", "i-bp1windows0000001"),
     };
     let mut instances = vec![vm(cloud, ok), InstanceSpec { os: Os::Windows, ..vm(cloud, windows) }];
     let mut expected =
@@ -89,6 +91,14 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             expected[1].1 = Some(FailureKind::InstanceNotFound);
             expected[2].1 = Some(FailureKind::UnsupportedImage);
             expected.push((no_agent, Some(FailureKind::UnsupportedImage)));
+        }
+        Cloud::Alibaba => {
+            // AttachKeyPair replaces a bound key pair; Results name the others' reasons.
+            let bound = "i-bp1bound000000001";
+            instances.push(InstanceSpec { keypair: Some("kp-old".into()), ..vm(cloud, bound) });
+            expected[1].1 = Some(FailureKind::InstanceNotFound);
+            expected[2].1 = Some(FailureKind::UnsupportedImage);
+            expected.push((bound, None));
         }
     }
     let keypairs = vec![
@@ -152,11 +162,14 @@ async fn bad_signature(cloud: Cloud) {
         Cloud::Volcengine => std::sync::Arc::new(
             volcengine(&emu).credentials(&emu.credentials().volcengine.ak, "wrong-secret").build().unwrap(),
         ),
+        Cloud::Alibaba => std::sync::Arc::new(
+            alibaba(&emu).credentials(&emu.credentials().alibaba.ak, "wrong-secret").build().unwrap(),
+        ),
     };
     let err = binder.bind(bind_request(cloud, &emu, &ids)).await.unwrap_err();
     assert!(matches!(err, Error::Authentication { .. }), "{err}");
     // Never retried: five failed AK/SK attempts lock a Huawei key.
-    let refused = emu.request_log().iter().filter(|e| e.status == 401).count();
+    let refused = emu.request_log().iter().filter(|e| matches!(e.status, 400 | 401)).count();
     assert!(refused <= 3, "{refused} refused calls (at most one per chunk in flight)");
     assert!(ids.iter().all(|id| emu.applications(cloud, id) == 0));
 }
@@ -177,7 +190,8 @@ async fn throttling_with_retry_after(cloud: Cloud) {
     assert!(report.stats.elapsed >= Duration::from_millis(150), "waited {:?}", report.stats.elapsed);
     let statuses: Vec<u16> =
         emu.request_log().iter().filter(|e| e.action == bind_action(cloud)).map(|e| e.status).collect();
-    assert_eq!(statuses[0], 429);
+    // ECS answers throttling with 400 `Throttling.User`; the others with 429.
+    assert_eq!(statuses[0], if cloud == Cloud::Alibaba { 400 } else { 429 });
     assert!(statuses[1] < 300);
     assert_consistent(&emu, cloud, &report, Some(DEFAULT_KEYPAIR));
 }
@@ -196,6 +210,11 @@ async fn dropped_connections(cloud: Cloud) {
         match (cloud, &fault) {
             // Volcengine resends under the same ClientToken: the cloud replays, never re-applies.
             (Cloud::Volcengine, _) => assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes),
+            // Alibaba reads the key pairs: applied ones are bound, the others re-issued once.
+            (Cloud::Alibaba, _) => {
+                assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes);
+                assert!(emu.calls("DescribeInstances") >= 1);
+            }
             // Huawei finds the running tasks and polls them to their end.
             (Cloud::Huawei, Fault::DropAfterApply) => assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes),
             // Nothing runs and nothing says whether it was applied: truly unknown, never resent.
@@ -218,6 +237,9 @@ macro_rules! on_both_clouds {
         }
         mod volcengine {
             $(#[tokio::test] async fn $case() { super::$case(keypair_binder_emulator::Cloud::Volcengine).await })*
+        }
+        mod alibaba {
+            $(#[tokio::test] async fn $case() { super::$case(keypair_binder_emulator::Cloud::Alibaba).await })*
         }
     };
 }

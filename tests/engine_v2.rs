@@ -251,6 +251,7 @@ async fn cancellation_returns_a_true_partial_report() {
                 Arc::new(huawei(&emu).build().unwrap())
             }
             Cloud::Volcengine => Arc::new(volcengine(&emu).concurrency(1).build().unwrap()),
+            other => unreachable!("{other:?} is not in this test's list"),
         };
         let stopper = cancel.clone();
         tokio::spawn(async move {

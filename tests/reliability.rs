@@ -1,4 +1,4 @@
-//! Chaos: both providers against an emulator that throttles 30% of calls
+//! Chaos: every provider against an emulator that throttles 30% of calls
 //! (with `Retry-After`), fails 5% with a 5xx, drops 2% of connections before
 //! applying and 2% after, and jitters its latency. For several seeds, from the
 //! emulator's own state: one outcome per instance, nothing applied twice,
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{InstanceOutcome, KeypairBinder};
@@ -50,6 +51,17 @@ fn default_policy_binder(cloud: Cloud, emu: &Emulator) -> Arc<dyn KeypairBinder>
             let c = &emu.credentials().volcengine;
             Arc::new(
                 VolcengineBinder::builder()
+                    .endpoint(&endpoint)
+                    .region(&c.region)
+                    .credentials(&c.ak, &c.sk)
+                    .build()
+                    .unwrap(),
+            )
+        }
+        Cloud::Alibaba => {
+            let c = &emu.credentials().alibaba;
+            Arc::new(
+                AlibabaBinder::builder()
                     .endpoint(&endpoint)
                     .region(&c.region)
                     .credentials(&c.ak, &c.sk)
@@ -114,4 +126,9 @@ async fn volcengine_under_chaos() {
 #[tokio::test]
 async fn huawei_under_chaos() {
     futures::future::join_all([1, 2, 3].map(|seed| chaos_run(Cloud::Huawei, seed, 150))).await;
+}
+
+#[tokio::test]
+async fn alibaba_under_chaos() {
+    futures::future::join_all([1, 2, 3].map(|seed| chaos_run(Cloud::Alibaba, seed, 1_000))).await;
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keypair_binder::alibaba::{AlibabaBinder, AlibabaBuilder};
 use keypair_binder::huawei::{HuaweiBinder, HuaweiBuilder, Polling};
 use keypair_binder::volcengine::{VolcengineBinder, VolcengineBuilder};
 use keypair_binder::{BindRequest, KeypairBinder, RetryPolicy, UnbindRequest, VmCredential};
@@ -57,7 +58,17 @@ pub fn binder(cloud: Cloud, emu: &Emulator) -> Arc<dyn KeypairBinder> {
     match cloud {
         Cloud::Huawei => Arc::new(huawei(emu).build().unwrap()),
         Cloud::Volcengine => Arc::new(volcengine(emu).build().unwrap()),
+        Cloud::Alibaba => Arc::new(alibaba(emu).build().unwrap()),
     }
+}
+
+pub fn alibaba(emu: &Emulator) -> AlibabaBuilder {
+    let c = &emu.credentials().alibaba;
+    AlibabaBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .credentials(&c.ak, &c.sk)
+        .region(&c.region)
+        .retry_policy(fast_retry())
 }
 
 /// A bind of the default key pair, with what each cloud needs (Huawei: the VMs' root password).
@@ -74,7 +85,7 @@ pub fn unbind_request(cloud: Cloud, ids: &[String]) -> UnbindRequest {
     let builder = UnbindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids.iter().cloned());
     match cloud {
         Cloud::Huawei => builder.credential(VmCredential::private_key(private_key_for(DEFAULT_KEYPAIR))),
-        Cloud::Volcengine => builder,
+        Cloud::Volcengine | Cloud::Alibaba => builder,
     }
     .build()
     .unwrap()
@@ -84,7 +95,7 @@ pub fn unbind_request(cloud: Cloud, ids: &[String]) -> UnbindRequest {
 pub fn bind_action(cloud: Cloud) -> &'static str {
     match cloud {
         Cloud::Huawei => "BatchAssociateKeypair",
-        Cloud::Volcengine => "AttachKeyPair",
+        Cloud::Volcengine | Cloud::Alibaba => "AttachKeyPair",
     }
 }
 

@@ -531,6 +531,7 @@ async fn a_killed_run_resumes_from_its_journal() {
                     fault: Fault::Slow(Duration::from_secs(30)),
                 },
             ),
+            other => unreachable!("{other:?} is not in this test's list"),
         };
         let emu = Emulator::builder()
             .instances(150)

@@ -32,6 +32,8 @@ pub enum Cloud {
     Huawei,
     /// Volcengine ECS.
     Volcengine,
+    /// Alibaba Cloud ECS.
+    Alibaba,
 }
 
 impl Cloud {
@@ -40,6 +42,7 @@ impl Cloud {
         match self {
             Self::Huawei => "huawei",
             Self::Volcengine => "volcengine",
+            Self::Alibaba => "alibaba",
         }
     }
 }
@@ -173,6 +176,9 @@ impl Inventory {
         for _ in 0..per_cloud {
             instances.push(InstanceSpec::new(Cloud::Volcengine, volcengine_id(&mut rng, "i-")));
         }
+        for _ in 0..per_cloud {
+            instances.push(InstanceSpec::new(Cloud::Alibaba, volcengine_id(&mut rng, "i-bp1")));
+        }
         let keypairs = vec![
             KeypairSpec { provider: Cloud::Huawei, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
             KeypairSpec {
@@ -181,6 +187,7 @@ impl Inventory {
                 id: Some(volcengine_id(&mut rng, "kp-")),
                 private_key: None,
             },
+            KeypairSpec { provider: Cloud::Alibaba, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
         ];
         Self { instances, keypairs }
     }

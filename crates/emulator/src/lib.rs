@@ -19,6 +19,7 @@
 // Handlers return a ready HTTP answer as their error; its size does not matter here.
 #![allow(clippy::result_large_err)]
 
+mod alibaba;
 mod faults;
 mod huawei;
 mod inventory;
@@ -94,6 +95,25 @@ pub struct Credentials {
     pub huawei: HuaweiCredentials,
     /// Volcengine.
     pub volcengine: VolcengineCredentials,
+    /// Alibaba Cloud.
+    pub alibaba: AlibabaCredentials,
+}
+
+/// Credentials the emulated Alibaba Cloud accepts. Made up; printing them is fine.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlibabaCredentials {
+    /// AccessKey id.
+    pub ak: String,
+    /// AccessKey secret.
+    pub sk: String,
+    /// STS AccessKey id (needs `security_token`).
+    pub sts_ak: String,
+    /// Its secret.
+    pub sts_sk: String,
+    /// The STS security token.
+    pub security_token: String,
+    /// The region.
+    pub region: String,
 }
 
 impl Default for Credentials {
@@ -120,6 +140,14 @@ impl Default for Credentials {
                 sts_sk: "ZW11bGF0b3Itc3RzLXNlY3JldC0wMDAwMDI=".into(),
                 session_token: "EMULATOR-STS-SESSION-TOKEN-0001".into(),
                 region: "cn-beijing".into(),
+            },
+            alibaba: AlibabaCredentials {
+                ak: "LTAI5tEmulatorAccessKey01".into(),
+                sk: "EmulatorAlibabaSecret000000000001".into(),
+                sts_ak: "STS.EmulatorTemporaryAccessKey1".into(),
+                sts_sk: "EmulatorAlibabaStsSecret00000002".into(),
+                security_token: "EMULATOR-ALIBABA-STS-TOKEN-0001".into(),
+                region: "cn-hangzhou".into(),
             },
         }
     }

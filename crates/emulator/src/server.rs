@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use crate::faults::Fault;
 use crate::inventory::Cloud;
 use crate::state::LogEntry;
-use crate::{Shared, huawei, volcengine};
+use crate::{Shared, alibaba, huawei, volcengine};
 
 /// Largest request body read.
 const MAX_BODY: usize = 1024 * 1024;
@@ -127,9 +127,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         headers: parts.headers,
         body,
     };
-    let (cloud, action) = match volcengine::action(&incoming) {
-        Some(action) => (Cloud::Volcengine, action),
-        None => (Cloud::Huawei, huawei::action(&incoming)),
+    let (cloud, action) = match (alibaba::action(&incoming), volcengine::action(&incoming)) {
+        (Some(action), _) => (Cloud::Alibaba, action),
+        (None, Some(action)) => (Cloud::Volcengine, action),
+        (None, None) => (Cloud::Huawei, huawei::action(&incoming)),
     };
     // IAM token requests are not faulted: tests of auth script their own failures.
     let fault = if action.starts_with("iam:") { None } else { shared.faults.decide(cloud, &action) };
@@ -152,12 +153,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             return drop_connection();
         }
         Some(Fault::Throttle) => {
-            shared.world().record(log(429, 0));
-            return throttled(cloud, shared.faults.rates().retry_after);
+            let response = throttled(cloud, shared.faults.rates().retry_after);
+            shared.world().record(log(response.status().as_u16(), 0));
+            return response;
         }
         Some(Fault::ServerError) => {
-            shared.world().record(log(500, 0));
-            return server_error(cloud);
+            let response = server_error(cloud);
+            shared.world().record(log(response.status().as_u16(), 0));
+            return response;
         }
         _ => {}
     }
@@ -165,6 +168,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let answer = match cloud {
         Cloud::Huawei => huawei::handle(&shared, &incoming, &action, now),
         Cloud::Volcengine => volcengine::handle(&shared, &incoming, &action, fault.as_ref(), now),
+        Cloud::Alibaba => alibaba::handle(&shared, &incoming, &action),
     };
     match fault {
         Some(Fault::DropAfterApply) => {
@@ -199,6 +203,9 @@ fn throttled(cloud: Cloud, wait: Duration) -> Response {
         Cloud::Volcengine => {
             volcengine::error(StatusCode::TOO_MANY_REQUESTS, "FlowLimitExceeded", "flow limit exceeded", "", None)
         }
+        Cloud::Alibaba => {
+            alibaba::error(StatusCode::BAD_REQUEST, "Throttling.User", "Request was denied due to user flow control.")
+        }
     };
     if let Ok(value) = retry_after_value(wait).parse() {
         response.headers_mut().insert("retry-after", value);
@@ -211,6 +218,7 @@ fn gateway_error(cloud: Cloud, status: StatusCode, message: &str) -> Response {
     match cloud {
         Cloud::Huawei => huawei::error(status, "APIGW.0201", message),
         Cloud::Volcengine => volcengine::error(status, "InternalServiceTimeout", message, "", None),
+        Cloud::Alibaba => alibaba::error(status, "InternalError", message),
     }
 }
 
@@ -220,12 +228,18 @@ fn server_error(cloud: Cloud) -> Response {
         Cloud::Volcengine => {
             volcengine::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal error", "", None)
         }
+        Cloud::Alibaba => alibaba::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        ),
     }
 }
 
 /// The instances a key-pair call names, for the request log.
 fn named_instances(cloud: Cloud, req: &Incoming) -> Vec<String> {
     match cloud {
+        Cloud::Alibaba => req.param("InstanceIds").and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default(),
         Cloud::Volcengine => {
             (1..=100).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect()
         }

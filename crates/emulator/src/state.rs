@@ -105,6 +105,10 @@ pub(crate) struct World {
     pub order: HashMap<Cloud, Vec<String>>,
     pub hw_keypairs: BTreeMap<String, String>,
     pub volc_keypairs: Vec<(String, String)>,
+    /// Alibaba key pair names.
+    pub ali_keypairs: std::collections::BTreeSet<String>,
+    /// Alibaba signature nonces seen (a replay is refused).
+    pub ali_nonces: std::collections::HashSet<String>,
     pub tasks: HashMap<String, Task>,
     pub active_tasks: Vec<String>,
     pub failed_tasks: Vec<(String, Instant)>,
@@ -128,6 +132,7 @@ impl World {
         }
         let mut hw_keypairs = BTreeMap::new();
         let mut volc_keypairs = Vec::new();
+        let mut ali_keypairs = std::collections::BTreeSet::new();
         for (n, kp) in inventory.keypairs.iter().enumerate() {
             match kp.provider {
                 Cloud::Huawei => {
@@ -138,6 +143,9 @@ impl World {
                     let id = kp.id.clone().unwrap_or_else(|| format!("kp-emu{n:017}"));
                     volc_keypairs.push((kp.name.clone(), id));
                 }
+                Cloud::Alibaba => {
+                    ali_keypairs.insert(kp.name.clone());
+                }
             }
         }
         Self {
@@ -146,6 +154,8 @@ impl World {
             order,
             hw_keypairs,
             volc_keypairs,
+            ali_keypairs,
+            ali_nonces: std::collections::HashSet::new(),
             tasks: HashMap::new(),
             active_tasks: Vec::new(),
             failed_tasks: Vec::new(),

@@ -801,15 +801,19 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
 
     /// A call without a token that may have been applied, on a cloud that
     /// applies at once: the instances' key pair says whether it was. Read a
-    /// few times (the read may lag the write); what holds the key pair is
-    /// bound, what still does not is proven not applied and re-issued, what
-    /// cannot be read stays unknown.
+    /// few times (the read may lag the write; a refused read is tried again);
+    /// what holds the key pair is bound, what still does not is proven not
+    /// applied and re-issued, what cannot be read stays unknown.
     async fn settle_by_state(&mut self, list: Vec<(usize, Failure)>) {
         let mut left = list;
-        let mut read_once = false;
-        for round in 0..STATE_READS {
+        let mut reads = 0;
+        // A read refused (throttled, dropped) is tried again: only reads that answered count.
+        for round in 0..STATE_READS * 3 {
+            if reads == STATE_READS {
+                break;
+            }
             if round > 0 {
-                let delay = self.run.retry.delay(round, None, &mut rand::rng()).max(STATE_READ_GAP);
+                let delay = self.run.retry.delay(round.min(STATE_READS), None, &mut rand::rng()).max(STATE_READ_GAP);
                 let run = self.run;
                 let stopped = alongside(&mut self.polls, &mut self.polled, async {
                     tokio::select! {
@@ -824,7 +828,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
             let members: Vec<usize> = left.iter().map(|(m, _)| *m).collect();
             let Some(views) = self.views(&members).await else { continue };
-            read_once = true;
+            reads += 1;
             let mut finished = Vec::new();
             let mut still = Vec::new();
             for (m, cause) in left {
@@ -843,7 +847,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 return;
             }
         }
-        if read_once {
+        if reads > 0 {
             // Read again and again without the key pair: the call did not apply to them.
             for (m, _) in &left {
                 self.insts[*m].maybe = None;

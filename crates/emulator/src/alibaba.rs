@@ -1,0 +1,211 @@
+//! The emulated Alibaba Cloud ECS: ACS3-signed `AttachKeyPair`,
+//! `DetachKeyPair` and `DescribeInstances` (API 2014-05-26), with the
+//! per-instance `Results` of the real API.
+
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDateTime, Utc};
+use keypair_binder_alibaba::request::AcsSigner;
+use keypair_binder_alibaba::signer::{API_VERSION, AccessKey, canonical_query};
+use keypair_binder_alibaba::wire::MAX_INSTANCES_PER_CALL;
+use keypair_binder_core::Secret;
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::inventory::{Cloud, Os, VmState};
+use crate::server::{Answer, Incoming};
+
+/// The action of an ACS3 call (`x-acs-action`), if this is one.
+pub(crate) fn action(req: &Incoming) -> Option<String> {
+    req.header("x-acs-action").map(str::to_string)
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+/// An error answer in ECS's shape.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"RequestId": request_id(), "HostId": "ecs.aliyuncs.com", "Code": code, "Message": message})),
+    )
+        .into_response()
+}
+
+fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+    let creds = &shared.credentials.alibaba;
+    let Some(authorization) = req.header("authorization") else {
+        return Err(error(StatusCode::BAD_REQUEST, "IncompleteSignature", "The request signature is missing."));
+    };
+    let Some(access_key) = authorization.split("Credential=").nth(1).and_then(|r| r.split(',').next()) else {
+        return Err(error(StatusCode::BAD_REQUEST, "IncompleteSignature", "The Authorization header is malformed."));
+    };
+    let (sk, token) = if access_key == creds.ak {
+        (&creds.sk, None)
+    } else if access_key == creds.sts_ak {
+        if req.header("x-acs-security-token") != Some(creds.security_token.as_str()) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "InvalidSecurityToken.Malformed",
+                "The security token is invalid.",
+            ));
+        }
+        (&creds.sts_sk, Some(creds.security_token.clone()))
+    } else {
+        return Err(error(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "Specified access key is not found."));
+    };
+    let Some(at) = req
+        .header("x-acs-date")
+        .and_then(|d| NaiveDateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%SZ").ok())
+        .map(|t| t.and_utc())
+    else {
+        return Err(error(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Format", "x-acs-date is malformed."));
+    };
+    if (Utc::now() - at).abs().to_std().unwrap_or_default() > shared.timing.max_skew {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidTimeStamp.Expired",
+            "x-acs-date is too far from the server's clock.",
+        ));
+    }
+    let signer = AcsSigner {
+        key: AccessKey {
+            access_key: access_key.to_string(),
+            secret_key: Secret::new(sk.as_str()),
+            token: token.map(Secret::new),
+        },
+    };
+    if !req.signed_by(&signer, &canonical_query(&req.query), at) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "SignatureDoesNotMatch",
+            "Specified signature is not matched with our calculation.",
+        ));
+    }
+    let nonce = req.header("x-acs-signature-nonce").unwrap_or("").to_string();
+    if nonce.is_empty() || !shared.world().ali_nonces.insert(nonce) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str) -> Answer {
+    if req.header("x-acs-version") != Some(API_VERSION) {
+        return Answer::new(
+            error(StatusCode::BAD_REQUEST, "InvalidVersion", "Specified parameter Version is not valid."),
+            0,
+        );
+    }
+    if let Err(response) = authenticate(shared, req) {
+        return Answer::new(response, 0);
+    }
+    if req.param("RegionId") != Some(shared.credentials.alibaba.region.as_str()) {
+        return Answer::new(
+            error(StatusCode::NOT_FOUND, "InvalidRegionId.NotFound", "The specified RegionId does not exist."),
+            0,
+        );
+    }
+    let Some(ids) = req.param("InstanceIds").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()) else {
+        return Answer::new(
+            error(
+                StatusCode::BAD_REQUEST,
+                "InvalidInstanceIds.ValueNotSupported",
+                "The specified parameter InstanceIds is not valid.",
+            ),
+            0,
+        );
+    };
+    let now = Instant::now();
+    match action {
+        "AttachKeyPair" | "DetachKeyPair" => keypair_call(shared, req, action, &ids, now),
+        "DescribeInstances" => Answer::new(describe(shared, &ids, now), 0),
+        _ => Answer::new(error(StatusCode::NOT_FOUND, "InvalidAction.NotFound", "Specified api is not found."), 0),
+    }
+}
+
+fn keypair_call(shared: &Shared, req: &Incoming, action: &str, ids: &[String], now: Instant) -> Answer {
+    if ids.is_empty() || ids.len() > MAX_INSTANCES_PER_CALL {
+        return Answer::new(
+            error(
+                StatusCode::FORBIDDEN,
+                "InstanceKeyPairLimitExceeded",
+                "The specified instances are beyond the permitted range.",
+            ),
+            0,
+        );
+    }
+    let keypair = req.param("KeyPairName").unwrap_or("").to_string();
+    let mut world = shared.world();
+    if !world.ali_keypairs.contains(&keypair) {
+        return Answer::new(
+            error(
+                StatusCode::BAD_REQUEST,
+                "InvalidKeyPairName.NotFound",
+                "The specified KeyPairName does not exist in our records.",
+            ),
+            0,
+        );
+    }
+    let fail = |id: &str, code: &str, message: &str| json!({"InstanceId": id, "Success": false, "Code": code, "Message": message});
+    let mut results = Vec::with_capacity(ids.len());
+    let mut failed = 0;
+    for id in ids {
+        let key = (Cloud::Alibaba, id.clone());
+        let state = world.vms.get_mut(&key).map(|vm| (vm.os, vm.state_at(now)));
+        let result = match state {
+            None => fail(id, "InvalidInstanceId.NotFound", "The specified InstanceId does not exist."),
+            Some((Os::Windows, _)) => fail(
+                id,
+                "DependencyViolation.WindowsInstance",
+                "The instance creating is windows, cannot use ssh key pair to login",
+            ),
+            Some((_, VmState::Transitioning)) => fail(
+                id,
+                "IncorrectInstanceStatus",
+                "The current status of the resource does not support this operation.",
+            ),
+            Some(_) => {
+                if let Some(vm) = world.vms.get_mut(&key) {
+                    vm.keypair = (action == "AttachKeyPair").then(|| keypair.clone());
+                }
+                world.applied(Cloud::Alibaba, id);
+                json!({"InstanceId": id, "Success": true, "Code": "200", "Message": "successful"})
+            }
+        };
+        if result["Success"] == false {
+            failed += 1;
+        }
+        results.push(result);
+    }
+    let body = json!({"RequestId": request_id(), "KeyPairName": keypair, "TotalCount": ids.len(), "FailCount": failed,
+        "Results": {"Result": results}});
+    Answer::new((StatusCode::OK, axum::Json(body)).into_response(), ids.len())
+}
+
+fn describe(shared: &Shared, ids: &[String], now: Instant) -> Response {
+    let mut world = shared.world();
+    let instances: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| {
+            let vm = world.vms.get_mut(&(Cloud::Alibaba, id.clone()))?;
+            let status = match vm.state_at(now) {
+                VmState::Running => "Running",
+                VmState::Stopped => "Stopped",
+                VmState::Transitioning => "Starting",
+            };
+            Some(json!({"InstanceId": id, "Status": status,
+                "OSType": if vm.os == Os::Windows { "windows" } else { "linux" },
+                "KeyPairName": vm.keypair.clone().unwrap_or_default()}))
+        })
+        .collect();
+    let body = json!({"RequestId": request_id(), "TotalCount": instances.len(), "PageNumber": 1, "PageSize": 100,
+        "Instances": {"Instance": instances}});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}

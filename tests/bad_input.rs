@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, Error, KeypairBinder, UnbindRequest, ValidationError, VmCredential};
@@ -69,9 +70,11 @@ fn ids(emu: &Emulator, cloud: Cloud) -> Vec<String> {
 #[tokio::test]
 async fn options_a_provider_cannot_honour_send_nothing() {
     let emu = emulator().instances(2).start().await.unwrap();
-    let (hw, vc) = (huawei(&emu).build().unwrap(), volcengine(&emu).build().unwrap());
+    let (hw, vc, ali) =
+        (huawei(&emu).build().unwrap(), volcengine(&emu).build().unwrap(), alibaba(&emu).build().unwrap());
     let hid = ids(&emu, Cloud::Huawei)[0].clone();
     let vid = ids(&emu, Cloud::Volcengine)[0].clone();
+    let aid = ids(&emu, Cloud::Alibaba)[0].clone();
     let cases: Vec<(&str, Arc<dyn KeypairBinder>, BindRequest, &str)> = vec![
         (
             "huawei: key pair by id",
@@ -103,6 +106,31 @@ async fn options_a_provider_cannot_honour_send_nothing() {
             req().instance(&vid).disable_password(true).build().unwrap(),
             "disable_password",
         ),
+        (
+            "alibaba: key pair by id",
+            Arc::new(ali.clone()),
+            BindRequest::builder().keypair_id("kp-1").instance(&aid).build().unwrap(),
+            "keypair_id",
+        ),
+        (
+            "alibaba: ClientToken",
+            Arc::new(ali.clone()),
+            req().instance(&aid).client_token("t").build().unwrap(),
+            "client_token",
+        ),
+        (
+            "alibaba: VM credential",
+            Arc::new(ali.clone()),
+            req().instance(&aid).credential(VmCredential::password("p")).build().unwrap(),
+            "credential",
+        ),
+        ("alibaba: SSH port", Arc::new(ali.clone()), req().instance(&aid).ssh_port(2222).build().unwrap(), "ssh_port"),
+        (
+            "alibaba: disable password",
+            Arc::new(ali.clone()),
+            req().instance(&aid).disable_password(true).build().unwrap(),
+            "disable_password",
+        ),
     ];
     for (name, binder, request, option) in cases {
         match binder.bind(request).await {
@@ -112,6 +140,8 @@ async fn options_a_provider_cannot_honour_send_nothing() {
     }
     let no_key = UnbindRequest::builder().instance(&vid).build().unwrap();
     assert!(matches!(vc.unbind(no_key).await, Err(Error::Validation(ValidationError::NoKeyPair))));
+    let no_key = UnbindRequest::builder().instance(&aid).build().unwrap();
+    assert!(matches!(ali.unbind(no_key).await, Err(Error::Validation(ValidationError::NoKeyPair))));
     assert_eq!(emu.total_calls(), 0, "validation stopped every case before the network");
 }
 
@@ -173,6 +203,17 @@ async fn misconfiguration_is_a_typed_error_before_any_call() {
                 .credentials("a", "s")
                 .region("cn-beijing")
                 .endpoint("ftp://x")
+                .build()
+                .map(drop),
+        ),
+        ("alibaba: no region", AlibabaBinder::builder().credentials("a", "s").build().map(drop)),
+        ("alibaba: no credentials", AlibabaBinder::builder().region("cn-hangzhou").build().map(drop)),
+        (
+            "alibaba: plain http to a remote host",
+            AlibabaBinder::builder()
+                .credentials("a", "s")
+                .region("cn-hangzhou")
+                .endpoint("http://ecs.example.com")
                 .build()
                 .map(drop),
         ),
@@ -269,6 +310,15 @@ async fn hostile_and_truncated_answers_never_bind_nor_panic() {
                 VolcengineBinder::builder()
                     .credentials("ak", "sk")
                     .region("cn-beijing")
+                    .endpoint(&endpoint)
+                    .retry_policy(fast_retry().with_max_retries(1))
+                    .build()
+                    .unwrap(),
+            ),
+            Arc::new(
+                AlibabaBinder::builder()
+                    .credentials("ak", "sk")
+                    .region("cn-hangzhou")
                     .endpoint(&endpoint)
                     .retry_policy(fast_retry().with_max_retries(1))
                     .build()

@@ -1,4 +1,4 @@
-//! Full runs on both providers, in every auth mode, with logging at trace
+//! Full runs on every provider, in every auth mode, with logging at trace
 //! level: no secret key, token, password or private key appears in a log
 //! line, nor in the `Debug` or `Display` of binders, requests, reports or errors.
 //! Its own test binary, so its tracing subscriber sees every callsite.
@@ -8,6 +8,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, KeypairBinder, UnbindRequest, VmCredential};
@@ -40,6 +41,9 @@ fn secrets(emu: &Emulator) -> Vec<String> {
         v.sk.clone(),
         v.sts_sk.clone(),
         v.session_token.clone(),
+        emu.credentials().alibaba.sk.clone(),
+        emu.credentials().alibaba.sts_sk.clone(),
+        emu.credentials().alibaba.security_token.clone(),
     ]
 }
 
@@ -114,12 +118,37 @@ async fn no_secret_in_logs_debug_or_display() {
     let err = wrong.bind(request).await.unwrap_err();
     texts.extend([format!("{err:?}"), format!("{err}")]);
 
+    let a = emu.credentials().alibaba.clone();
+    let ali_ids = emu.inventory().ids(Cloud::Alibaba);
+    let alibaba_binders = [
+        alibaba(&emu).build().unwrap(),
+        AlibabaBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .credentials(&a.sts_ak, &a.sts_sk)
+            .security_token(&a.security_token)
+            .region(&a.region)
+            .build()
+            .unwrap(),
+    ];
+    for (n, binder) in alibaba_binders.iter().enumerate() {
+        let ids = &ali_ids[n * 6..n * 6 + 6];
+        let report = binder.bind(bind_request(Cloud::Alibaba, &emu, ids)).await.unwrap();
+        assert!(report.all_bound(), "{report:?}");
+        texts.push(format!("{report:?}"));
+        texts.push(format!("{binder:?}"));
+    }
+    let wrong = alibaba(&emu).credentials(&a.ak, "wrong-ali-secret").build().unwrap();
+    let request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instance(&ali_ids[0]).build().unwrap();
+    let err = wrong.bind(request).await.unwrap_err();
+    texts.extend([format!("{err:?}"), format!("{err}")]);
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("api_call") && logs.contains("BatchAssociateKeypair") && logs.contains("AttachKeyPair"));
     texts.push(logs);
     for text in &texts {
-        for secret in
-            secrets(&emu).iter().chain(["wrong-huawei-secret".to_string(), "wrong-volc-secret".to_string()].iter())
+        for secret in secrets(&emu)
+            .iter()
+            .chain(["wrong-huawei-secret", "wrong-volc-secret", "wrong-ali-secret"].map(String::from).iter())
         {
             assert!(!text.contains(secret.as_str()), "secret {secret:?} leaked in: {text}");
         }

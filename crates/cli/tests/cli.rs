@@ -59,6 +59,9 @@ fn env_for(emu: &Emulator) -> Vec<(&'static str, String)> {
         ("VOLCENGINE_ACCESS_KEY", v.ak.clone()),
         ("VOLCENGINE_SECRET_KEY", v.sk.clone()),
         ("VOLCENGINE_REGION", v.region.clone()),
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.credentials().alibaba.ak.clone()),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.credentials().alibaba.sk.clone()),
+        ("ALIBABA_CLOUD_REGION_ID", emu.credentials().alibaba.region.clone()),
     ]
 }
 
@@ -84,11 +87,11 @@ fn provider_args(cloud: Cloud, endpoint: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn bind_then_unbind_on_both_clouds_in_json() {
+async fn bind_then_unbind_on_every_cloud_in_json() {
     let emu = emulator(12).await;
     let env = env_for(&emu);
     let endpoint = emu.base_url().to_string();
-    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+    for cloud in [Cloud::Huawei, Cloud::Volcengine, Cloud::Alibaba] {
         let ids = emu.inventory().ids(cloud);
         let mut args: Vec<String> =
             vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into(), "--output".into(), "json".into()];

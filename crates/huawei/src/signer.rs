@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
-use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{compact_utc, hmac_sha256, percent_encode_into, sha256_hex};
 use percent_encoding::percent_decode_str;
 
 /// The algorithm name.
@@ -22,20 +22,49 @@ pub fn format_sdk_date(time: DateTime<Utc>) -> String {
 
 /// The canonical URI: decode, split on `/`, encode each segment, end with `/`.
 pub fn canonical_uri(path: &str) -> String {
-    let decoded = percent_decode_str(path).decode_utf8_lossy();
-    let mut uri = decoded.split('/').map(encode).collect::<Vec<_>>().join("/");
-    if !uri.ends_with('/') {
-        uri.push('/');
-    }
+    let mut uri = String::with_capacity(path.len() + 1);
+    canonical_uri_into(&mut uri, path);
     uri
+}
+
+fn canonical_uri_into(out: &mut String, path: &str) {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/');
+    if path.bytes().all(plain) {
+        // Nothing to decode or encode: the path is its own canonical form.
+        out.push_str(path);
+    } else {
+        let decoded = percent_decode_str(path).decode_utf8_lossy();
+        for (i, segment) in decoded.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            percent_encode_into(out, segment);
+        }
+    }
+    if !out.ends_with('/') {
+        out.push('/');
+    }
 }
 
 /// The canonical query string: pairs sorted by decoded key then value, encoded.
 /// It is also what goes on the wire, so the server sees what was signed.
 pub fn canonical_query(query: &[(String, String)]) -> String {
+    let mut out = String::new();
+    canonical_query_into(&mut out, query);
+    out
+}
+
+fn canonical_query_into(out: &mut String, query: &[(String, String)]) {
     let mut pairs: Vec<&(String, String)> = query.iter().collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+    for (i, (key, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        percent_encode_into(out, key);
+        out.push('=');
+        percent_encode_into(out, value);
+    }
 }
 
 fn is_json_like(content_type: &str) -> bool {
@@ -54,7 +83,7 @@ pub fn sign(
     project_id: Option<&str>,
     time: DateTime<Utc>,
 ) -> Signature {
-    let mut added: Vec<(String, String)> = Vec::new();
+    let mut added: Vec<(String, String)> = Vec::with_capacity(6);
     if let Some(project) = project_id {
         added.push(("X-Project-Id".into(), project.into()));
     }
@@ -72,23 +101,25 @@ pub fn sign(
     if header(request.headers, "Host").is_none() {
         added.push(("Host".into(), request.host.into()));
     }
-    let all: Vec<(String, String)> = request.headers.iter().chain(added.iter()).cloned().collect();
-    let canonical = CanonicalRequest {
-        method: request.method,
-        path: request.path,
-        query: request.query,
-        headers: all
-            .iter()
-            .filter(|(n, _)| !n.contains('_'))
-            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-            .collect(),
-        payload_hash: match header(&all, "X-Sdk-Content-Sha256") {
-            Some(v) => v.to_string(),
-            None => sha256_hex(request.body),
-        },
+    let all = || request.headers.iter().chain(added.iter());
+    let find = |name: &str| all().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let payload_hash = match find("X-Sdk-Content-Sha256") {
+        Some(v) => v.to_string(),
+        None => sha256_hex(request.body),
     };
-    let date = header(&all, "X-Sdk-Date").unwrap_or_default().to_string();
-    let mut signature = canonical.sign(&credentials.access_key, credentials.secret_key.expose(), &date);
+    let date = find("X-Sdk-Date").unwrap_or_default().to_string();
+    let headers: Vec<(&str, &str)> =
+        all().filter(|(n, _)| !n.contains('_')).map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let mut signature = sign_parts(
+        request.method,
+        request.path,
+        request.query,
+        &headers,
+        &payload_hash,
+        &credentials.access_key,
+        credentials.secret_key.expose(),
+        &date,
+    );
     added.push(("Authorization".into(), signature.authorization.clone()));
     signature.headers = added;
     signature
@@ -112,27 +143,63 @@ pub struct CanonicalRequest<'a> {
 impl CanonicalRequest<'_> {
     /// Signs with the secret key; `sdk_date` is the `X-Sdk-Date` value.
     pub fn sign(&self, access_key: &str, secret_key: &str, sdk_date: &str) -> Signature {
-        let mut headers: Vec<(String, String)> =
-            self.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())).collect();
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        headers.dedup_by(|a, b| a.0 == b.0);
-        let signed_headers = headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
-        let canonical_headers: String = headers.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-        let canonical_request = format!(
-            "{}\n{}\n{}\n{}\n{}\n{}",
-            self.method.to_ascii_uppercase(),
-            canonical_uri(self.path),
-            canonical_query(self.query),
-            canonical_headers,
-            signed_headers,
-            self.payload_hash
-        );
-        let string_to_sign = format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()));
-        let signature = hex::encode(hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
-        let authorization =
-            format!("{ALGORITHM} Access={access_key}, SignedHeaders={signed_headers}, Signature={signature}");
-        Signature { canonical_request, string_to_sign, signature, signed_headers, authorization, headers: Vec::new() }
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        sign_parts(self.method, self.path, self.query, &headers, &self.payload_hash, access_key, secret_key, sdk_date)
     }
+}
+
+/// The canonical request built in one buffer, then signed.
+#[allow(clippy::too_many_arguments)]
+fn sign_parts(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+    access_key: &str,
+    secret_key: &str,
+    sdk_date: &str,
+) -> Signature {
+    let mut headers: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    headers.dedup_by(|a, b| a.0 == b.0);
+    let mut signed_headers = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
+    for (i, (name, _)) in headers.iter().enumerate() {
+        if i > 0 {
+            signed_headers.push(';');
+        }
+        signed_headers.push_str(name);
+    }
+    let mut canonical_request = String::with_capacity(
+        256 + path.len()
+            + query.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum::<usize>()
+            + headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum::<usize>(),
+    );
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        canonical_request.push_str(&method.to_ascii_uppercase());
+    } else {
+        canonical_request.push_str(method);
+    }
+    canonical_request.push('\n');
+    canonical_uri_into(&mut canonical_request, path);
+    canonical_request.push('\n');
+    canonical_query_into(&mut canonical_request, query);
+    canonical_request.push('\n');
+    for (name, value) in &headers {
+        canonical_request.push_str(name);
+        canonical_request.push(':');
+        canonical_request.push_str(value);
+        canonical_request.push('\n');
+    }
+    canonical_request.push('\n');
+    canonical_request.push_str(&signed_headers);
+    canonical_request.push('\n');
+    canonical_request.push_str(payload_hash);
+    let string_to_sign = format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()));
+    let signature = hex::encode(hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
+    let authorization =
+        format!("{ALGORITHM} Access={access_key}, SignedHeaders={signed_headers}, Signature={signature}");
+    Signature { canonical_request, string_to_sign, signature, signed_headers, authorization, headers: Vec::new() }
 }
 
 /// The parts of an `Authorization` header, for verifying a received request.

@@ -91,6 +91,17 @@ proptest! {
     }
 
     #[test]
+    fn canonical_uri_matches_the_sdk_rule_for_any_path(path in "[a-zA-Z0-9/%._~ +\u{e9}-]{0,24}") {
+        // The SDK's rule, step by step: decode, split on `/`, encode each segment, join, end with `/`.
+        let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
+        let mut expected = decoded.split('/').map(encode).collect::<Vec<_>>().join("/");
+        if !expected.ends_with('/') {
+            expected.push('/');
+        }
+        prop_assert_eq!(canonical_uri(&path), expected);
+    }
+
+    #[test]
     fn query_sorted_by_key_then_value_repeats_kept(pairs in proptest::collection::vec(("[a-zA-Z ]{1,4}", "\\PC{0,4}"), 0..10)) {
         let pairs: Vec<(String, String)> = pairs;
         let q = canonical_query(&pairs);

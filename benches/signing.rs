@@ -55,6 +55,17 @@ fn huawei(c: &mut Criterion) {
         "task_id": format!("5213a50d-089e-4231-b5f1-5e6eb4cb8e{i:02}"), "server_id": format!("srv-{i}"), "status": "SUCCESS"}))
         .collect::<Vec<_>>()})
     .to_string();
+    c.bench_function("huawei: request of 10, unsigned (part)", |b| {
+        b.iter(|| black_box(KpsRequest::batch_associate("0123456789abcdef0123456789abcdef", black_box(&body))))
+    });
+    let call = KpsRequest::batch_associate("0123456789abcdef0123456789abcdef", &body);
+    let headers = call.headers("keypair-binder/bench");
+    c.bench_function("huawei: sign request of 10 (part)", |b| {
+        b.iter(|| {
+            let signable = call.signable("kms.cn-north-4.myhuaweicloud.com", &headers);
+            black_box(hw::sign(black_box(&signable), &credentials, Some("p"), now()).authorization)
+        })
+    });
     c.bench_function("huawei: read batch-associate answer of 10", |b| {
         b.iter(|| black_box(serde_json::from_str::<BatchResponse>(black_box(&answer)).unwrap().tasks.len()))
     });

@@ -1,8 +1,11 @@
-//! Tencent Cloud CVM provider (in progress): the request signatures, as
-//! pure functions tested against the official SDK's vectors.
+//! Tencent Cloud CVM provider (in progress): the request signatures, wire
+//! types and error map, as pure functions tested against the official SDK's
+//! vectors and captured exchanges.
 //!
 //! - [`signer`]: TC3-HMAC-SHA256 (the SDK's default) and the legacy
 //!   signature (`HmacSHA1` / `HmacSHA256` over the sorted parameters).
+//! - [`wire`]: the JSON bodies and the `{"Response": …}` envelope.
+//! - [`errors`]: error codes mapped to failure kinds, class and scope.
 //!
 //! The binder (AssociateInstancesKeyPairs/DisassociateInstancesKeyPairs on
 //! the provider kit) comes next; see the project's open issue on Alibaba
@@ -10,4 +13,6 @@
 
 #![warn(missing_docs)]
 
+pub mod errors;
 pub mod signer;
+pub mod wire;

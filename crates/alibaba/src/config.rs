@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use keypair_binder_core::env::{ConfigEnv, SystemEnv};
+use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
@@ -232,22 +232,10 @@ fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
         }
     };
     let text = paths.iter().find_map(|p| env.read_file(p))?;
-    let section = name.unwrap_or("default");
-    let mut current = String::new();
     let mut profile = IniProfile::default();
     let mut kind = String::new();
-    for line in text.lines() {
-        let line = line.split(['#', ';']).next().unwrap_or("").trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.trim().to_string();
-            continue;
-        }
-        if current != section {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else { continue };
-        let value = value.trim().to_string();
-        match key.trim() {
+    for (key, value) in ini_section(&text, name.unwrap_or("default")) {
+        match key.as_str() {
             "type" => kind = value,
             "access_key_id" => profile.access_key_id = value,
             "access_key_secret" => profile.access_key_secret = value,

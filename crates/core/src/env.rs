@@ -90,3 +90,40 @@ impl ConfigEnv for StaticEnv {
         self.home.clone()
     }
 }
+
+/// The `key = value` pairs of one `[section]` of an INI credentials file,
+/// as the clouds' SDKs read them: `#` and `;` start comments, keys and
+/// values are trimmed, lines outside the section are ignored.
+pub fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
+    let mut current = String::new();
+    let mut pairs = Vec::new();
+    for line in text.lines() {
+        let line = line.split(['#', ';']).next().unwrap_or("").trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current != section {
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            pairs.push((key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_section_reads_only_its_section() {
+        let text = "[other]\nsecret_id = no\n\n[default] \nsecret_id = AKID # the id\n; a comment\nsecret_key=sk\nnot a pair\n";
+        assert_eq!(
+            ini_section(text, "default"),
+            [("secret_id".to_string(), "AKID".to_string()), ("secret_key".to_string(), "sk".to_string())]
+        );
+        assert!(ini_section(text, "missing").is_empty());
+    }
+}

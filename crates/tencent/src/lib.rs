@@ -4,6 +4,8 @@
 //!
 //! - [`signer`]: TC3-HMAC-SHA256 (the SDK's default) and the legacy
 //!   signature (`HmacSHA1` / `HmacSHA256` over the sorted parameters).
+//! - [`config`]: credentials, region and endpoint from settings, the
+//!   environment (`TENCENTCLOUD_*`) and the tccli and SDK profile files.
 //! - [`wire`]: the JSON bodies and the `{"Response": …}` envelope.
 //! - [`errors`]: error codes mapped to failure kinds, class and scope.
 //!
@@ -13,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod errors;
 pub mod signer;
 pub mod wire;

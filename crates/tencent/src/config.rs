@@ -1,0 +1,277 @@
+//! Settings of a Tencent Cloud binder: explicit values, the environment,
+//! the tccli profile (`~/.tccli/<profile>.credential` and `.configure`) and
+//! the SDKs' INI file (`~/.tencentcloud/credentials`), read through an
+//! injectable [`ConfigEnv`] so tests never touch the real environment.
+
+use std::path::PathBuf;
+
+use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
+use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::{Error, Secret};
+use serde::Deserialize;
+use url::Url;
+
+use crate::signer::Credentials;
+
+pub(crate) const PROVIDER: &str = "tencent";
+
+/// A setting, with the environment variables that supply it (first wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TencentConfigKey {
+    /// SecretId.
+    SecretId,
+    /// SecretKey.
+    SecretKey,
+    /// STS token, for temporary credentials (tccli, Terraform and third-party names).
+    Token,
+    /// Region (`ap-guangzhou`).
+    Region,
+    /// tccli profile name (`default`).
+    Profile,
+    /// Endpoint URL override.
+    Endpoint,
+    /// INI credentials file path.
+    CredentialsFile,
+}
+
+impl TencentConfigKey {
+    /// Environment variables read for this key, in order of precedence.
+    pub fn env_names(self) -> &'static [&'static str] {
+        match self {
+            Self::SecretId => &["TENCENTCLOUD_SECRET_ID"],
+            Self::SecretKey => &["TENCENTCLOUD_SECRET_KEY"],
+            Self::Token => &["TENCENTCLOUD_TOKEN", "TENCENTCLOUD_SECURITY_TOKEN", "TENCENTCLOUD_SESSION_TOKEN"],
+            Self::Region => &["TENCENTCLOUD_REGION"],
+            Self::Profile => &["TCCLI_PROFILE", "TENCENTCLOUD_PROFILE"],
+            Self::Endpoint => &["TENCENTCLOUD_ENDPOINT"],
+            Self::CredentialsFile => &["TENCENTCLOUD_CREDENTIALS_FILE"],
+        }
+    }
+}
+
+/// `~/.tccli/<profile>.credential`.
+#[derive(Deserialize, Default)]
+struct TccliCredential {
+    #[serde(rename = "secretId", default)]
+    secret_id: String,
+    #[serde(rename = "secretKey", default)]
+    secret_key: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `~/.tccli/<profile>.configure`: only the region is used.
+#[derive(Deserialize, Default)]
+struct TccliConfigure {
+    #[serde(rename = "_sys_param", default)]
+    sys: TccliSysParam,
+}
+
+#[derive(Deserialize, Default)]
+struct TccliSysParam {
+    #[serde(default)]
+    region: String,
+}
+
+/// Settings of a Tencent Cloud binder. Holds secrets, so no `Debug`.
+#[derive(Clone, Default)]
+pub struct TencentBuilder {
+    pub(crate) secret_id: Option<String>,
+    pub(crate) secret_key: Option<Secret>,
+    pub(crate) token: Option<Secret>,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) client: ClientSettings,
+}
+
+impl TencentBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the process environment and the profile files.
+    pub fn from_env() -> Self {
+        Self::from_env_with(&SystemEnv)
+    }
+
+    /// Reads an injected environment: variables first, then the tccli
+    /// profile, then the INI file's `[default]` section.
+    pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
+        let var = |key: TencentConfigKey| env.first_var(key.env_names());
+        let profile = var(TencentConfigKey::Profile).unwrap_or_else(|| "default".into());
+        let tccli_dir = env.home_dir().map(|h| h.join(".tccli"));
+        let read_json = |suffix: &str| {
+            let path = tccli_dir.as_ref()?.join(format!("{profile}.{suffix}"));
+            env.read_file(&path)
+        };
+        let cli: TccliCredential =
+            read_json("credential").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let configure: TccliConfigure =
+            read_json("configure").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let ini = ini_credentials(env);
+        let ini_value = |name: &str| ini.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let non_empty = |v: String| Some(v).filter(|v| !v.is_empty());
+        Self {
+            secret_id: var(TencentConfigKey::SecretId)
+                .or_else(|| non_empty(cli.secret_id))
+                .or_else(|| ini_value("secret_id")),
+            secret_key: var(TencentConfigKey::SecretKey)
+                .or_else(|| non_empty(cli.secret_key))
+                .or_else(|| ini_value("secret_key"))
+                .map(Secret::new),
+            token: var(TencentConfigKey::Token).or_else(|| non_empty(cli.token)).map(Secret::new),
+            region: var(TencentConfigKey::Region).or_else(|| non_empty(configure.sys.region)),
+            endpoint: var(TencentConfigKey::Endpoint),
+            client: ClientSettings::default(),
+        }
+    }
+
+    /// Sets one setting by key.
+    pub fn with_config(mut self, key: TencentConfigKey, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match key {
+            TencentConfigKey::SecretId => self.secret_id = Some(value),
+            TencentConfigKey::SecretKey => self.secret_key = Some(Secret::new(value)),
+            TencentConfigKey::Token => self.token = Some(Secret::new(value)),
+            TencentConfigKey::Region => self.region = Some(value),
+            TencentConfigKey::Endpoint => self.endpoint = Some(value),
+            TencentConfigKey::Profile | TencentConfigKey::CredentialsFile => {}
+        }
+        self
+    }
+
+    /// SecretId and SecretKey.
+    pub fn credentials(mut self, secret_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        self.secret_id = Some(secret_id.into());
+        self.secret_key = Some(Secret::new(secret_key));
+        self
+    }
+
+    /// STS token, for temporary credentials.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token));
+        self
+    }
+
+    /// Region; always sent (`X-TC-Region`), as objects live in one region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Endpoint URL, instead of the region's.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    keypair_binder_core::client_setters!();
+
+    /// Checks the settings before any call: credentials present and without
+    /// surrounding spaces (the SDKs refuse those too), a region, an HTTPS
+    /// endpoint (plain http only on loopback or with `allow_http`).
+    pub fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
+        let (Some(id), Some(key)) = (&self.secret_id, &self.secret_key) else {
+            return Err(Error::config(
+                PROVIDER,
+                "no credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or a tccli profile, or ~/.tencentcloud/credentials)",
+            ));
+        };
+        let padded = |v: &str| v.trim() != v;
+        if padded(id) || padded(key.expose()) {
+            return Err(Error::config(PROVIDER, "the SecretId or SecretKey has leading or trailing spaces"));
+        }
+        let region =
+            self.region.clone().ok_or_else(|| Error::config(PROVIDER, "missing region: set TENCENTCLOUD_REGION"))?;
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(Error::config(PROVIDER, format!("malformed region {region:?}")));
+        }
+        let endpoint = match &self.endpoint {
+            Some(e) => Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid endpoint: {e}")))?,
+            None => default_endpoint(&region),
+        };
+        check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
+        let credentials = Credentials { access_key: id.clone(), secret_key: key.clone(), token: self.token.clone() };
+        Ok((credentials, region, endpoint))
+    }
+}
+
+/// The regional host, `cvm.<region>.tencentcloudapi.com`: it serves every
+/// region, and the finance regions only through it.
+pub fn default_endpoint(region: &str) -> Url {
+    Url::parse(&format!("https://cvm.{region}.tencentcloudapi.com/"))
+        .unwrap_or_else(|_| Url::parse("https://cvm.tencentcloudapi.com/").expect("static URL"))
+}
+
+fn ini_credentials(env: &dyn ConfigEnv) -> Vec<(String, String)> {
+    let paths: Vec<PathBuf> = match env.first_var(TencentConfigKey::CredentialsFile.env_names()) {
+        Some(p) => vec![PathBuf::from(p)],
+        None => {
+            let mut paths: Vec<PathBuf> =
+                env.home_dir().map(|h| h.join(".tencentcloud").join("credentials")).into_iter().collect();
+            paths.push(PathBuf::from("/etc/tencentcloud/credentials"));
+            paths
+        }
+    };
+    paths.iter().find_map(|p| env.read_file(p)).map(|text| ini_section(&text, "default")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keypair_binder_core::env::StaticEnv;
+
+    #[test]
+    fn environment_wins_then_tccli_then_ini() {
+        let credential = r#"{"secretId": "AKIDcli", "secretKey": "cli-key", "token": "cli-token"}"#;
+        let configure = r#"{"_sys_param": {"region": "ap-shanghai", "output": "json"}, "cvm": {}}"#;
+        let ini = "[default]\nsecret_id = AKIDini\nsecret_key = ini-key\n";
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_file("/home/u/.tccli/default.credential", credential)
+            .with_file("/home/u/.tccli/default.configure", configure)
+            .with_file("/home/u/.tencentcloud/credentials", ini);
+        let (creds, region, endpoint) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        assert_eq!((creds.access_key.as_str(), creds.secret_key.expose()), ("AKIDcli", "cli-key"));
+        assert_eq!(creds.token.as_ref().map(|t| t.expose()), Some("cli-token"));
+        assert_eq!(
+            (region.as_str(), endpoint.as_str()),
+            ("ap-shanghai", "https://cvm.ap-shanghai.tencentcloudapi.com/")
+        );
+
+        let env = env.with_var("TCCLI_PROFILE", "none").with_var("TENCENTCLOUD_REGION", "ap-guangzhou");
+        let (creds, region, _) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        assert_eq!((creds.access_key.as_str(), region.as_str()), ("AKIDini", "ap-guangzhou"));
+        assert!(creds.token.is_none());
+
+        let env = env
+            .with_var("TENCENTCLOUD_SECRET_ID", "AKIDenv")
+            .with_var("TENCENTCLOUD_SECRET_KEY", "env-key")
+            .with_var("TENCENTCLOUD_SECURITY_TOKEN", "env-token");
+        let (creds, _, _) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        assert_eq!(creds.access_key, "AKIDenv");
+        assert_eq!(creds.token.as_ref().map(|t| t.expose()), Some("env-token"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_before_any_call() {
+        let ok = || TencentBuilder::new().credentials("AKID", "key").region("ap-guangzhou");
+        let cases = [
+            ("no credentials", TencentBuilder::new().region("ap-guangzhou"), "TENCENTCLOUD_SECRET_ID"),
+            ("padded key", TencentBuilder::new().credentials("AKID ", "key").region("ap-guangzhou"), "spaces"),
+            ("no region", TencentBuilder::new().credentials("AKID", "key"), "TENCENTCLOUD_REGION"),
+            ("bad region", ok().region("ap guangzhou"), "malformed region"),
+            ("remote http", ok().endpoint("http://cvm.example.com"), "http"),
+            ("not a URL", ok().endpoint("cvm example"), "invalid endpoint"),
+        ];
+        for (name, builder, expected) in cases {
+            let err = builder.resolve().err().unwrap_or_else(|| panic!("{name}: accepted"));
+            assert!(matches!(err, Error::Config { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(expected), "{name}: {err}");
+            assert!(!err.to_string().contains("key\""), "{name}: {err}");
+        }
+        assert!(ok().endpoint("http://127.0.0.1:8080").resolve().is_ok(), "loopback http is fine");
+    }
+}

@@ -6,6 +6,8 @@
 //!   signature (`HmacSHA1` / `HmacSHA256` over the sorted parameters).
 //! - [`config`]: credentials, region and endpoint from settings, the
 //!   environment (`TENCENTCLOUD_*`) and the tccli and SDK profile files.
+//! - [`request`]: one call built without I/O, and [`request::CvmSigner`],
+//!   TC3 as the provider kit's signer.
 //! - [`wire`]: the JSON bodies and the `{"Response": …}` envelope.
 //! - [`errors`]: error codes mapped to failure kinds, class and scope.
 //!
@@ -17,5 +19,6 @@
 
 pub mod config;
 pub mod errors;
+pub mod request;
 pub mod signer;
 pub mod wire;

@@ -1,7 +1,8 @@
 //! The official SDK's CVM exchanges (captured in `fixtures/tencent-wire.json`
 //! against a fake that checks every signature with the SDK's own signer):
 //! our key-pair bodies equal the SDK's, every answer reads, every error code
-//! seen is classified as the spec says, and a refusal names its instances.
+//! seen is classified as the spec says, a refusal names its instances, and
+//! every accepted request is rebuilt with the very same signature.
 
 use keypair_binder_tencent::errors::{Class, Scope, failure_of, named_instances};
 use keypair_binder_tencent::wire::{self, Action, DescribeInstancesCall, Empty, InstancesAnswer, KeyPairsCall};
@@ -152,4 +153,77 @@ fn a_started_operation_is_found_by_its_request_id() {
     assert_eq!(instance.latest_operation_request_id.as_deref(), Some(started.as_str()));
     assert_eq!(instance.latest_operation_state.as_deref(), Some("FAILED"));
     assert!(instance.latest_operation_error_msg.as_deref().is_some_and(|m| !m.is_empty()));
+}
+
+/// The secret of the SecretIds the captures use (all fake).
+fn secret_for(secret_id: &str) -> Option<&'static str> {
+    match secret_id {
+        "AKIDkpbTestVectorsFakeSecretId000001" => Some("kpbTestVectorsFakeSecretKey00001"),
+        "AKIDkpbTempStsFakeSecretIdForTests0002" => Some("kpbTempStsFakeSecretKey000000002"),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_accepted_tc3_post_is_rebuilt_with_the_sdks_signature() {
+    use keypair_binder_core::Secret;
+    use keypair_binder_core::kit::Signer;
+    use keypair_binder_tencent::request::{CvmSigner, unsigned};
+    use keypair_binder_tencent::signer::Credentials;
+
+    let doc: Value = serde_json::from_str(include_str!("fixtures/tencent-wire.json")).unwrap();
+    let mut rebuilt = 0;
+    for scenario in doc["scenarios"].as_array().unwrap() {
+        for exchange in scenario["exchanges"].as_array().unwrap() {
+            let request = &exchange["request"];
+            let headers: Vec<(&str, &str)> = request["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (h[0].as_str().unwrap(), h[1].as_str().unwrap()))
+                .collect();
+            let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+            let (Some(authorization), Some(action)) = (header("Authorization"), header("X-TC-Action")) else {
+                continue;
+            };
+            let accepted = exchange["signature_check"]["ok"] == true;
+            let secret_id = authorization.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or("");
+            let (Some(secret), true, Some("POST"), Some(region), Some(timestamp)) = (
+                secret_for(secret_id),
+                accepted,
+                request["method"].as_str(),
+                header("X-TC-Region"),
+                header("X-TC-Timestamp"),
+            ) else {
+                continue;
+            };
+            let action = match action {
+                "AssociateInstancesKeyPairs" => Action::AssociateInstancesKeyPairs,
+                "DisassociateInstancesKeyPairs" => Action::DisassociateInstancesKeyPairs,
+                "DescribeInstances" => Action::DescribeInstances,
+                "DescribeKeyPairs" => Action::DescribeKeyPairs,
+                _ => continue,
+            };
+            let endpoint = url::Url::parse(&format!("http://{}/", header("Host").unwrap())).unwrap();
+            let body = request["body"].as_str().unwrap().as_bytes().to_vec();
+            let mut call = unsigned(&endpoint, action, region, body);
+            let signer = CvmSigner {
+                key: Credentials {
+                    access_key: secret_id.to_string(),
+                    secret_key: Secret::new(secret),
+                    token: header("X-TC-Token").map(Secret::new),
+                },
+            };
+            let time = chrono::DateTime::from_timestamp(timestamp.parse().unwrap(), 0).unwrap();
+            signer.sign(&mut call, time);
+            let name = scenario["name"].as_str().unwrap();
+            assert_eq!(call.headers["authorization"], authorization, "{name}: {}", action.as_str());
+            assert_eq!(call.headers["x-tc-timestamp"], timestamp, "{name}");
+            assert_eq!(call.headers["x-tc-region"], region, "{name}");
+            assert_eq!(call.headers["x-tc-version"], header("X-TC-Version").unwrap(), "{name}");
+            assert_eq!(call.headers.get("x-tc-token").map(|v| v.to_str().unwrap()), header("X-TC-Token"), "{name}");
+            rebuilt += 1;
+        }
+    }
+    assert!(rebuilt >= 90, "{rebuilt} requests rebuilt");
 }

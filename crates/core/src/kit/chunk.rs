@@ -747,15 +747,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 if Instant::now() + delay >= self.run.hard_stop() {
                     break 'pages;
                 }
-                let run = self.run;
-                let stopped = alongside(&mut self.polls, &mut self.polled, async {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => false,
-                        () = run.stopped() => true,
-                    }
-                })
-                .await;
-                if stopped {
+                if self.pause(delay).await {
                     break 'pages;
                 }
             }
@@ -814,15 +806,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
             if round > 0 {
                 let delay = self.run.retry.delay(round.min(STATE_READS), None, &mut rand::rng()).max(STATE_READ_GAP);
-                let run = self.run;
-                let stopped = alongside(&mut self.polls, &mut self.polled, async {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => false,
-                        () = run.stopped() => true,
-                    }
-                })
-                .await;
-                if stopped {
+                if self.pause(delay).await {
                     break;
                 }
             }
@@ -906,6 +890,19 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
         }
         self.run.finished(&finished);
+    }
+
+    /// Waits `delay` while the tasks being polled go on; true when the run
+    /// stopped meanwhile.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        let run = self.run;
+        alongside(&mut self.polls, &mut self.polled, async {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => false,
+                () = run.stopped() => true,
+            }
+        })
+        .await
     }
 
     /// Instance views by id; `None` if any query failed.

@@ -55,13 +55,20 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
     }
     let credentials = emulator.credentials();
     let base_url = format!("http://{}", emulator.addr());
-    let first_line = json!({"base_url": base_url, "huawei": credentials.huawei, "volcengine": credentials.volcengine});
+    let first_line = json!({
+        "base_url": base_url,
+        "huawei": credentials.huawei,
+        "volcengine": credentials.volcengine,
+        "alibaba": credentials.alibaba,
+    });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{first_line}").and_then(|_| stdout.flush()).is_err() {
         return ExitCode::from(1);
     }
     drop(stdout);
-    eprintln!("kpbind emulator: serving Huawei KPS and Volcengine ECS on {base_url}; Ctrl-C stops it");
+    eprintln!(
+        "kpbind emulator: serving Huawei KPS, Volcengine ECS and Alibaba Cloud ECS on {base_url}; Ctrl-C stops it"
+    );
     interrupted().await;
     emulator.shutdown().await;
     ExitCode::from(0)

@@ -329,6 +329,7 @@ async fn emulator_prints_what_a_client_needs_on_its_first_line() {
     }
     for key in ["ak", "sk", "region"] {
         assert!(doc["volcengine"][key].is_string(), "volcengine.{key}");
+        assert!(doc["alibaba"][key].is_string(), "alibaba.{key}");
     }
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(), "it serves");

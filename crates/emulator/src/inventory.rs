@@ -6,10 +6,12 @@
 //! ```json
 //! {"instances": [
 //!    {"provider": "huawei", "id": "…", "state": "running", "os": "linux", "password": "…"},
-//!    {"provider": "volcengine", "id": "i-…", "state": "stopped", "os": "windows", "agent": false}],
+//!    {"provider": "volcengine", "id": "i-…", "state": "stopped", "os": "windows", "agent": false},
+//!    {"provider": "alibaba", "id": "i-bp1…", "state": "running", "os": "linux"}],
 //!  "keypairs": [
 //!    {"provider": "volcengine", "name": "…", "id": "kp-…"},
-//!    {"provider": "huawei", "name": "…"}]}
+//!    {"provider": "huawei", "name": "…"},
+//!    {"provider": "alibaba", "name": "…"}]}
 //! ```
 //!
 //! Instance fields: `state` (`running`, `stopped`, `transitioning`; default

@@ -6,18 +6,7 @@ use std::time::Duration;
 
 use crate::wire::ApiError;
 
-/// What an error answer means for the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    /// Not applied; send it again after a wait.
-    Retry,
-    /// May have been applied (a write's 5xx).
-    Ambiguous,
-    /// Not applied; final.
-    Fail,
-    /// The credentials were refused: stop the run.
-    Credentials,
-}
+pub use keypair_binder_core::kit::ErrorClass as Class;
 
 /// The failure and class of a non-2xx answer, whatever its body.
 pub fn failure_of(response: &HttpResponse) -> (Failure, Class) {

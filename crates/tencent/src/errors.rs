@@ -6,18 +6,7 @@ use keypair_binder_core::{Failure, FailureKind};
 
 use crate::wire::ApiError;
 
-/// What an error answer means for the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    /// Not applied; send it again after a wait.
-    Retry,
-    /// May have been applied (a write's server error).
-    Ambiguous,
-    /// Not applied; final.
-    Fail,
-    /// The credentials were refused: stop the run.
-    Credentials,
-}
+pub use keypair_binder_core::kit::ErrorClass as Class;
 
 /// Whom an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

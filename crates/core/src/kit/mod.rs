@@ -31,8 +31,8 @@ pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, Engine, RunSpec, chunks};
 pub use outgoing::OutgoingRequest;
 pub use polling::{Polling, Schedule};
 pub use provider::{
-    Answer, Call, CallAnswer, CredentialProblem, InstanceView, Net, Profile, Provider, Readiness, Reconciler,
-    StateQueries, TaskAnswer, TaskQueries,
+    Answer, Call, CallAnswer, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,
+    Reconciler, StateQueries, TaskAnswer, TaskQueries,
 };
 pub use rate::{RateLimit, RateLimitError};
 pub use signer::{Signer, signed_by};

@@ -137,6 +137,20 @@ pub enum Answer {
     Ambiguous(Failure),
 }
 
+/// What an error answer means for the call, as a provider's error map
+/// decides it from the cloud's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Not applied; send it again after a wait.
+    Retry,
+    /// May have been applied (a write's server error).
+    Ambiguous,
+    /// Not applied; final.
+    Fail,
+    /// The credentials were refused: stop the run.
+    Credentials,
+}
+
 /// A provider's reading of a call's response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallAnswer {

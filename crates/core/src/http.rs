@@ -301,6 +301,15 @@ fn classify(error: reqwest::Error) -> TransportError {
     }
 }
 
+/// Checks a region id before it goes into a host name or a header: letters,
+/// digits and `-`, nothing else.
+pub fn check_region(provider: &'static str, region: &str) -> Result<(), Error> {
+    if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::config(provider, format!("malformed region {region:?}")));
+    }
+    Ok(())
+}
+
 /// Checks an endpoint against the transport policy: HTTPS always; plain HTTP
 /// only for an explicitly given endpoint on loopback, or with an explicit
 /// opt-in (`allow_http`).

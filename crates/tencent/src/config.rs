@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
-use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
@@ -185,9 +185,7 @@ impl TencentBuilder {
         }
         let region =
             self.region.clone().ok_or_else(|| Error::config(PROVIDER, "missing region: set TENCENTCLOUD_REGION"))?;
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(Error::config(PROVIDER, format!("malformed region {region:?}")));
-        }
+        check_region(PROVIDER, &region)?;
         let endpoint = match &self.endpoint {
             Some(e) => Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid endpoint: {e}")))?,
             None => default_endpoint(&region),

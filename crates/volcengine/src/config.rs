@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
-use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
@@ -190,9 +190,7 @@ impl VolcengineBuilder {
             ));
         };
         let region = self.region.clone().ok_or_else(|| missing("region", VolcengineConfigKey::Region))?;
-        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(Error::config(PROVIDER, format!("invalid region {region:?}")));
-        }
+        check_region(PROVIDER, &region)?;
         let endpoint = match &self.endpoint {
             Some(e) => {
                 Url::parse(e).map_err(|err| Error::config(PROVIDER, format!("invalid endpoint {e:?}: {err}")))?

@@ -44,6 +44,12 @@ struct Inst {
     /// Re-issues spent after other errors and after throttling.
     retries: u32,
     throttled: u32,
+    /// Most instances of a call carrying it, halved each time a call is
+    /// refused as a whole for an instance it does not name.
+    cap: usize,
+    /// The instance's latest operation when its state was last read: an
+    /// ambiguous call started one exactly when this moved.
+    marker: Option<Option<String>>,
 }
 
 /// A call that may have been applied, to resend as it was (token providers).
@@ -88,6 +94,8 @@ pub(crate) struct ChunkRun<'r, 'a> {
     generation: u32,
     /// Settling what an earlier run left in flight.
     resumed: bool,
+    /// Extra calls left for isolating instances a call was refused for.
+    splits_left: usize,
 }
 
 /// What woke an idle chunk.
@@ -113,8 +121,11 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 slot: None,
                 retries: 0,
                 throttled: 0,
+                cap: usize::MAX,
+                marker: None,
             })
             .collect();
+        let splits_left = 2 * ids.len();
         Self {
             run,
             provider,
@@ -126,6 +137,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             polled: Vec::new(),
             generation: 0,
             resumed: false,
+            splits_left,
         }
     }
 
@@ -356,7 +368,10 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         // One call carries instances of one kind (Huawei: stopped VMs are reset one by one).
         let kind = self.provider.call_kind(&self.insts[members[0]].id);
         members.retain(|&m| self.provider.call_kind(&self.insts[m].id) == kind);
-        members.truncate(self.provider.kind_cap(kind).max(1));
+        // Halves of a refused call go out apart, so the one at fault ends up alone.
+        let cap = self.insts[members[0]].cap;
+        members.retain(|&m| self.insts[m].cap == cap);
+        members.truncate(self.provider.kind_cap(kind).min(cap).max(1));
         if let Some(window) = self.run.window {
             let need = members.len();
             let wake = tokio::select! {
@@ -467,6 +482,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut finished = Vec::new();
         let (mut bound, mut retry, mut tasks, mut ambiguous, mut check) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut resend, mut split) = (Vec::new(), Vec::new());
+        // A free resend is only for the innocent beside an instance at fault.
+        let someone_failed = answers.iter().any(|(_, a)| matches!(a, Answer::Failed(_)));
         for (m, a) in answers {
             if self.insts[m].outcome.is_some() {
                 continue;
@@ -474,6 +492,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             // Sticky ambiguity: only an answer about this very instance clears it.
             let a = match (a, &self.insts[m].maybe, per_instance) {
                 (Answer::Failed(f) | Answer::Retry(f) | Answer::CheckState(f), Some(_), false) => Answer::Ambiguous(f),
+                (Answer::Resend(f) | Answer::Split(f), Some(_), _) => Answer::Ambiguous(f),
+                (Answer::Resend(f), None, _) if !someone_failed => Answer::Retry(f),
                 (a, _, _) => a,
             };
             match a {
@@ -483,8 +503,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 Answer::CheckState(f) => check.push((m, f)),
                 Answer::Task(task) => tasks.push(Followed { member: m, id: self.insts[m].id.clone(), task }),
                 Answer::Ambiguous(f) => ambiguous.push((m, f)),
+                Answer::Resend(f) => resend.push((m, f)),
+                Answer::Split(f) => split.push((m, f)),
             }
         }
+        self.requeue(resend);
+        self.split(split, &mut finished);
         let counts = (bound.len(), finished.len());
         if self.profile.verify_bindings && !bound.is_empty() {
             self.verify(&bound, &mut finished).await;
@@ -525,6 +549,43 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             unknown: unknown - unknown_before,
             retrying,
         });
+    }
+
+    /// Instances refused only because of another in their call: back to the
+    /// queue at once, without spending a retry.
+    fn requeue(&mut self, list: Vec<(usize, Failure)>) {
+        let now = Instant::now();
+        for (m, f) in list {
+            let inst = &mut self.insts[m];
+            inst.last = Some(f);
+            inst.not_before = now;
+            inst.slot = None;
+        }
+    }
+
+    /// A call refused as a whole for an instance it does not name: its
+    /// instances go again in calls half the size; alone, the refusal is theirs.
+    fn split(&mut self, list: Vec<(usize, Failure)>, finished: &mut Vec<(InstanceId, bool)>) {
+        let size = list.len();
+        if size <= 1 || self.splits_left < 2 {
+            for (m, f) in list {
+                let f = if size > 1 {
+                    let message =
+                        format!("{} (refused with other instances; the one at fault could not be isolated)", f.message);
+                    f.with_message(message)
+                } else {
+                    f
+                };
+                self.finalize(m, InstanceOutcome::failed(f), finished);
+            }
+            return;
+        }
+        self.splits_left -= 2;
+        let half = size.div_ceil(2);
+        for (m, _) in &list {
+            self.insts[*m].cap = half;
+        }
+        self.requeue(list);
     }
 
     /// Instances an answer did not settle but proved not applied: re-issue
@@ -799,13 +860,15 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     async fn settle_by_state(&mut self, list: Vec<(usize, Failure)>) {
         let mut left = list;
         let mut reads = 0;
+        // Reads spread over the cloud's grace: the last one comes after it.
+        let gap = STATE_READ_GAP.max(self.profile.settle_grace / (STATE_READS - 1));
         // A read refused (throttled, dropped) is tried again: only reads that answered count.
         for round in 0..STATE_READS * 3 {
             if reads == STATE_READS {
                 break;
             }
             if round > 0 {
-                let delay = self.run.retry.delay(round.min(STATE_READS), None, &mut rand::rng()).max(STATE_READ_GAP);
+                let delay = self.run.retry.delay(round.min(STATE_READS), None, &mut rand::rng()).max(gap);
                 if self.pause(delay).await {
                     break;
                 }
@@ -815,17 +878,37 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             reads += 1;
             let mut finished = Vec::new();
             let mut still = Vec::new();
+            let mut started = Vec::new();
             for (m, cause) in left {
-                let applied = views.get(&self.insts[m].id).map(|v| {
+                let view = views.get(&self.insts[m].id);
+                let applied = view.map(|v| {
                     let holds = holds(v, self.run.keypair);
                     if self.run.operation == Operation::Bind { holds } else { !holds }
                 });
-                match applied {
-                    Some(true) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
+                // An operation started since the state was read before sending: ours, to follow.
+                let moved = match (view.and_then(|v| v.latest_operation.as_ref()), &self.insts[m].marker) {
+                    (Some(now), Some(before)) => before.as_ref() != Some(now),
+                    _ => false,
+                };
+                match (applied, view) {
+                    (Some(true), _) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
+                    (_, Some(v)) if moved => {
+                        let task = v.latest_operation.clone().unwrap_or_default();
+                        started.push(Followed { member: m, id: self.insts[m].id.clone(), task });
+                    }
                     _ => still.push((m, cause)),
                 }
             }
             self.run.finished(&finished);
+            if !started.is_empty() {
+                for t in &started {
+                    self.record_task(t);
+                    let inst = &mut self.insts[t.member];
+                    inst.busy = true;
+                    inst.maybe = None;
+                }
+                self.follow(Group::new(started, Instant::now()));
+            }
             left = still;
             if left.is_empty() {
                 return;
@@ -930,6 +1013,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         for &m in members {
             let id = self.insts[m].id.clone();
             let view = views.get(&id);
+            self.insts[m].marker = Some(view.and_then(|v| v.latest_operation.clone()));
             if converge && let Some(v) = view {
                 let holds = holds(v, self.run.keypair);
                 let done = match self.run.operation {
@@ -968,6 +1052,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut retry = Vec::new();
         for (m, f) in list {
             let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
+            if let Some(v) = view {
+                self.insts[m].marker = Some(v.latest_operation.clone());
+            }
             match view {
                 Some(v) => {
                     let failure = Failure { message: format!("{} (instance is {})", f.message, v.status), ..f };

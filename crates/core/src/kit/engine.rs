@@ -73,6 +73,14 @@ pub struct Engine {
     transport: Arc<dyn Transport>,
     window: Option<Arc<Window>>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pacing: Option<Arc<Pacing>>,
+}
+
+/// The cloud's documented per-action call rates, kept on the client side.
+#[derive(Debug)]
+struct Pacing {
+    submit: DefaultDirectRateLimiter,
+    read: DefaultDirectRateLimiter,
 }
 
 /// Splits instances into calls of at most `cap`, in order: what a run sends
@@ -84,12 +92,20 @@ pub fn chunks(instances: &[InstanceId], cap: usize) -> std::slice::Chunks<'_, In
 impl Engine {
     /// An engine sending through `transport`.
     pub fn new(transport: Arc<dyn Transport>) -> Self {
-        Self { transport, window: None, limiter: None }
+        Self { transport, window: None, limiter: None, pacing: None }
     }
 
     /// Limits every call of every run of this binder to `rate`.
     pub fn with_rate_limit(mut self, rate: Option<RateLimit>) -> Self {
         self.limiter = rate.map(|r| r.limiter());
+        self
+    }
+
+    /// Keeps calls within the cloud's own per-action limits: `submit` for
+    /// binding calls, `read` for status and state queries (the caller's
+    /// [`with_rate_limit`](Self::with_rate_limit) applies on top).
+    pub fn with_pacing(mut self, submit: RateLimit, read: RateLimit) -> Self {
+        self.pacing = Some(Arc::new(Pacing { submit: submit.direct(), read: read.direct() }));
         self
     }
 
@@ -111,6 +127,7 @@ impl Engine {
             transport: self.transport.as_ref(),
             window: self.window.as_deref(),
             limiter: self.limiter.as_deref(),
+            pacing: self.pacing.as_deref(),
             deadline: started + options.deadline.unwrap_or(DEFAULT_DEADLINE),
             cancel: options.cancel.clone().unwrap_or_default(),
             abandon: options.abandon.clone().unwrap_or_default(),
@@ -205,6 +222,7 @@ pub(crate) struct RunState<'a> {
     transport: &'a dyn Transport,
     pub window: Option<&'a Window>,
     limiter: Option<&'a DefaultDirectRateLimiter>,
+    pacing: Option<&'a Pacing>,
     deadline: Instant,
     cancel: CancellationToken,
     abandon: CancellationToken,
@@ -401,8 +419,12 @@ impl RunState<'_> {
     }
 
     /// Sends one raw request within the hard stop, counting it.
-    async fn transmit(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError> {
-        if let Some(limiter) = self.limiter {
+    async fn transmit(&self, request: OutgoingRequest, purpose: Purpose) -> Result<HttpResponse, TransportError> {
+        let paced = self.pacing.map(|p| match purpose {
+            Purpose::Submit => &p.submit,
+            Purpose::Read => &p.read,
+        });
+        for limiter in [paced, self.limiter].into_iter().flatten() {
             tokio::select! {
                 () = limiter.until_ready() => {}
                 () = self.stopped() => {}
@@ -457,7 +479,7 @@ impl RunState<'_> {
                 }
                 return Exchange::NotSent(failure.retryable(true));
             }
-            let response = match self.transmit(request).await {
+            let response = match self.transmit(request, purpose).await {
                 Ok(r) => r,
                 Err(e) if e.maybe_applied() => return Exchange::NoAnswer(e.to_failure()),
                 Err(e) => return Exchange::NotSent(e.to_failure()),
@@ -531,6 +553,7 @@ impl Net for RunNet<'_, '_> {
         if let Some(f) = self.run.aborted() {
             return Err(TransportError::NotSent(format!("not sent: {}", f.message)));
         }
-        self.run.transmit(request).await
+        // Setup calls (key lookups, tokens) are reads as far as pacing goes.
+        self.run.transmit(request, Purpose::Read).await
     }
 }

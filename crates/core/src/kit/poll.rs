@@ -77,6 +77,34 @@ async fn query(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn TaskQuer
     }
 }
 
+/// Status of each of `rest`, several tasks a query where the provider can.
+async fn query_rest(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn TaskQueries, rest: &[Followed]) -> Vec<Step> {
+    let per_query = tasks.max_per_query().max(1);
+    if per_query == 1 {
+        return futures::future::join_all(rest.iter().map(|t| query(run, provider, tasks, t))).await;
+    }
+    let parts = rest.chunks(per_query).map(|part| async move {
+        let asked: Vec<(&str, &InstanceId)> = part.iter().map(|t| (t.task.as_str(), &t.id)).collect();
+        match run.exchange(provider, Purpose::Read, &|| tasks.query_many(&asked)).await {
+            Exchange::Answered(response) => {
+                let mut answers = tasks.read_many(&asked, &response);
+                answers.resize_with(part.len(), || {
+                    TaskAnswer::Transient(Failure::new(FailureKind::ProviderError, "the status answer left this task out"))
+                });
+                answers.into_iter().map(Step::Answer).collect()
+            }
+            Exchange::NotSent(f) | Exchange::NoAnswer(f) => {
+                part.iter().map(|_| Step::Answer(TaskAnswer::Transient(f.clone()))).collect()
+            }
+            Exchange::Refused(f) | Exchange::Held(Halt::Aborted(f)) => {
+                part.iter().map(|_| Step::Stop(Some(f.clone()))).collect()
+            }
+            Exchange::Held(_) => part.iter().map(|_| Step::Stop(None)).collect::<Vec<_>>(),
+        }
+    });
+    futures::future::join_all(parts).await.into_iter().flatten().collect()
+}
+
 /// Follows a group until some of its tasks end (or the run stops); returns
 /// what is left of the group and the outcomes reached.
 pub(crate) async fn follow(
@@ -132,7 +160,7 @@ pub(crate) async fn follow(
                 }
                 // The probe ended: the rest of its submission most likely did too.
                 let rest: Vec<Followed> = group.tasks.drain(1..).collect();
-                let answers = futures::future::join_all(rest.iter().map(|t| query(run, provider, tasks, t))).await;
+                let answers = query_rest(run, provider, tasks, &rest).await;
                 group.tasks.clear();
                 let mut ended_now = vec![(probe, ended)];
                 for (t, step) in rest.into_iter().zip(answers) {

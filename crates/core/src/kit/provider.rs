@@ -2,6 +2,8 @@
 //! calls or tracks time: the engine does all of that, the same way for
 //! every cloud.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -37,6 +39,10 @@ pub struct Profile {
     pub converge: bool,
     /// How asynchronous tasks are followed.
     pub polling: Polling,
+    /// Least time an ambiguous call's instances are watched through state
+    /// queries before they count as not applied: how long the cloud may take
+    /// to show a write it accepted.
+    pub settle_grace: Duration,
 }
 
 impl Profile {
@@ -52,6 +58,7 @@ impl Profile {
             verify_bindings: false,
             converge: false,
             polling: Polling::default(),
+            settle_grace: DEFAULT_SETTLE_GRACE,
         }
     }
 
@@ -96,7 +103,16 @@ impl Profile {
         self.polling = polling;
         self
     }
+
+    /// Sets how long ambiguous instances are watched before they count as not applied.
+    pub fn settle_grace(mut self, grace: Duration) -> Self {
+        self.settle_grace = grace;
+        self
+    }
 }
+
+/// Default [`Profile::settle_grace`]: clouds that apply at once show it within a second.
+const DEFAULT_SETTLE_GRACE: Duration = Duration::from_secs(1);
 
 /// One call the engine asks a provider to build.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +151,16 @@ pub enum Answer {
     Task(String),
     /// May or may not have been applied.
     Ambiguous(Failure),
+    /// Not applied only because another instance of the same call was
+    /// refused (clouds that validate a call all-or-nothing): send it again at
+    /// once without that instance. Costs no retry; valid only beside a
+    /// `Failed` answer for the instance at fault.
+    Resend(Failure),
+    /// The whole call was refused for an instance it does not name: send
+    /// this instance again in a call half the size, until the one at fault
+    /// is alone (then this failure is its own). Costs no retry; bounded to
+    /// about two extra calls per instance of the chunk.
+    Split(Failure),
 }
 
 /// What an error answer means for the call, as a provider's error map
@@ -262,6 +288,25 @@ pub trait TaskQueries: Send + Sync {
     /// Reads a status answer.
     fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer;
 
+    /// Most tasks one status query can ask about; above 1, the engine asks
+    /// about the rest of a submission with [`query_many`](Self::query_many).
+    fn max_per_query(&self) -> usize {
+        1
+    }
+
+    /// One status query for several tasks, each with its instance.
+    fn query_many(&self, tasks: &[(&str, &InstanceId)]) -> Result<OutgoingRequest, Failure> {
+        match tasks {
+            [(task, instance)] => self.query(task, instance),
+            _ => Err(Failure::new(crate::report::FailureKind::ProviderError, "one task per status query")),
+        }
+    }
+
+    /// Reads a several-task answer: one answer per task, in order.
+    fn read_many(&self, tasks: &[(&str, &InstanceId)], response: &HttpResponse) -> Vec<TaskAnswer> {
+        tasks.iter().map(|(task, _)| self.read(task, response)).collect()
+    }
+
     /// Page `page` of the failed-task list, when failure reasons live there.
     fn failure_query(&self, _page: u32) -> Option<OutgoingRequest> {
         None
@@ -313,12 +358,21 @@ pub struct InstanceView {
     pub keypair_id: Option<String>,
     /// Whether it can take the operation now.
     pub readiness: Readiness,
+    /// Id of the last operation started on it, on clouds that show one: an
+    /// ambiguous call started an operation exactly when this moved.
+    pub latest_operation: Option<String>,
 }
 
 impl InstanceView {
     /// A view of one instance.
     pub fn new(id: InstanceId, status: impl Into<String>, readiness: Readiness) -> Self {
-        Self { id, status: status.into(), keypair_name: None, keypair_id: None, readiness }
+        Self { id, status: status.into(), keypair_name: None, keypair_id: None, readiness, latest_operation: None }
+    }
+
+    /// Sets the id of the last operation started on it.
+    pub fn with_latest_operation(mut self, operation: Option<String>) -> Self {
+        self.latest_operation = operation.filter(|s| !s.is_empty());
+        self
     }
 
     /// Sets the key pair it holds.

@@ -27,8 +27,12 @@ impl RateLimit {
     }
 
     pub(crate) fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
+        Arc::new(self.direct())
+    }
+
+    pub(crate) fn direct(&self) -> DefaultDirectRateLimiter {
         let quota = if self.per_minute { Quota::per_minute(self.calls) } else { Quota::per_second(self.calls) };
-        Arc::new(RateLimiter::direct(quota))
+        RateLimiter::direct(quota)
     }
 }
 

@@ -116,6 +116,9 @@ impl AlibabaBinder {
         if common.client_token.is_some() {
             return Err(Error::unsupported(PROVIDER, "client_token", "AttachKeyPair takes no idempotency token"));
         }
+        if common.force_stop {
+            return Err(Error::unsupported(PROVIDER, "force_stop", "ECS binds without stopping instances"));
+        }
         Ok(())
     }
 

@@ -100,6 +100,11 @@ pub enum PostCondition {
         /// The agent's address range.
         source_cidr: String,
     },
+    /// Running VMs were forcibly stopped for the change and started again:
+    /// what they had not written to disk is lost.
+    RunningInstancesRestarted,
+    /// Stopped VMs stay stopped: the key works once they are started.
+    StartRequired,
 }
 
 impl fmt::Display for PostCondition {
@@ -110,6 +115,10 @@ impl fmt::Display for PostCondition {
             Self::SecurityGroupMustAllowSsh { source_cidr } => {
                 write!(f, "the VM's security group must allow SSH (TCP 22) from {source_cidr}")
             }
+            Self::RunningInstancesRestarted => {
+                f.write_str("running VMs were forcibly stopped and started again; unsaved data on them is lost")
+            }
+            Self::StartRequired => f.write_str("stopped VMs stay stopped; start them to log in with the key"),
         }
     }
 }

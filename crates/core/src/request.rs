@@ -165,6 +165,9 @@ pub struct RequestCommon {
     pub ssh_port: Option<u16>,
     /// Idempotency token base for providers that support one.
     pub client_token: Option<String>,
+    /// Consent to power-cycle running instances where the cloud must stop
+    /// them for the change (Tencent `ForceStop`); without it they fail unsent.
+    pub force_stop: bool,
     /// Run options.
     pub options: RunOptions,
 }
@@ -178,6 +181,7 @@ impl fmt::Debug for RequestCommon {
             .field("credential", &self.credential)
             .field("ssh_port", &self.ssh_port)
             .field("client_token", &self.client_token)
+            .field("force_stop", &self.force_stop)
             .field("options", &self.options)
             .finish()
     }
@@ -255,6 +259,7 @@ struct CommonBuilder {
     credential: Option<VmCredential>,
     ssh_port: Option<u16>,
     client_token: Option<String>,
+    force_stop: bool,
     options: RunOptions,
     max_instances: Option<usize>,
 }
@@ -290,6 +295,7 @@ impl CommonBuilder {
             credential: self.credential,
             ssh_port: self.ssh_port,
             client_token: self.client_token,
+            force_stop: self.force_stop,
             options: self.options,
         })
     }
@@ -336,6 +342,13 @@ macro_rules! common_setters {
         /// SSH port the cloud's agent should use.
         pub fn ssh_port(mut self, port: u16) -> Self {
             self.common.ssh_port = Some(port);
+            self
+        }
+
+        /// Consents to forcibly stopping running instances for the change
+        /// and starting them again (Tencent `ForceStop`).
+        pub fn force_stop(mut self, consent: bool) -> Self {
+            self.common.force_stop = consent;
             self
         }
 

@@ -173,6 +173,9 @@ impl HuaweiBinder {
         if common.client_token.is_some() {
             return Err(Error::unsupported(PROVIDER, "client_token", "KPS calls take no idempotency token"));
         }
+        if common.force_stop {
+            return Err(Error::unsupported(PROVIDER, "force_stop", "KPS never stops instances to bind"));
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! injectable [`ConfigEnv`] so tests never touch the real environment.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
@@ -82,6 +83,7 @@ pub struct TencentBuilder {
     pub(crate) token: Option<Secret>,
     pub(crate) region: Option<String>,
     pub(crate) endpoint: Option<String>,
+    pub(crate) settle_grace: Option<Duration>,
     pub(crate) client: ClientSettings,
 }
 
@@ -124,6 +126,7 @@ impl TencentBuilder {
             token: var(TencentConfigKey::Token).or_else(|| non_empty(cli.token)).map(Secret::new),
             region: var(TencentConfigKey::Region).or_else(|| non_empty(configure.sys.region)),
             endpoint: var(TencentConfigKey::Endpoint),
+            settle_grace: None,
             client: ClientSettings::default(),
         }
     }
@@ -164,6 +167,14 @@ impl TencentBuilder {
     /// Endpoint URL, instead of the region's.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// How long instances of a call that may have started are watched for
+    /// their operation to show before they count as not started and are
+    /// sent again (default 30 s: CVM may show a new operation late).
+    pub fn settle_grace(mut self, grace: Duration) -> Self {
+        self.settle_grace = Some(grace);
         self
     }
 

@@ -1,6 +1,7 @@
-//! Tencent Cloud CVM provider (in progress): the request signatures, wire
-//! types and error map, as pure functions tested against the official SDK's
-//! vectors and captured exchanges.
+//! Tencent Cloud CVM provider: binds key pairs with
+//! `AssociateInstancesKeyPairs` and removes them with
+//! `DisassociateInstancesKeyPairs` (API 2017-03-12), 100 instances a call,
+//! following each instance's asynchronous operation to its end.
 //!
 //! - [`signer`]: TC3-HMAC-SHA256 (the SDK's default) and the legacy
 //!   signature (`HmacSHA1` / `HmacSHA256` over the sorted parameters).
@@ -10,15 +11,19 @@
 //!   TC3 as the provider kit's signer.
 //! - [`wire`]: the JSON bodies and the `{"Response": …}` envelope.
 //! - [`errors`]: error codes mapped to failure kinds, class and scope.
+//! - [`TencentBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
 //!
-//! The binder (AssociateInstancesKeyPairs/DisassociateInstancesKeyPairs on
-//! the provider kit) comes next; see the project's open issue on Alibaba
-//! Cloud and Tencent Cloud.
+//! Running instances are never stopped without consent: they fail unsent
+//! unless the request consents with `force_stop(true)` on its builder.
 
 #![warn(missing_docs)]
 
+mod binder;
 pub mod config;
 pub mod errors;
 pub mod request;
 pub mod signer;
 pub mod wire;
+
+pub use binder::{TencentBinder, default_retry_policy, plan};
+pub use config::{TencentBuilder, TencentConfigKey, default_endpoint};

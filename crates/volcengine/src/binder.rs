@@ -111,6 +111,9 @@ impl VolcengineBinder {
         if common.ssh_port.is_some() {
             return Err(Error::unsupported(PROVIDER, "ssh_port", "Volcengine does not take an SSH port"));
         }
+        if common.force_stop {
+            return Err(Error::unsupported(PROVIDER, "force_stop", "Volcengine never stops instances to bind"));
+        }
         Ok(())
     }
 

@@ -1,0 +1,573 @@
+//! [`TencentBinder`]: CVM `AssociateInstancesKeyPairs` /
+//! `DisassociateInstancesKeyPairs` as pure parts for the shared engine.
+//!
+//! The calls validate all-or-nothing and start an asynchronous operation per
+//! instance, identified by the call's `RequestId`: the engine follows it
+//! through `DescribeInstances` (`LatestOperationRequestId`/`State`). No
+//! idempotency token exists: a call that may have started is settled by
+//! whether the instances' latest operation moved since it was read before
+//! sending, never by sending it again blindly.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keypair_binder_core::http::{HttpClient, HttpResponse};
+use keypair_binder_core::kit::{
+    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Polling, Profile,
+    Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries,
+};
+use keypair_binder_core::request::RequestCommon;
+use keypair_binder_core::{
+    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+};
+use url::Url;
+
+use crate::config::{PROVIDER, TencentBuilder};
+use crate::errors::{Class, Scope, failure_of, named_instances};
+use crate::request::{CvmSigner, unsigned};
+use crate::wire::{
+    self, Action, DESCRIBE_LIMIT, DescribeInstancesCall, DescribeKeyPairsCall, Empty, Filter, Instance,
+    InstancesAnswer, KeyPairsAnswer, KeyPairsCall, MAX_IDS_PER_CALL,
+};
+
+/// Least wait before checking an instance that is changing state again.
+const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// Default time an ambiguous call's instances are watched (Terraform waits 10 s; the spec says ≥ 30 s).
+const DEFAULT_SETTLE_GRACE: Duration = Duration::from_secs(30);
+/// Longest one instance's operation may run before it is reported unknown.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Documented per-action limits: key-pair calls, and `DescribeInstances`.
+const SUBMIT_RATE: u32 = 10;
+const READ_RATE: u32 = 40;
+
+/// Binds key pairs to Tencent Cloud CVM instances, 100 a call.
+#[derive(Clone)]
+pub struct TencentBinder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    signer: CvmSigner,
+    region: String,
+    endpoint: Url,
+    engine: Engine,
+    profile: Profile,
+}
+
+impl fmt::Debug for TencentBinder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TencentBinder")
+            .field("region", &self.inner.region)
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("secret_id", &self.inner.signer.key.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TencentBuilder {
+    /// Checks the settings and builds the binder; nothing is sent.
+    pub fn build(self) -> Result<TencentBinder, Error> {
+        let (key, region, endpoint) = self.resolve()?;
+        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
+        let profile = Profile::new(PROVIDER, MAX_IDS_PER_CALL)
+            .concurrency(self.client.concurrency.unwrap_or(4))
+            .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
+            .precheck_states(true)
+            .converge(true)
+            .polling(Polling::adaptive(OPERATION_TIMEOUT))
+            .settle_grace(self.settle_grace.unwrap_or(DEFAULT_SETTLE_GRACE));
+        let per_second = |n: u32| RateLimit::per_second(n.try_into().unwrap_or(std::num::NonZeroU32::MIN));
+        let engine = Engine::new(Arc::new(http))
+            .with_rate_limit(self.client.rate_limit)
+            .with_pacing(per_second(SUBMIT_RATE), per_second(READ_RATE));
+        let inner = Inner { signer: CvmSigner { key }, region, endpoint, engine, profile };
+        Ok(TencentBinder { inner: Arc::new(inner) })
+    }
+}
+
+/// Default retry policy for Tencent Cloud: throttling starts at a second
+/// (the SDK retries nothing unless asked).
+pub fn default_retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 5,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(20),
+        ..RetryPolicy::default()
+    }
+}
+
+impl TencentBinder {
+    /// A builder with nothing set.
+    pub fn builder() -> TencentBuilder {
+        TencentBuilder::new()
+    }
+
+    /// A binder configured from the environment and the profile files.
+    pub fn from_env() -> Result<Self, Error> {
+        TencentBuilder::from_env().build()
+    }
+
+    /// The region calls name.
+    pub fn region(&self) -> &str {
+        &self.inner.region
+    }
+
+    fn check_common(common: &RequestCommon) -> Result<(), Error> {
+        if common.credential.is_some() {
+            return Err(Error::unsupported(PROVIDER, "credential", "CVM binds without the VM's credential"));
+        }
+        if common.ssh_port.is_some() {
+            return Err(Error::unsupported(PROVIDER, "ssh_port", "CVM does not take an SSH port"));
+        }
+        if common.client_token.is_some() {
+            return Err(Error::unsupported(
+                PROVIDER,
+                "client_token",
+                "AssociateInstancesKeyPairs takes no idempotency token",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        operation: Operation,
+        keypair: &KeyPairRef,
+        common: &RequestCommon,
+    ) -> Result<BindReport, Error> {
+        let action = match operation {
+            Operation::Bind => Action::AssociateInstancesKeyPairs,
+            Operation::Unbind => Action::DisassociateInstancesKeyPairs,
+        };
+        let provider = TencentRun {
+            inner: &self.inner,
+            action,
+            operation,
+            keypair,
+            force_stop: common.force_stop,
+            key_id: OnceLock::new(),
+            before: Mutex::new(HashMap::new()),
+        };
+        let post = post_conditions(operation, common.force_stop);
+        self.inner.engine.run(&provider, RunSpec::new(operation, Some(keypair), common).post_conditions(post)).await
+    }
+}
+
+fn post_conditions(operation: Operation, force_stop: bool) -> Vec<PostCondition> {
+    let mut post = Vec::new();
+    if operation == Operation::Bind {
+        post.push(PostCondition::PasswordLoginDisabled);
+    }
+    post.push(PostCondition::StartRequired);
+    if force_stop {
+        post.push(PostCondition::RunningInstancesRestarted);
+    }
+    post
+}
+
+/// One run's pure parts.
+struct TencentRun<'a> {
+    inner: &'a Inner,
+    action: Action,
+    operation: Operation,
+    keypair: &'a KeyPairRef,
+    force_stop: bool,
+    /// The key id the calls carry, found once before the first call.
+    key_id: OnceLock<String>,
+    /// Each instance's latest operation as read before sending: an
+    /// operation that is still this one has not shown yet.
+    before: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl TencentRun<'_> {
+    fn request(&self, action: Action, body: &impl serde::Serialize) -> Result<OutgoingRequest, Failure> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| Failure::new(FailureKind::InvalidRequest, format!("cannot encode the call: {e}")))?;
+        Ok(unsigned(&self.inner.endpoint, action, &self.inner.region, body))
+    }
+
+    fn key_id(&self) -> Result<&str, Failure> {
+        self.key_id
+            .get()
+            .map(String::as_str)
+            .ok_or_else(|| Failure::new(FailureKind::KeyPairNotFound, "the key pair was not resolved"))
+    }
+
+    fn describe(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
+        let ids: Vec<&str> = instances.iter().map(InstanceId::as_str).collect();
+        let call = DescribeInstancesCall { instance_ids: &ids, limit: DESCRIBE_LIMIT };
+        Ok(self.request(Action::DescribeInstances, &call)?.with_instances(instances.len()))
+    }
+
+    /// Whether the instance holds the run's key pair.
+    fn holds(&self, instance: &Instance) -> bool {
+        self.key_id.get().is_some_and(|key| instance.key_ids().iter().any(|k| k == key))
+    }
+
+    /// Whether the operation's effect shows: the key there after a bind, gone after an unbind.
+    fn applied(&self, instance: &Instance) -> bool {
+        self.holds(instance) == (self.operation == Operation::Bind)
+    }
+
+    /// Where an instance's operation `task` is, from its view.
+    fn task_answer(&self, task: &str, instance: Option<&Instance>) -> TaskAnswer {
+        let Some(instance) = instance else {
+            return TaskAnswer::Lost(Failure::new(FailureKind::InstanceNotFound, "the instance is no longer listed"));
+        };
+        let latest = instance.latest_operation_request_id.as_deref().unwrap_or("");
+        if latest != task {
+            let before = self.before.lock().unwrap_or_else(|e| e.into_inner()).get(&instance.instance_id).cloned();
+            if before.is_some_and(|b| b.as_deref().unwrap_or("") == latest) {
+                // CVM shows a new operation late.
+                return TaskAnswer::Running;
+            }
+            // Someone else's operation came after ours: only the key list tells.
+            return if self.applied(instance) {
+                TaskAnswer::Succeeded
+            } else {
+                TaskAnswer::Lost(Failure::new(
+                    FailureKind::ProviderError,
+                    format!("operation {latest} replaced this run's {task} before it could be read"),
+                ))
+            };
+        }
+        match instance.latest_operation_state.as_deref() {
+            Some("SUCCESS") if self.applied(instance) => TaskAnswer::Succeeded,
+            Some("SUCCESS") => TaskAnswer::Lost(Failure::new(
+                FailureKind::ProviderError,
+                format!("the operation succeeded, but the instance's key ids are {:?}", instance.key_ids()),
+            )),
+            Some("FAILED") => {
+                let message = instance.latest_operation_error_msg.clone().filter(|m| !m.is_empty());
+                TaskAnswer::Failed(Some(
+                    Failure::new(
+                        FailureKind::ProviderError,
+                        message.unwrap_or_else(|| "the operation failed; CVM gave no reason".into()),
+                    )
+                    .with_code("LatestOperationState.FAILED")
+                    .with_request_id(Some(task.to_string())),
+                ))
+            }
+            _ => TaskAnswer::Running,
+        }
+    }
+
+    /// Instances of a `DescribeInstances` answer, or why there are none.
+    fn instances(response: &HttpResponse) -> Result<Vec<Instance>, Failure> {
+        if !response.is_success() {
+            return Err(Failure::new(FailureKind::ProviderError, "DescribeInstances was not answered")
+                .with_status(response.status)
+                .retryable(true));
+        }
+        let answer = wire::parse::<InstancesAnswer>(&response.body)
+            .ok_or_else(|| Failure::new(FailureKind::ProviderError, "unreadable DescribeInstances answer").retryable(true))?;
+        match answer.error {
+            Some(error) => Err(failure_of(&error, answer.request_id).0),
+            None => Ok(answer.body.instance_set),
+        }
+    }
+
+    fn readiness(&self, instance: &Instance) -> Readiness {
+        let state = instance.instance_state.as_deref().unwrap_or("UNKNOWN");
+        let refuse = |kind, message: String| Readiness::Refuse(Failure::new(kind, message));
+        let wait = |message: String| {
+            Readiness::Wait(
+                Failure::new(FailureKind::InvalidState, message).retryable(true).with_retry_after(Some(STATE_CHANGE_WAIT)),
+            )
+        };
+        if instance.os_name.as_deref().is_some_and(|os| os.to_ascii_lowercase().contains("windows")) {
+            return refuse(FailureKind::UnsupportedImage, "key pairs cannot be used with Windows".into());
+        }
+        if instance.latest_operation_state.as_deref() == Some("OPERATING") {
+            let what = instance.latest_operation.as_deref().unwrap_or("another operation");
+            return wait(format!("{what} is still running on the instance"));
+        }
+        match state {
+            "STOPPED" if instance.stop_charging_mode.as_deref() == Some("STOP_CHARGING") => refuse(
+                FailureKind::InvalidState,
+                "the instance is stopped without charging (StopChargingMode=STOP_CHARGING); start it, or stop it with charging kept".into(),
+            ),
+            "STOPPED" => Readiness::Ready,
+            "RUNNING" if self.force_stop => Readiness::Ready,
+            "RUNNING" => refuse(
+                FailureKind::InvalidState,
+                "the instance is RUNNING and CVM must stop it for the change: stop it first, or consent to a forced stop and restart (--force-stop)".into(),
+            ),
+            "PENDING" | "STARTING" | "STOPPING" | "REBOOTING" => wait(format!("the instance is {state}")),
+            other => refuse(FailureKind::InvalidState, format!("the instance is {other}")),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for TencentRun<'_> {
+    fn profile(&self) -> &Profile {
+        &self.inner.profile
+    }
+
+    /// Finds the key id once (`DescribeKeyPairs`): by id it must exist, by
+    /// name exactly one key pair must carry it.
+    async fn prepare(&self, net: &dyn Net) -> Result<(), Failure> {
+        let wanted = [self.keypair.as_str()];
+        let call = match self.keypair {
+            KeyPairRef::Id(_) => DescribeKeyPairsCall { key_ids: &wanted, filters: Vec::new(), limit: None },
+            KeyPairRef::Name(name) => DescribeKeyPairsCall {
+                key_ids: &[],
+                filters: vec![Filter { name: "key-name", values: vec![name.as_str()] }],
+                limit: Some(DESCRIBE_LIMIT),
+            },
+        };
+        let mut request = self.request(Action::DescribeKeyPairs, &call)?;
+        self.inner.signer.sign(&mut request, Utc::now());
+        let response = net
+            .send(request)
+            .await
+            .map_err(|e| e.to_failure().with_message(format!("DescribeKeyPairs failed: {e}")))?;
+        if !response.is_success() {
+            return Err(Failure::new(FailureKind::ProviderError, "DescribeKeyPairs was not answered")
+                .with_status(response.status)
+                .retryable(true));
+        }
+        let answer = wire::parse::<KeyPairsAnswer>(&response.body)
+            .ok_or_else(|| Failure::new(FailureKind::ProviderError, "unreadable DescribeKeyPairs answer"))?;
+        if let Some(error) = answer.error {
+            return Err(failure_of(&error, answer.request_id).0);
+        }
+        let found: Vec<_> = match self.keypair {
+            KeyPairRef::Id(id) => answer.body.key_pair_set.iter().filter(|k| &k.key_id == id).collect(),
+            // The filter may match loosely: the name must be exact.
+            KeyPairRef::Name(name) => answer.body.key_pair_set.iter().filter(|k| &k.key_name == name).collect(),
+        };
+        match found.as_slice() {
+            [key] => {
+                let _ = self.key_id.set(key.key_id.clone());
+                Ok(())
+            }
+            [] => Err(Failure::new(
+                FailureKind::KeyPairNotFound,
+                format!("no key pair {} in {}", self.keypair.as_str(), self.inner.region),
+            )
+            .with_request_id(answer.request_id)),
+            _ => Err(Failure::new(
+                FailureKind::InvalidRequest,
+                format!("several key pairs are named {}: pass its id (--keypair-id)", self.keypair.as_str()),
+            )),
+        }
+    }
+
+    async fn authorize(
+        &self,
+        request: &mut OutgoingRequest,
+        now: DateTime<Utc>,
+        _net: &dyn Net,
+    ) -> Result<(), Failure> {
+        self.inner.signer.sign(request, now);
+        Ok(())
+    }
+
+    fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
+        let error = wire::parse::<Empty>(&response.body)?.error?;
+        let (failure, class, _) = failure_of(&error, None);
+        (class == Class::Credentials).then_some(CredentialProblem::Refused(failure))
+    }
+
+    fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
+        let ids: Vec<&str> = call.instances.iter().map(InstanceId::as_str).collect();
+        let key = [self.key_id()?];
+        let body = KeyPairsCall { instance_ids: &ids, key_ids: &key, force_stop: self.force_stop.then_some(true) };
+        Ok(self.request(self.action, &body)?.with_instances(call.instances.len()))
+    }
+
+    fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
+        // A status other than 200 is not CVM's answer: the call may have started.
+        let maybe = |message: &str| {
+            CallAnswer::All(Answer::Ambiguous(
+                Failure::new(FailureKind::ProviderError, message).with_status(response.status).retryable(true),
+            ))
+        };
+        if !response.is_success() {
+            return maybe("the call was not answered by CVM; its operation may have started");
+        }
+        let Some(answer) = wire::parse::<Empty>(&response.body) else {
+            return maybe("unreadable answer; the call's operation may have started");
+        };
+        let Some(error) = answer.error else {
+            return match answer.request_id.filter(|r| !r.is_empty()) {
+                Some(request_id) => CallAnswer::All(Answer::Task(request_id)),
+                None => maybe("the answer carried no request id to follow; the operation may have started"),
+            };
+        };
+        let (failure, class, scope) = failure_of(&error, answer.request_id);
+        let whole = |failure: Failure| match class {
+            Class::Retry if scope == Scope::Instances => Answer::CheckState(failure),
+            Class::Retry => Answer::Retry(failure),
+            Class::Ambiguous => Answer::Ambiguous(failure),
+            Class::Fail | Class::Credentials => Answer::Failed(failure),
+        };
+        if scope == Scope::Request || call.instances.len() == 1 {
+            return CallAnswer::All(whole(failure));
+        }
+        // All-or-nothing: nothing started. Settle the instances the message
+        // names, and send the rest again without them.
+        let ids: Vec<&str> = call.instances.iter().map(InstanceId::as_str).collect();
+        let named = named_instances(&error.message, &ids);
+        if named.is_empty() {
+            return CallAnswer::All(match class {
+                // Which one is busy shows in a state query.
+                Class::Retry => Answer::CheckState(failure),
+                _ => Answer::Split(failure),
+            });
+        }
+        let innocent = failure.clone().with_message(format!(
+            "not started: the call was refused for {} ({}); sent again without it",
+            named.join(", "),
+            error.code
+        ));
+        let answers = call
+            .instances
+            .iter()
+            .map(|id| {
+                let answer = if named.contains(&id.as_str()) {
+                    match whole(failure.clone()) {
+                        // One at fault that only has to wait: its own answer, the rest go on.
+                        Answer::CheckState(f) => Answer::Failed(f.retryable(true)),
+                        a => a,
+                    }
+                } else {
+                    Answer::Resend(innocent.clone())
+                };
+                (id.clone(), answer)
+            })
+            .collect();
+        CallAnswer::Instances(answers)
+    }
+
+    fn tasks(&self) -> Option<&dyn TaskQueries> {
+        Some(self)
+    }
+
+    fn states(&self) -> Option<&dyn StateQueries> {
+        Some(self)
+    }
+}
+
+impl TaskQueries for TencentRun<'_> {
+    fn query(&self, _task: &str, instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
+        self.describe(std::slice::from_ref(instance))
+    }
+
+    fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer {
+        match Self::instances(response) {
+            Ok(instances) => self.task_answer(task, instances.first()),
+            Err(f) => TaskAnswer::Transient(f),
+        }
+    }
+
+    fn max_per_query(&self) -> usize {
+        MAX_IDS_PER_CALL
+    }
+
+    fn query_many(&self, tasks: &[(&str, &InstanceId)]) -> Result<OutgoingRequest, Failure> {
+        let ids: Vec<InstanceId> = tasks.iter().map(|(_, id)| (*id).clone()).collect();
+        self.describe(&ids)
+    }
+
+    fn read_many(&self, tasks: &[(&str, &InstanceId)], response: &HttpResponse) -> Vec<TaskAnswer> {
+        match Self::instances(response) {
+            Ok(instances) => {
+                let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+                tasks.iter().map(|(task, id)| self.task_answer(task, by_id.get(id.as_str()).copied())).collect()
+            }
+            Err(f) => tasks.iter().map(|_| TaskAnswer::Transient(f.clone())).collect(),
+        }
+    }
+}
+
+impl StateQueries for TencentRun<'_> {
+    fn max_per_query(&self) -> usize {
+        MAX_IDS_PER_CALL
+    }
+
+    fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
+        self.describe(instances)
+    }
+
+    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+        let instances = Self::instances(response)?;
+        let mut before = self.before.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(instances
+            .into_iter()
+            .filter_map(|i| {
+                let id = InstanceId::new(i.instance_id.clone()).ok()?;
+                before.insert(i.instance_id.clone(), i.latest_operation_request_id.clone());
+                let (name, key) = if self.holds(&i) {
+                    let name = matches!(self.keypair, KeyPairRef::Name(_)).then(|| self.keypair.as_str().to_string());
+                    (name, self.key_id.get().cloned())
+                } else {
+                    (None, i.key_ids().first().cloned())
+                };
+                let status = i.instance_state.clone().unwrap_or_default();
+                Some(
+                    InstanceView::new(id, status, self.readiness(&i))
+                        .with_keypair(name, key)
+                        .with_latest_operation(i.latest_operation_request_id.clone()),
+                )
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl KeypairBinder for TencentBinder {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(PROVIDER, MAX_IDS_PER_CALL).post_conditions(post_conditions(Operation::Bind, false))
+    }
+
+    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
+        check_bind(&request)?;
+        self.run(Operation::Bind, request.keypair(), request.common()).await
+    }
+
+    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
+        Self::check_common(request.common())?;
+        let keypair = request.keypair().ok_or(Error::Validation(ValidationError::NoKeyPair))?;
+        self.run(Operation::Unbind, keypair, request.common()).await
+    }
+
+    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        plan(request)
+    }
+}
+
+/// The calls a bind would make, without a binder or any network: one
+/// `AssociateInstancesKeyPairs` per 100 instances (after one
+/// `DescribeKeyPairs` and the `DescribeInstances` pre-checks).
+pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
+    check_bind(request)?;
+    let keypair = Some(request.keypair().clone());
+    Ok(Plan::chunked(
+        PROVIDER,
+        Operation::Bind,
+        keypair,
+        &request.common().targets,
+        MAX_IDS_PER_CALL,
+        Action::AssociateInstancesKeyPairs.as_str(),
+    ))
+}
+
+fn check_bind(request: &BindRequest) -> Result<(), Error> {
+    TencentBinder::check_common(request.common())?;
+    if request.disable_password().is_some() {
+        return Err(Error::unsupported(
+            PROVIDER,
+            "disable_password",
+            "AssociateInstancesKeyPairs always disables password login",
+        ));
+    }
+    Ok(())
+}

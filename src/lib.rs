@@ -5,6 +5,7 @@
 //! - `huawei`: Huawei Cloud KPS ([`huawei`]);
 //! - `volcengine`: Volcengine ECS ([`volcengine`]);
 //! - `alibaba`: Alibaba Cloud ECS ([`alibaba`]).
+//! - `tencent`: Tencent Cloud CVM ([`tencent`]).
 //!
 //! `default-features = false` builds the model alone: the trait, the request
 //! and report types. Provider authors use `keypair-binder-core`'s `kit`.
@@ -36,6 +37,11 @@ pub use keypair_binder_huawei as huawei;
 #[cfg(feature = "alibaba")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alibaba")))]
 pub use keypair_binder_alibaba as alibaba;
+
+/// Tencent Cloud CVM provider.
+#[cfg(feature = "tencent")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tencent")))]
+pub use keypair_binder_tencent as tencent;
 
 /// Volcengine ECS provider.
 #[cfg(feature = "volcengine")]

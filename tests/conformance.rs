@@ -1,4 +1,4 @@
-//! One conformance suite, run against both providers on the emulator. Each
+//! One conformance suite, run against every provider on the emulator. Each
 //! case checks the report and the emulator's own state.
 
 mod support;
@@ -32,6 +32,7 @@ async fn bind_thousand(cloud: Cloud) {
         Cloud::Huawei => 100,
         Cloud::Volcengine => 10,
         Cloud::Alibaba => 20,
+        Cloud::Tencent => 10,
     };
     assert_eq!(emu.calls(bind_action(cloud)), minimum);
     assert!(emu.max_in_operation() <= 10);
@@ -65,6 +66,12 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
         ),
         Cloud::Volcengine => ("i-ok0000000000000001", "i-missing00000000001", "i-windows00000000001"),
         Cloud::Alibaba => ("i-bp1ok000000000001", "i-bp1missing0000001", "i-bp1windows0000001"),
+        Cloud::Tencent => ("ins-ok000001", "ins-missing1", "ins-windows1"),
+    };
+    // CVM binds stopped instances.
+    let vm = |cloud: Cloud, id: &str| {
+        let state = if cloud == Cloud::Tencent { VmState::Stopped } else { VmState::Running };
+        InstanceSpec { state, ..vm(cloud, id) }
     };
     let mut instances = vec![vm(cloud, ok), InstanceSpec { os: Os::Windows, ..vm(cloud, windows) }];
     let mut expected =
@@ -99,6 +106,33 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             expected[1].1 = Some(FailureKind::InstanceNotFound);
             expected[2].1 = Some(FailureKind::UnsupportedImage);
             expected.push((bound, None));
+        }
+        Cloud::Tencent => {
+            // Running without consent: never sent. A Windows image CVM does not
+            // reveal: refused by name in an all-or-nothing answer. An unnamed
+            // refusal: isolated by halving the call. A failing agent: the
+            // operation ends FAILED with its reason.
+            let running = "ins-running1";
+            let hidden_windows = "ins-hidewin1";
+            let unnamed = "ins-unnamed1";
+            let no_agent = "ins-noagent1";
+            let later = "ins-ok000002";
+            instances.extend([
+                InstanceSpec { state: VmState::Running, ..vm(cloud, running) },
+                InstanceSpec { os: Os::Windows, image_supported: false, ..vm(cloud, hidden_windows) },
+                InstanceSpec { image_supported: false, ..vm(cloud, unnamed) },
+                InstanceSpec { agent: false, ..vm(cloud, no_agent) },
+                vm(cloud, later),
+            ]);
+            expected[1].1 = Some(FailureKind::InstanceNotFound);
+            expected[2].1 = Some(FailureKind::UnsupportedImage);
+            expected.extend([
+                (running, Some(FailureKind::InvalidState)),
+                (hidden_windows, Some(FailureKind::UnsupportedImage)),
+                (unnamed, Some(FailureKind::UnsupportedImage)),
+                (no_agent, Some(FailureKind::ProviderError)),
+                (later, None),
+            ]);
         }
     }
     let keypairs = vec![
@@ -149,7 +183,9 @@ async fn unknown_key_pair(cloud: Cloud) {
     for (_, outcome) in &report.outcomes {
         assert!(matches!(outcome, InstanceOutcome::Failed(f) if f.kind == FailureKind::KeyPairNotFound), "{outcome:?}");
     }
-    assert_eq!(emu.calls(bind_action(cloud)), 1, "not retried");
+    // CVM takes key ids: the name is looked up first, and nothing is sent without one.
+    let expected = if cloud == Cloud::Tencent { 0 } else { 1 };
+    assert_eq!(emu.calls(bind_action(cloud)), expected, "not retried");
 }
 
 async fn bad_signature(cloud: Cloud) {
@@ -165,11 +201,19 @@ async fn bad_signature(cloud: Cloud) {
         Cloud::Alibaba => std::sync::Arc::new(
             alibaba(&emu).credentials(&emu.credentials().alibaba.ak, "wrong-secret").build().unwrap(),
         ),
+        Cloud::Tencent => std::sync::Arc::new(
+            tencent(&emu).credentials(&emu.credentials().tencent.secret_id, "wrong-secret").build().unwrap(),
+        ),
     };
     let err = binder.bind(bind_request(cloud, &emu, &ids)).await.unwrap_err();
     assert!(matches!(err, Error::Authentication { .. }), "{err}");
     // Never retried: five failed AK/SK attempts lock a Huawei key.
-    let refused = emu.request_log().iter().filter(|e| matches!(e.status, 400 | 401)).count();
+    // CVM refuses with HTTP 200 and `AuthFailure.*`: every Tencent call here was refused.
+    let refused = emu
+        .request_log()
+        .iter()
+        .filter(|e| matches!(e.status, 400 | 401) || (cloud == Cloud::Tencent && e.cloud == Cloud::Tencent))
+        .count();
     assert!(refused <= 3, "{refused} refused calls (at most one per chunk in flight)");
     assert!(ids.iter().all(|id| emu.applications(cloud, id) == 0));
 }
@@ -187,11 +231,19 @@ async fn throttling_with_retry_after(cloud: Cloud) {
     let report = binder(cloud, &emu).bind(bind_request(cloud, &emu, &ids)).await.unwrap();
     assert!(report.all_bound());
     assert_eq!(report.stats.retries, 1);
-    assert!(report.stats.elapsed >= Duration::from_millis(150), "waited {:?}", report.stats.elapsed);
+    // CVM sends no Retry-After.
+    if cloud != Cloud::Tencent {
+        assert!(report.stats.elapsed >= Duration::from_millis(150), "waited {:?}", report.stats.elapsed);
+    }
     let statuses: Vec<u16> =
         emu.request_log().iter().filter(|e| e.action == bind_action(cloud)).map(|e| e.status).collect();
-    // ECS answers throttling with 400 `Throttling.User`; the others with 429.
-    assert_eq!(statuses[0], if cloud == Cloud::Alibaba { 400 } else { 429 });
+    // ECS answers throttling with 400 `Throttling.User`, CVM with 200 `RequestLimitExceeded`; the others with 429.
+    let throttled = match cloud {
+        Cloud::Alibaba => 400,
+        Cloud::Tencent => 200,
+        Cloud::Huawei | Cloud::Volcengine => 429,
+    };
+    assert_eq!(statuses[0], throttled);
     assert!(statuses[1] < 300);
     assert_consistent(&emu, cloud, &report, Some(DEFAULT_KEYPAIR));
 }
@@ -214,6 +266,13 @@ async fn dropped_connections(cloud: Cloud) {
             (Cloud::Alibaba, _) => {
                 assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes);
                 assert!(emu.calls("DescribeInstances") >= 1);
+            }
+            // Tencent watches the instances' latest operation: one that moved is
+            // followed, one that did not within the grace is sent again.
+            (Cloud::Tencent, _) => {
+                assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes);
+                let expected = if fault == Fault::DropAfterApply { 1 } else { 2 };
+                assert_eq!(emu.calls(bind_action(cloud)), expected, "{fault:?}");
             }
             // Huawei finds the running tasks and polls them to their end.
             (Cloud::Huawei, Fault::DropAfterApply) => assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes),
@@ -240,6 +299,9 @@ macro_rules! on_both_clouds {
         }
         mod alibaba {
             $(#[tokio::test] async fn $case() { super::$case(keypair_binder_emulator::Cloud::Alibaba).await })*
+        }
+        mod tencent {
+            $(#[tokio::test] async fn $case() { super::$case(keypair_binder_emulator::Cloud::Tencent).await })*
         }
     };
 }

@@ -30,6 +30,7 @@ pub enum Provider {
     Huawei,
     Volcengine,
     Alibaba,
+    Tencent,
 }
 
 impl Provider {
@@ -38,6 +39,7 @@ impl Provider {
             Self::Huawei => "huawei",
             Self::Volcengine => "volcengine",
             Self::Alibaba => "alibaba",
+            Self::Tencent => "tencent",
         }
     }
 }
@@ -61,7 +63,7 @@ pub struct RunArgs {
     /// Key pair name.
     #[arg(long, conflicts_with = "keypair_id")]
     pub keypair: Option<String>,
-    /// Key pair id (Volcengine).
+    /// Key pair id (Volcengine `kp-…`, Tencent `skey-…`).
     #[arg(long)]
     pub keypair_id: Option<String>,
     /// An instance id; repeat for more.
@@ -129,6 +131,15 @@ pub struct RunArgs {
     /// Huawei: time between task status queries, like 5s.
     #[arg(long, value_parser = duration)]
     pub poll_interval: Option<Duration>,
+
+    /// Tencent: consent to forcibly stop running instances for the change
+    /// and start them again (without it they fail, unsent).
+    #[arg(long)]
+    pub force_stop: bool,
+    /// Tencent: how long instances of a call that may have started are
+    /// watched before they are sent again, like 30s.
+    #[arg(long, value_parser = duration)]
+    pub settle_grace: Option<Duration>,
 
     /// Volcengine: base of the ClientToken idempotency tokens.
     #[arg(long)]

@@ -60,6 +60,7 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
         "huawei": credentials.huawei,
         "volcengine": credentials.volcengine,
         "alibaba": credentials.alibaba,
+        "tencent": credentials.tencent,
     });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{first_line}").and_then(|_| stdout.flush()).is_err() {
@@ -67,7 +68,7 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
     }
     drop(stdout);
     eprintln!(
-        "kpbind emulator: serving Huawei KPS, Volcengine ECS and Alibaba Cloud ECS on {base_url}; Ctrl-C stops it"
+        "kpbind emulator: serving Huawei KPS, Volcengine ECS, Alibaba Cloud ECS and Tencent Cloud CVM on {base_url}; Ctrl-C stops it"
     );
     interrupted().await;
     emulator.shutdown().await;

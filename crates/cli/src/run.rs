@@ -10,6 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keypair_binder::alibaba::AlibabaBuilder;
 use keypair_binder::huawei::{HuaweiBuilder, Polling};
+use keypair_binder::tencent::TencentBuilder;
 use keypair_binder::volcengine::VolcengineBuilder;
 use keypair_binder::{
     BindReport, BindRequest, CancellationToken, Error, Journal, JournalHeader, KeypairBinder, Plan, ProgressEvent,
@@ -193,6 +194,9 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             if args.force {
                 b = b.force(true);
             }
+            if args.force_stop {
+                b = b.force_stop(true);
+            }
             if let Some(j) = journal.clone() {
                 b = b.journal(j);
             }
@@ -221,6 +225,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             Provider::Huawei => keypair_binder::huawei::plan(&request)?,
             Provider::Volcengine => keypair_binder::volcengine::plan(&request)?,
             Provider::Alibaba => keypair_binder::alibaba::plan(&request)?,
+            Provider::Tencent => keypair_binder::tencent::plan(&request)?,
         }),
         (_, Request::Bind(request)) => Done::Report(binder(args)?.bind(request).await?),
         (_, Request::Unbind(request)) => Done::Report(binder(args)?.unbind(request).await?),
@@ -252,69 +257,39 @@ fn open_journal(mode: Mode, args: &RunArgs) -> Result<Option<Arc<Journal>>, CliE
     Ok(Some(Arc::new(journal)))
 }
 
-/// Options that belong to the other provider, or that this operation needs.
+/// Options that belong to another provider, or that this operation needs.
 fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
-    let provider = args.provider.name();
-    let foreign = |flag: &str, owner: &str| {
-        CliError::Usage(format!("{flag} is a {owner} option; provider {provider} does not take it"))
-    };
-    match args.provider {
-        Provider::Huawei => {
-            if args.keypair_id.is_some() {
-                return Err(foreign("--keypair-id", "volcengine"));
-            }
-            let volcengine_only = [
-                ("--client-token", args.client_token.is_some()),
-                ("--precheck-states", args.precheck_states),
-                ("--verify-bindings", args.verify_bindings),
-            ];
-            if let Some((flag, _)) = volcengine_only.iter().find(|(_, set)| *set) {
-                return Err(foreign(flag, "volcengine"));
-            }
-            if mode != Mode::Unbind && args.keypair.is_none() {
-                return Err(CliError::Usage(format!("provider {provider} needs --keypair")));
-            }
-        }
-        Provider::Volcengine => {
-            let huawei_only = [
-                ("--project-id", args.project_id.is_some()),
-                ("--iam-endpoint", args.iam_endpoint.is_some()),
-                ("--ecs-endpoint", args.ecs_endpoint.is_some()),
-                ("--disable-password", args.disable_password),
-                ("--ssh-port", args.ssh_port.is_some()),
-                ("--current-private-key", args.current_private_key.is_some()),
-                ("--current-password-env", args.current_password_env.is_some()),
-                ("--poll-interval", args.poll_interval.is_some()),
-            ];
-            if let Some((flag, _)) = huawei_only.iter().find(|(_, set)| *set) {
-                return Err(foreign(flag, "huawei"));
-            }
-            if args.keypair.is_none() && args.keypair_id.is_none() {
-                return Err(CliError::Usage(format!("provider {provider} needs --keypair or --keypair-id")));
-            }
-        }
-        Provider::Alibaba => {
-            let others = [
-                ("--project-id", args.project_id.is_some(), "huawei"),
-                ("--iam-endpoint", args.iam_endpoint.is_some(), "huawei"),
-                ("--ecs-endpoint", args.ecs_endpoint.is_some(), "huawei"),
-                ("--disable-password", args.disable_password, "huawei"),
-                ("--ssh-port", args.ssh_port.is_some(), "huawei"),
-                ("--current-private-key", args.current_private_key.is_some(), "huawei"),
-                ("--current-password-env", args.current_password_env.is_some(), "huawei"),
-                ("--poll-interval", args.poll_interval.is_some(), "huawei"),
-                ("--keypair-id", args.keypair_id.is_some(), "volcengine"),
-                ("--client-token", args.client_token.is_some(), "volcengine"),
-                ("--precheck-states", args.precheck_states, "volcengine"),
-                ("--verify-bindings", args.verify_bindings, "volcengine"),
-            ];
-            if let Some((flag, _, owner)) = others.iter().find(|(_, set, _)| *set) {
-                return Err(foreign(flag, owner));
-            }
-            if args.keypair.is_none() {
-                return Err(CliError::Usage(format!("provider {provider} needs --keypair")));
-            }
-        }
+    use Provider::{Huawei, Tencent, Volcengine};
+    let provider = args.provider;
+    let owned: [(&str, bool, &[Provider]); 14] = [
+        ("--project-id", args.project_id.is_some(), &[Huawei]),
+        ("--iam-endpoint", args.iam_endpoint.is_some(), &[Huawei]),
+        ("--ecs-endpoint", args.ecs_endpoint.is_some(), &[Huawei]),
+        ("--disable-password", args.disable_password, &[Huawei]),
+        ("--ssh-port", args.ssh_port.is_some(), &[Huawei]),
+        ("--current-private-key", args.current_private_key.is_some(), &[Huawei]),
+        ("--current-password-env", args.current_password_env.is_some(), &[Huawei]),
+        ("--poll-interval", args.poll_interval.is_some(), &[Huawei]),
+        ("--keypair-id", args.keypair_id.is_some(), &[Volcengine, Tencent]),
+        ("--client-token", args.client_token.is_some(), &[Volcengine]),
+        ("--precheck-states", args.precheck_states, &[Volcengine]),
+        ("--verify-bindings", args.verify_bindings, &[Volcengine]),
+        ("--force-stop", args.force_stop, &[Tencent]),
+        ("--settle-grace", args.settle_grace.is_some(), &[Tencent]),
+    ];
+    if let Some((flag, _, owners)) = owned.iter().find(|(_, set, owners)| *set && !owners.contains(&provider)) {
+        let owner = owners.iter().map(|p| p.name()).collect::<Vec<_>>().join(" or ");
+        return Err(CliError::Usage(format!(
+            "{flag} is a {owner} option; provider {} does not take it",
+            provider.name()
+        )));
+    }
+    let by_id = matches!(provider, Volcengine | Tencent);
+    let named = args.keypair.is_some() || (by_id && args.keypair_id.is_some());
+    // Huawei unbinds whatever key pair a VM holds; the others need to know which.
+    if !named && !(provider == Huawei && mode == Mode::Unbind) {
+        let needs = if by_id { "--keypair or --keypair-id" } else { "--keypair" };
+        return Err(CliError::Usage(format!("provider {} needs {needs}", provider.name())));
     }
     Ok(())
 }
@@ -439,6 +414,25 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             }
             if let Some(rate) = args.rate {
                 b = b.rate_limit(rate);
+            }
+            Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
+        }
+        Provider::Tencent => {
+            let mut b = TencentBuilder::from_env();
+            if let Some(r) = &args.region {
+                b = b.region(r);
+            }
+            if let Some(e) = &args.endpoint {
+                b = b.endpoint(e);
+            }
+            if let Some(n) = args.max_retries {
+                b = b.retry_policy(keypair_binder::tencent::default_retry_policy().with_max_retries(n));
+            }
+            if let Some(rate) = args.rate {
+                b = b.rate_limit(rate);
+            }
+            if let Some(grace) = args.settle_grace {
+                b = b.settle_grace(grace);
             }
             Arc::new(b.build().map_err(CliError::from)?) as Arc<dyn KeypairBinder>
         }

@@ -7,11 +7,13 @@
 //! {"instances": [
 //!    {"provider": "huawei", "id": "…", "state": "running", "os": "linux", "password": "…"},
 //!    {"provider": "volcengine", "id": "i-…", "state": "stopped", "os": "windows", "agent": false},
-//!    {"provider": "alibaba", "id": "i-bp1…", "state": "running", "os": "linux"}],
+//!    {"provider": "alibaba", "id": "i-bp1…", "state": "running", "os": "linux"},
+//!    {"provider": "tencent", "id": "ins-…", "state": "stopped", "os": "linux"}],
 //!  "keypairs": [
 //!    {"provider": "volcengine", "name": "…", "id": "kp-…"},
 //!    {"provider": "huawei", "name": "…"},
-//!    {"provider": "alibaba", "name": "…"}]}
+//!    {"provider": "alibaba", "name": "…"},
+//!    {"provider": "tencent", "name": "…", "id": "skey-…"}]}
 //! ```
 //!
 //! Instance fields: `state` (`running`, `stopped`, `transitioning`; default
@@ -19,8 +21,14 @@
 //! credential agent is installed; default true), `image_supported` (default
 //! true), `keypair` (name of the key pair bound now), `password` (root
 //! password; default the emulator's shared VM password). Key pair fields:
-//! `id` (Volcengine; generated when absent), `private_key` (Huawei; what a
-//! replace must present; generated when absent).
+//! `id` (Volcengine and Tencent; generated when absent), `private_key`
+//! (Huawei; what a replace must present; generated when absent).
+//!
+//! On Tencent, `agent: false` makes the operation end `FAILED`, and
+//! `image_supported: false` makes a call refuse the instance as a whole
+//! (Windows: named in the message; Linux: not named); a Windows instance
+//! with a supported image shows Windows in its `OsName`. Generated Tencent
+//! instances are stopped.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,6 +44,8 @@ pub enum Cloud {
     Volcengine,
     /// Alibaba Cloud ECS.
     Alibaba,
+    /// Tencent Cloud CVM.
+    Tencent,
 }
 
 impl Cloud {
@@ -45,6 +55,7 @@ impl Cloud {
             Self::Huawei => "huawei",
             Self::Volcengine => "volcengine",
             Self::Alibaba => "alibaba",
+            Self::Tencent => "tencent",
         }
     }
 }
@@ -171,7 +182,7 @@ impl Inventory {
     /// format and the same for the same seed, plus [`DEFAULT_KEYPAIR`] on both.
     pub fn generate(per_cloud: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut instances = Vec::with_capacity(per_cloud * 2);
+        let mut instances = Vec::with_capacity(per_cloud * 4);
         for _ in 0..per_cloud {
             instances.push(InstanceSpec::new(Cloud::Huawei, huawei_id(&mut rng)));
         }
@@ -180,6 +191,12 @@ impl Inventory {
         }
         for _ in 0..per_cloud {
             instances.push(InstanceSpec::new(Cloud::Alibaba, volcengine_id(&mut rng, "i-bp1")));
+        }
+        // CVM binds key pairs to stopped instances (running ones only with consent to a forced stop).
+        for _ in 0..per_cloud {
+            let mut spec = InstanceSpec::new(Cloud::Tencent, tencent_id(&mut rng, "ins-"));
+            spec.state = VmState::Stopped;
+            instances.push(spec);
         }
         let keypairs = vec![
             KeypairSpec { provider: Cloud::Huawei, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
@@ -190,6 +207,12 @@ impl Inventory {
                 private_key: None,
             },
             KeypairSpec { provider: Cloud::Alibaba, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
+            KeypairSpec {
+                provider: Cloud::Tencent,
+                name: DEFAULT_KEYPAIR.into(),
+                id: Some(tencent_id(&mut rng, "skey-")),
+                private_key: None,
+            },
         ];
         Self { instances, keypairs }
     }
@@ -226,6 +249,13 @@ pub(crate) fn huawei_id(rng: &mut StdRng) -> String {
 pub(crate) fn volcengine_id(rng: &mut StdRng, prefix: &str) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let tail: String = (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+/// A CVM id: the prefix and 8 lowercase alphanumerics.
+pub(crate) fn tencent_id(rng: &mut StdRng, prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
     format!("{prefix}{tail}")
 }
 

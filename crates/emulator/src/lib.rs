@@ -25,6 +25,7 @@ mod huawei;
 mod inventory;
 mod server;
 mod state;
+mod tencent;
 mod volcengine;
 
 use std::net::SocketAddr;
@@ -97,6 +98,25 @@ pub struct Credentials {
     pub volcengine: VolcengineCredentials,
     /// Alibaba Cloud.
     pub alibaba: AlibabaCredentials,
+    /// Tencent Cloud.
+    pub tencent: TencentCredentials,
+}
+
+/// Credentials the emulated Tencent Cloud accepts. Made up; printing them is fine.
+#[derive(Clone, Debug, Serialize)]
+pub struct TencentCredentials {
+    /// SecretId.
+    pub secret_id: String,
+    /// SecretKey.
+    pub secret_key: String,
+    /// Temporary SecretId (needs `token`).
+    pub sts_secret_id: String,
+    /// Its SecretKey.
+    pub sts_secret_key: String,
+    /// The STS token.
+    pub token: String,
+    /// The region.
+    pub region: String,
 }
 
 /// Credentials the emulated Alibaba Cloud accepts. Made up; printing them is fine.
@@ -148,6 +168,14 @@ impl Default for Credentials {
                 sts_sk: "EmulatorAlibabaStsSecret00000002".into(),
                 security_token: "EMULATOR-ALIBABA-STS-TOKEN-0001".into(),
                 region: "cn-hangzhou".into(),
+            },
+            tencent: TencentCredentials {
+                secret_id: "AKIDEmulatorSecretId0000000000000001".into(),
+                secret_key: "EmulatorTencentSecretKey00000001".into(),
+                sts_secret_id: "AKIDEmulatorStsSecretId000000000002".into(),
+                sts_secret_key: "EmulatorTencentStsSecretKey00002".into(),
+                token: "EMULATOR-TENCENT-STS-TOKEN-0001".into(),
+                region: "ap-guangzhou".into(),
             },
         }
     }
@@ -243,7 +271,8 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Time a Huawei task takes from READY to SUCCESS or FAILED (default 200 ms).
+    /// Time a Huawei task takes from READY to SUCCESS or FAILED, and a
+    /// Tencent operation from OPERATING to SUCCESS or FAILED (default 200 ms).
     pub fn task_duration(mut self, duration: Duration) -> Self {
         self.timing.task_duration = duration;
         self
@@ -344,6 +373,7 @@ impl Emulator {
         let now = std::time::Instant::now();
         let mut world = self.shared.world();
         huawei::advance_tasks(&mut world, &self.shared.timing, now);
+        tencent::advance(&mut world, &self.shared.timing, now);
         world.vms.get(&(cloud, id.to_string())).and_then(|vm| vm.keypair.clone())
     }
 

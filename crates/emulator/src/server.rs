@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use crate::faults::Fault;
 use crate::inventory::Cloud;
 use crate::state::LogEntry;
-use crate::{Shared, alibaba, huawei, volcengine};
+use crate::{Shared, alibaba, huawei, tencent, volcengine};
 
 /// Largest request body read.
 const MAX_BODY: usize = 1024 * 1024;
@@ -127,14 +127,24 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         headers: parts.headers,
         body,
     };
-    let (cloud, action) = match (alibaba::action(&incoming), volcengine::action(&incoming)) {
-        (Some(action), _) => (Cloud::Alibaba, action),
-        (None, Some(action)) => (Cloud::Volcengine, action),
-        (None, None) => (Cloud::Huawei, huawei::action(&incoming)),
+    // The clouds are told apart by their signing headers.
+    let (cloud, action) = if let Some(action) = tencent::action(&incoming) {
+        (Cloud::Tencent, action)
+    } else if let Some(action) = alibaba::action(&incoming) {
+        (Cloud::Alibaba, action)
+    } else if let Some(action) = volcengine::action(&incoming) {
+        (Cloud::Volcengine, action)
+    } else {
+        (Cloud::Huawei, huawei::action(&incoming))
     };
     // IAM token requests are not faulted: tests of auth script their own failures.
     let fault = if action.starts_with("iam:") { None } else { shared.faults.decide(cloud, &action) };
-    let signed_at = incoming.header("x-sdk-date").or_else(|| incoming.header("x-date")).map(str::to_string);
+    let signed_at = incoming
+        .header("x-sdk-date")
+        .or_else(|| incoming.header("x-date"))
+        .or_else(|| incoming.header("x-acs-date"))
+        .or_else(|| incoming.header("x-tc-timestamp"))
+        .map(str::to_string);
     let instance_ids = named_instances(cloud, &incoming);
     let log = |status: u16, instances: usize| LogEntry {
         cloud,
@@ -169,6 +179,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Cloud::Huawei => huawei::handle(&shared, &incoming, &action, now),
         Cloud::Volcengine => volcengine::handle(&shared, &incoming, &action, fault.as_ref(), now),
         Cloud::Alibaba => alibaba::handle(&shared, &incoming, &action),
+        Cloud::Tencent => tencent::handle(&shared, &incoming, &action, now),
     };
     match fault {
         Some(Fault::DropAfterApply) => {
@@ -206,6 +217,8 @@ fn throttled(cloud: Cloud, wait: Duration) -> Response {
         Cloud::Alibaba => {
             alibaba::error(StatusCode::BAD_REQUEST, "Throttling.User", "Request was denied due to user flow control.")
         }
+        // CVM throttles with HTTP 200 and no Retry-After.
+        Cloud::Tencent => return tencent::error("RequestLimitExceeded", "The request rate exceeds the limit."),
     };
     if let Ok(value) = retry_after_value(wait).parse() {
         response.headers_mut().insert("retry-after", value);
@@ -219,6 +232,7 @@ fn gateway_error(cloud: Cloud, status: StatusCode, message: &str) -> Response {
         Cloud::Huawei => huawei::error(status, "APIGW.0201", message),
         Cloud::Volcengine => volcengine::error(status, "InternalServiceTimeout", message, "", None),
         Cloud::Alibaba => alibaba::error(status, "InternalError", message),
+        Cloud::Tencent => tencent::gateway(status, message),
     }
 }
 
@@ -233,6 +247,7 @@ fn server_error(cloud: Cloud) -> Response {
             "ServiceUnavailable",
             "The request has failed due to a temporary failure of the server.",
         ),
+        Cloud::Tencent => tencent::error("InternalError", "An internal error occurred."),
     }
 }
 
@@ -240,6 +255,11 @@ fn server_error(cloud: Cloud) -> Response {
 fn named_instances(cloud: Cloud, req: &Incoming) -> Vec<String> {
     match cloud {
         Cloud::Alibaba => req.param("InstanceIds").and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default(),
+        Cloud::Tencent => {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else { return Vec::new() };
+            let ids = body["InstanceIds"].as_array().into_iter().flatten();
+            ids.take(100).filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
         Cloud::Volcengine => {
             (1..=100).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect()
         }

@@ -63,6 +63,23 @@ pub(crate) struct Task {
     pub done: bool,
 }
 
+/// A Tencent operation: the latest one of an instance, as `DescribeInstances` shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct TencentOp {
+    pub action: String,
+    /// The RequestId of the call that started it.
+    pub request_id: String,
+    /// `OPERATING`, `SUCCESS` or `FAILED`.
+    pub state: &'static str,
+    pub started: Instant,
+    /// Why it fails, when it will.
+    pub error: Option<String>,
+    /// The key pair (name) the instance holds once it succeeds.
+    pub keypair: Option<String>,
+    /// It was running and force-stopped: started again at the end.
+    pub restart: bool,
+}
+
 /// A Volcengine `ClientToken` record.
 #[derive(Clone, Debug)]
 pub(crate) enum TokenRecord {
@@ -109,6 +126,10 @@ pub(crate) struct World {
     pub ali_keypairs: std::collections::BTreeSet<String>,
     /// Alibaba signature nonces seen (a replay is refused).
     pub ali_nonces: std::collections::HashSet<String>,
+    /// Tencent key pairs, (name, `skey-…` id).
+    pub tc_keypairs: Vec<(String, String)>,
+    /// Each Tencent instance's latest operation.
+    pub tc_ops: HashMap<String, TencentOp>,
     pub tasks: HashMap<String, Task>,
     pub active_tasks: Vec<String>,
     pub failed_tasks: Vec<(String, Instant)>,
@@ -133,6 +154,7 @@ impl World {
         let mut hw_keypairs = BTreeMap::new();
         let mut volc_keypairs = Vec::new();
         let mut ali_keypairs = std::collections::BTreeSet::new();
+        let mut tc_keypairs = Vec::new();
         for (n, kp) in inventory.keypairs.iter().enumerate() {
             match kp.provider {
                 Cloud::Huawei => {
@@ -146,6 +168,10 @@ impl World {
                 Cloud::Alibaba => {
                     ali_keypairs.insert(kp.name.clone());
                 }
+                Cloud::Tencent => {
+                    let id = kp.id.clone().unwrap_or_else(|| format!("skey-{n:08}"));
+                    tc_keypairs.push((kp.name.clone(), id));
+                }
             }
         }
         Self {
@@ -156,6 +182,8 @@ impl World {
             volc_keypairs,
             ali_keypairs,
             ali_nonces: std::collections::HashSet::new(),
+            tc_keypairs,
+            tc_ops: HashMap::new(),
             tasks: HashMap::new(),
             active_tasks: Vec::new(),
             failed_tasks: Vec::new(),

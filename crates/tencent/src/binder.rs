@@ -264,8 +264,9 @@ impl TencentRun<'_> {
                 .with_status(response.status)
                 .retryable(true));
         }
-        let answer = wire::parse::<InstancesAnswer>(&response.body)
-            .ok_or_else(|| Failure::new(FailureKind::ProviderError, "unreadable DescribeInstances answer").retryable(true))?;
+        let answer = wire::parse::<InstancesAnswer>(&response.body).ok_or_else(|| {
+            Failure::new(FailureKind::ProviderError, "unreadable DescribeInstances answer").retryable(true)
+        })?;
         match answer.error {
             Some(error) => Err(failure_of(&error, answer.request_id).0),
             None => Ok(answer.body.instance_set),
@@ -277,7 +278,9 @@ impl TencentRun<'_> {
         let refuse = |kind, message: String| Readiness::Refuse(Failure::new(kind, message));
         let wait = |message: String| {
             Readiness::Wait(
-                Failure::new(FailureKind::InvalidState, message).retryable(true).with_retry_after(Some(STATE_CHANGE_WAIT)),
+                Failure::new(FailureKind::InvalidState, message)
+                    .retryable(true)
+                    .with_retry_after(Some(STATE_CHANGE_WAIT)),
             )
         };
         if instance.os_name.as_deref().is_some_and(|os| os.to_ascii_lowercase().contains("windows")) {

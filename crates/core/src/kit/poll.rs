@@ -78,7 +78,12 @@ async fn query(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn TaskQuer
 }
 
 /// Status of each of `rest`, several tasks a query where the provider can.
-async fn query_rest(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn TaskQueries, rest: &[Followed]) -> Vec<Step> {
+async fn query_rest(
+    run: &RunState<'_>,
+    provider: &dyn Provider,
+    tasks: &dyn TaskQueries,
+    rest: &[Followed],
+) -> Vec<Step> {
     let per_query = tasks.max_per_query().max(1);
     if per_query == 1 {
         return futures::future::join_all(rest.iter().map(|t| query(run, provider, tasks, t))).await;
@@ -89,7 +94,10 @@ async fn query_rest(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn Tas
             Exchange::Answered(response) => {
                 let mut answers = tasks.read_many(&asked, &response);
                 answers.resize_with(part.len(), || {
-                    TaskAnswer::Transient(Failure::new(FailureKind::ProviderError, "the status answer left this task out"))
+                    TaskAnswer::Transient(Failure::new(
+                        FailureKind::ProviderError,
+                        "the status answer left this task out",
+                    ))
                 });
                 answers.into_iter().map(Step::Answer).collect()
             }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
+use keypair_binder::tencent::TencentBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{InstanceOutcome, KeypairBinder};
 use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, FaultRates};
@@ -65,6 +66,19 @@ fn default_policy_binder(cloud: Cloud, emu: &Emulator) -> Arc<dyn KeypairBinder>
                     .endpoint(&endpoint)
                     .region(&c.region)
                     .credentials(&c.ak, &c.sk)
+                    .build()
+                    .unwrap(),
+            )
+        }
+        Cloud::Tencent => {
+            let c = &emu.credentials().tencent;
+            Arc::new(
+                TencentBinder::builder()
+                    .endpoint(&endpoint)
+                    .region(&c.region)
+                    .credentials(&c.secret_id, &c.secret_key)
+                    // The emulator shows a started operation at once; CVM may take seconds.
+                    .settle_grace(Duration::from_secs(1))
                     .build()
                     .unwrap(),
             )
@@ -131,4 +145,9 @@ async fn huawei_under_chaos() {
 #[tokio::test]
 async fn alibaba_under_chaos() {
     futures::future::join_all([1, 2, 3].map(|seed| chaos_run(Cloud::Alibaba, seed, 1_000))).await;
+}
+
+#[tokio::test]
+async fn tencent_under_chaos() {
+    futures::future::join_all([1, 2, 3].map(|seed| chaos_run(Cloud::Tencent, seed, 1_000))).await;
 }

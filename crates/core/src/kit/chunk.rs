@@ -874,7 +874,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 }
             }
             let members: Vec<usize> = left.iter().map(|(m, _)| *m).collect();
-            let Some(views) = self.views(&members).await else { continue };
+            let Ok(views) = self.views(&members).await else { continue };
             reads += 1;
             let mut finished = Vec::new();
             let mut still = Vec::new();
@@ -945,7 +945,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     /// or still be on its way); sent again when an earlier run left them.
     async fn settle_idle(&mut self, idle: Vec<(usize, Failure)>) {
         let members: Vec<usize> = idle.iter().map(|(m, _)| *m).collect();
-        let views = if self.profile.converge { self.views(&members).await } else { None };
+        let views = if self.profile.converge { self.views(&members).await.ok() } else { None };
         let mut finished = Vec::new();
         for (m, cause) in idle {
             let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
@@ -988,8 +988,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         .await
     }
 
-    /// Instance views by id; `None` if any query failed.
-    async fn views(&mut self, members: &[usize]) -> Option<HashMap<InstanceId, InstanceView>> {
+    /// Instance views by id, or why a query failed.
+    async fn views(&mut self, members: &[usize]) -> Result<HashMap<InstanceId, InstanceView>, Failure> {
         let ids: Vec<InstanceId> = members.iter().map(|&m| self.insts[m].id.clone()).collect();
         let (run, provider) = (self.run, self.provider);
         alongside(&mut self.polls, &mut self.polled, views(run, provider, ids)).await
@@ -1001,12 +1001,25 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     async fn precheck(&mut self, members: &[usize]) {
         let converge = self.profile.converge && !self.run.force;
         let precheck = self.profile.precheck_states;
-        let Some(views) = self.views(members).await else {
-            tracing::warn!(instances = members.len(), "state pre-check failed; sending without it");
-            for &m in members {
-                self.insts[m].checked = true;
+        let views = match self.views(members).await {
+            Ok(views) => views,
+            Err(failure) if precheck => {
+                // The check decides what may be sent (a running VM must not be power-cycled): ask again later.
+                let failure = Failure {
+                    message: format!("the state pre-check could not be read: {}", failure.message),
+                    ..failure
+                }
+                .retryable(true);
+                self.schedule_retry(members.iter().map(|&m| (m, failure.clone())).collect());
+                return;
             }
-            return;
+            Err(_) => {
+                tracing::warn!(instances = members.len(), "state read failed; sending without it");
+                for &m in members {
+                    self.insts[m].checked = true;
+                }
+                return;
+            }
         };
         let mut finished = Vec::new();
         let mut waits = Vec::new();
@@ -1047,7 +1060,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     /// rest fail with the state named.
     async fn check_states(&mut self, list: Vec<(usize, Failure)>) -> Vec<(usize, Failure)> {
         let members: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
-        let views = self.views(&members).await;
+        let views = self.views(&members).await.ok();
         let mut finished = Vec::new();
         let mut retry = Vec::new();
         for (m, f) in list {
@@ -1075,7 +1088,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     /// Confirms reported successes with a state query; a success the
     /// instance does not show becomes `unknown`.
     async fn verify(&mut self, bound: &[usize], finished: &mut Vec<(InstanceId, bool)>) {
-        let Some(views) = self.views(bound).await else {
+        let Ok(views) = self.views(bound).await else {
             tracing::warn!(instances = bound.len(), "could not verify bindings; keeping the reported results");
             for &m in bound {
                 self.finalize(m, InstanceOutcome::Bound, finished);
@@ -1105,17 +1118,18 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     }
 }
 
-/// Instance views by id, up to the provider's cap per query; `None` if any query failed.
+/// Instance views by id, up to the provider's cap per query, or why a query failed.
 async fn views(
     run: &RunState<'_>,
     provider: &dyn Provider,
     ids: Vec<InstanceId>,
-) -> Option<HashMap<InstanceId, InstanceView>> {
-    let states = provider.states()?;
+) -> Result<HashMap<InstanceId, InstanceView>, Failure> {
+    let states = provider.states().ok_or_else(|| Failure::new(FailureKind::ProviderError, "no state queries"))?;
     let queries = ids.chunks(states.max_per_query().max(1)).map(|part| async move {
         match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
-            Exchange::Answered(response) => states.read(&response).ok(),
-            _ => None,
+            Exchange::Answered(response) => states.read(&response),
+            Exchange::NotSent(f) | Exchange::NoAnswer(f) | Exchange::Refused(f) => Err(f),
+            Exchange::Held(_) => Err(Failure::new(FailureKind::Cancelled, "the run stopped")),
         }
     });
     let mut views = HashMap::with_capacity(ids.len());
@@ -1124,7 +1138,7 @@ async fn views(
             views.insert(view.id.clone(), view);
         }
     }
-    Some(views)
+    Ok(views)
 }
 
 /// Whether an instance holds the run's key pair.

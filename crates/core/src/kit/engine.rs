@@ -156,9 +156,31 @@ impl Engine {
         let prepared = {
             let _pass = run.gate.enter().await;
             let net = RunNet { run: &run };
-            tokio::select! {
-                result = provider.prepare(&net) => result,
-                () = run.stopped() => Err(run.stop_failure()),
+            // Setup is a read: a retryable refusal (throttled, 5xx) is asked again within the policy.
+            let (mut tries, mut throttled) = (0u32, 0u32);
+            loop {
+                let result = tokio::select! {
+                    result = provider.prepare(&net) => result,
+                    () = run.stopped() => Err(run.stop_failure()),
+                };
+                let failure = match result {
+                    Err(f) if f.retryable && run.aborted().is_none() => f,
+                    other => break other,
+                };
+                if failure.kind == FailureKind::Throttled {
+                    throttled += 1;
+                } else {
+                    tries += 1;
+                }
+                let delay = run.retry.delay(tries + throttled, failure.retry_after, &mut rand::rng());
+                let spent = tries > run.retry.max_retries || throttled > run.retry.max_throttled_retries;
+                if spent || run.halt(delay).is_some() {
+                    break Err(failure);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = run.stopped() => break Err(failure),
+                }
             }
         };
         let outcomes: Vec<(InstanceId, InstanceOutcome)> = match prepared {

@@ -287,7 +287,8 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
     let by_id = matches!(provider, Volcengine | Tencent);
     let named = args.keypair.is_some() || (by_id && args.keypair_id.is_some());
     // Huawei unbinds whatever key pair a VM holds; the others need to know which.
-    if !named && !(provider == Huawei && mode == Mode::Unbind) {
+    let needs_keypair = !(provider == Huawei && mode == Mode::Unbind);
+    if needs_keypair && !named {
         let needs = if by_id { "--keypair or --keypair-id" } else { "--keypair" };
         return Err(CliError::Usage(format!("provider {} needs {needs}", provider.name())));
     }

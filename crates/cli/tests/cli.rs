@@ -62,6 +62,9 @@ fn env_for(emu: &Emulator) -> Vec<(&'static str, String)> {
         ("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.credentials().alibaba.ak.clone()),
         ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.credentials().alibaba.sk.clone()),
         ("ALIBABA_CLOUD_REGION_ID", emu.credentials().alibaba.region.clone()),
+        ("TENCENTCLOUD_SECRET_ID", emu.credentials().tencent.secret_id.clone()),
+        ("TENCENTCLOUD_SECRET_KEY", emu.credentials().tencent.secret_key.clone()),
+        ("TENCENTCLOUD_REGION", emu.credentials().tencent.region.clone()),
     ]
 }
 
@@ -91,7 +94,7 @@ async fn bind_then_unbind_on_every_cloud_in_json() {
     let emu = emulator(12).await;
     let env = env_for(&emu);
     let endpoint = emu.base_url().to_string();
-    for cloud in [Cloud::Huawei, Cloud::Volcengine, Cloud::Alibaba] {
+    for cloud in [Cloud::Huawei, Cloud::Volcengine, Cloud::Alibaba, Cloud::Tencent] {
         let ids = emu.inventory().ids(cloud);
         let mut args: Vec<String> =
             vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into(), "--output".into(), "json".into()];
@@ -226,6 +229,8 @@ async fn usage_errors_exit_2_and_name_the_provider() {
             "volcengine",
         ),
         (&["unbind", "--provider", "volcengine", "--instance", "a"], "volcengine"),
+        (&["bind", "--provider", "tencent", "--instance", "a"], "--keypair or --keypair-id"),
+        (&["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "a", "--force-stop"], "tencent option"),
         (&["bind", "--provider", "huawei", "--instance", "a"], "--keypair"),
         (&["bind", "--provider", "volcengine", "--keypair", "kp"], "required"),
         (&["bind", "--provider", "aws", "--keypair", "kp", "--instance", "a"], "aws"),
@@ -291,7 +296,7 @@ async fn secrets_are_never_printed_even_at_trace_level() {
     env.push(("RUST_LOG", "trace".into()));
     let endpoint = emu.base_url().to_string();
     let mut outputs = String::new();
-    for cloud in [Cloud::Huawei, Cloud::Volcengine] {
+    for cloud in [Cloud::Huawei, Cloud::Volcengine, Cloud::Alibaba, Cloud::Tencent] {
         let mut args: Vec<String> = vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into()];
         args.extend(provider_args(cloud, &endpoint));
         for id in emu.inventory().ids(cloud) {
@@ -305,7 +310,8 @@ async fn secrets_are_never_printed_even_at_trace_level() {
         outputs.push_str(&out.stderr);
     }
     let (h, v) = (&emu.credentials().huawei, &emu.credentials().volcengine);
-    for secret in [&h.sk, &h.vm_password, &v.sk] {
+    let (a, t) = (&emu.credentials().alibaba, &emu.credentials().tencent);
+    for secret in [&h.sk, &h.vm_password, &v.sk, &a.sk, &t.secret_key] {
         assert!(!outputs.contains(secret.as_str()), "{secret} leaked");
     }
 }
@@ -330,6 +336,9 @@ async fn emulator_prints_what_a_client_needs_on_its_first_line() {
     for key in ["ak", "sk", "region"] {
         assert!(doc["volcengine"][key].is_string(), "volcengine.{key}");
         assert!(doc["alibaba"][key].is_string(), "alibaba.{key}");
+    }
+    for key in ["secret_id", "secret_key", "region"] {
+        assert!(doc["tencent"][key].is_string(), "tencent.{key}");
     }
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(), "it serves");
@@ -696,4 +705,48 @@ async fn alibaba_plans_in_calls_of_50_and_refuses_other_clouds_options() {
         run(kpbind(&[]), &["plan", "--provider", "alibaba", "--keypair-id", "kp-1", "--instance", "i-1"], None).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--keypair-id") && out.stderr.contains("volcengine"), "{}", out.stderr);
+}
+
+/// Tencent Cloud: key pairs by id, and a running instance power-cycled only
+/// with `--force-stop`.
+#[tokio::test]
+async fn tencent_binds_by_key_id_and_power_cycles_only_with_consent() {
+    use keypair_binder_emulator::{InstanceSpec, Inventory, KeypairSpec, VmState};
+    let inventory = Inventory {
+        instances: vec![
+            InstanceSpec { state: VmState::Stopped, ..InstanceSpec::new(Cloud::Tencent, "ins-stopped1") },
+            InstanceSpec::new(Cloud::Tencent, "ins-running1"),
+        ],
+        keypairs: vec![KeypairSpec {
+            provider: Cloud::Tencent,
+            name: "kp-prod".into(),
+            id: Some("skey-prod0001".into()),
+            private_key: None,
+        }],
+    };
+    let emu = Emulator::builder().inventory(inventory).task_duration(Duration::from_millis(20)).start().await.unwrap();
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    let base = ["bind", "--provider", "tencent", "--keypair-id", "skey-prod0001", "--endpoint", endpoint.as_str()];
+    let targets = ["--instance", "ins-stopped1", "--instance", "ins-running1", "--output", "json"];
+    let argv: Vec<&str> = base.iter().chain(&targets).copied().collect();
+    let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["instances"][0]["status"], "succeeded");
+    let refused = &doc["instances"][1];
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(refused["error"]["kind"], "invalid_state");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("--force-stop"), "{refused}");
+    assert_eq!(emu.applications(Cloud::Tencent, "ins-running1"), 0, "never sent");
+
+    let argv: Vec<&str> = base.iter().chain(&targets).chain(&["--force-stop"]).copied().collect();
+    let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!((&doc["instances"][0]["status"], &doc["instances"][0]["changed"]), (&"succeeded".into(), &false.into()));
+    assert_eq!((&doc["instances"][1]["status"], &doc["instances"][1]["changed"]), (&"succeeded".into(), &true.into()));
+    assert_eq!(emu.binding(Cloud::Tencent, "ins-running1").as_deref(), Some("kp-prod"));
+    let post = doc["post_conditions"].to_string();
+    assert!(post.contains("forcibly stopped and started again"), "{post}");
 }

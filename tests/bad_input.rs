@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
+use keypair_binder::tencent::TencentBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, Error, KeypairBinder, UnbindRequest, ValidationError, VmCredential};
 use keypair_binder_emulator::{Cloud, Emulator};
@@ -72,6 +73,8 @@ async fn options_a_provider_cannot_honour_send_nothing() {
     let emu = emulator().instances(2).start().await.unwrap();
     let (hw, vc, ali) =
         (huawei(&emu).build().unwrap(), volcengine(&emu).build().unwrap(), alibaba(&emu).build().unwrap());
+    let tc = tencent(&emu).build().unwrap();
+    let tid = ids(&emu, Cloud::Tencent)[0].clone();
     let hid = ids(&emu, Cloud::Huawei)[0].clone();
     let vid = ids(&emu, Cloud::Volcengine)[0].clone();
     let aid = ids(&emu, Cloud::Alibaba)[0].clone();
@@ -129,6 +132,43 @@ async fn options_a_provider_cannot_honour_send_nothing() {
             "alibaba: disable password",
             Arc::new(ali.clone()),
             req().instance(&aid).disable_password(true).build().unwrap(),
+            "disable_password",
+        ),
+        (
+            "alibaba: force stop",
+            Arc::new(ali.clone()),
+            req().instance(&aid).force_stop(true).build().unwrap(),
+            "force_stop",
+        ),
+        (
+            "huawei: force stop",
+            Arc::new(hw.clone()),
+            req().instance(&hid).force_stop(true).build().unwrap(),
+            "force_stop",
+        ),
+        (
+            "volcengine: force stop",
+            Arc::new(vc.clone()),
+            req().instance(&vid).force_stop(true).build().unwrap(),
+            "force_stop",
+        ),
+        (
+            "tencent: ClientToken",
+            Arc::new(tc.clone()),
+            req().instance(&tid).client_token("t").build().unwrap(),
+            "client_token",
+        ),
+        (
+            "tencent: VM credential",
+            Arc::new(tc.clone()),
+            req().instance(&tid).credential(VmCredential::password("p")).build().unwrap(),
+            "credential",
+        ),
+        ("tencent: SSH port", Arc::new(tc.clone()), req().instance(&tid).ssh_port(2222).build().unwrap(), "ssh_port"),
+        (
+            "tencent: disable password",
+            Arc::new(tc.clone()),
+            req().instance(&tid).disable_password(true).build().unwrap(),
             "disable_password",
         ),
     ];
@@ -207,6 +247,29 @@ async fn misconfiguration_is_a_typed_error_before_any_call() {
                 .map(drop),
         ),
         ("alibaba: no region", AlibabaBinder::builder().credentials("a", "s").build().map(drop)),
+        (
+            "alibaba: malformed region",
+            AlibabaBinder::builder().credentials("a", "s").region("cn hangzhou/../x").build().map(drop),
+        ),
+        ("tencent: no region", TencentBinder::builder().credentials("AKIDa", "s").build().map(drop)),
+        (
+            "tencent: malformed region",
+            TencentBinder::builder().credentials("AKIDa", "s").region("ap guangzhou").build().map(drop),
+        ),
+        ("tencent: no credentials", TencentBinder::builder().region("ap-guangzhou").build().map(drop)),
+        (
+            "tencent: SecretKey with a trailing space",
+            TencentBinder::builder().credentials("AKIDa", "s ").region("ap-guangzhou").build().map(drop),
+        ),
+        (
+            "tencent: plain http to a remote host",
+            TencentBinder::builder()
+                .credentials("AKIDa", "s")
+                .region("ap-guangzhou")
+                .endpoint("http://cvm.example.com")
+                .build()
+                .map(drop),
+        ),
         ("alibaba: no credentials", AlibabaBinder::builder().region("cn-hangzhou").build().map(drop)),
         (
             "alibaba: plain http to a remote host",
@@ -321,6 +384,16 @@ async fn hostile_and_truncated_answers_never_bind_nor_panic() {
                     .region("cn-hangzhou")
                     .endpoint(&endpoint)
                     .retry_policy(fast_retry().with_max_retries(1))
+                    .build()
+                    .unwrap(),
+            ),
+            Arc::new(
+                TencentBinder::builder()
+                    .credentials("AKIDak", "sk")
+                    .region("ap-guangzhou")
+                    .endpoint(&endpoint)
+                    .retry_policy(fast_retry().with_max_retries(1))
+                    .settle_grace(Duration::from_millis(100))
                     .build()
                     .unwrap(),
             ),

@@ -44,6 +44,9 @@ fn secrets(emu: &Emulator) -> Vec<String> {
         emu.credentials().alibaba.sk.clone(),
         emu.credentials().alibaba.sts_sk.clone(),
         emu.credentials().alibaba.security_token.clone(),
+        emu.credentials().tencent.secret_key.clone(),
+        emu.credentials().tencent.sts_secret_key.clone(),
+        emu.credentials().tencent.token.clone(),
     ]
 }
 
@@ -142,14 +145,34 @@ async fn no_secret_in_logs_debug_or_display() {
     let err = wrong.bind(request).await.unwrap_err();
     texts.extend([format!("{err:?}"), format!("{err}")]);
 
+    let t = emu.credentials().tencent.clone();
+    let tc_ids = emu.inventory().ids(Cloud::Tencent);
+    let tencent_binders = [
+        tencent(&emu).build().unwrap(),
+        tencent(&emu).credentials(&t.sts_secret_id, &t.sts_secret_key).token(&t.token).build().unwrap(),
+    ];
+    for (n, binder) in tencent_binders.iter().enumerate() {
+        let ids = &tc_ids[n * 6..n * 6 + 6];
+        let report = binder.bind(bind_request(Cloud::Tencent, &emu, ids)).await.unwrap();
+        assert!(report.all_bound(), "{report:?}");
+        texts.push(format!("{report:?}"));
+        texts.push(format!("{binder:?}"));
+    }
+    let wrong = tencent(&emu).credentials(&t.secret_id, "wrong-tc-secret").build().unwrap();
+    let request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instance(&tc_ids[0]).build().unwrap();
+    let err = wrong.bind(request).await.unwrap_err();
+    texts.extend([format!("{err:?}"), format!("{err}")]);
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("api_call") && logs.contains("BatchAssociateKeypair") && logs.contains("AttachKeyPair"));
+    assert!(logs.contains("AssociateInstancesKeyPairs"), "Tencent calls are traced too");
     texts.push(logs);
     for text in &texts {
-        for secret in secrets(&emu)
-            .iter()
-            .chain(["wrong-huawei-secret", "wrong-volc-secret", "wrong-ali-secret"].map(String::from).iter())
-        {
+        for secret in secrets(&emu).iter().chain(
+            ["wrong-huawei-secret", "wrong-volc-secret", "wrong-ali-secret", "wrong-tc-secret"]
+                .map(String::from)
+                .iter(),
+        ) {
             assert!(!text.contains(secret.as_str()), "secret {secret:?} leaked in: {text}");
         }
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
-use keypair_binder_core::http::{ClientSettings, check_endpoint};
+use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
@@ -185,6 +185,8 @@ impl AlibabaBuilder {
             .region
             .clone()
             .ok_or_else(|| Error::config(PROVIDER, "missing region: set ALIBABA_CLOUD_REGION_ID"))?;
+        // A malformed region would otherwise fall back to the central endpoint silently.
+        check_region(PROVIDER, &region)?;
         let endpoint = match &self.endpoint {
             Some(e) => Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid endpoint: {e}")))?,
             None => default_endpoint(&region),

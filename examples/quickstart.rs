@@ -1,7 +1,8 @@
 //! Binds a key pair to a few hundred instances on each emulated cloud, through
 //! `Arc<dyn KeypairBinder>`, with no account and no network: the emulator
-//! serves Huawei Cloud KPS, Volcengine ECS and Alibaba Cloud ECS on a loopback port, checks every
-//! signature, and throttles now and then, as the clouds do.
+//! serves Huawei Cloud KPS, Volcengine ECS, Alibaba Cloud ECS and Tencent
+//! Cloud CVM on a loopback port, checks every signature, and throttles now
+//! and then, as the clouds do.
 //!
 //! Run: `cargo run --example quickstart`
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
+use keypair_binder::tencent::TencentBinder;
 use keypair_binder::volcengine::VolcengineBinder;
 use keypair_binder::{BindRequest, KeypairBinder, VmCredential};
 use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, FaultRates};
@@ -28,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let endpoint = emulator.base_url().to_string();
     let creds = emulator.credentials();
-    let (hw, vc, ali) = (&creds.huawei, &creds.volcengine, &creds.alibaba);
+    let (hw, vc, ali, tc) = (&creds.huawei, &creds.volcengine, &creds.alibaba, &creds.tencent);
     println!("emulator listening on {endpoint}");
 
     // Built as a user's would be from their environment, pointed at the emulator.
@@ -48,7 +50,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         AlibabaBinder::builder().endpoint(&endpoint).region(&ali.region).credentials(&ali.ak, &ali.sk).build()?,
     );
 
-    for (cloud, binder) in [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine), (Cloud::Alibaba, alibaba)] {
+    // CVM takes the key pair by name (looked up once) or by id; its instances here are stopped.
+    let tencent: Arc<dyn KeypairBinder> = Arc::new(
+        TencentBinder::builder()
+            .endpoint(&endpoint)
+            .region(&tc.region)
+            .credentials(&tc.secret_id, &tc.secret_key)
+            .build()?,
+    );
+
+    let binders =
+        [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine), (Cloud::Alibaba, alibaba), (Cloud::Tencent, tencent)];
+    for (cloud, binder) in binders {
         let mut request =
             BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(emulator.inventory().ids(cloud));
         if cloud == Cloud::Huawei {

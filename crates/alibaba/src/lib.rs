@@ -8,6 +8,22 @@
 //! - [`request`]: a call built without I/O, and [`request::AcsSigner`].
 //! - [`errors`]: ECS codes to failure kinds.
 //! - [`AlibabaBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! ```no_run
+//! use keypair_binder_alibaba::AlibabaBinder;
+//! use keypair_binder_core::{BindRequest, KeypairBinder};
+//!
+//! # async fn rotate(instances: Vec<String>) -> Result<(), keypair_binder_core::Error> {
+//! // ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET, ALIBABA_CLOUD_REGION_ID
+//! // (or ~/.aliyun/config.json, ~/.alibabacloud/credentials).
+//! let binder = AlibabaBinder::from_env()?;
+//! let request = BindRequest::builder().keypair_name("ops-2026").instances(instances).build()?;
+//! let report = binder.bind(request).await?;
+//! for (id, failure) in report.failed() {
+//!     eprintln!("{id}: {failure}");
+//! }
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -15,6 +15,25 @@
 //!
 //! Running instances are never stopped without consent: they fail unsent
 //! unless the request consents with `force_stop(true)` on its builder.
+//!
+//! ```no_run
+//! use keypair_binder_core::{BindRequest, KeypairBinder};
+//! use keypair_binder_tencent::TencentBinder;
+//!
+//! # async fn rotate(instances: Vec<String>) -> Result<(), keypair_binder_core::Error> {
+//! // TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, TENCENTCLOUD_REGION (or a tccli profile).
+//! let binder = TencentBinder::from_env()?;
+//! let request = BindRequest::builder()
+//!     .keypair_id("skey-3fa1b2c4")
+//!     .instances(instances)
+//!     .force_stop(true) // running instances are stopped and started again
+//!     .build()?;
+//! let report = binder.bind(request).await?;
+//! for (id, failure) in report.failed() {
+//!     eprintln!("{id}: {failure}");
+//! }
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -59,8 +59,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()?,
     );
 
-    let binders =
-        [(Cloud::Huawei, huawei), (Cloud::Volcengine, volcengine), (Cloud::Alibaba, alibaba), (Cloud::Tencent, tencent)];
+    let binders = [
+        (Cloud::Huawei, huawei),
+        (Cloud::Volcengine, volcengine),
+        (Cloud::Alibaba, alibaba),
+        (Cloud::Tencent, tencent),
+    ];
     for (cloud, binder) in binders {
         let mut request =
             BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(emulator.inventory().ids(cloud));

@@ -133,3 +133,25 @@ async fn key_ids_sts_tokens_and_converged_reruns() {
     assert_eq!(emu.calls(ASSOCIATE), 2);
     assert_consistent(&emu, Cloud::Tencent, &report, Some(DEFAULT_KEYPAIR));
 }
+
+#[tokio::test]
+async fn calls_are_paced_within_the_documented_limits() {
+    let emu = emulator().instances(1_500).start().await.unwrap();
+    let all = emu.inventory().ids(Cloud::Tencent);
+    let binder = tencent(&emu).concurrency(15).build().unwrap();
+    let report = binder.bind(bind_request(Cloud::Tencent, &emu, &all)).await.unwrap();
+    assert!(report.all_bound());
+    // 10 AssociateInstancesKeyPairs a second, evenly spaced: 11 calls span at least a second.
+    let log = emu.request_log();
+    let at: Vec<_> = log.iter().filter(|e| e.action == ASSOCIATE).map(|e| e.received).collect();
+    assert_eq!(at.len(), 15);
+    for pair in at.windows(11) {
+        let span = pair[10] - pair[0];
+        assert!(span >= std::time::Duration::from_millis(950), "11 calls within {span:?}");
+    }
+    // 40 DescribeInstances a second.
+    let reads: Vec<_> = log.iter().filter(|e| e.action == "DescribeInstances").map(|e| e.received).collect();
+    for pair in reads.windows(41) {
+        assert!(pair[40] - pair[0] >= std::time::Duration::from_millis(950), "41 reads within a second");
+    }
+}

@@ -105,7 +105,7 @@ impl Engine {
     /// binding calls, `read` for status and state queries (the caller's
     /// [`with_rate_limit`](Self::with_rate_limit) applies on top).
     pub fn with_pacing(mut self, submit: RateLimit, read: RateLimit) -> Self {
-        self.pacing = Some(Arc::new(Pacing { submit: submit.direct(), read: read.direct() }));
+        self.pacing = Some(Arc::new(Pacing { submit: submit.spaced(), read: read.spaced() }));
         self
     }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -27,11 +28,15 @@ impl RateLimit {
     }
 
     pub(crate) fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
-        Arc::new(self.direct())
+        let quota = if self.per_minute { Quota::per_minute(self.calls) } else { Quota::per_second(self.calls) };
+        Arc::new(RateLimiter::direct(quota))
     }
 
-    pub(crate) fn direct(&self) -> DefaultDirectRateLimiter {
-        let quota = if self.per_minute { Quota::per_minute(self.calls) } else { Quota::per_second(self.calls) };
+    /// Evenly spaced calls, no burst: no window of the rate's length holds
+    /// more than N, as a cloud that counts per second sees it.
+    pub(crate) fn spaced(&self) -> DefaultDirectRateLimiter {
+        let window = if self.per_minute { Duration::from_secs(60) } else { Duration::from_secs(1) };
+        let quota = Quota::with_period(window / self.calls.get()).unwrap_or_else(|| Quota::per_second(self.calls));
         RateLimiter::direct(quota)
     }
 }

@@ -435,12 +435,9 @@ impl Provider for TencentRun<'_> {
             .instances
             .iter()
             .map(|id| {
+                // One at fault that only has to wait (busy, changing state) is checked and sent again.
                 let answer = if named.contains(&id.as_str()) {
-                    match whole(failure.clone()) {
-                        // One at fault that only has to wait: its own answer, the rest go on.
-                        Answer::CheckState(f) => Answer::Failed(f.retryable(true)),
-                        a => a,
-                    }
+                    whole(failure.clone())
                 } else {
                     Answer::Resend(innocent.clone())
                 };
@@ -573,4 +570,153 @@ fn check_bind(request: &BindRequest) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binder() -> TencentBinder {
+        TencentBinder::builder()
+            .credentials("AKIDtest", "secret")
+            .region("ap-guangzhou")
+            .endpoint("http://127.0.0.1:9")
+            .build()
+            .unwrap()
+    }
+
+    fn run<'a>(binder: &'a TencentBinder, keypair: &'a KeyPairRef) -> TencentRun<'a> {
+        let run = TencentRun {
+            inner: &binder.inner,
+            action: Action::AssociateInstancesKeyPairs,
+            operation: Operation::Bind,
+            keypair,
+            force_stop: false,
+            key_id: OnceLock::new(),
+            before: Mutex::new(HashMap::new()),
+        };
+        run.key_id.set("skey-aaaaaaaa".into()).unwrap();
+        run
+    }
+
+    fn ids(list: &[&str]) -> Vec<InstanceId> {
+        list.iter().map(|id| InstanceId::new(*id).unwrap()).collect()
+    }
+
+    fn error(code: &str, message: &str) -> HttpResponse {
+        let body = serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": "r-1"}});
+        HttpResponse::new(200, body.to_string())
+    }
+
+    fn answers(answer: CallAnswer) -> Vec<(String, Answer)> {
+        match answer {
+            CallAnswer::Instances(list) => list.into_iter().map(|(id, a)| (id.as_str().to_string(), a)).collect(),
+            CallAnswer::All(a) => vec![("*".into(), a)],
+        }
+    }
+
+    #[test]
+    fn all_or_nothing_refusals_settle_the_named_and_resend_the_rest() {
+        let (binder, kp) = (binder(), KeyPairRef::name("kp").unwrap());
+        let run = run(&binder, &kp);
+        let instances = ids(&["ins-aaaaaaa1", "ins-aaaaaaa2", "ins-aaaaaaa3"]);
+        let call = Call::new(&instances, None, 1, 3);
+        let windows = error("UnsupportedOperation.InstanceOsWindows", "The instance `ins-aaaaaaa2` is Windows.");
+        let got = answers(run.classify(&call, &windows));
+        assert!(matches!(&got[0].1, Answer::Resend(_)), "{got:?}");
+        assert!(matches!(&got[1].1, Answer::Failed(f) if f.kind == FailureKind::UnsupportedImage && !f.retryable));
+        assert!(matches!(&got[2].1, Answer::Resend(_)));
+
+        // Busy: the one named is checked and sent again, not failed.
+        let busy = error("OperationDenied.InstanceOperationInProgress", "ins-aaaaaaa3 has an operation running");
+        let got = answers(run.classify(&call, &busy));
+        assert!(matches!(&got[2].1, Answer::CheckState(_)), "{got:?}");
+        assert!(matches!(&got[0].1, Answer::Resend(_)));
+
+        // Nobody named: halve the call.
+        let unnamed = error("InvalidInstance.NotSupported", "An instance does not support this.");
+        assert!(matches!(run.classify(&call, &unnamed), CallAnswer::All(Answer::Split(_))));
+        // Alone, the refusal is its own.
+        let one = ids(&["ins-aaaaaaa1"]);
+        assert!(matches!(run.classify(&Call::new(&one, None, 1, 3), &unnamed), CallAnswer::All(Answer::Failed(_))));
+        // A key-level refusal fails the whole call.
+        let key = error("InvalidKeyPairId.NotFound", "skey-aaaaaaaa does not exist; ins-aaaaaaa1");
+        assert!(matches!(run.classify(&call, &key), CallAnswer::All(Answer::Failed(_))));
+    }
+
+    #[test]
+    fn accepted_calls_are_followed_and_unclear_ones_are_ambiguous() {
+        let (binder, kp) = (binder(), KeyPairRef::name("kp").unwrap());
+        let run = run(&binder, &kp);
+        let instances = ids(&["ins-aaaaaaa1", "ins-aaaaaaa2"]);
+        let call = Call::new(&instances, None, 1, 3);
+        let ok = HttpResponse::new(200, r#"{"Response": {"RequestId": "6ef60bec-0242"}}"#);
+        assert_eq!(run.classify(&call, &ok), CallAnswer::All(Answer::Task("6ef60bec-0242".into())));
+        for response in [
+            error("InternalError", "internal error"),
+            HttpResponse::new(502, "<html>bad gateway</html>"),
+            HttpResponse::new(200, "{\"Respo"),
+            HttpResponse::new(200, r#"{"Response": {}}"#),
+        ] {
+            assert!(matches!(run.classify(&call, &response), CallAnswer::All(Answer::Ambiguous(_))));
+        }
+        let throttled = error("RequestLimitExceeded", "slow down");
+        assert!(
+            matches!(run.classify(&call, &throttled), CallAnswer::All(Answer::Retry(f)) if f.kind == FailureKind::Throttled)
+        );
+        let refused = error("AuthFailure.SignatureFailure", "bad signature");
+        assert!(run.credential_problem(&refused).is_some());
+        assert!(run.credential_problem(&throttled).is_none());
+    }
+
+    fn instance(latest: &str, state: &str, keys: &[&str]) -> Instance {
+        Instance {
+            instance_id: "ins-aaaaaaa1".into(),
+            instance_state: Some("STOPPED".into()),
+            latest_operation_request_id: Some(latest.into()),
+            latest_operation_state: Some(state.into()),
+            latest_operation_error_msg: Some("cloud-init did not answer".into()),
+            login_settings: Some(wire::LoginSettings { key_ids: Some(keys.iter().map(|k| k.to_string()).collect()) }),
+            ..Instance::default()
+        }
+    }
+
+    #[test]
+    fn an_operation_ends_by_its_request_id_and_the_key_list() {
+        let (binder, kp) = (binder(), KeyPairRef::name("kp").unwrap());
+        let run = run(&binder, &kp);
+        let answer = |i: &Instance| run.task_answer("r-ours", Some(i));
+        assert_eq!(answer(&instance("r-ours", "OPERATING", &[])), TaskAnswer::Running);
+        assert_eq!(answer(&instance("r-ours", "SUCCESS", &["skey-aaaaaaaa"])), TaskAnswer::Succeeded);
+        assert!(matches!(answer(&instance("r-ours", "SUCCESS", &["skey-other"])), TaskAnswer::Lost(_)));
+        let TaskAnswer::Failed(Some(f)) = answer(&instance("r-ours", "FAILED", &[])) else { panic!() };
+        assert_eq!(f.message, "cloud-init did not answer");
+        // Still the operation read before sending: ours has not shown yet.
+        run.before.lock().unwrap().insert("ins-aaaaaaa1".into(), Some("r-before".into()));
+        assert_eq!(answer(&instance("r-before", "SUCCESS", &[])), TaskAnswer::Running);
+        // Someone else's came after ours: the key list decides.
+        assert_eq!(answer(&instance("r-later", "SUCCESS", &["skey-aaaaaaaa"])), TaskAnswer::Succeeded);
+        assert!(matches!(answer(&instance("r-later", "SUCCESS", &[])), TaskAnswer::Lost(_)));
+        assert!(matches!(run.task_answer("r-ours", None), TaskAnswer::Lost(_)));
+    }
+
+    #[test]
+    fn running_instances_are_refused_without_consent() {
+        let (binder, kp) = (binder(), KeyPairRef::name("kp").unwrap());
+        let mut run = run(&binder, &kp);
+        let running = Instance { instance_state: Some("RUNNING".into()), ..Instance::default() };
+        assert!(matches!(run.readiness(&running), Readiness::Refuse(f) if f.message.contains("--force-stop")));
+        run.force_stop = true;
+        assert_eq!(run.readiness(&running), Readiness::Ready);
+        let no_charge = Instance {
+            instance_state: Some("STOPPED".into()),
+            stop_charging_mode: Some("STOP_CHARGING".into()),
+            ..Instance::default()
+        };
+        assert!(matches!(run.readiness(&no_charge), Readiness::Refuse(_)));
+        let windows = Instance { os_name: Some("Windows Server 2022".into()), ..no_charge.clone() };
+        assert!(matches!(run.readiness(&windows), Readiness::Refuse(f) if f.kind == FailureKind::UnsupportedImage));
+        let busy = Instance { latest_operation_state: Some("OPERATING".into()), ..running };
+        assert!(matches!(run.readiness(&busy), Readiness::Wait(_)));
+    }
 }

@@ -484,7 +484,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut resend, mut split) = (Vec::new(), Vec::new());
         // A free resend is only for the innocent beside an instance at fault.
-        let someone_failed = answers.iter().any(|(_, a)| matches!(a, Answer::Failed(_)));
+        let someone_failed = answers.iter().any(|(_, a)| matches!(a, Answer::Failed(_) | Answer::CheckState(_)));
         for (m, a) in answers {
             if self.insts[m].outcome.is_some() {
                 continue;

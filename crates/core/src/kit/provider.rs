@@ -154,7 +154,7 @@ pub enum Answer {
     /// Not applied only because another instance of the same call was
     /// refused (clouds that validate a call all-or-nothing): send it again at
     /// once without that instance. Costs no retry; valid only beside a
-    /// `Failed` answer for the instance at fault.
+    /// `Failed` or `CheckState` answer for the instance at fault.
     Resend(Failure),
     /// The whole call was refused for an instance it does not name: send
     /// this instance again in a call half the size, until the one at fault

@@ -749,4 +749,14 @@ async fn tencent_binds_by_key_id_and_power_cycles_only_with_consent() {
     assert_eq!(emu.binding(Cloud::Tencent, "ins-running1").as_deref(), Some("kp-prod"));
     let post = doc["post_conditions"].to_string();
     assert!(post.contains("forcibly stopped and started again"), "{post}");
+
+    // Plans need no credentials: 100 instances a call.
+    let ids: String = (0..250).map(|i| format!("ins-p{i:07}\n")).collect();
+    let args = ["plan", "--provider", "tencent", "--keypair-id", "skey-x", "--instances-file", "-", "--output", "json"];
+    let out = run(kpbind(&[]), &args, Some(&ids)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let sizes: Vec<usize> =
+        out.json()["calls"].as_array().unwrap().iter().map(|c| c["instances"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert!(out.stdout.contains("AssociateInstancesKeyPairs"));
 }

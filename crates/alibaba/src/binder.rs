@@ -26,6 +26,10 @@ use crate::errors::{Class, failure_of, instance_failure};
 use crate::request::{AcsSigner, unsigned};
 use crate::wire::{self, Action, DescribeInstancesResult, KeyPairCallResult, MAX_DESCRIBE, MAX_INSTANCES_PER_CALL};
 
+/// What a bind leaves behind: `AttachKeyPair` replaces a bound key pair.
+const BIND_POST_CONDITIONS: [PostCondition; 3] =
+    [PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled, PostCondition::ExistingKeyPairReplaced];
+
 /// Least wait before checking an instance that is changing state again.
 const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
 
@@ -132,7 +136,7 @@ impl AlibabaBinder {
         let action = if operation == Operation::Bind { Action::AttachKeyPair } else { Action::DetachKeyPair };
         let provider = AlibabaRun { inner: &self.inner, action, keypair: name };
         let post = match operation {
-            Operation::Bind => vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
+            Operation::Bind => BIND_POST_CONDITIONS.to_vec(),
             Operation::Unbind => vec![PostCondition::RebootRequired],
         };
         self.inner.engine.run(&provider, RunSpec::new(operation, Some(keypair), common).post_conditions(post)).await
@@ -260,8 +264,7 @@ impl StateQueries for AlibabaRun<'_> {
 #[async_trait]
 impl KeypairBinder for AlibabaBinder {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL)
-            .post_conditions(vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled])
+        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL).post_conditions(BIND_POST_CONDITIONS.to_vec())
     }
 
     async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {

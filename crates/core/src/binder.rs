@@ -105,6 +105,8 @@ pub enum PostCondition {
     RunningInstancesRestarted,
     /// Stopped VMs stay stopped: the key works once they are started.
     StartRequired,
+    /// A key pair a VM held before is replaced, not kept beside this one.
+    ExistingKeyPairReplaced,
 }
 
 impl fmt::Display for PostCondition {
@@ -119,6 +121,9 @@ impl fmt::Display for PostCondition {
                 f.write_str("running VMs were forcibly stopped and started again; unsaved data on them is lost")
             }
             Self::StartRequired => f.write_str("stopped VMs stay stopped; start them to log in with the key"),
+            Self::ExistingKeyPairReplaced => {
+                f.write_str("a key pair a VM held before is replaced by this one; its old key no longer logs in")
+            }
         }
     }
 }

@@ -161,7 +161,8 @@ impl TencentBinder {
 fn post_conditions(operation: Operation, force_stop: bool) -> Vec<PostCondition> {
     let mut post = Vec::new();
     if operation == Operation::Bind {
-        post.push(PostCondition::PasswordLoginDisabled);
+        // CVM documents that a key bound before stops working.
+        post.extend([PostCondition::PasswordLoginDisabled, PostCondition::ExistingKeyPairReplaced]);
     }
     post.push(PostCondition::StartRequired);
     if force_stop {

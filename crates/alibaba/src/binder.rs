@@ -17,7 +17,7 @@ use keypair_binder_core::kit::{
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -274,8 +274,7 @@ impl KeypairBinder for AlibabaBinder {
 
     async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
         Self::check_common(request.common())?;
-        let keypair = request.keypair().ok_or(Error::Validation(ValidationError::NoKeyPair))?;
-        self.run(Operation::Unbind, keypair, request.common()).await
+        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
     }
 
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
@@ -287,16 +286,7 @@ impl KeypairBinder for AlibabaBinder {
 /// `AttachKeyPair` per 50 instances.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     check_bind(request)?;
-    let keypair = Some(request.keypair().clone());
-    let targets = &request.common().targets;
-    Ok(Plan::chunked(
-        PROVIDER,
-        Operation::Bind,
-        keypair,
-        targets,
-        MAX_INSTANCES_PER_CALL,
-        Action::AttachKeyPair.as_str(),
-    ))
+    Ok(Plan::of_bind(PROVIDER, request, MAX_INSTANCES_PER_CALL, Action::AttachKeyPair.as_str()))
 }
 
 fn check_bind(request: &BindRequest) -> Result<(), Error> {

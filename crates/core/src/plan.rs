@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::ids::{InstanceId, KeyPairRef};
 use crate::kit::chunks;
 use crate::report::Operation;
-use crate::request::Targets;
+use crate::request::{BindRequest, Targets};
 
 /// The calls a request would make, for review and dry runs.
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +50,12 @@ impl Plan {
             .map(|ids| PlannedCall { action: action.to_string(), instances: ids.to_vec() })
             .collect();
         Self { provider, operation, keypair, requested: targets.requested(), duplicates: targets.duplicates(), calls }
+    }
+
+    /// The plan of a bind that sends `action` once per `cap` instances.
+    pub fn of_bind(provider: &'static str, request: &BindRequest, cap: usize, action: &str) -> Self {
+        let keypair = Some(request.keypair().clone());
+        Self::chunked(provider, Operation::Bind, keypair, &request.common().targets, cap, action)
     }
 
     /// Distinct instances across all calls.

@@ -240,6 +240,12 @@ impl UnbindRequest {
         self.keypair.as_ref()
     }
 
+    /// The key pair to remove, for providers that must be told which: its
+    /// absence is a validation error.
+    pub fn required_keypair(&self) -> Result<&KeyPairRef, crate::Error> {
+        self.keypair.as_ref().ok_or(crate::Error::Validation(crate::ValidationError::NoKeyPair))
+    }
+
     /// Everything else.
     pub fn common(&self) -> &RequestCommon {
         &self.common

@@ -250,8 +250,7 @@ impl KeypairBinder for HuaweiBinder {
 /// 10 with a root password, else one associate per VM.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     let mode = HuaweiBinder::bind_mode(request)?;
-    let keypair = Some(request.keypair().clone());
-    Ok(Plan::chunked(PROVIDER, Operation::Bind, keypair, &request.common().targets, mode.cap(), mode.action()))
+    Ok(Plan::of_bind(PROVIDER, request, mode.cap(), mode.action()))
 }
 
 /// One run's pure parts.

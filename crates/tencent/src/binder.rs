@@ -23,7 +23,7 @@ use keypair_binder_core::kit::{
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -536,8 +536,7 @@ impl KeypairBinder for TencentBinder {
 
     async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
         Self::check_common(request.common())?;
-        let keypair = request.keypair().ok_or(Error::Validation(ValidationError::NoKeyPair))?;
-        self.run(Operation::Unbind, keypair, request.common()).await
+        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
     }
 
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
@@ -550,15 +549,7 @@ impl KeypairBinder for TencentBinder {
 /// `DescribeKeyPairs` and the `DescribeInstances` pre-checks).
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     check_bind(request)?;
-    let keypair = Some(request.keypair().clone());
-    Ok(Plan::chunked(
-        PROVIDER,
-        Operation::Bind,
-        keypair,
-        &request.common().targets,
-        MAX_IDS_PER_CALL,
-        Action::AssociateInstancesKeyPairs.as_str(),
-    ))
+    Ok(Plan::of_bind(PROVIDER, request, MAX_IDS_PER_CALL, Action::AssociateInstancesKeyPairs.as_str()))
 }
 
 fn check_bind(request: &BindRequest) -> Result<(), Error> {

@@ -15,7 +15,7 @@ use keypair_binder_core::kit::{
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, ValidationError,
+    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -287,8 +287,7 @@ impl KeypairBinder for VolcengineBinder {
 
     async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
         Self::check_common(request.common())?;
-        let keypair = request.keypair().ok_or(Error::Validation(ValidationError::NoKeyPair))?;
-        self.run(Operation::Unbind, keypair, request.common()).await
+        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
     }
 
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
@@ -300,9 +299,7 @@ impl KeypairBinder for VolcengineBinder {
 /// `AttachKeyPair` per 100 instances.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     check_bind(request)?;
-    let keypair = Some(request.keypair().clone());
-    let action = Action::AttachKeyPair.as_str();
-    Ok(Plan::chunked(PROVIDER, Operation::Bind, keypair, &request.common().targets, MAX_INSTANCES_PER_CALL, action))
+    Ok(Plan::of_bind(PROVIDER, request, MAX_INSTANCES_PER_CALL, Action::AttachKeyPair.as_str()))
 }
 
 /// Options of a bind that Volcengine cannot honour.

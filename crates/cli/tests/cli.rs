@@ -528,33 +528,35 @@ async fn re_runs_converge_on_both_clouds() {
 #[tokio::test]
 async fn a_killed_run_resumes_from_its_journal() {
     use keypair_binder_emulator::{Fault, FaultRates, ScriptedFault};
-    for cloud in [Cloud::Volcengine, Cloud::Huawei] {
-        let (bind_call, hang) = match cloud {
+    for cloud in [Cloud::Volcengine, Cloud::Huawei, Cloud::Tencent] {
+        let fault =
+            |action: &str, fault: Fault| ScriptedFault { cloud: Some(cloud), action: Some(action.into()), fault };
+        let (bind_call, hangs) = match cloud {
             // The resend after the drop is throttled for a long time: the kill lands while it waits.
-            Cloud::Volcengine => (
-                "AttachKeyPair",
-                ScriptedFault { cloud: Some(cloud), action: Some("AttachKeyPair".into()), fault: Fault::Throttle },
-            ),
+            Cloud::Volcengine => ("AttachKeyPair", vec![fault("AttachKeyPair", Fault::Throttle)]),
             // Reconciling the drop hangs: the kill lands while it waits.
-            Cloud::Huawei => (
-                "BatchAssociateKeypair",
-                ScriptedFault {
-                    cloud: Some(cloud),
-                    action: Some("ListRunningTask".into()),
-                    fault: Fault::Slow(Duration::from_secs(30)),
-                },
+            Cloud::Huawei => {
+                ("BatchAssociateKeypair", vec![fault("ListRunningTask", Fault::Slow(Duration::from_secs(30)))])
+            }
+            // The pre-check goes through; reading where the dropped call's operations are hangs.
+            Cloud::Tencent => (
+                "AssociateInstancesKeyPairs",
+                vec![
+                    fault("DescribeInstances", Fault::Slow(Duration::from_millis(1))),
+                    fault("DescribeInstances", Fault::Slow(Duration::from_secs(30))),
+                ],
             ),
             other => unreachable!("{other:?} is not in this test's list"),
         };
-        let emu = Emulator::builder()
+        let mut builder = Emulator::builder()
             .instances(150)
             .task_duration(Duration::from_millis(200))
             .faults(FaultRates { retry_after: Duration::from_secs(30), ..FaultRates::default() })
-            .script(ScriptedFault { cloud: Some(cloud), action: Some(bind_call.into()), fault: Fault::DropAfterApply })
-            .script(hang)
-            .start()
-            .await
-            .unwrap();
+            .script(fault(bind_call, Fault::DropAfterApply));
+        for hang in hangs {
+            builder = builder.script(hang);
+        }
+        let emu = builder.start().await.unwrap();
         let env = env_for(&emu);
         let endpoint = emu.base_url().to_string();
         let ids = emu.inventory().ids(cloud);

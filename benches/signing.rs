@@ -130,5 +130,44 @@ fn volcengine(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, huawei, volcengine);
+/// Alibaba and Tencent: what each binder does per call, build and sign.
+fn alibaba_and_tencent(c: &mut Criterion) {
+    use keypair_binder::alibaba::request::{AcsSigner, unsigned as acs_unsigned};
+    use keypair_binder::alibaba::wire::{self as ali, Action as AliAction};
+    use keypair_binder::tencent::request::{CvmSigner, unsigned as cvm_unsigned};
+    use keypair_binder::tencent::wire::{Action as CvmAction, KeyPairsCall};
+
+    let key = |id: &str| keypair_binder_core::signing::AccessKey {
+        access_key: id.into(),
+        secret_key: Secret::new("SK"),
+        token: None,
+    };
+    let ali_ids: Vec<InstanceId> = (0..50).map(|i| InstanceId::new(format!("i-bp1example{i:08}")).unwrap()).collect();
+    let endpoint = url::Url::parse("https://ecs-cn-hangzhou.aliyuncs.com/").unwrap();
+    let signer = AcsSigner { key: key("LTAI5texample") };
+    c.bench_function("alibaba: build and sign AttachKeyPair of 50", |b| {
+        b.iter(|| {
+            let query = ali::keypair_call(black_box(&ali_ids), "kp-prod", "cn-hangzhou");
+            let mut request = acs_unsigned(&endpoint, AliAction::AttachKeyPair, &query);
+            signer.sign(&mut request, now());
+            black_box(request)
+        })
+    });
+
+    let cvm_ids: Vec<String> = (0..100).map(|i| format!("ins-ex{i:06}")).collect();
+    let endpoint = url::Url::parse("https://cvm.ap-guangzhou.tencentcloudapi.com/").unwrap();
+    let signer = CvmSigner { key: key("AKIDexample") };
+    c.bench_function("tencent: build and sign AssociateInstancesKeyPairs of 100", |b| {
+        b.iter(|| {
+            let ids: Vec<&str> = black_box(&cvm_ids).iter().map(String::as_str).collect();
+            let call = KeyPairsCall { instance_ids: &ids, key_ids: &["skey-example1"], force_stop: None };
+            let body = serde_json::to_vec(&call).unwrap();
+            let mut request = cvm_unsigned(&endpoint, CvmAction::AssociateInstancesKeyPairs, "ap-guangzhou", body);
+            signer.sign(&mut request, now());
+            black_box(request)
+        })
+    });
+}
+
+criterion_group!(benches, huawei, volcengine, alibaba_and_tencent);
 criterion_main!(benches);

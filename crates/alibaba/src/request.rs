@@ -8,7 +8,7 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::signer::{API_VERSION, AccessKey, Acs3Request, canonical_query, format_date, sign_acs3};
+use crate::signer::{API_VERSION, AccessKey, Acs3Request, canonical_query, format_date, sign_acs3_canonical};
 use crate::wire::Action;
 
 const X_ACS_ACTION: HeaderName = HeaderName::from_static("x-acs-action");
@@ -31,7 +31,8 @@ pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> O
 }
 
 /// ACS3-HMAC-SHA256 as the kit's [`Signer`]: a fresh `x-acs-date` and nonce
-/// for every request that has none, then every header signed.
+/// for every request that has none, then every header signed. The URL's
+/// query must be in canonical form, as [`unsigned`] writes it.
 #[derive(Clone, Debug)]
 pub struct AcsSigner {
     /// The access key (and STS token).
@@ -55,15 +56,16 @@ impl Signer for AcsSigner {
             .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
         headers.push(("host".into(), host_header(&request.url)));
-        let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+        // The query is on the URL in canonical form (`unsigned` writes it so): signed as sent.
         let signable = Acs3Request {
             method: request.method.as_str(),
             path: request.url.path(),
-            query: &query,
+            query: &[],
             headers: &headers,
             body: &request.body,
         };
-        for (name, value) in sign_acs3(&signable, &self.key).headers {
+        let query = request.url.query().unwrap_or("");
+        for (name, value) in sign_acs3_canonical(&signable, query, &self.key).headers {
             if let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
                 v.set_sensitive(n.as_str() == "x-acs-security-token");
                 request.headers.insert(n, v);

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
-use keypair_binder_core::signing::{hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{hmac_sha256, percent_encode_into, sha256_hex};
 use sha1::Sha1;
 
 /// The default algorithm's name.
@@ -25,9 +25,19 @@ pub fn format_date(time: DateTime<Utc>) -> String {
 /// The canonical query: values (and names) percent-encoded keeping only
 /// RFC 3986 unreserved characters, sorted by name in byte order.
 pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (encode(k), encode(v))).collect();
-    pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    let mut pairs: Vec<(String, &str)> = query.iter().map(|(k, v)| (encode(k), v.as_str())).collect();
+    // By encoded name, then value: the order the SDK signs.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| encode(a.1).cmp(&encode(b.1))));
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum());
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(key);
+        out.push('=');
+        percent_encode_into(&mut out, value);
+    }
+    out
 }
 
 /// What an ACS3 signature covers.
@@ -66,6 +76,12 @@ pub struct Acs3Signature {
 /// hash and, for STS credentials, `x-acs-accesskey-id` and
 /// `x-acs-security-token` are added when missing.
 pub fn sign_acs3(request: &Acs3Request<'_>, key: &AccessKey) -> Acs3Signature {
+    sign_acs3_canonical(request, &canonical_query(request.query), key)
+}
+
+/// [`sign_acs3`] over a query already in canonical form (as a request
+/// built by [`crate::request::unsigned`] carries it): `request.query` is not read.
+pub fn sign_acs3_canonical(request: &Acs3Request<'_>, canonical_query: &str, key: &AccessKey) -> Acs3Signature {
     let has = |name: &str| request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut added: Vec<(String, String)> = Vec::new();
     if !has("x-acs-content-sha256") {
@@ -96,9 +112,8 @@ pub fn sign_acs3(request: &Acs3Request<'_>, key: &AccessKey) -> Acs3Signature {
     let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
     let path = if request.path.is_empty() { "/" } else { request.path };
     let canonical_request = format!(
-        "{}\n{path}\n{}\n{canonical_headers}\n{names}\n{payload_hash}",
+        "{}\n{path}\n{canonical_query}\n{canonical_headers}\n{names}\n{payload_hash}",
         request.method.to_ascii_uppercase(),
-        canonical_query(request.query)
     );
     let string_to_sign = format!("{ACS3}\n{}", sha256_hex(canonical_request.as_bytes()));
     let signature = hex::encode(hmac_sha256(key.secret_key.expose().as_bytes(), string_to_sign.as_bytes()));

@@ -37,9 +37,24 @@ impl Action {
 /// `InstanceIds` as the SDK writes it: a JSON array in one parameter, items
 /// separated by `", "`.
 pub fn instance_ids_json(instances: &[InstanceId]) -> String {
-    let items: Vec<String> =
-        instances.iter().map(|id| serde_json::to_string(id.as_str()).unwrap_or_else(|_| "\"\"".into())).collect();
-    format!("[{}]", items.join(", "))
+    let mut out = String::with_capacity(2 + instances.iter().map(|id| id.as_str().len() + 4).sum::<usize>());
+    out.push('[');
+    for (i, id) in instances.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let id = id.as_str();
+        if id.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            // Nothing to escape (every real id): copied as it is.
+            out.push('"');
+            out.push_str(id);
+            out.push('"');
+        } else {
+            out.push_str(&serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into()));
+        }
+    }
+    out.push(']');
+    out
 }
 
 /// Parameters of `AttachKeyPair` or `DetachKeyPair` (ACS3: the action goes in a header).
@@ -165,4 +180,20 @@ pub struct ApiError {
     pub code: Option<String>,
     /// The cloud's words.
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_a_json_array_as_the_sdk_writes_it() {
+        let ids: Vec<InstanceId> = ["i-bp1a", "i-\"quoted\"", "i-back\\slash", "i-ünï"]
+            .iter()
+            .map(|id| InstanceId::new(*id).unwrap())
+            .collect();
+        let reference: Vec<String> = ids.iter().map(|id| serde_json::to_string(id.as_str()).unwrap()).collect();
+        assert_eq!(instance_ids_json(&ids), format!("[{}]", reference.join(", ")));
+        assert_eq!(instance_ids_json(&[]), "[]");
+    }
 }

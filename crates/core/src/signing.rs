@@ -69,15 +69,34 @@ pub struct Signature {
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-/// [`percent_encode`] into a buffer, allocating nothing of its own; text
-/// with nothing to encode (most ids) is copied as it is.
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
+/// [`percent_encode`] into a buffer, allocating nothing of its own: runs of
+/// unreserved characters are copied whole, each other byte becomes `%XX`.
+/// The hot path of every canonical query (a JSON array of 100 ids escapes
+/// a few hundred bytes), so it is a plain byte loop.
 pub fn percent_encode_into(out: &mut String, value: &str) {
-    if value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')) {
-        out.push_str(value);
-        return;
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len());
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if unreserved(b) {
+            continue;
+        }
+        // A non-empty `run..i` is unreserved ASCII, so both ends are character boundaries.
+        if run < i {
+            out.push_str(&value[run..i]);
+        }
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+        run = i + 1;
     }
-    for chunk in utf8_percent_encode(value, UNRESERVED) {
-        out.push_str(chunk);
+    if run < bytes.len() {
+        out.push_str(&value[run..]);
     }
 }
 
@@ -146,6 +165,14 @@ mod tests {
         fn compact_utc_is_chronos_format(secs in 0i64..253_402_300_799) {
             let t = DateTime::from_timestamp(secs, 0).unwrap();
             proptest::prop_assert_eq!(compact_utc(t), t.format("%Y%m%dT%H%M%SZ").to_string());
+        }
+
+        /// The byte loop encodes exactly as the `percent-encoding` crate does.
+        #[test]
+        fn the_fast_encoder_matches_the_crate(text in "\\PC*|[ -~]{0,64}") {
+            let mut fast = String::from("x=");
+            percent_encode_into(&mut fast, &text);
+            proptest::prop_assert_eq!(fast, format!("x={}", percent_encode(&text)));
         }
     }
 }

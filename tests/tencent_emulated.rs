@@ -155,3 +155,22 @@ async fn calls_are_paced_within_the_documented_limits() {
         assert!(pair[40] - pair[0] >= std::time::Duration::from_millis(950), "41 reads within a second");
     }
 }
+
+#[tokio::test]
+async fn a_write_that_may_have_started_is_settled_by_its_operation_never_sent_twice() {
+    use keypair_binder_emulator::{Fault, ScriptedFault};
+    // (fault, calls): applied then a gateway error is followed; an internal error before
+    // applying shows no new operation within the grace, so it is sent again, once.
+    for (fault, calls) in
+        [(Fault::BadGatewayAfterApply, 1), (Fault::GatewayTimeoutAfterApply, 1), (Fault::ServerError, 2)]
+    {
+        let script =
+            ScriptedFault { cloud: Some(Cloud::Tencent), action: Some(ASSOCIATE.into()), fault: fault.clone() };
+        let emu = emulator().instances(30).script(script).start().await.unwrap();
+        let all = emu.inventory().ids(Cloud::Tencent);
+        let report = tencent(&emu).build().unwrap().bind(bind_request(Cloud::Tencent, &emu, &all)).await.unwrap();
+        assert!(report.all_bound(), "{fault:?}: {:?}", report.outcomes);
+        assert_eq!(emu.calls(ASSOCIATE), calls, "{fault:?}");
+        assert_consistent(&emu, Cloud::Tencent, &report, Some(DEFAULT_KEYPAIR));
+    }
+}

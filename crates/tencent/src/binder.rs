@@ -375,7 +375,7 @@ impl Provider for TencentRun<'_> {
     }
 
     fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
-        let error = wire::parse::<Empty>(&response.body)?.error?;
+        let error = wire::head(&response.body)?.error?;
         let (failure, class, _) = failure_of(&error, None);
         (class == Class::Credentials).then_some(CredentialProblem::Refused(failure))
     }

@@ -93,20 +93,28 @@ pub struct Filter<'a> {
 pub struct Envelope<T> {
     /// The answer proper.
     #[serde(rename = "Response")]
-    pub response: Answer<T>,
+    pub response: T,
 }
 
-/// The answer: an error, or the action's fields, and always a request id.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Answer<T> {
+/// What every answer carries beside the action's fields.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Head {
     /// Set when the call failed (the HTTP status is still 200).
     #[serde(rename = "Error", default)]
     pub error: Option<ApiError>,
     /// The request id; for a key-pair call, also the id its operation carries.
     #[serde(rename = "RequestId", default)]
     pub request_id: Option<String>,
+}
+
+/// The answer: an error, or the action's fields, and always a request id.
+#[derive(Clone, Debug)]
+pub struct Answer<T> {
+    /// Set when the call failed (the HTTP status is still 200).
+    pub error: Option<ApiError>,
+    /// The request id; for a key-pair call, also the id its operation carries.
+    pub request_id: Option<String>,
     /// The action's own fields (their defaults on errors).
-    #[serde(flatten)]
     pub body: T,
 }
 
@@ -212,6 +220,20 @@ pub struct KeyPair {
 }
 
 /// Reads an answer of `T`; `None` when the body is not the envelope at all.
-pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Answer<T>> {
-    serde_json::from_slice::<Envelope<T>>(body).ok().map(|e| e.response)
+/// Two passes that each skip what they do not need, rather than one that
+/// buffers the whole answer (as `#[serde(flatten)]` would).
+pub fn parse<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Option<Answer<T>> {
+    let head = serde_json::from_slice::<Envelope<Head>>(body).ok()?.response;
+    // An error answer has none of the action's fields.
+    let fields = match head.error {
+        Some(_) => T::default(),
+        None => serde_json::from_slice::<Envelope<T>>(body).ok()?.response,
+    };
+    Some(Answer { error: head.error, request_id: head.request_id, body: fields })
+}
+
+/// Only the error and request id of an answer, the rest skipped: the check
+/// every answer gets.
+pub fn head(body: &[u8]) -> Option<Head> {
+    serde_json::from_slice::<Envelope<Head>>(body).ok().map(|e| e.response)
 }

@@ -96,7 +96,7 @@ pub fn call_failure(
 
 /// Reads the error of a non-2xx (or error-carrying) answer, whatever its shape.
 pub fn parse_error(response: &HttpResponse) -> (Failure, Advice) {
-    if let Ok(envelope) = serde_json::from_slice::<Envelope<serde_json::Value>>(&response.body)
+    if let Ok(envelope) = serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(&response.body)
         && let Some(metadata) = envelope.metadata
     {
         return call_failure(response, metadata.error.as_ref(), metadata.request_id);

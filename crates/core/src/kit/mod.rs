@@ -11,6 +11,15 @@
 //! and the credential gate (the first call of a run goes alone; a refused
 //! credential stops the run).
 //!
+//! Clouds differ in what an answer can say, and [`Answer`] covers each:
+//! per-instance results, tasks to follow, a state to wait out, a call that
+//! may have been applied, and (for clouds that validate a call as a whole)
+//! instances refused only for another's sake ([`Answer::Resend`]) or for one
+//! the answer does not name ([`Answer::Split`]). A call that may have been
+//! applied is settled by its idempotency token, a [`Reconciler`], or state
+//! queries: the instance's key pair, or its latest operation
+//! ([`InstanceView::latest_operation`]) having moved since it was read.
+//!
 //! This module is for provider crates; applications use the model
 //! re-exported by the facade.
 

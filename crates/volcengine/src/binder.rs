@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
 use crate::errors::{CallError, instance_failure, parse_error, read_result};
-use crate::request::{EcsSigner, Invocation, unsigned, unsigned_canonical};
+use crate::request::{EcsSigner, Invocation, unsigned_canonical};
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
@@ -236,8 +236,8 @@ impl StateQueries for VolcengineRun<'_> {
     }
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
-        let query = wire::describe_instances(instances, None);
-        Ok(unsigned(&self.inner.endpoint, &query, None, Action::DescribeInstances.as_str())
+        let query = wire::describe_instances_canonical(instances, None);
+        Ok(unsigned_canonical(&self.inner.endpoint, &query, None, Action::DescribeInstances.as_str())
             .with_instances(instances.len()))
     }
 

@@ -84,16 +84,7 @@ pub fn keypair_call_canonical(
         out.push_str("&ClientToken=");
         encode_into(&mut out, token);
     }
-    // 1, 10, 100, 11, …, 19, 2, 20, …: the numbers in text order, walked depth first.
-    let n = instances.len();
-    let mut stack: Vec<usize> = (1..=9).rev().filter(|d| *d <= n).collect();
-    while let Some(i) = stack.pop() {
-        out.push_str("&InstanceIds.");
-        push_decimal(&mut out, i);
-        out.push('=');
-        encode_into(&mut out, instances[i - 1].as_str());
-        stack.extend((0..=9).rev().map(|c| i * 10 + c).filter(|c| *c <= n));
-    }
+    push_canonical_ids(&mut out, instances);
     match keypair {
         KeyPairRef::Id(id) => {
             out.push_str("&KeyPairId=");
@@ -103,6 +94,40 @@ pub fn keypair_call_canonical(
             out.push_str("&KeyPairName=");
             encode_into(&mut out, name);
         }
+    }
+    out.push_str("&Version=");
+    out.push_str(API_VERSION);
+    out
+}
+
+/// `&InstanceIds.N=…` for every id, the numbers in text order (1, 10, 100,
+/// 11, …, 19, 2, 20, …), walked depth first.
+fn push_canonical_ids(out: &mut String, instances: &[InstanceId]) {
+    let n = instances.len();
+    let mut stack: Vec<usize> = (1..=9).rev().filter(|d| *d <= n).collect();
+    while let Some(i) = stack.pop() {
+        out.push_str("&InstanceIds.");
+        push_decimal(out, i);
+        out.push('=');
+        keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
+        stack.extend((0..=9).rev().map(|c| i * 10 + c).filter(|c| *c <= n));
+    }
+}
+
+/// The canonical query of `DescribeInstances` for these ids, in one pass:
+/// the same text as `canonical_query(&describe_instances(..))`.
+pub fn describe_instances_canonical(instances: &[InstanceId], next_token: Option<&str>) -> String {
+    let values: usize = instances.iter().map(|id| id.as_str().len() + 20).sum();
+    let mut out = String::with_capacity(values + 96 + next_token.map_or(0, |t| 3 * t.len()));
+    // Keys sort as text: Action < InstanceIds.N < MaxResults < NextToken < Version.
+    out.push_str("Action=");
+    out.push_str(Action::DescribeInstances.as_str());
+    push_canonical_ids(&mut out, instances);
+    out.push_str("&MaxResults=");
+    push_decimal(&mut out, MAX_INSTANCES_PER_CALL);
+    if let Some(token) = next_token {
+        out.push_str("&NextToken=");
+        keypair_binder_core::signing::percent_encode_into(&mut out, token);
     }
     out.push_str("&Version=");
     out.push_str(API_VERSION);

@@ -108,6 +108,17 @@ proptest! {
         prop_assert_eq!(wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()), reference);
     }
 
+    /// Likewise for the converging read, `DescribeInstances`.
+    #[test]
+    fn single_pass_describe_query_equals_the_reference(
+        ids in proptest::collection::vec("[!-~]{1,40}|\\PC{1,8}", 0..=100),
+        token in proptest::option::of("[!-~]{1,64}"),
+    ) {
+        let ids: Vec<InstanceId> = ids.into_iter().filter_map(|i| InstanceId::new(i).ok()).collect();
+        let reference = canonical_query(&wire::describe_instances(&ids, token.as_deref()));
+        prop_assert_eq!(wire::describe_instances_canonical(&ids, token.as_deref()), reference);
+    }
+
     #[test]
     fn instance_ids_sort_as_bytes(n in 1usize..=100) {
         let pairs: Vec<(String, String)> = (1..=n).map(|i| (format!("InstanceIds.{i}"), format!("i-{i}"))).collect();

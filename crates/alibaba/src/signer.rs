@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
-use keypair_binder_core::signing::{hmac_sha256, percent_encode_into, sha256_hex};
+use keypair_binder_core::signing::{hex_lower, hmac_sha256, percent_encode_into, sha256_hex};
 use sha1::Sha1;
 
 /// The default algorithm's name.
@@ -116,7 +116,7 @@ pub fn sign_acs3_canonical(request: &Acs3Request<'_>, canonical_query: &str, key
         request.method.to_ascii_uppercase(),
     );
     let string_to_sign = format!("{ACS3}\n{}", sha256_hex(canonical_request.as_bytes()));
-    let signature = hex::encode(hmac_sha256(key.secret_key.expose().as_bytes(), string_to_sign.as_bytes()));
+    let signature = hex_lower(&hmac_sha256(key.secret_key.expose().as_bytes(), string_to_sign.as_bytes()));
     let authorization = format!("{ACS3} Credential={},SignedHeaders={names},Signature={signature}", key.access_key);
     added.push(("Authorization".into(), authorization.clone()));
     Acs3Signature { canonical_request, string_to_sign, signature, authorization, headers: added }

@@ -108,7 +108,16 @@ pub fn percent_encode(value: &str) -> String {
 
 /// Lower-case hex of SHA-256, the payload hash both signatures use.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex_lower(&Sha256::digest(data))
+}
+
+/// Lower-case hex of a digest or MAC: the form every signature writes them
+/// in (through `hex`'s slice encoder, not a `char` at a time).
+pub fn hex_lower(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    // The buffer is exactly twice the input: encoding cannot fail.
+    let _ = hex::encode_to_slice(bytes, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// HMAC-SHA256 of `message` under `key`.
@@ -155,6 +164,8 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(percent_encode("a b+c/~*"), "a%20b%2Bc%2F~%2A");
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex_lower(&[]), "");
         let t = parse_compact_utc("20240102T030405Z").unwrap();
         assert_eq!(compact_utc(t), "20240102T030405Z");
         assert!(parse_compact_utc("2024-01-02").is_none());

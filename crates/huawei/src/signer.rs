@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
-use keypair_binder_core::signing::{compact_utc, hmac_sha256, percent_encode_into, sha256_hex};
+use keypair_binder_core::signing::{compact_utc, hex_lower, hmac_sha256, percent_encode_into, sha256_hex};
 use percent_encoding::percent_decode_str;
 
 /// The algorithm name.
@@ -196,7 +196,7 @@ fn sign_parts(
     canonical_request.push('\n');
     canonical_request.push_str(payload_hash);
     let string_to_sign = format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()));
-    let signature = hex::encode(hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
+    let signature = hex_lower(&hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
     let authorization =
         format!("{ALGORITHM} Access={access_key}, SignedHeaders={signed_headers}, Signature={signature}");
     Signature { canonical_request, string_to_sign, signature, signed_headers, authorization, headers: Vec::new() }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::DateTime;
 use hmac::{Hmac, Mac};
-use keypair_binder_core::signing::{hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{hex_lower, hmac_sha256, sha256_hex};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -78,7 +78,7 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
     let k_date = hmac_sha256(secret.as_bytes(), date.as_bytes());
     let k_service = hmac_sha256(&k_date, SERVICE.as_bytes());
     let k_signing = hmac_sha256(&k_service, b"tc3_request");
-    let signature = hex::encode(hmac_sha256(&k_signing, string_to_sign.as_bytes()));
+    let signature = hex_lower(&hmac_sha256(&k_signing, string_to_sign.as_bytes()));
     let authorization = format!(
         "{TC3} Credential={}/{credential_scope}, SignedHeaders=content-type;host, Signature={signature}",
         credentials.access_key
@@ -87,7 +87,7 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
         canonical_request,
         credential_scope,
         string_to_sign,
-        signing_key_hex: hex::encode(k_signing),
+        signing_key_hex: hex_lower(&k_signing),
         signature,
         authorization,
     }

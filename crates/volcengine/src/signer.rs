@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
-use keypair_binder_core::signing::{compact_utc, hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{compact_utc, hex_lower, hmac_sha256, sha256_hex};
 
 /// The algorithm name in the string to sign and the `Authorization` header.
 pub const ALGORITHM: &str = "HMAC-SHA256";
@@ -125,8 +125,8 @@ pub fn authorization(
     hash.update(payload_hash.as_bytes());
     let date = x_date.get(..8).unwrap_or(x_date);
     let scope = format!("{date}/{region}/{SERVICE}/request");
-    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", hex::encode(hash.finalize()));
-    let signature = hex::encode(hmac(signing_key, &string_to_sign));
+    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", hex_lower(&hash.finalize()));
+    let signature = hex_lower(&hmac(signing_key, &string_to_sign));
     format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={names}, Signature={signature}")
 }
 
@@ -180,7 +180,7 @@ impl CanonicalRequest<'_> {
         let scope = format!("{date}/{region}/{SERVICE}/request");
         let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
         let key = signing_key(secret_key, date, region, SERVICE);
-        let signature = hex::encode(hmac(&key, &string_to_sign));
+        let signature = hex_lower(&hmac(&key, &string_to_sign));
         let authorization = format!(
             "{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
         );

@@ -80,7 +80,6 @@ fn unreserved(b: u8) -> bool {
 pub fn percent_encode_into(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = value.as_bytes();
-    out.reserve(bytes.len());
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if unreserved(b) {

@@ -276,7 +276,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
         }
         self.run.finished(&finished);
-        self.insts.into_iter().map(|i| (i.id, i.outcome.unwrap_or_else(unreachable_outcome))).collect()
+        // A fresh vector of the outcomes' size: `collect` would reuse the
+        // (much larger) buffer of the chunk's state, and every finished chunk
+        // would keep it until the report is assembled.
+        let mut outcomes = Vec::with_capacity(self.insts.len());
+        outcomes.extend(self.insts.into_iter().map(|i| (i.id, i.outcome.unwrap_or_else(unreachable_outcome))));
+        outcomes
     }
 
     /// Settles every instance the run will no longer send.

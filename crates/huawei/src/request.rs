@@ -6,7 +6,7 @@ use std::fmt;
 use keypair_binder_core::http::host_header;
 use keypair_binder_core::kit::OutgoingRequest;
 use reqwest::Method;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use url::Url;
 
 use crate::signer::{SignableRequest, canonical_query};
@@ -100,10 +100,14 @@ impl KpsRequest {
         url
     }
 
+    /// The `Content-Type` the SDK sends: with a charset when there is a body.
+    fn content_type(&self) -> &'static str {
+        if self.body.is_some() { wire::CONTENT_TYPE_JSON_UTF8 } else { wire::CONTENT_TYPE_JSON }
+    }
+
     /// `Content-Type` and `User-Agent`, as the SDK sends (and signs) them.
     pub fn headers(&self, user_agent: &str) -> Vec<(String, String)> {
-        let content_type = if self.body.is_some() { wire::CONTENT_TYPE_JSON_UTF8 } else { wire::CONTENT_TYPE_JSON };
-        vec![("Content-Type".into(), content_type.into()), ("User-Agent".into(), user_agent.into())]
+        vec![("Content-Type".into(), self.content_type().into()), ("User-Agent".into(), user_agent.into())]
     }
 
     /// What the signer covers, for this request sent to `url` with `headers`.
@@ -121,11 +125,10 @@ impl KpsRequest {
     /// The unsigned request to `endpoint`: URL, `Content-Type` and
     /// `User-Agent` as the SDK sends them, and the body.
     pub fn outgoing(&self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
-        let mut headers = HeaderMap::new();
-        for (name, value) in self.headers(user_agent) {
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
-                headers.insert(n, v);
-            }
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        if let Ok(agent) = HeaderValue::from_str(user_agent) {
+            headers.insert(USER_AGENT, agent);
         }
         let mut request = OutgoingRequest::new(self.method.clone(), self.url(endpoint), self.action)
             .with_headers(headers)

@@ -174,3 +174,22 @@ async fn a_write_that_may_have_started_is_settled_by_its_operation_never_sent_tw
         assert_consistent(&emu, Cloud::Tencent, &report, Some(DEFAULT_KEYPAIR));
     }
 }
+
+#[tokio::test]
+async fn a_call_refused_for_everyone_ends_with_every_instance_failed_within_the_bound() {
+    let n = 16;
+    let instances: Vec<InstanceSpec> =
+        ids(n).iter().map(|id| InstanceSpec { image_supported: false, ..stopped(id) }).collect();
+    let emu = emulator().inventory(inventory(instances)).start().await.unwrap();
+    let all = ids(n);
+    let report = tencent(&emu).build().unwrap().bind(bind_request(Cloud::Tencent, &emu, &all)).await.unwrap();
+    for (id, outcome) in &report.outcomes {
+        let InstanceOutcome::Failed(f) = outcome else { panic!("{id}: {outcome:?}") };
+        assert_eq!(f.code.as_deref(), Some("InvalidInstance.NotSupported"), "{id}");
+        assert!(!f.retryable, "{id}");
+    }
+    let calls = emu.calls(ASSOCIATE) as usize;
+    assert!(calls <= 1 + 2 * n, "{calls} calls for {n} instances");
+    assert_eq!(report.stats.retries, 0, "isolation spends no retry");
+    assert_consistent(&emu, Cloud::Tencent, &report, Some(DEFAULT_KEYPAIR));
+}

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::report::{Failure, FailureKind};
+
 /// Default allowance of retries after throttling.
 pub const DEFAULT_THROTTLED_RETRIES: u32 = 20;
 
@@ -70,6 +72,30 @@ impl RetryPolicy {
             Some(wait) => jitter.max(wait.min(MAX_RETRY_AFTER)),
             None => jitter,
         }
+    }
+}
+
+/// The allowances of one read asked again after failures (a listing page,
+/// a provider's setup): throttling and other failures counted apart, as
+/// for calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadRetries {
+    tries: u32,
+    throttled: u32,
+}
+
+impl ReadRetries {
+    /// Counts `failure`; the wait before asking again, or `None` when its allowance is spent.
+    pub(crate) fn after(&mut self, policy: &RetryPolicy, failure: &Failure) -> Option<Duration> {
+        if failure.kind == FailureKind::Throttled {
+            self.throttled += 1;
+        } else {
+            self.tries += 1;
+        }
+        if self.tries > policy.max_retries || self.throttled > policy.max_throttled_retries {
+            return None;
+        }
+        Some(policy.delay(self.tries + self.throttled, failure.retry_after, &mut rand::rng()))
     }
 }
 

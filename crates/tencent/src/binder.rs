@@ -31,8 +31,8 @@ use crate::config::{PROVIDER, TencentBuilder};
 use crate::errors::{Class, Scope, failure_of, named_instances};
 use crate::request::{CvmSigner, unsigned};
 use crate::wire::{
-    self, Action, DESCRIBE_LIMIT, DescribeInstancesCall, DescribeKeyPairsCall, Empty, Filter, Instance,
-    InstancesAnswer, KeyPairsAnswer, KeyPairsCall, MAX_IDS_PER_CALL,
+    self, Action, DESCRIBE_LIMIT, DescribeInstancesCall, DescribeKeyPairsCall, Filter, Instance, InstancesAnswer,
+    KeyPairsAnswer, KeyPairsCall, MAX_IDS_PER_CALL,
 };
 
 /// Least wait before checking an instance that is changing state again.
@@ -158,6 +158,27 @@ impl TencentBinder {
     }
 }
 
+/// The fields of a read's answer and its request id, or why there are none:
+/// CVM's own error, or a failure worth asking again (no answer, unreadable).
+fn read<T: serde::de::DeserializeOwned + Default>(
+    response: &HttpResponse,
+    action: Action,
+) -> Result<(T, Option<String>), Failure> {
+    let action = action.as_str();
+    if !response.is_success() {
+        return Err(Failure::new(FailureKind::ProviderError, format!("{action} was not answered"))
+            .with_status(response.status)
+            .retryable(true));
+    }
+    let answer = wire::parse::<T>(&response.body).ok_or_else(|| {
+        Failure::new(FailureKind::ProviderError, format!("unreadable {action} answer")).retryable(true)
+    })?;
+    match answer.error {
+        Some(error) => Err(failure_of(&error, answer.request_id).0),
+        None => Ok((answer.body, answer.request_id)),
+    }
+}
+
 fn post_conditions(operation: Operation, force_stop: bool) -> Vec<PostCondition> {
     let mut post = Vec::new();
     if operation == Operation::Bind {
@@ -260,18 +281,7 @@ impl TencentRun<'_> {
 
     /// Instances of a `DescribeInstances` answer, or why there are none.
     fn instances(response: &HttpResponse) -> Result<Vec<Instance>, Failure> {
-        if !response.is_success() {
-            return Err(Failure::new(FailureKind::ProviderError, "DescribeInstances was not answered")
-                .with_status(response.status)
-                .retryable(true));
-        }
-        let answer = wire::parse::<InstancesAnswer>(&response.body).ok_or_else(|| {
-            Failure::new(FailureKind::ProviderError, "unreadable DescribeInstances answer").retryable(true)
-        })?;
-        match answer.error {
-            Some(error) => Err(failure_of(&error, answer.request_id).0),
-            None => Ok(answer.body.instance_set),
-        }
+        read::<InstancesAnswer>(response, Action::DescribeInstances).map(|(answer, _)| answer.instance_set)
     }
 
     fn readiness(&self, instance: &Instance) -> Readiness {
@@ -332,20 +342,11 @@ impl Provider for TencentRun<'_> {
             .send(request)
             .await
             .map_err(|e| e.to_failure().with_message(format!("DescribeKeyPairs failed: {e}")))?;
-        if !response.is_success() {
-            return Err(Failure::new(FailureKind::ProviderError, "DescribeKeyPairs was not answered")
-                .with_status(response.status)
-                .retryable(true));
-        }
-        let answer = wire::parse::<KeyPairsAnswer>(&response.body)
-            .ok_or_else(|| Failure::new(FailureKind::ProviderError, "unreadable DescribeKeyPairs answer"))?;
-        if let Some(error) = answer.error {
-            return Err(failure_of(&error, answer.request_id).0);
-        }
+        let (answer, request_id) = read::<KeyPairsAnswer>(&response, Action::DescribeKeyPairs)?;
         let found: Vec<_> = match self.keypair {
-            KeyPairRef::Id(id) => answer.body.key_pair_set.iter().filter(|k| &k.key_id == id).collect(),
+            KeyPairRef::Id(id) => answer.key_pair_set.iter().filter(|k| &k.key_id == id).collect(),
             // The filter may match loosely: the name must be exact.
-            KeyPairRef::Name(name) => answer.body.key_pair_set.iter().filter(|k| &k.key_name == name).collect(),
+            KeyPairRef::Name(name) => answer.key_pair_set.iter().filter(|k| &k.key_name == name).collect(),
         };
         match found.as_slice() {
             [key] => {
@@ -356,7 +357,7 @@ impl Provider for TencentRun<'_> {
                 FailureKind::KeyPairNotFound,
                 format!("no key pair {} in {}", self.keypair.as_str(), self.inner.region),
             )
-            .with_request_id(answer.request_id)),
+            .with_request_id(request_id)),
             _ => Err(Failure::new(
                 FailureKind::InvalidRequest,
                 format!("several key pairs are named {}: pass its id (--keypair-id)", self.keypair.as_str()),
@@ -397,7 +398,7 @@ impl Provider for TencentRun<'_> {
         if !response.is_success() {
             return maybe("the call was not answered by CVM; its operation may have started");
         }
-        let Some(answer) = wire::parse::<Empty>(&response.body) else {
+        let Some(answer) = wire::head(&response.body) else {
             return maybe("unreadable answer; the call's operation may have started");
         };
         let Some(error) = answer.error else {

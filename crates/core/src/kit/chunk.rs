@@ -19,6 +19,7 @@ use crate::kit::token::derive_token;
 use crate::kit::window::Slot;
 use crate::progress::ProgressEvent;
 use crate::report::{Failure, FailureKind, InstanceOutcome, Operation};
+use crate::retry::ReadRetries;
 
 /// Reads of an ambiguous instance's key pair before it counts as not applied.
 const STATE_READS: u32 = 3;
@@ -356,6 +357,20 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         }
     }
 
+    /// Tasks an answer proved started: no longer ambiguous, recorded, followed.
+    fn adopt(&mut self, tasks: Vec<Followed>) {
+        if tasks.is_empty() {
+            return;
+        }
+        for t in &tasks {
+            self.record_task(t);
+            let inst = &mut self.insts[t.member];
+            inst.busy = true;
+            inst.maybe = None;
+        }
+        self.follow(Group::new(tasks, Instant::now()));
+    }
+
     fn new_token(&mut self, ids: &[InstanceId]) -> Option<String> {
         if !self.profile.idempotency_tokens {
             return None;
@@ -523,15 +538,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
         }
         self.run.finished(&finished);
-        if !tasks.is_empty() {
-            for t in &tasks {
-                self.record_task(t);
-                let inst = &mut self.insts[t.member];
-                inst.busy = true;
-                inst.maybe = None;
-            }
-            self.follow(Group::new(tasks, Instant::now()));
-        }
+        self.adopt(tasks);
         let unknown_before =
             self.insts.iter().filter(|i| matches!(i.outcome, Some(InstanceOutcome::Unknown(_)))).count();
         if !ambiguous.is_empty() {
@@ -770,7 +777,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut found: HashMap<InstanceId, String> = HashMap::new();
         let mut complete = false;
         'pages: for page in 0..RECONCILE_PAGES {
-            let (mut tries, mut throttled) = (0u32, 0u32);
+            let mut retries = ReadRetries::default();
             loop {
                 let (run, provider) = (self.run, self.provider);
                 let exchange = alongside(
@@ -800,16 +807,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     Exchange::Refused(_) | Exchange::Held(_) => break 'pages,
                 };
                 // The listing is a read: asked again within the retry policy's allowances.
-                let policy = &self.run.retry;
-                if failure.kind == FailureKind::Throttled {
-                    throttled += 1;
-                } else {
-                    tries += 1;
-                }
-                if tries > policy.max_retries || throttled > policy.max_throttled_retries {
-                    break 'pages;
-                }
-                let delay = policy.delay(tries + throttled, failure.retry_after, &mut rand::rng());
+                let Some(delay) = retries.after(&self.run.retry, &failure) else { break 'pages };
                 if Instant::now() + delay >= self.run.hard_stop() {
                     break 'pages;
                 }
@@ -905,15 +903,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 }
             }
             self.run.finished(&finished);
-            if !started.is_empty() {
-                for t in &started {
-                    self.record_task(t);
-                    let inst = &mut self.insts[t.member];
-                    inst.busy = true;
-                    inst.maybe = None;
-                }
-                self.follow(Group::new(started, Instant::now()));
-            }
+            self.adopt(started);
             left = still;
             if left.is_empty() {
                 return;

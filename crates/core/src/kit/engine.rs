@@ -31,7 +31,7 @@ use crate::kit::window::{Slot, Window};
 use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
 use crate::request::RequestCommon;
-use crate::retry::RetryPolicy;
+use crate::retry::{ReadRetries, RetryPolicy};
 use governor::DefaultDirectRateLimiter;
 
 /// Default run deadline when the caller sets none.
@@ -157,7 +157,7 @@ impl Engine {
             let _pass = run.gate.enter().await;
             let net = RunNet { run: &run };
             // Setup is a read: a retryable refusal (throttled, 5xx) is asked again within the policy.
-            let (mut tries, mut throttled) = (0u32, 0u32);
+            let mut retries = ReadRetries::default();
             loop {
                 let result = tokio::select! {
                     result = provider.prepare(&net) => result,
@@ -167,14 +167,8 @@ impl Engine {
                     Err(f) if f.retryable && run.aborted().is_none() => f,
                     other => break other,
                 };
-                if failure.kind == FailureKind::Throttled {
-                    throttled += 1;
-                } else {
-                    tries += 1;
-                }
-                let delay = run.retry.delay(tries + throttled, failure.retry_after, &mut rand::rng());
-                let spent = tries > run.retry.max_retries || throttled > run.retry.max_throttled_retries;
-                if spent || run.halt(delay).is_some() {
+                let Some(delay) = retries.after(&run.retry, &failure) else { break Err(failure) };
+                if run.halt(delay).is_some() {
                     break Err(failure);
                 }
                 tokio::select! {

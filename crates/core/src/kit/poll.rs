@@ -69,11 +69,30 @@ enum Step {
 }
 
 async fn query(run: &RunState<'_>, provider: &dyn Provider, tasks: &dyn TaskQueries, t: &Followed) -> Step {
-    match run.exchange(provider, Purpose::Read, &|| tasks.query(&t.task, &t.id)).await {
-        Exchange::Answered(response) => Step::Answer(tasks.read(&t.task, &response)),
-        Exchange::NotSent(f) | Exchange::NoAnswer(f) => Step::Answer(TaskAnswer::Transient(f)),
-        Exchange::Refused(f) | Exchange::Held(Halt::Aborted(f)) => Step::Stop(Some(f)),
-        Exchange::Held(_) => Step::Stop(None),
+    let mut steps = query_part(run, provider, tasks, std::slice::from_ref(t)).await;
+    steps.pop().unwrap_or(Step::Stop(None))
+}
+
+/// One status query for `part` (a single task unless the provider reads several at once).
+async fn query_part(
+    run: &RunState<'_>,
+    provider: &dyn Provider,
+    tasks: &dyn TaskQueries,
+    part: &[Followed],
+) -> Vec<Step> {
+    let asked: Vec<(&str, &InstanceId)> = part.iter().map(|t| (t.task.as_str(), &t.id)).collect();
+    let each = |step: &dyn Fn() -> Step| part.iter().map(|_| step()).collect();
+    match run.exchange(provider, Purpose::Read, &|| tasks.query_many(&asked)).await {
+        Exchange::Answered(response) => {
+            let mut answers = tasks.read_many(&asked, &response);
+            answers.resize_with(part.len(), || {
+                TaskAnswer::Transient(Failure::new(FailureKind::ProviderError, "the status answer left this task out"))
+            });
+            answers.into_iter().map(Step::Answer).collect()
+        }
+        Exchange::NotSent(f) | Exchange::NoAnswer(f) => each(&|| Step::Answer(TaskAnswer::Transient(f.clone()))),
+        Exchange::Refused(f) | Exchange::Held(Halt::Aborted(f)) => each(&|| Step::Stop(Some(f.clone()))),
+        Exchange::Held(_) => each(&|| Step::Stop(None)),
     }
 }
 
@@ -84,32 +103,7 @@ async fn query_rest(
     tasks: &dyn TaskQueries,
     rest: &[Followed],
 ) -> Vec<Step> {
-    let per_query = tasks.max_per_query().max(1);
-    if per_query == 1 {
-        return futures::future::join_all(rest.iter().map(|t| query(run, provider, tasks, t))).await;
-    }
-    let parts = rest.chunks(per_query).map(|part| async move {
-        let asked: Vec<(&str, &InstanceId)> = part.iter().map(|t| (t.task.as_str(), &t.id)).collect();
-        match run.exchange(provider, Purpose::Read, &|| tasks.query_many(&asked)).await {
-            Exchange::Answered(response) => {
-                let mut answers = tasks.read_many(&asked, &response);
-                answers.resize_with(part.len(), || {
-                    TaskAnswer::Transient(Failure::new(
-                        FailureKind::ProviderError,
-                        "the status answer left this task out",
-                    ))
-                });
-                answers.into_iter().map(Step::Answer).collect()
-            }
-            Exchange::NotSent(f) | Exchange::NoAnswer(f) => {
-                part.iter().map(|_| Step::Answer(TaskAnswer::Transient(f.clone()))).collect()
-            }
-            Exchange::Refused(f) | Exchange::Held(Halt::Aborted(f)) => {
-                part.iter().map(|_| Step::Stop(Some(f.clone()))).collect()
-            }
-            Exchange::Held(_) => part.iter().map(|_| Step::Stop(None)).collect::<Vec<_>>(),
-        }
-    });
+    let parts = rest.chunks(tasks.max_per_query().max(1)).map(|part| query_part(run, provider, tasks, part));
     futures::future::join_all(parts).await.into_iter().flatten().collect()
 }
 

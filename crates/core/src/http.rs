@@ -191,6 +191,11 @@ impl HttpClient {
     /// `SSL_CERT_FILE`); `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are
     /// honoured, and loopback is never proxied.
     pub fn new(options: HttpOptions) -> Result<Self, reqwest::Error> {
+        Self::with_roots(options, true)
+    }
+
+    fn with_roots(options: HttpOptions, tls_roots: bool) -> Result<Self, reqwest::Error> {
+        let proxies = env_proxies(&|name| std::env::var(name).ok())?;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .https_only(false)
@@ -198,16 +203,22 @@ impl HttpClient {
             .timeout(options.request_timeout)
             .user_agent(options.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        for proxy in env_proxies(&|name| std::env::var(name).ok())? {
+            .no_proxy()
+            // Reading the platform's store takes milliseconds: only a client
+            // that may speak TLS (an https endpoint or proxy) loads it.
+            .tls_built_in_root_certs(tls_roots || !proxies.is_empty());
+        for proxy in proxies {
             builder = builder.proxy(proxy);
         }
         Ok(Self { client: builder.build()?, options })
     }
 
-    /// Builds the client of one provider; a failure is that provider's configuration error.
-    pub fn for_provider(provider: &'static str, options: HttpOptions) -> Result<Self, Error> {
-        Self::new(options).map_err(|e| Error::config(provider, format!("cannot build the HTTP client: {e}")))
+    /// Builds the client of one provider for the endpoints it will call; a
+    /// failure is that provider's configuration error.
+    pub fn for_provider(provider: &'static str, options: HttpOptions, endpoints: &[&Url]) -> Result<Self, Error> {
+        let tls = endpoints.iter().any(|e| e.scheme() != "http");
+        Self::with_roots(options, tls)
+            .map_err(|e| Error::config(provider, format!("cannot build the HTTP client: {e}")))
     }
 
     /// The underlying client, to build requests with.

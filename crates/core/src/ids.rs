@@ -112,6 +112,10 @@ impl fmt::Display for KeyPairRef {
 }
 
 fn check_id(value: &str, what: &'static str) -> Result<(), ValidationError> {
+    // Real ids are short printable ASCII: one pass settles them.
+    if (1..=MAX_ID_LEN).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     check_text(value, what, MAX_ID_LEN)?;
     if let Some(c) = value.chars().find(|c| c.is_whitespace()) {
         return Err(ValidationError::InvalidCharacter { what, character: c });

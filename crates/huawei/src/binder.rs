@@ -74,7 +74,14 @@ impl HuaweiBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<HuaweiBinder, Error> {
         let resolved = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
+        let http = HttpClient::for_provider(
+            PROVIDER,
+            self.client.http.clone(),
+            &[Some(&resolved.endpoint), Some(&resolved.ecs_endpoint), resolved.iam_endpoint.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+        )?;
         let user_agent = http.options().user_agent.clone();
         let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);
         let inner = Inner {

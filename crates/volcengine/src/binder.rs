@@ -59,7 +59,7 @@ impl VolcengineBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<VolcengineBinder, Error> {
         let (credentials, region, endpoint) = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone())?;
+        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone(), &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(8))
             .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
@@ -149,7 +149,9 @@ fn carried_error(response: &HttpResponse) -> Option<Failure> {
     if !response.is_success() {
         return Some(parse_error(response).0);
     }
-    // The result is skipped, not built: this runs on every answer.
+    // This runs on every answer: one that never names an `Error` carries
+    // none, and is not parsed; otherwise the result is skipped, not built.
+    memchr::memmem::find(&response.body, b"\"Error\"")?;
     let envelope: Envelope<serde::de::IgnoredAny> = serde_json::from_slice(&response.body).ok()?;
     let metadata = envelope.metadata?;
     let error = metadata.error.as_ref()?;
@@ -247,7 +249,7 @@ impl StateQueries for VolcengineRun<'_> {
             .instances
             .into_iter()
             .filter_map(|i| {
-                let id = InstanceId::new(i.instance_id.clone()).ok()?;
+                let id = InstanceId::new(i.instance_id).ok()?;
                 let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
                     Readiness::Refuse(Failure::new(
                         FailureKind::UnsupportedImage,
@@ -259,7 +261,7 @@ impl StateQueries for VolcengineRun<'_> {
                             .retryable(true)
                             .with_retry_after(Some(self.inner.state_change_wait)),
                     )
-                } else if matches!(i.status.to_ascii_uppercase().as_str(), "RUNNING" | "STOPPED") {
+                } else if ["RUNNING", "STOPPED"].iter().any(|s| i.status.eq_ignore_ascii_case(s)) {
                     Readiness::Ready
                 } else {
                     Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status)))
@@ -323,5 +325,32 @@ pub fn default_retry_policy() -> RetryPolicy {
         initial_backoff: Duration::from_millis(300),
         max_backoff: Duration::from_secs(20),
         ..RetryPolicy::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_carried_by_a_2xx_answer_is_found_and_a_clean_answer_is_not() {
+        let refused = HttpResponse::new(
+            200,
+            r#"{"ResponseMetadata":{"RequestId":"r1","Action":"AttachKeyPair","Error":{"Code":"InvalidAccessKey","Message":"bad key"}}}"#,
+        );
+        let failure = carried_error(&refused).expect("the error is carried");
+        assert_eq!(failure.code.as_deref(), Some("InvalidAccessKey"));
+        assert_eq!(failure.kind, FailureKind::Auth);
+
+        let details = HttpResponse::new(
+            200,
+            r#"{"ResponseMetadata":{"RequestId":"r2"},"Result":{"OperationDetails":[{"InstanceId":"i-1","Error":null}]}}"#,
+        );
+        assert!(carried_error(&details).is_none());
+        let describe = HttpResponse::new(
+            200,
+            r#"{"ResponseMetadata":{"RequestId":"r3"},"Result":{"Instances":[{"InstanceId":"i-1","Status":"RUNNING"}]}}"#,
+        );
+        assert!(carried_error(&describe).is_none());
     }
 }

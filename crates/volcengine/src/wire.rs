@@ -273,8 +273,7 @@ pub struct Instance {
 
 /// Whether an instance status is a transition that will end by itself.
 pub fn is_transitional(status: &str) -> bool {
-    matches!(
-        status.to_ascii_uppercase().as_str(),
-        "CREATING" | "STARTING" | "STOPPING" | "REBOOTING" | "REBUILDING" | "RESIZING" | "PENDING"
-    )
+    ["CREATING", "STARTING", "STOPPING", "REBOOTING", "REBUILDING", "RESIZING", "PENDING"]
+        .iter()
+        .any(|s| status.eq_ignore_ascii_case(s))
 }

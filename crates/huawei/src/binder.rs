@@ -274,7 +274,7 @@ impl HuaweiRun<'_> {
         self.inner.auth.project().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "project id not resolved"))
     }
 
-    fn outgoing(&self, call: &KpsRequest) -> OutgoingRequest {
+    fn outgoing(&self, call: KpsRequest) -> OutgoingRequest {
         call.outgoing(&self.inner.endpoint, &self.inner.user_agent)
     }
 
@@ -387,7 +387,7 @@ impl Provider for HuaweiRun<'_> {
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let project = self.project()?;
-        Ok(self.outgoing(&self.kps_call(&project, call.instances)))
+        Ok(self.outgoing(self.kps_call(&project, call.instances)))
     }
 
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
@@ -497,7 +497,7 @@ impl StateQueries for HuaweiRun<'_> {
 
 impl TaskQueries for HuaweiRun<'_> {
     fn query(&self, task: &str, _instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        Ok(self.outgoing(&KpsRequest::task(&self.project()?, task)))
+        Ok(self.outgoing(KpsRequest::task(&self.project()?, task)))
     }
 
     fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer {
@@ -528,7 +528,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
     fn failure_query(&self, page: u32) -> Option<OutgoingRequest> {
         let project = self.project().ok()?;
-        Some(self.outgoing(&KpsRequest::failed_tasks(&project, PAGE, page * PAGE)))
+        Some(self.outgoing(KpsRequest::failed_tasks(&project, PAGE, page * PAGE)))
     }
 
     fn read_failures(&self, tasks: &[&str], response: &HttpResponse) -> (Vec<(String, Failure)>, bool) {
@@ -554,7 +554,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
 impl Reconciler for HuaweiRun<'_> {
     fn query(&self, page: u32) -> Result<OutgoingRequest, Failure> {
-        Ok(self.outgoing(&KpsRequest::running_tasks(&self.project()?, PAGE, page * PAGE)))
+        Ok(self.outgoing(KpsRequest::running_tasks(&self.project()?, PAGE, page * PAGE)))
     }
 
     fn read(

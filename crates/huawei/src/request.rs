@@ -63,7 +63,8 @@ impl KpsRequest {
     /// Bind up to 10 VMs to one key pair.
     pub fn batch_associate(project: &str, body: &BatchAssociateBody) -> Self {
         let n = body.batch_keypairs.len();
-        Self::post(wire::batch_associate_path(project), wire::to_body(body), "BatchAssociateKeypair", n)
+        let json = wire::sized_body(body, 32 + n * wire::ENTRY_BYTES);
+        Self::post(wire::batch_associate_path(project), json, "BatchAssociateKeypair", n)
     }
 
     /// Unbind one VM.
@@ -124,7 +125,7 @@ impl KpsRequest {
 
     /// The unsigned request to `endpoint`: URL, `Content-Type` and
     /// `User-Agent` as the SDK sends them, and the body.
-    pub fn outgoing(&self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
+    pub fn outgoing(self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
         let mut headers = HeaderMap::with_capacity(2);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
         if let Ok(agent) = HeaderValue::from_str(user_agent) {
@@ -134,8 +135,8 @@ impl KpsRequest {
             .with_headers(headers)
             .with_instances(self.instances)
             .with_request_id_header("x-request-id");
-        if let Some(body) = &self.body {
-            request = request.with_body(body.clone());
+        if let Some(body) = self.body {
+            request = request.with_body(body);
         }
         request
     }

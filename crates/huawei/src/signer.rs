@@ -1,6 +1,8 @@
 //! Huawei Cloud's `SDK-HMAC-SHA256` request signature, as a pure function of
 //! the request, the credentials and the time. It never reads the clock.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
@@ -72,8 +74,8 @@ fn is_json_like(content_type: &str) -> bool {
     ct.starts_with("application/json") || ct.starts_with("application/bson")
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
 }
 
 /// Signs a request. `project_id` becomes `X-Project-Id`, as the SDK adds it.
@@ -83,46 +85,83 @@ pub fn sign(
     project_id: Option<&str>,
     time: DateTime<Utc>,
 ) -> Signature {
-    let mut added: Vec<(String, String)> = Vec::with_capacity(6);
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let (mut signature, added) = sign_headers(
+        &Unsigned {
+            method: request.method,
+            host: request.host,
+            path: request.path,
+            canonical_query: &canonical_query(request.query),
+            headers: &headers,
+            body: request.body,
+        },
+        credentials,
+        project_id,
+        time,
+    );
+    signature.headers = added.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+    signature
+}
+
+/// A request as the signature reads it, whoever holds it.
+struct Unsigned<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    /// Already canonical: sorted, encoded.
+    canonical_query: &'a str,
+    /// The request's own headers, any casing.
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+}
+
+/// The signature, and the headers it adds (names as the SDK writes them,
+/// `Authorization` last): the one implementation behind [`sign`] and [`KpsSigner`].
+fn sign_headers(
+    request: &Unsigned<'_>,
+    credentials: &AkSk,
+    project_id: Option<&str>,
+    time: DateTime<Utc>,
+) -> (Signature, Vec<(&'static str, String)>) {
+    let mut added: Vec<(&'static str, String)> = Vec::with_capacity(6);
     if let Some(project) = project_id {
-        added.push(("X-Project-Id".into(), project.into()));
+        added.push(("X-Project-Id", project.into()));
     }
     if let Some(token) = &credentials.token {
-        added.push(("X-Security-Token".into(), token.expose().into()));
+        added.push(("X-Security-Token", token.expose().into()));
     }
-    if header(request.headers, "Content-Type").is_some_and(|ct| !is_json_like(ct))
-        && header(request.headers, "X-Sdk-Content-Sha256").is_none()
+    let own = request.headers;
+    if header(own, "Content-Type").is_some_and(|ct| !is_json_like(ct)) && header(own, "X-Sdk-Content-Sha256").is_none()
     {
-        added.push(("X-Sdk-Content-Sha256".into(), UNSIGNED_PAYLOAD.into()));
+        added.push(("X-Sdk-Content-Sha256", UNSIGNED_PAYLOAD.into()));
     }
-    if header(request.headers, "X-Sdk-Date").is_none() {
-        added.push(("X-Sdk-Date".into(), format_sdk_date(time)));
+    if header(own, "X-Sdk-Date").is_none() {
+        added.push(("X-Sdk-Date", format_sdk_date(time)));
     }
-    if header(request.headers, "Host").is_none() {
-        added.push(("Host".into(), request.host.into()));
+    if header(own, "Host").is_none() {
+        added.push(("Host", request.host.into()));
     }
-    let all = || request.headers.iter().chain(added.iter());
-    let find = |name: &str| all().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let mut headers: Vec<(&str, &str)> = own.to_vec();
+    headers.extend(added.iter().map(|(n, v)| (*n, v.as_str())));
+    let find = |name: &str| header(&headers, name);
     let payload_hash = match find("X-Sdk-Content-Sha256") {
         Some(v) => v.to_string(),
         None => sha256_hex(request.body),
     };
     let date = find("X-Sdk-Date").unwrap_or_default().to_string();
-    let headers: Vec<(&str, &str)> =
-        all().filter(|(n, _)| !n.contains('_')).map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let mut signature = sign_parts(
+    headers.retain(|(n, _)| !n.contains('_'));
+    let signature = sign_parts(
         request.method,
         request.path,
-        request.query,
+        request.canonical_query,
         &headers,
         &payload_hash,
         &credentials.access_key,
         credentials.secret_key.expose(),
         &date,
     );
-    added.push(("Authorization".into(), signature.authorization.clone()));
-    signature.headers = added;
-    signature
+    added.push(("Authorization", signature.authorization.clone()));
+    (signature, added)
 }
 
 /// What the signature covers; also used to verify a received request.
@@ -144,7 +183,8 @@ impl CanonicalRequest<'_> {
     /// Signs with the secret key; `sdk_date` is the `X-Sdk-Date` value.
     pub fn sign(&self, access_key: &str, secret_key: &str, sdk_date: &str) -> Signature {
         let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        sign_parts(self.method, self.path, self.query, &headers, &self.payload_hash, access_key, secret_key, sdk_date)
+        let query = canonical_query(self.query);
+        sign_parts(self.method, self.path, &query, &headers, &self.payload_hash, access_key, secret_key, sdk_date)
     }
 }
 
@@ -153,14 +193,18 @@ impl CanonicalRequest<'_> {
 fn sign_parts(
     method: &str,
     path: &str,
-    query: &[(String, String)],
+    canonical_query: &str,
     headers: &[(&str, &str)],
     payload_hash: &str,
     access_key: &str,
     secret_key: &str,
     sdk_date: &str,
 ) -> Signature {
-    let mut headers: Vec<(String, &str)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim())).collect();
+    // Names already in lower case (a `HeaderMap`'s) are borrowed, not copied.
+    fn lower(name: &str) -> Cow<'_, str> {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
+    }
+    let mut headers: Vec<(Cow<'_, str>, &str)> = headers.iter().map(|(n, v)| (lower(n), v.trim())).collect();
     headers.sort_by(|a, b| a.0.cmp(&b.0));
     headers.dedup_by(|a, b| a.0 == b.0);
     let mut signed_headers = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
@@ -171,9 +215,7 @@ fn sign_parts(
         signed_headers.push_str(name);
     }
     let mut canonical_request = String::with_capacity(
-        256 + path.len()
-            + query.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum::<usize>()
-            + headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum::<usize>(),
+        256 + path.len() + canonical_query.len() + headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum::<usize>(),
     );
     if method.bytes().any(|b| b.is_ascii_lowercase()) {
         canonical_request.push_str(&method.to_ascii_uppercase());
@@ -183,7 +225,7 @@ fn sign_parts(
     canonical_request.push('\n');
     canonical_uri_into(&mut canonical_request, path);
     canonical_request.push('\n');
-    canonical_query_into(&mut canonical_request, query);
+    canonical_request.push_str(canonical_query);
     canonical_request.push('\n');
     for (name, value) in &headers {
         canonical_request.push_str(name);
@@ -246,28 +288,41 @@ pub struct KpsSigner {
 
 impl keypair_binder_core::kit::Signer for KpsSigner {
     fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, time: DateTime<Utc>) {
-        use reqwest::header::{HeaderName, HeaderValue};
+        use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+        const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+        const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
+        const X_SDK_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
+        const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
+
         let host = keypair_binder_core::http::host_header(&request.url);
-        let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-        let signed: Vec<(String, String)> = request
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let signable = SignableRequest {
+        let query = match request.url.query() {
+            Some(_) => canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>()),
+            None => String::new(),
+        };
+        let own: Vec<(&str, &str)> =
+            request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
+        let unsigned = Unsigned {
             method: request.method.as_str(),
             host: &host,
             path: request.url.path(),
-            query: &query,
-            headers: &signed,
+            canonical_query: &query,
+            headers: &own,
             body: &request.body,
         };
-        for (name, value) in sign(&signable, &self.key, self.project.as_deref(), time).headers {
-            if name.eq_ignore_ascii_case("host") {
-                continue;
-            }
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
-                request.headers.insert(n, v);
+        let (_, added) = sign_headers(&unsigned, &self.key, self.project.as_deref(), time);
+        for (name, value) in added {
+            let name = match name {
+                "X-Project-Id" => X_PROJECT_ID,
+                "X-Security-Token" => X_SECURITY_TOKEN,
+                "X-Sdk-Content-Sha256" => X_SDK_CONTENT_SHA256,
+                "X-Sdk-Date" => X_SDK_DATE,
+                "Authorization" => AUTHORIZATION,
+                // `Host` comes from the URL.
+                _ => continue,
+            };
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(name == X_SECURITY_TOKEN);
+                request.headers.insert(name, value);
             }
         }
     }

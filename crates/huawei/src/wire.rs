@@ -81,8 +81,18 @@ pub struct DisassociateBody {
 
 /// Serializes a body to the bytes sent and signed.
 pub fn to_body<T: Serialize>(body: &T) -> Vec<u8> {
-    serde_json::to_vec(body).expect("request bodies always serialize")
+    sized_body(body, 256)
 }
+
+/// [`to_body`] into a buffer of about the body's size, grown at most once.
+pub(crate) fn sized_body<T: Serialize>(body: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, body).expect("request bodies always serialize");
+    out
+}
+
+/// About the JSON size of one `batch_keypairs` entry with a password.
+pub(crate) const ENTRY_BYTES: usize = 192;
 
 /// `/v3/{project}/keypairs/associate`.
 pub fn associate_path(project: &str) -> String {

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeSet;
 
+use keypair_binder_core::kit::Signer;
 use keypair_binder_core::{BindRequest, KeypairBinder, Secret};
 use keypair_binder_huawei::HuaweiBinder;
 use keypair_binder_huawei::request::KpsRequest;
-use keypair_binder_huawei::signer::{self, AkSk};
+use keypair_binder_huawei::signer::{self, AkSk, KpsSigner};
 use keypair_binder_huawei::wire::{AssociateBody, Auth, AuthType, BatchAssociateBody, DisassociateBody, Server};
 use serde_json::Value;
 
@@ -125,6 +126,15 @@ fn requests_match_the_official_sdk() {
             let server_accepted = wire["server_auth"]["ok"].as_bool().unwrap_or(false);
             if server_accepted {
                 assert_eq!(sig.authorization, authorization, "step {step}: signature");
+                // The binder's path: the outgoing request, signed by the kit's signer.
+                let date = header(captured, "X-Sdk-Date").unwrap();
+                let time = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
+                let endpoint = url::Url::parse(&format!("http://{host}")).unwrap();
+                let mut outgoing = same_bytes.clone().outgoing(&endpoint, header(captured, "User-Agent").unwrap());
+                let kit_signer = KpsSigner { key: credentials.clone(), project: project.map(str::to_string) };
+                kit_signer.sign(&mut outgoing, time);
+                assert_eq!(outgoing.headers["authorization"], authorization, "step {step}: the kit signer");
+                assert_eq!(outgoing.headers["x-sdk-date"], date, "step {step}: date");
             } else {
                 assert_ne!(sig.authorization, authorization, "step {step}: the capture used a wrong SK");
             }

@@ -21,7 +21,7 @@ pub enum Command {
     Unbind(RunArgs),
     /// Validate a bind and print the calls it would make; no network.
     Plan(RunArgs),
-    /// Serve the local emulator of both clouds until interrupted.
+    /// Serve the local emulator of every supported cloud until interrupted.
     Emulator(EmulatorArgs),
 }
 

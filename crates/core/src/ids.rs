@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::ValidationError;
 
-/// Longest instance or key pair id accepted (ids on both clouds are far shorter).
+/// Longest instance or key pair id accepted (every cloud's ids are far shorter).
 pub const MAX_ID_LEN: usize = 128;
 /// Longest key pair name accepted (Huawei's SDK allows 255).
 pub const MAX_KEYPAIR_NAME_LEN: usize = 255;

@@ -1,4 +1,4 @@
-//! Building blocks both clouds' request signatures share: strict percent
+//! Building blocks the clouds' request signatures share: strict percent
 //! encoding, SHA-256, HMAC-SHA256 and the compact UTC timestamp.
 
 use std::fmt;

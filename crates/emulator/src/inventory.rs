@@ -130,7 +130,7 @@ pub struct KeypairSpec {
     pub private_key: Option<String>,
 }
 
-/// Instances and key pairs of both clouds.
+/// Instances and key pairs of every cloud.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Inventory {
     /// Instances.
@@ -157,7 +157,7 @@ pub enum InventoryError {
     },
 }
 
-/// The key pair every generated inventory holds on both clouds.
+/// The key pair every generated inventory holds on every cloud.
 pub const DEFAULT_KEYPAIR: &str = "kp-emulator";
 
 impl Inventory {

@@ -348,7 +348,7 @@ impl Emulator {
         EmulatorBuilder::default()
     }
 
-    /// `http://127.0.0.1:PORT`, the endpoint of both clouds and of IAM.
+    /// `http://127.0.0.1:PORT`, the endpoint of every cloud and of IAM.
     pub fn base_url(&self) -> Url {
         Url::parse(&format!("http://{}", self.addr)).expect("a socket address makes a valid URL")
     }

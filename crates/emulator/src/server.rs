@@ -1,4 +1,4 @@
-//! The HTTP server: one loopback port for both clouds, able to drop a
+//! The HTTP server: one loopback port for every cloud, able to drop a
 //! connection without answering (to emulate a connection lost mid-call).
 
 use chrono::{DateTime, Utc};

@@ -70,6 +70,11 @@ fn huawei(c: &mut Criterion) {
             black_box(request)
         })
     });
+    // This machine's hash speed: the body's SHA-256 is a floor of the signature.
+    let body_bytes = unsigned.body.clone();
+    c.bench_function(&format!("reference: SHA-256 of the batch body ({} bytes)", body_bytes.len()), |b| {
+        b.iter(|| black_box(keypair_binder_core::signing::sha256_hex(black_box(&body_bytes))))
+    });
     let answer = serde_json::json!({"tasks": (0..10).map(|i| serde_json::json!({
         "task_id": format!("5213a50d-089e-4231-b5f1-5e6eb4cb8e{i:02}"), "server_id": format!("srv-{i}"), "status": "SUCCESS"}))
         .collect::<Vec<_>>()})
@@ -115,6 +120,15 @@ fn volcengine(c: &mut Criterion) {
             black_box(url)
         })
     });
+    // The signature hashes the canonical request, the whole query inside.
+    let canonical_request = format!("GET\n/\n{query}\ncontent-type:text/plain\nhost:open.volcengineapi.com\n");
+    c.bench_function(
+        &format!("reference: SHA-256 of {} bytes, about the canonical request", canonical_request.len() + 300),
+        |b| {
+            let data = vec![b'a'; canonical_request.len() + 300];
+            b.iter(|| black_box(keypair_binder_core::signing::sha256_hex(black_box(&data))))
+        },
+    );
     c.bench_function("volcengine: sign request of 100 (part)", |b| {
         let request = unsigned_canonical(&endpoint, &query, None, "AttachKeyPair");
         b.iter(|| {

@@ -71,6 +71,26 @@ fn client_path(c: &mut Criterion) {
             black_box(report.counts())
         })
     });
+
+    // The HTTP client's own share of a call: one GET to the same server and
+    // its answer read, no signing, no engine; with a short URL and with the
+    // 4 KB query of 100 ids.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let query: String = ids.iter().enumerate().map(|(i, id)| format!("&InstanceIds.{}={id}", i + 1)).collect();
+    let urls = [
+        ("short URL", format!("{endpoint}/?Action=AttachKeyPair")),
+        ("4 KB query", format!("{endpoint}/?Action=AttachKeyPair{query}&KeyPairName=kp-prod&Version=2020-04-01")),
+    ];
+    for (name, url) in urls {
+        c.bench_function(&format!("reference: one reqwest GET to the same server, {name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let response = client.get(&url).send().await.unwrap();
+                    black_box(response.bytes().await.unwrap().len())
+                })
+            })
+        });
+    }
 }
 
 criterion_group!(benches, client_path);

@@ -263,12 +263,14 @@ impl HttpClient {
     async fn send_inner(&self, request: reqwest::Request) -> Result<HttpResponse, TransportError> {
         let mut response = self.client.execute(request).await.map_err(classify)?;
         let limit = self.options.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        let announced = response.content_length();
+        if announced.is_some_and(|len| len > limit as u64) {
             return Err(TransportError::BodyTooLarge { limit });
         }
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
-        let mut body = BytesMut::new();
+        // Sized once when the length is announced (never past the limit).
+        let mut body = BytesMut::with_capacity(announced.map_or(0, |len| len as usize));
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() + chunk.len() > limit {
                 return Err(TransportError::BodyTooLarge { limit });

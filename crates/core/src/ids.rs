@@ -15,9 +15,25 @@ pub const MAX_KEYPAIR_NAME_LEN: usize = 255;
 /// A cloud VM id, checked before it can reach a request. Held once and
 /// shared (cloning is a reference count), so the request, its calls and the
 /// report hold no copies of the fleet's ids.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceId(Arc<str>);
+
+impl<'de> serde::Deserialize<'de> for InstanceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Checks the text where it lies: no `String` on the way to the `Arc`.
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = InstanceId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an instance id")
+            }
+            fn visit_str<E: serde::de::Error>(self, id: &str) -> Result<InstanceId, E> {
+                InstanceId::new(id).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(IdVisitor)
+    }
+}
 
 impl Serialize for InstanceId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -28,9 +44,9 @@ impl Serialize for InstanceId {
 impl InstanceId {
     /// Validates an id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace or
     /// control characters.
-    pub fn new(id: impl Into<String>) -> Result<Self, ValidationError> {
-        let id = id.into();
-        check_id(&id, "instance id")?;
+    pub fn new(id: impl AsRef<str>) -> Result<Self, ValidationError> {
+        let id = id.as_ref();
+        check_id(id, "instance id")?;
         Ok(Self(Arc::from(id)))
     }
 

@@ -124,7 +124,8 @@ impl Targets {
         let mut requested = 0;
         for (index, id) in raw.into_iter().enumerate() {
             requested += 1;
-            let id = InstanceId::new(id).map_err(|e| ValidationError::Instance { index, source: Box::new(e) })?;
+            let id =
+                InstanceId::new(id.into()).map_err(|e| ValidationError::Instance { index, source: Box::new(e) })?;
             if seen.insert(id.clone()) {
                 instances.push(id);
             }

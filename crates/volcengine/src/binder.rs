@@ -267,7 +267,8 @@ impl StateQueries for VolcengineRun<'_> {
                     Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status)))
                 };
                 Some(
-                    InstanceView::new(id, i.status, readiness).with_keypair(Some(i.key_pair_name), Some(i.key_pair_id)),
+                    InstanceView::new(id, i.status, readiness)
+                        .with_keypair(Some(i.key_pair_name.into_owned()), Some(i.key_pair_id.into_owned())),
                 )
             })
             .collect())

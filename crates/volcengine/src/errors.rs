@@ -120,7 +120,9 @@ pub fn body_snippet(body: &[u8]) -> String {
 
 /// Reads an answer's `Result`, or the error it carries (non-2xx, or 2xx with
 /// `ResponseMetadata.Error`), whatever the bytes.
-pub fn read_result<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Result<(T, Option<String>), CallError> {
+pub fn read_result<'a, T: serde::Deserialize<'a>>(
+    response: &'a HttpResponse,
+) -> Result<(T, Option<String>), CallError> {
     if !response.is_success() {
         let (failure, advice) = parse_error(response);
         return Err(CallError { failure, maybe_applied: advice.maybe_applied });

@@ -1,6 +1,8 @@
 //! Volcengine ECS wire types (API version 2020-04-01): the query parameters
 //! sent and the JSON read back. Unknown fields are ignored.
 
+use std::borrow::Cow;
+
 use keypair_binder_core::{InstanceId, KeyPairRef};
 use serde::Deserialize;
 
@@ -210,20 +212,20 @@ pub struct FallbackError {
     pub message: Option<String>,
 }
 
-/// `Result` of `AttachKeyPair`/`DetachKeyPair`.
+/// `Result` of `AttachKeyPair`/`DetachKeyPair`, borrowing its text from the answer.
 #[derive(Debug, Default, Deserialize)]
-pub struct OperationResult {
+pub struct OperationResult<'a> {
     /// One entry per instance.
-    #[serde(rename = "OperationDetails", default)]
-    pub details: Vec<OperationDetail>,
+    #[serde(rename = "OperationDetails", default, borrow)]
+    pub details: Vec<OperationDetail<'a>>,
 }
 
 /// One instance's result.
 #[derive(Debug, Deserialize)]
-pub struct OperationDetail {
+pub struct OperationDetail<'a> {
     /// The instance.
-    #[serde(rename = "InstanceId")]
-    pub instance_id: String,
+    #[serde(rename = "InstanceId", borrow)]
+    pub instance_id: Cow<'a, str>,
     /// `null` on success.
     #[serde(rename = "Error")]
     pub error: Option<DetailError>,
@@ -240,12 +242,13 @@ pub struct DetailError {
     pub message: String,
 }
 
-/// `Result` of `DescribeInstances`.
+/// `Result` of `DescribeInstances`, borrowing its text from the answer: a
+/// page of 100 instances is read without a copy of each field.
 #[derive(Debug, Default, Deserialize)]
-pub struct DescribeInstancesResult {
+pub struct DescribeInstancesResult<'a> {
     /// A page of instances.
-    #[serde(rename = "Instances", default)]
-    pub instances: Vec<Instance>,
+    #[serde(rename = "Instances", default, borrow)]
+    pub instances: Vec<Instance<'a>>,
     /// Token of the next page; empty or absent on the last.
     #[serde(rename = "NextToken")]
     pub next_token: Option<String>,
@@ -253,22 +256,22 @@ pub struct DescribeInstancesResult {
 
 /// The fields of an instance this crate reads.
 #[derive(Debug, Deserialize)]
-pub struct Instance {
+pub struct Instance<'a> {
     /// Instance id.
-    #[serde(rename = "InstanceId")]
-    pub instance_id: String,
+    #[serde(rename = "InstanceId", borrow)]
+    pub instance_id: Cow<'a, str>,
     /// `RUNNING`, `STOPPED`, `STARTING`…
-    #[serde(rename = "Status", default)]
-    pub status: String,
+    #[serde(rename = "Status", default, borrow)]
+    pub status: Cow<'a, str>,
     /// `Linux` or `Windows`.
-    #[serde(rename = "OsType", default)]
-    pub os_type: String,
+    #[serde(rename = "OsType", default, borrow)]
+    pub os_type: Cow<'a, str>,
     /// Bound key pair's name, empty when none.
-    #[serde(rename = "KeyPairName", default)]
-    pub key_pair_name: String,
+    #[serde(rename = "KeyPairName", default, borrow)]
+    pub key_pair_name: Cow<'a, str>,
     /// Bound key pair's id, empty when none.
-    #[serde(rename = "KeyPairId", default)]
-    pub key_pair_id: String,
+    #[serde(rename = "KeyPairId", default, borrow)]
+    pub key_pair_id: Cow<'a, str>,
 }
 
 /// Whether an instance status is a transition that will end by itself.

@@ -12,6 +12,12 @@ pub const MAX_ID_LEN: usize = 128;
 /// Longest key pair name accepted (Huawei's SDK allows 255).
 pub const MAX_KEYPAIR_NAME_LEN: usize = 255;
 
+/// Maps keyed by instance id inside a run: foldhash, seeded per process as
+/// std's hasher is, costs a fraction of SipHash on ids this short.
+pub(crate) type IdMap<V> = std::collections::HashMap<InstanceId, V, foldhash::fast::RandomState>;
+/// Sets of instance ids inside a run; see [`IdMap`].
+pub(crate) type IdSet = std::collections::HashSet<InstanceId, foldhash::fast::RandomState>;
+
 /// A cloud VM id, checked before it can reach a request. Held once and
 /// shared (cloning is a reference count), so the request, its calls and the
 /// report hold no copies of the fleet's ids.

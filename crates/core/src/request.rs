@@ -1,12 +1,11 @@
 //! Bind and unbind requests, validated and de-duplicated when built.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ValidationError};
-use crate::ids::{InstanceId, KeyPairRef};
+use crate::ids::{IdSet, InstanceId, KeyPairRef};
 use crate::progress::ProgressObserver;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
@@ -119,10 +118,12 @@ impl Targets {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut seen = HashSet::new();
-        let mut instances = Vec::new();
+        let raw = raw.into_iter();
+        let expected = raw.size_hint().0.min(max);
+        let mut seen = IdSet::with_capacity_and_hasher(expected, Default::default());
+        let mut instances = Vec::with_capacity(expected);
         let mut requested = 0;
-        for (index, id) in raw.into_iter().enumerate() {
+        for (index, id) in raw.enumerate() {
             requested += 1;
             let id =
                 InstanceId::new(id.into()).map_err(|e| ValidationError::Instance { index, source: Box::new(e) })?;

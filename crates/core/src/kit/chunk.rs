@@ -2,7 +2,6 @@
 //! outcome. Every per-instance rule of the engine lives here:
 //! sticky ambiguity, fixed tokens, the window, retries and the halts.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -10,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::ids::{InstanceId, KeyPairRef};
+use crate::ids::{IdMap, InstanceId, KeyPairRef};
 use crate::journal::Prior;
 use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
 use crate::kit::poll::{self, Followed, Group};
@@ -480,7 +479,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let (per_instance, answers): (bool, Vec<(usize, Answer)>) = match answer {
             CallAnswer::All(a) => (false, members.iter().map(|&m| (m, a.clone())).collect()),
             CallAnswer::Instances(list) => {
-                let mut by_id: HashMap<InstanceId, Answer> = HashMap::with_capacity(list.len());
+                let mut by_id: IdMap<Answer> = IdMap::with_capacity_and_hasher(list.len(), Default::default());
                 for (id, a) in list {
                     by_id.entry(id).or_insert(a);
                 }
@@ -774,7 +773,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     async fn reconcile(&mut self, list: Vec<(usize, Failure)>) {
         let Some(reconciler) = self.provider.reconciler() else { return };
         let ids: Vec<InstanceId> = list.iter().map(|(m, _)| self.insts[*m].id.clone()).collect();
-        let mut found: HashMap<InstanceId, String> = HashMap::new();
+        let mut found: IdMap<String> = IdMap::default();
         let mut complete = false;
         'pages: for page in 0..RECONCILE_PAGES {
             let mut retries = ReadRetries::default();
@@ -984,7 +983,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     }
 
     /// Instance views by id, or why a query failed.
-    async fn views(&mut self, members: &[usize]) -> Result<HashMap<InstanceId, InstanceView>, Failure> {
+    async fn views(&mut self, members: &[usize]) -> Result<IdMap<InstanceView>, Failure> {
         let ids: Vec<InstanceId> = members.iter().map(|&m| self.insts[m].id.clone()).collect();
         let (run, provider) = (self.run, self.provider);
         alongside(&mut self.polls, &mut self.polled, views(run, provider, ids)).await
@@ -1118,7 +1117,7 @@ async fn views(
     run: &RunState<'_>,
     provider: &dyn Provider,
     ids: Vec<InstanceId>,
-) -> Result<HashMap<InstanceId, InstanceView>, Failure> {
+) -> Result<IdMap<InstanceView>, Failure> {
     let states = provider.states().ok_or_else(|| Failure::new(FailureKind::ProviderError, "no state queries"))?;
     let queries = ids.chunks(states.max_per_query().max(1)).map(|part| async move {
         match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
@@ -1127,7 +1126,7 @@ async fn views(
             Exchange::Held(_) => Err(Failure::new(FailureKind::Cancelled, "the run stopped")),
         }
     });
-    let mut views = HashMap::with_capacity(ids.len());
+    let mut views = IdMap::with_capacity_and_hasher(ids.len(), Default::default());
     for answer in futures::future::join_all(queries).await {
         for view in answer? {
             views.insert(view.id.clone(), view);

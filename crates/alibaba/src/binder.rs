@@ -179,7 +179,7 @@ impl Provider for AlibabaRun<'_> {
         Ok(unsigned(&self.inner.endpoint, self.action, &query).with_instances(call.instances.len()))
     }
 
-    fn classify(&self, _call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
+    fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
         if !response.is_success() {
             let (failure, class) = failure_of(response);
             return CallAnswer::All(match class {
@@ -197,8 +197,9 @@ impl Provider for AlibabaRun<'_> {
             .results
             .result
             .into_iter()
-            .filter_map(|r| {
-                let id = InstanceId::new(r.instance_id).ok()?;
+            .enumerate()
+            .filter_map(|(at, r)| {
+                let id = call.answered_id(&r.instance_id, at)?;
                 if r.success {
                     return Some((id, Answer::Bound));
                 }

@@ -149,13 +149,24 @@ fn carried_error(response: &HttpResponse) -> Option<Failure> {
     if !response.is_success() {
         return Some(parse_error(response).0);
     }
-    // This runs on every answer: one that never names an `Error` carries
-    // none, and is not parsed; otherwise the result is skipped, not built.
-    memchr::memmem::find(&response.body, b"\"Error\"")?;
+    // This runs on every answer: one without an `"Error": {` object (a
+    // success names only `"Error": null`, per instance) carries none and is
+    // not parsed; otherwise the result is skipped, not built.
+    if !has_error_object(&response.body) {
+        return None;
+    }
     let envelope: Envelope<serde::de::IgnoredAny> = serde_json::from_slice(&response.body).ok()?;
     let metadata = envelope.metadata?;
     let error = metadata.error.as_ref()?;
     Some(crate::errors::call_failure(response, Some(error), metadata.request_id.clone()).0)
+}
+
+/// Whether the text holds `"Error"` followed by `:` and an object.
+fn has_error_object(body: &[u8]) -> bool {
+    memchr::memmem::find_iter(body, b"\"Error\"").any(|at| {
+        let mut rest = body[at + 7..].iter().copied().skip_while(u8::is_ascii_whitespace);
+        rest.next() == Some(b':') && rest.find(|b| !b.is_ascii_whitespace()) == Some(b'{')
+    })
 }
 
 #[async_trait]
@@ -187,7 +198,7 @@ impl Provider for VolcengineRun<'_> {
             .with_instances(call.instances.len()))
     }
 
-    fn classify(&self, _call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
+    fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
         let (result, request_id) = match read_result::<OperationResult>(response) {
             Ok(read) => read,
             // Every call carries a ClientToken: resending after an ambiguous
@@ -204,8 +215,9 @@ impl Provider for VolcengineRun<'_> {
         let answers = result
             .details
             .into_iter()
-            .filter_map(|detail| {
-                let id = InstanceId::new(detail.instance_id).ok()?;
+            .enumerate()
+            .filter_map(|(at, detail)| {
+                let id = call.answered_id(&detail.instance_id, at)?;
                 let answer = match detail.error {
                     None => Answer::Bound,
                     Some(error) => {
@@ -353,5 +365,10 @@ mod tests {
             r#"{"ResponseMetadata":{"RequestId":"r3"},"Result":{"Instances":[{"InstanceId":"i-1","Status":"RUNNING"}]}}"#,
         );
         assert!(carried_error(&describe).is_none());
+        let spaced = HttpResponse::new(
+            200,
+            "{\"ResponseMetadata\": {\"RequestId\": \"r4\", \"Error\" :\n {\"Code\": \"InvalidAccessKey\"}}}",
+        );
+        assert_eq!(carried_error(&spaced).and_then(|f| f.code).as_deref(), Some("InvalidAccessKey"));
     }
 }

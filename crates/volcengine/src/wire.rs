@@ -103,17 +103,37 @@ pub fn keypair_call_canonical(
 }
 
 /// `&InstanceIds.N=…` for every id, the numbers in text order (1, 10, 100,
-/// 11, …, 19, 2, 20, …), walked depth first.
+/// 11, …, 19, 2, 20, …).
 fn push_canonical_ids(out: &mut String, instances: &[InstanceId]) {
     let n = instances.len();
-    let mut stack: Vec<usize> = (1..=9).rev().filter(|d| *d <= n).collect();
-    while let Some(i) = stack.pop() {
-        out.push_str("&InstanceIds.");
-        push_decimal(out, i);
-        out.push('=');
-        keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
-        stack.extend((0..=9).rev().map(|c| i * 10 + c).filter(|c| *c <= n));
+    if n > MAX_INSTANCES_PER_CALL {
+        // Never built by this crate (calls carry at most 100); kept exact anyway.
+        let mut order: Vec<usize> = (1..=n).collect();
+        order.sort_by_cached_key(|i| i.to_string());
+        for i in order {
+            out.push_str("&InstanceIds.");
+            out.push_str(&i.to_string());
+            out.push('=');
+            keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
+        }
+        return;
     }
+    for (i, prefix) in id_prefixes().iter().filter(|(i, _)| *i <= n) {
+        out.push_str(prefix);
+        keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
+    }
+}
+
+/// `(N, "&InstanceIds.N=")` for N in 1..=100, in the text order of N: the
+/// same for every call, so built once.
+fn id_prefixes() -> &'static [(usize, String)] {
+    static PREFIXES: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    PREFIXES.get_or_init(|| {
+        let mut all: Vec<(usize, String)> =
+            (1..=MAX_INSTANCES_PER_CALL).map(|i| (i, format!("&InstanceIds.{i}="))).collect();
+        all.sort_by_key(|a| a.0.to_string());
+        all
+    })
 }
 
 /// The canonical query of `DescribeInstances` for these ids, in one pass:

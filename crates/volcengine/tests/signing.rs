@@ -111,7 +111,7 @@ proptest! {
     /// Likewise for the converging read, `DescribeInstances`.
     #[test]
     fn single_pass_describe_query_equals_the_reference(
-        ids in proptest::collection::vec("[!-~]{1,40}|\\PC{1,8}", 0..=100),
+        ids in proptest::collection::vec("[!-~]{1,40}|\\PC{1,8}", 0..=130),
         token in proptest::option::of("[!-~]{1,64}"),
     ) {
         let ids: Vec<InstanceId> = ids.into_iter().filter_map(|i| InstanceId::new(i).ok()).collect();

@@ -133,6 +133,16 @@ impl<'a> Call<'a> {
     pub fn new(instances: &'a [InstanceId], token: Option<&'a str>, attempt: u32, max_attempts: u32) -> Self {
         Self { instances, token, attempt, max_attempts }
     }
+
+    /// The id an answer names, for [`CallAnswer::Instances`]: this call's own
+    /// (shared, not copied) when the answer lists instances in the order sent
+    /// and `at` is its place, else the named text checked anew.
+    pub fn answered_id(&self, id: &str, at: usize) -> Option<InstanceId> {
+        match self.instances.get(at) {
+            Some(own) if own.as_str() == id => Some(own.clone()),
+            _ => InstanceId::new(id).ok(),
+        }
+    }
 }
 
 /// What an answer says about one instance.
@@ -394,4 +404,22 @@ pub trait StateQueries: Send + Sync {
     /// Reads it; instances it does not list do not exist. A non-success
     /// answer is `Err` with its failure.
     fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answered_id_is_the_calls_own_in_order_and_checked_otherwise() {
+        let ids: Vec<InstanceId> = ["i-1", "i-2"].iter().map(|i| InstanceId::new(i).unwrap()).collect();
+        let call = Call::new(&ids, None, 1, 1);
+        let own = call.answered_id("i-2", 1).unwrap();
+        assert!(std::ptr::eq(own.as_str(), ids[1].as_str()), "shared, not copied");
+        let moved = call.answered_id("i-1", 1).unwrap();
+        assert_eq!(moved, ids[0]);
+        assert!(!std::ptr::eq(moved.as_str(), ids[0].as_str()));
+        assert_eq!(call.answered_id("i-9", 5).unwrap().as_str(), "i-9", "not in the call: the engine ignores it");
+        assert!(call.answered_id("bad id", 0).is_none());
+    }
 }

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::config::{PROVIDER, VolcengineBuilder};
 use crate::errors::{CallError, instance_failure, parse_error, read_result};
-use crate::request::{EcsSigner, Invocation, unsigned_canonical};
+use crate::request::{EcsSigner, Invocation, unsigned_params};
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
 /// Default least wait before re-issuing an instance that is changing state.
@@ -192,9 +192,9 @@ impl Provider for VolcengineRun<'_> {
     }
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
-        let query = wire::keypair_call_canonical(self.action, call.instances, self.keypair, call.token);
+        let params = wire::keypair_call_params(self.action, call.instances, self.keypair, call.token);
         let invocation = call.token.map(|id| Invocation { id, attempt: call.attempt, max_attempts: call.max_attempts });
-        Ok(unsigned_canonical(&self.inner.endpoint, &query, invocation, self.action.as_str())
+        Ok(unsigned_params(&self.inner.endpoint, &params, invocation, self.action.as_str())
             .with_instances(call.instances.len()))
     }
 
@@ -250,8 +250,8 @@ impl StateQueries for VolcengineRun<'_> {
     }
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
-        let query = wire::describe_instances_canonical(instances, None);
-        Ok(unsigned_canonical(&self.inner.endpoint, &query, None, Action::DescribeInstances.as_str())
+        let params = wire::describe_instances_params(instances, None);
+        Ok(unsigned_params(&self.inner.endpoint, &params, None, Action::DescribeInstances.as_str())
             .with_instances(instances.len()))
     }
 

@@ -1,6 +1,8 @@
 //! A signed ECS call, built without any I/O: an unsigned request from the
 //! query, and its signature at a given time.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::host_header;
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
@@ -10,6 +12,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER
 use url::Url;
 
 use crate::signer::{self, Credentials};
+use crate::wire;
 
 /// The `Content-Type` the official SDK sends (and signs) on ECS calls.
 pub const CONTENT_TYPE: &str = "text/plain";
@@ -73,6 +76,34 @@ pub fn unsigned_canonical(
     OutgoingRequest::new(Method::GET, url, action).with_headers(headers)
 }
 
+/// The unsigned `GET /?…` call with these parameters (in canonical order):
+/// they go on the URL form-encoded, as the official SDK sends them, written
+/// straight into it (the `url` crate does not parse the query again); the
+/// signer signs their canonical form.
+pub fn unsigned_params(
+    endpoint: &Url,
+    params: &wire::Params<'_>,
+    invocation: Option<Invocation<'_>>,
+    action: &'static str,
+) -> OutgoingRequest {
+    let mut request = unsigned_canonical(endpoint, "", invocation, action);
+    request.url.set_query(None);
+    request.url.query_pairs_mut().extend_pairs(params.iter().map(|(key, value)| (key.as_ref(), *value)));
+    request
+}
+
+/// The canonical form of a query on the URL. A form-encoded query is its
+/// own canonical form unless it holds a space (`+`), `*` or `~` (`%7E`), which
+/// the two encodings write differently; then it is decoded and encoded again.
+fn canonical_of_sent(query: &str) -> Cow<'_, str> {
+    let bytes = query.as_bytes();
+    if memchr::memchr2(b'+', b'*', bytes).is_none() && memchr::memmem::find(bytes, b"%7E").is_none() {
+        return Cow::Borrowed(query);
+    }
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    Cow::Owned(signer::canonical_query(&pairs))
+}
+
 /// A header name as the SDK writes it (`X-Sdk-Request`), for tools that
 /// send a prepared request themselves.
 fn sdk_case(name: &str) -> String {
@@ -129,7 +160,7 @@ fn sign_with(
     let authorization = signer::authorization(
         request.method.as_str(),
         request.url.path(),
-        request.url.query().unwrap_or(""),
+        &canonical_of_sent(request.url.query().unwrap_or("")),
         &signed,
         &payload_hash,
         &credentials.access_key,

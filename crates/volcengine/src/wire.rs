@@ -67,109 +67,110 @@ pub fn keypair_call(
     finish(query, action)
 }
 
-/// The canonical query string of `AttachKeyPair` or `DetachKeyPair`, built
-/// in one pass into one buffer: the same text as
-/// `canonical_query(&keypair_call(..))`, without a string per parameter.
+/// A call's parameters, decoded, in canonical order (keys sorted as text):
+/// the one source of both the query that is signed and the URL's query.
+pub type Params<'a> = Vec<(Cow<'static, str>, &'a str)>;
+
+/// The parameters of `AttachKeyPair` or `DetachKeyPair` in canonical order:
+/// the pairs of [`keypair_call`], sorted, without a string per parameter.
+pub fn keypair_call_params<'a>(
+    action: Action,
+    instances: &'a [InstanceId],
+    keypair: &'a KeyPairRef,
+    client_token: Option<&'a str>,
+) -> Params<'a> {
+    let mut params = Vec::with_capacity(instances.len() + 4);
+    // Keys sort as text: Action < ClientToken < InstanceIds.N < KeyPairId/KeyPairName < Version.
+    params.push((Cow::Borrowed("Action"), action.as_str()));
+    if let Some(token) = client_token {
+        params.push((Cow::Borrowed("ClientToken"), token));
+    }
+    push_id_params(&mut params, instances);
+    params.push(match keypair {
+        KeyPairRef::Id(id) => (Cow::Borrowed("KeyPairId"), id.as_str()),
+        KeyPairRef::Name(name) => (Cow::Borrowed("KeyPairName"), name.as_str()),
+    });
+    params.push((Cow::Borrowed("Version"), API_VERSION));
+    params
+}
+
+/// The parameters of `DescribeInstances` for these ids in canonical order:
+/// the pairs of [`describe_instances`], sorted.
+pub fn describe_instances_params<'a>(instances: &'a [InstanceId], next_token: Option<&'a str>) -> Params<'a> {
+    let mut params = Vec::with_capacity(instances.len() + 4);
+    // Keys sort as text: Action < InstanceIds.N < MaxResults < NextToken < Version.
+    params.push((Cow::Borrowed("Action"), Action::DescribeInstances.as_str()));
+    push_id_params(&mut params, instances);
+    params.push((Cow::Borrowed("MaxResults"), MAX_RESULTS));
+    if let Some(token) = next_token {
+        params.push((Cow::Borrowed("NextToken"), token));
+    }
+    params.push((Cow::Borrowed("Version"), API_VERSION));
+    params
+}
+
+/// `MaxResults` of every `DescribeInstances`: [`MAX_INSTANCES_PER_CALL`].
+const MAX_RESULTS: &str = "100";
+const _: () = assert!(MAX_INSTANCES_PER_CALL == 100, "MAX_RESULTS spells it");
+
+/// `InstanceIds.N` for every id, the numbers in text order (1, 10, 100, 11,
+/// …, 19, 2, 20, …).
+fn push_id_params<'a>(params: &mut Params<'a>, instances: &'a [InstanceId]) {
+    let n = instances.len();
+    if n > MAX_INSTANCES_PER_CALL {
+        // Never built by this crate (calls carry at most 100); kept exact anyway.
+        let mut order: Vec<usize> = (1..=n).collect();
+        order.sort_by_cached_key(|i| i.to_string());
+        params.extend(order.into_iter().map(|i| (Cow::Owned(format!("InstanceIds.{i}")), instances[i - 1].as_str())));
+        return;
+    }
+    let keys = id_keys().iter().filter(|(i, _)| *i <= n);
+    params.extend(keys.map(|(i, key)| (Cow::Borrowed(key.as_str()), instances[i - 1].as_str())));
+}
+
+/// `(N, "InstanceIds.N")` for N in 1..=100, in the text order of N: the same
+/// for every call, so built once.
+fn id_keys() -> &'static [(usize, String)] {
+    static KEYS: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut all: Vec<(usize, String)> =
+            (1..=MAX_INSTANCES_PER_CALL).map(|i| (i, format!("InstanceIds.{i}"))).collect();
+        all.sort_by(|a, b| a.1.cmp(&b.1));
+        all
+    })
+}
+
+/// The canonical query of parameters already in canonical order, in one
+/// buffer: each key and value percent-encoded (RFC 3986), `&`-joined.
+pub fn canonical(params: &Params<'_>) -> String {
+    use keypair_binder_core::signing::percent_encode_into as encode_into;
+    let mut out = String::with_capacity(params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() + 16);
+    for (i, (key, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(&mut out, key);
+        out.push('=');
+        encode_into(&mut out, value);
+    }
+    out
+}
+
+/// The canonical query string of `AttachKeyPair` or `DetachKeyPair`: the
+/// same text as `canonical_query(&keypair_call(..))`.
 pub fn keypair_call_canonical(
     action: Action,
     instances: &[InstanceId],
     keypair: &KeyPairRef,
     client_token: Option<&str>,
 ) -> String {
-    use keypair_binder_core::signing::percent_encode_into as encode_into;
-    let values: usize = instances.iter().map(|id| id.as_str().len() + 20).sum();
-    let mut out = String::with_capacity(values + 128 + client_token.map_or(0, str::len) + keypair.as_str().len());
-    // Keys sort as text: Action < ClientToken < InstanceIds.N < KeyPairId/KeyPairName < Version.
-    out.push_str("Action=");
-    out.push_str(action.as_str());
-    if let Some(token) = client_token {
-        out.push_str("&ClientToken=");
-        encode_into(&mut out, token);
-    }
-    push_canonical_ids(&mut out, instances);
-    match keypair {
-        KeyPairRef::Id(id) => {
-            out.push_str("&KeyPairId=");
-            encode_into(&mut out, id);
-        }
-        KeyPairRef::Name(name) => {
-            out.push_str("&KeyPairName=");
-            encode_into(&mut out, name);
-        }
-    }
-    out.push_str("&Version=");
-    out.push_str(API_VERSION);
-    out
+    canonical(&keypair_call_params(action, instances, keypair, client_token))
 }
 
-/// `&InstanceIds.N=…` for every id, the numbers in text order (1, 10, 100,
-/// 11, …, 19, 2, 20, …).
-fn push_canonical_ids(out: &mut String, instances: &[InstanceId]) {
-    let n = instances.len();
-    if n > MAX_INSTANCES_PER_CALL {
-        // Never built by this crate (calls carry at most 100); kept exact anyway.
-        let mut order: Vec<usize> = (1..=n).collect();
-        order.sort_by_cached_key(|i| i.to_string());
-        for i in order {
-            out.push_str("&InstanceIds.");
-            out.push_str(&i.to_string());
-            out.push('=');
-            keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
-        }
-        return;
-    }
-    for (i, prefix) in id_prefixes().iter().filter(|(i, _)| *i <= n) {
-        out.push_str(prefix);
-        keypair_binder_core::signing::percent_encode_into(out, instances[i - 1].as_str());
-    }
-}
-
-/// `(N, "&InstanceIds.N=")` for N in 1..=100, in the text order of N: the
-/// same for every call, so built once.
-fn id_prefixes() -> &'static [(usize, String)] {
-    static PREFIXES: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
-    PREFIXES.get_or_init(|| {
-        let mut all: Vec<(usize, String)> =
-            (1..=MAX_INSTANCES_PER_CALL).map(|i| (i, format!("&InstanceIds.{i}="))).collect();
-        all.sort_by_key(|a| a.0.to_string());
-        all
-    })
-}
-
-/// The canonical query of `DescribeInstances` for these ids, in one pass:
-/// the same text as `canonical_query(&describe_instances(..))`.
+/// The canonical query of `DescribeInstances` for these ids: the same text
+/// as `canonical_query(&describe_instances(..))`.
 pub fn describe_instances_canonical(instances: &[InstanceId], next_token: Option<&str>) -> String {
-    let values: usize = instances.iter().map(|id| id.as_str().len() + 20).sum();
-    let mut out = String::with_capacity(values + 96 + next_token.map_or(0, |t| 3 * t.len()));
-    // Keys sort as text: Action < InstanceIds.N < MaxResults < NextToken < Version.
-    out.push_str("Action=");
-    out.push_str(Action::DescribeInstances.as_str());
-    push_canonical_ids(&mut out, instances);
-    out.push_str("&MaxResults=");
-    push_decimal(&mut out, MAX_INSTANCES_PER_CALL);
-    if let Some(token) = next_token {
-        out.push_str("&NextToken=");
-        keypair_binder_core::signing::percent_encode_into(&mut out, token);
-    }
-    out.push_str("&Version=");
-    out.push_str(API_VERSION);
-    out
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+    canonical(&describe_instances_params(instances, next_token))
 }
 
 /// Query of `DescribeInstances` for given ids (at most 100).

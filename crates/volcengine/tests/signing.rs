@@ -2,6 +2,7 @@
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use keypair_binder_core::{InstanceId, KeyPairRef, Secret};
+use keypair_binder_volcengine::request;
 use keypair_binder_volcengine::signer::{self, Credentials, SignableRequest, canonical_query, encode};
 use keypair_binder_volcengine::wire::{self, Action};
 use proptest::prelude::*;
@@ -106,6 +107,41 @@ proptest! {
         let action = if detach { Action::DetachKeyPair } else { Action::AttachKeyPair };
         let reference = canonical_query(&wire::keypair_call(action, &ids, &keypair, token.as_deref()));
         prop_assert_eq!(wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()), reference);
+    }
+
+    /// What goes on the wire (form-encoded, written straight into the URL)
+    /// decodes to the call's parameters, and its signature is the one of the
+    /// canonical query: spaces, `*` and `~` included.
+    #[test]
+    fn the_sent_query_is_signed_in_its_canonical_form(
+        ids in proptest::collection::vec("[!-~]{1,40}|\\PC{1,8}", 1..=100),
+        keypair in "[ -~]{1,30}",
+        token in proptest::option::of("[ -~*~]{1,64}"),
+    ) {
+        let ids: Vec<InstanceId> = ids.into_iter().filter_map(|i| InstanceId::new(i).ok()).collect();
+        prop_assume!(!ids.is_empty());
+        let Ok(keypair) = KeyPairRef::name(keypair.trim().to_string()) else { return Ok(()) };
+        let endpoint = url::Url::parse("https://open.volcengineapi.com/").unwrap();
+        let action = Action::AttachKeyPair;
+        let params = wire::keypair_call_params(action, &ids, &keypair, token.as_deref());
+        let mut sent = request::unsigned_params(&endpoint, &params, None, "AttachKeyPair");
+        let mut expected = request::unsigned_canonical(
+            &endpoint,
+            &wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()),
+            None,
+            "AttachKeyPair",
+        );
+        let decoded: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
+        let mut reference = wire::keypair_call(action, &ids, &keypair, token.as_deref());
+        reference.sort();
+        let mut decoded_sorted = decoded.clone();
+        decoded_sorted.sort();
+        prop_assert_eq!(decoded_sorted, reference);
+        let credentials = Credentials { access_key: "AKLTexample".into(), secret_key: Secret::new("SK"), token: None };
+        let time = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        request::sign(&mut sent, "cn-beijing", &credentials, time);
+        request::sign(&mut expected, "cn-beijing", &credentials, time);
+        prop_assert_eq!(&sent.headers["authorization"], &expected.headers["authorization"]);
     }
 
     /// Likewise for the converging read, `DescribeInstances`.

@@ -175,7 +175,11 @@ async fn per_instance_failures(cloud: Cloud) {
 async fn unknown_key_pair(cloud: Cloud) {
     let emu = emulator().instances(3).start().await.unwrap();
     let ids = emu.inventory().ids(cloud);
-    let mut request = keypair_binder::BindRequest::builder().keypair_name("no-such-kp").instances(ids.clone());
+    // A space, `*`, `~` and `+`: encoded differently on the wire (Volcengine
+    // sends the form encoding, as its SDK does) and in the signed canonical
+    // query, so the cloud answering "not found" (not "bad signature") shows
+    // each signer signs what it sends.
+    let mut request = keypair_binder::BindRequest::builder().keypair_name("no such kp *~+").instances(ids.clone());
     if cloud == Cloud::Huawei {
         request = request.credential(keypair_binder::VmCredential::password(&emu.credentials().huawei.vm_password));
     }

@@ -59,9 +59,16 @@ pub fn unsigned_canonical(
     invocation: Option<Invocation<'_>>,
     action: &'static str,
 ) -> OutgoingRequest {
+    let mut request = unsigned_get(endpoint, invocation, action);
+    request.url.set_query(Some(canonical_query));
+    request
+}
+
+/// `GET /` to the endpoint with the SDK's headers and no query yet.
+fn unsigned_get(endpoint: &Url, invocation: Option<Invocation<'_>>, action: &'static str) -> OutgoingRequest {
     let mut url = endpoint.clone();
     url.set_path("/");
-    url.set_query(Some(canonical_query));
+    url.set_query(None);
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -86,8 +93,7 @@ pub fn unsigned_params(
     invocation: Option<Invocation<'_>>,
     action: &'static str,
 ) -> OutgoingRequest {
-    let mut request = unsigned_canonical(endpoint, "", invocation, action);
-    request.url.set_query(None);
+    let mut request = unsigned_get(endpoint, invocation, action);
     request.url.query_pairs_mut().extend_pairs(params.iter().map(|(key, value)| (key.as_ref(), *value)));
     request
 }
@@ -123,8 +129,8 @@ fn is_signed(name: &str) -> bool {
 }
 
 /// Signs a request at `time` in place: `X-Date`, `X-Content-Sha256`,
-/// `X-Security-Token` and `Authorization`, with the query signed as it is on
-/// the URL (already canonical).
+/// `X-Security-Token` and `Authorization`, over the canonical form of the
+/// query on the URL (the query itself when it was built canonical).
 pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentials, time: DateTime<Utc>) {
     let key = |date: &str| signer::signing_key(credentials.secret_key.expose(), date, region, signer::SERVICE);
     sign_with(request, region, credentials, time, &key);

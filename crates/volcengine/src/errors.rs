@@ -127,13 +127,16 @@ pub fn read_result<'a, T: serde::Deserialize<'a>>(
         let (failure, advice) = parse_error(response);
         return Err(CallError { failure, maybe_applied: advice.maybe_applied });
     }
-    let envelope: Envelope<T> = serde_json::from_slice(&response.body).map_err(|e| {
-        // A 2xx we cannot read may have been applied; the same token makes a retry safe.
-        let message = format!("unreadable response ({e}): {}", body_snippet(&response.body));
-        CallError::maybe_applied(
-            Failure::new(FailureKind::ProviderError, message).with_status(response.status).retryable(true),
-        )
-    })?;
+    // Checked as UTF-8 once, so each string in it is not checked again.
+    let text = std::str::from_utf8(&response.body).map_err(|e| e.to_string());
+    let envelope: Envelope<T> =
+        text.and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string())).map_err(|e| {
+            // A 2xx we cannot read may have been applied; the same token makes a retry safe.
+            let message = format!("unreadable response ({e}): {}", body_snippet(&response.body));
+            CallError::maybe_applied(
+                Failure::new(FailureKind::ProviderError, message).with_status(response.status).retryable(true),
+            )
+        })?;
     let metadata = envelope.metadata.unwrap_or_default();
     if let Some(error) = &metadata.error {
         let (failure, advice) = call_failure(response, Some(error), metadata.request_id);

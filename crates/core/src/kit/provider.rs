@@ -191,6 +191,7 @@ pub enum ErrorClass {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallAnswer {
     /// One answer per instance; an instance the list leaves out is ambiguous.
+    /// [`Call::answered_id`] turns the id an answer names into the call's own.
     Instances(Vec<(InstanceId, Answer)>),
     /// The same answer for every instance of the call.
     All(Answer),

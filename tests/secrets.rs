@@ -177,3 +177,61 @@ async fn no_secret_in_logs_debug_or_display() {
         }
     }
 }
+
+/// Signatures and what they cover show no token, signing key, password or
+/// canonical request in their `Debug`: an STS token is signed as a header
+/// (or, for Alibaba's RPC signature, a parameter), and a Huawei body holds
+/// the VM's password.
+#[test]
+fn no_secret_in_the_debug_of_signatures() {
+    use keypair_binder_core::signing::{AccessKey, SignableRequest};
+    let token = "STS-TOKEN-SHOULD-NOT-LEAK";
+    let password = "VM-PASSWORD-SHOULD-NOT-LEAK";
+    let key = AccessKey {
+        access_key: "AK".into(),
+        secret_key: keypair_binder::Secret::new("SECRET-KEY-SHOULD-NOT-LEAK"),
+        token: Some(keypair_binder::Secret::new(token)),
+    };
+    let time = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+    let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    let body = format!("{{\"server\":{{\"auth\":{{\"key\":\"{password}\"}}}}}}");
+    let signable = SignableRequest {
+        method: "POST",
+        host: "example.com",
+        path: "/v3/p/keypairs/associate",
+        query: &[],
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let mut texts = vec![format!("{signable:?}")];
+    texts.push(format!("{:?}", keypair_binder::huawei::signer::sign(&signable, &key, Some("p"), time)));
+    texts.push(format!("{:?}", keypair_binder::volcengine::signer::sign(&signable, &key, "cn-beijing", time)));
+    let acs3 = keypair_binder::alibaba::signer::Acs3Request {
+        method: "POST",
+        path: "/",
+        query: &[],
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    texts.push(format!("{:?}", keypair_binder::alibaba::signer::sign_acs3(&acs3, &key)));
+    let query = vec![("Action".to_string(), "AttachKeyPair".to_string())];
+    texts.push(format!("{:?}", keypair_binder::alibaba::signer::sign_rpc("GET", &query, &key)));
+    let tc3 = keypair_binder::tencent::signer::Tc3Request {
+        method: "POST",
+        host: "cvm.tencentcloudapi.com",
+        query: "",
+        content_type: "application/json",
+        payload: body.as_bytes(),
+        unsigned_payload: false,
+        timestamp: 1_790_000_000,
+    };
+    let tc3 = keypair_binder::tencent::signer::sign_tc3(&tc3, &key);
+    texts.push(format!("{tc3:?}"));
+    for text in &texts {
+        for secret in [token, password, "SECRET-KEY-SHOULD-NOT-LEAK", tc3.signing_key_hex.as_str()] {
+            assert!(!text.contains(secret), "{secret:?} in {text}");
+        }
+    }
+    // The signatures did cover the token: it is redacted, not missing.
+    assert!(texts[1].contains("X-Security-Token"), "{}", texts[1]);
+}

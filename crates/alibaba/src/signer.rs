@@ -57,7 +57,7 @@ pub struct Acs3Request<'a> {
 }
 
 /// An ACS3 signature with its intermediate strings (for tests and debugging).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Acs3Signature {
     /// The canonical request.
     pub canonical_request: String,
@@ -122,8 +122,19 @@ pub fn sign_acs3_canonical(request: &Acs3Request<'_>, canonical_query: &str, key
     Acs3Signature { canonical_request, string_to_sign, signature, authorization, headers: added }
 }
 
+/// Header names only: the canonical request and the added headers may hold
+/// an STS token.
+impl std::fmt::Debug for Acs3Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acs3Signature")
+            .field("authorization", &self.authorization)
+            .field("added_headers", &keypair_binder_core::signing::header_names(&self.headers))
+            .finish_non_exhaustive()
+    }
+}
+
 /// The legacy RPC signature (`SignatureMethod=HMAC-SHA1`, `SignatureVersion=1.0`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RpcSignature {
     /// The canonicalized query string.
     pub canonical_query: String,
@@ -134,6 +145,16 @@ pub struct RpcSignature {
     /// Parameters to append, `Signature` last: `SecurityToken` (STS),
     /// `SignatureMethod`, `SignatureVersion`, `AccessKeyId`, `Signature`.
     pub added: Vec<(String, String)>,
+}
+
+/// Parameter names only: the query and the added parameters may hold an STS token.
+impl std::fmt::Debug for RpcSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcSignature")
+            .field("signature", &self.signature)
+            .field("added", &keypair_binder_core::signing::header_names(&self.added))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Signs an RPC call whose query already holds `Action`, `Format`,

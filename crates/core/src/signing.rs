@@ -33,7 +33,7 @@ impl fmt::Debug for AccessKey {
 }
 
 /// A request about to be signed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct SignableRequest<'a> {
     /// HTTP method, upper case.
     pub method: &'a str,
@@ -49,8 +49,22 @@ pub struct SignableRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// Header names and the body's length only: a body may hold a VM password,
+/// a header a session token.
+impl fmt::Debug for SignableRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignableRequest")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("headers", &header_names(self.headers))
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A signature, the headers to add, and the intermediate strings (for tests and debugging).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Signature {
     /// The canonical request.
     pub canonical_request: String,
@@ -64,6 +78,23 @@ pub struct Signature {
     pub authorization: String,
     /// Headers to add to the request, `Authorization` last.
     pub headers: Vec<(String, String)>,
+}
+
+/// Header names only: the canonical request, the string to sign and the
+/// added headers may hold a session token.
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signature")
+            .field("signed_headers", &self.signed_headers)
+            .field("authorization", &self.authorization)
+            .field("added_headers", &header_names(&self.headers))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The names of headers whose values may be secret, for a `Debug` that shows no value.
+pub fn header_names(headers: &[(String, String)]) -> Vec<&str> {
+    headers.iter().map(|(name, _)| name.as_str()).collect()
 }
 
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped.

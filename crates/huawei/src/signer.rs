@@ -165,7 +165,7 @@ fn sign_headers(
 }
 
 /// What the signature covers; also used to verify a received request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CanonicalRequest<'a> {
     /// HTTP method.
     pub method: &'a str,
@@ -177,6 +177,17 @@ pub struct CanonicalRequest<'a> {
     pub headers: Vec<(String, String)>,
     /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`.
     pub payload_hash: String,
+}
+
+/// Header names only: a signed `X-Security-Token` is a secret.
+impl std::fmt::Debug for CanonicalRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanonicalRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &keypair_binder_core::signing::header_names(&self.headers))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CanonicalRequest<'_> {

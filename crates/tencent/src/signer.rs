@@ -41,7 +41,7 @@ pub struct Tc3Request<'a> {
 }
 
 /// A TC3 signature with its intermediate strings (for tests and debugging).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Tc3Signature {
     /// The canonical request.
     pub canonical_request: String,
@@ -55,6 +55,16 @@ pub struct Tc3Signature {
     pub signature: String,
     /// The `Authorization` value.
     pub authorization: String,
+}
+
+/// No signing key (it signs as the secret does) and no canonical request.
+impl std::fmt::Debug for Tc3Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tc3Signature")
+            .field("credential_scope", &self.credential_scope)
+            .field("authorization", &self.authorization)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Signs with TC3-HMAC-SHA256: scope `<UTC date>/cvm/tc3_request`, key

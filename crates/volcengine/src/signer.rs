@@ -137,7 +137,7 @@ pub fn host_for_signing(host: &str) -> &str {
 
 /// The parts of a request the signature covers, for signing and for
 /// verifying a received request (whose header names arrive lower-cased).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CanonicalRequest<'a> {
     /// HTTP method.
     pub method: &'a str,
@@ -149,6 +149,17 @@ pub struct CanonicalRequest<'a> {
     pub headers: Vec<(String, String)>,
     /// Hex SHA-256 of the body.
     pub payload_hash: &'a str,
+}
+
+/// Header names only: a signed `X-Security-Token` is a secret.
+impl std::fmt::Debug for CanonicalRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanonicalRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &keypair_binder_core::signing::header_names(&self.headers))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CanonicalRequest<'_> {

@@ -361,15 +361,13 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// The `Host` header value of a URL: host, plus the port when not the default.
 pub fn host_header(url: &Url) -> String {
-    let host = match url.host() {
-        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
-        Some(h) => h.to_string(),
-        None => String::new(),
-    };
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    }
+    host_and_port(url).to_owned()
+}
+
+/// [`host_header`] borrowed from the URL: the `url` crate already writes
+/// the host (IPv6 in brackets) and a non-default port side by side.
+pub fn host_and_port(url: &Url) -> &str {
+    &url[url::Position::BeforeHost..url::Position::AfterPort]
 }
 
 #[cfg(test)]
@@ -395,6 +393,9 @@ mod tests {
         assert_eq!(host_header(&Url::parse("https://a.b").unwrap()), "a.b");
         assert_eq!(host_header(&Url::parse("https://a.b:443").unwrap()), "a.b");
         assert_eq!(host_header(&Url::parse("http://127.0.0.1:8080/x").unwrap()), "127.0.0.1:8080");
+        assert_eq!(host_header(&Url::parse("http://[::1]:8080/x?q").unwrap()), "[::1]:8080");
+        assert_eq!(host_header(&Url::parse("https://[::1]:443").unwrap()), "[::1]");
+        assert_eq!(host_header(&Url::parse("https://user:pw@A.b:8443/").unwrap()), "a.b:8443");
     }
 
     #[test]

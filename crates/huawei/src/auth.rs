@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::HttpResponse;
-use keypair_binder_core::kit::{Net, OutgoingRequest, Signer};
+use keypair_binder_core::kit::{Net, OutgoingRequest};
 use keypair_binder_core::{Failure, FailureKind, Secret};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::HuaweiAuth;
 use crate::errors::{failure_of, snippet};
-use crate::signer::{self, KpsSigner};
+use crate::signer;
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
 
 /// Refresh a token this long before it expires.
@@ -111,8 +111,7 @@ impl Authenticator {
     ) -> Result<(), Failure> {
         match &self.auth {
             HuaweiAuth::AkSk(aksk) => {
-                let signer = KpsSigner { key: aksk.clone(), project: project.map(str::to_string) };
-                signer.sign(request, now);
+                signer::sign_outgoing(request, aksk, project, now);
                 Ok(())
             }
             HuaweiAuth::Token(_) | HuaweiAuth::Password { .. } => {

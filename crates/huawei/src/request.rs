@@ -126,7 +126,8 @@ impl KpsRequest {
     /// The unsigned request to `endpoint`: URL, `Content-Type` and
     /// `User-Agent` as the SDK sends them, and the body.
     pub fn outgoing(self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
-        let mut headers = HeaderMap::with_capacity(2);
+        // Room for the signer's headers too.
+        let mut headers = HeaderMap::with_capacity(8);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
         if let Ok(agent) = HeaderValue::from_str(user_agent) {
             headers.insert(USER_AGENT, agent);

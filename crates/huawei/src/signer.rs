@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
+use hmac::{Hmac, Mac};
 use keypair_binder_core::signing::{compact_utc, hex_lower, hmac_sha256, percent_encode_into, sha256_hex};
 use percent_encoding::percent_decode_str;
+use sha2::{Digest, Sha256};
 
 /// The algorithm name.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
@@ -29,23 +31,28 @@ pub fn canonical_uri(path: &str) -> String {
     uri
 }
 
-fn canonical_uri_into(out: &mut String, path: &str) {
+fn canonical_uri_into(out: &mut impl Sink, path: &str) {
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/');
     if path.bytes().all(plain) {
         // Nothing to decode or encode: the path is its own canonical form.
-        out.push_str(path);
-    } else {
-        let decoded = percent_decode_str(path).decode_utf8_lossy();
-        for (i, segment) in decoded.split('/').enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            percent_encode_into(out, segment);
+        out.put(path);
+        if !path.ends_with('/') {
+            out.put("/");
         }
+        return;
     }
-    if !out.ends_with('/') {
-        out.push('/');
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    let mut uri = String::with_capacity(path.len() * 3 + 1);
+    for (i, segment) in decoded.split('/').enumerate() {
+        if i > 0 {
+            uri.push('/');
+        }
+        percent_encode_into(&mut uri, segment);
     }
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    out.put(&uri);
 }
 
 /// The canonical query string: pairs sorted by decoded key then value, encoded.
@@ -70,8 +77,9 @@ fn canonical_query_into(out: &mut String, query: &[(String, String)]) {
 }
 
 fn is_json_like(content_type: &str) -> bool {
-    let ct = content_type.trim_start().to_ascii_lowercase();
-    ct.starts_with("application/json") || ct.starts_with("application/bson")
+    let ct = content_type.trim_start().as_bytes();
+    let starts = |prefix: &str| ct.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()));
+    starts("application/json") || starts("application/bson")
 }
 
 fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
@@ -86,20 +94,20 @@ pub fn sign(
     time: DateTime<Utc>,
 ) -> Signature {
     let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let (mut signature, added) = sign_headers(
-        &Unsigned {
-            method: request.method,
-            host: request.host,
-            path: request.path,
-            canonical_query: &canonical_query(request.query),
-            headers: &headers,
-            body: request.body,
-        },
-        credentials,
-        project_id,
-        time,
-    );
-    signature.headers = added.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+    let query = canonical_query(request.query);
+    let unsigned = Unsigned {
+        method: request.method,
+        host: request.host,
+        path: request.path,
+        canonical_query: &query,
+        headers: &headers,
+        body: request.body,
+    };
+    let date = format_sdk_date(time);
+    let additions = Additions::new(&unsigned, credentials, project_id, &date);
+    let mut signature = additions.plan(&unsigned, &credentials.access_key).signature(credentials.secret_key.expose());
+    signature.headers = additions.added.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    signature.headers.push(("Authorization".into(), signature.authorization.clone()));
     signature
 }
 
@@ -115,53 +123,196 @@ struct Unsigned<'a> {
     body: &'a [u8],
 }
 
-/// The signature, and the headers it adds (names as the SDK writes them,
-/// `Authorization` last): the one implementation behind [`sign`] and [`KpsSigner`].
-fn sign_headers(
-    request: &Unsigned<'_>,
-    credentials: &AkSk,
-    project_id: Option<&str>,
-    time: DateTime<Utc>,
-) -> (Signature, Vec<(&'static str, String)>) {
-    let mut added: Vec<(&'static str, String)> = Vec::with_capacity(6);
-    if let Some(project) = project_id {
-        added.push(("X-Project-Id", project.into()));
+/// What the SDK adds to a request before signing it: headers (names as it
+/// writes them, `Authorization` aside) and the payload hash. The one
+/// implementation behind [`sign`] and [`KpsSigner`].
+struct Additions<'a> {
+    added: Vec<(&'static str, &'a str)>,
+    date: &'a str,
+    payload_hash: Cow<'a, str>,
+}
+
+impl<'a> Additions<'a> {
+    /// `date` is the `X-Sdk-Date` to add unless the request has one.
+    fn new(request: &Unsigned<'a>, credentials: &'a AkSk, project_id: Option<&'a str>, date: &'a str) -> Self {
+        let own = request.headers;
+        let mut added: Vec<(&'static str, &'a str)> = Vec::with_capacity(5);
+        if let Some(project) = project_id {
+            added.push(("X-Project-Id", project));
+        }
+        if let Some(token) = &credentials.token {
+            added.push(("X-Security-Token", token.expose()));
+        }
+        let own_hash = header(own, "X-Sdk-Content-Sha256");
+        if own_hash.is_none() && header(own, "Content-Type").is_some_and(|ct| !is_json_like(ct)) {
+            added.push(("X-Sdk-Content-Sha256", UNSIGNED_PAYLOAD));
+        }
+        let date = match header(own, "X-Sdk-Date") {
+            Some(own_date) => own_date,
+            None => {
+                added.push(("X-Sdk-Date", date));
+                date
+            }
+        };
+        if header(own, "Host").is_none() {
+            added.push(("Host", request.host));
+        }
+        let payload_hash = match own_hash.or_else(|| header(&added, "X-Sdk-Content-Sha256")) {
+            Some(hash) => Cow::Borrowed(hash),
+            None => Cow::Owned(sha256_hex(request.body)),
+        };
+        Self { added, date, payload_hash }
     }
-    if let Some(token) = &credentials.token {
-        added.push(("X-Security-Token", token.expose().into()));
+
+    /// The signature's plan: the request's own headers and the added ones,
+    /// less any name with `_` (the SDK never signs those).
+    fn plan<'p>(&'p self, request: &'p Unsigned<'p>, access_key: &'p str) -> SigningPlan<'p> {
+        let headers = request.headers.iter().chain(self.added.iter()).copied().filter(|(name, _)| !name.contains('_'));
+        SigningPlan::new(
+            request.method,
+            request.path,
+            request.canonical_query,
+            headers,
+            &self.payload_hash,
+            access_key,
+            self.date,
+        )
     }
-    let own = request.headers;
-    if header(own, "Content-Type").is_some_and(|ct| !is_json_like(ct)) && header(own, "X-Sdk-Content-Sha256").is_none()
-    {
-        added.push(("X-Sdk-Content-Sha256", UNSIGNED_PAYLOAD.into()));
+}
+
+/// Where a canonical request or a string to sign goes: a `String` to show
+/// it, or straight into a hash, so signing copies nothing.
+trait Sink {
+    fn put(&mut self, text: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
     }
-    if header(own, "X-Sdk-Date").is_none() {
-        added.push(("X-Sdk-Date", format_sdk_date(time)));
+}
+
+impl Sink for Sha256 {
+    fn put(&mut self, text: &str) {
+        self.update(text.as_bytes());
     }
-    if header(own, "Host").is_none() {
-        added.push(("Host", request.host.into()));
+}
+
+impl Sink for Hmac<Sha256> {
+    fn put(&mut self, text: &str) {
+        self.update(text.as_bytes());
     }
-    let mut headers: Vec<(&str, &str)> = own.to_vec();
-    headers.extend(added.iter().map(|(n, v)| (*n, v.as_str())));
-    let find = |name: &str| header(&headers, name);
-    let payload_hash = match find("X-Sdk-Content-Sha256") {
-        Some(v) => v.to_string(),
-        None => sha256_hex(request.body),
-    };
-    let date = find("X-Sdk-Date").unwrap_or_default().to_string();
-    headers.retain(|(n, _)| !n.contains('_'));
-    let signature = sign_parts(
-        request.method,
-        request.path,
-        request.canonical_query,
-        &headers,
-        &payload_hash,
-        &credentials.access_key,
-        credentials.secret_key.expose(),
-        &date,
-    );
-    added.push(("Authorization", signature.authorization.clone()));
-    (signature, added)
+}
+
+/// Everything a signature covers, written once in canonical order: to a
+/// `String` for [`Signature`] (vectors, tests, verifying), or into the hash
+/// for the binder's calls.
+struct SigningPlan<'a> {
+    method: &'a str,
+    path: &'a str,
+    canonical_query: &'a str,
+    /// Lower-case names, trimmed values, sorted by name, the first of each name.
+    headers: Vec<(Cow<'a, str>, &'a str)>,
+    signed_headers: String,
+    payload_hash: &'a str,
+    access_key: &'a str,
+    date: &'a str,
+}
+
+impl<'a> SigningPlan<'a> {
+    fn new(
+        method: &'a str,
+        path: &'a str,
+        canonical_query: &'a str,
+        headers: impl Iterator<Item = (&'a str, &'a str)>,
+        payload_hash: &'a str,
+        access_key: &'a str,
+        date: &'a str,
+    ) -> Self {
+        // Names already in lower case (a `HeaderMap`'s) are borrowed, not copied.
+        fn lower(name: &str) -> Cow<'_, str> {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
+        }
+        let mut headers: Vec<(Cow<'a, str>, &'a str)> = headers.map(|(n, v)| (lower(n), v.trim())).collect();
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        headers.dedup_by(|a, b| a.0 == b.0);
+        let mut signed_headers = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
+        for (i, (name, _)) in headers.iter().enumerate() {
+            if i > 0 {
+                signed_headers.push(';');
+            }
+            signed_headers.push_str(name);
+        }
+        Self { method, path, canonical_query, headers, signed_headers, payload_hash, access_key, date }
+    }
+
+    fn write_canonical(&self, out: &mut impl Sink) {
+        if self.method.bytes().any(|b| b.is_ascii_lowercase()) {
+            out.put(&self.method.to_ascii_uppercase());
+        } else {
+            out.put(self.method);
+        }
+        out.put("\n");
+        canonical_uri_into(out, self.path);
+        out.put("\n");
+        out.put(self.canonical_query);
+        out.put("\n");
+        for (name, value) in &self.headers {
+            out.put(name);
+            out.put(":");
+            out.put(value);
+            out.put("\n");
+        }
+        out.put("\n");
+        out.put(&self.signed_headers);
+        out.put("\n");
+        out.put(self.payload_hash);
+    }
+
+    fn write_string_to_sign(&self, out: &mut impl Sink, canonical_hash_hex: &str) {
+        out.put(ALGORITHM);
+        out.put("\n");
+        out.put(self.date);
+        out.put("\n");
+        out.put(canonical_hash_hex);
+    }
+
+    fn authorization(&self, signature_hex: &str) -> String {
+        format!("{ALGORITHM} Access={}, SignedHeaders={}, Signature={signature_hex}", self.access_key, self.signed_headers)
+    }
+
+    /// The signature with its intermediate strings written out.
+    fn signature(self, secret_key: &str) -> Signature {
+        let mut canonical_request = String::with_capacity(256 + self.path.len() + self.canonical_query.len());
+        self.write_canonical(&mut canonical_request);
+        let mut string_to_sign = String::with_capacity(128);
+        self.write_string_to_sign(&mut string_to_sign, &sha256_hex(canonical_request.as_bytes()));
+        let signature = hex_lower(&hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
+        let authorization = self.authorization(&signature);
+        Signature {
+            canonical_request,
+            string_to_sign,
+            signature,
+            signed_headers: self.signed_headers,
+            authorization,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The `Authorization` value alone, hashing as it writes: neither the
+    /// canonical request nor the string to sign is ever held in memory.
+    fn authorization_streaming(&self, secret_key: &str) -> String {
+        let mut canonical = Sha256::new();
+        self.write_canonical(&mut canonical);
+        let mut hash_hex = [0u8; 64];
+        // 32 bytes into 64 hex digits: cannot fail, and hex digits are UTF-8.
+        let _ = hex::encode_to_slice(canonical.finalize(), &mut hash_hex);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes a key of any length");
+        self.write_string_to_sign(&mut mac, std::str::from_utf8(&hash_hex).unwrap_or_default());
+        let mut signature_hex = [0u8; 64];
+        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature_hex);
+        self.authorization(std::str::from_utf8(&signature_hex).unwrap_or_default())
+    }
 }
 
 /// What the signature covers; also used to verify a received request.
@@ -193,66 +344,11 @@ impl std::fmt::Debug for CanonicalRequest<'_> {
 impl CanonicalRequest<'_> {
     /// Signs with the secret key; `sdk_date` is the `X-Sdk-Date` value.
     pub fn sign(&self, access_key: &str, secret_key: &str, sdk_date: &str) -> Signature {
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let query = canonical_query(self.query);
-        sign_parts(self.method, self.path, &query, &headers, &self.payload_hash, access_key, secret_key, sdk_date)
+        let headers = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        SigningPlan::new(self.method, self.path, &query, headers, &self.payload_hash, access_key, sdk_date)
+            .signature(secret_key)
     }
-}
-
-/// The canonical request built in one buffer, then signed.
-#[allow(clippy::too_many_arguments)]
-fn sign_parts(
-    method: &str,
-    path: &str,
-    canonical_query: &str,
-    headers: &[(&str, &str)],
-    payload_hash: &str,
-    access_key: &str,
-    secret_key: &str,
-    sdk_date: &str,
-) -> Signature {
-    // Names already in lower case (a `HeaderMap`'s) are borrowed, not copied.
-    fn lower(name: &str) -> Cow<'_, str> {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
-    }
-    let mut headers: Vec<(Cow<'_, str>, &str)> = headers.iter().map(|(n, v)| (lower(n), v.trim())).collect();
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
-    headers.dedup_by(|a, b| a.0 == b.0);
-    let mut signed_headers = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
-    for (i, (name, _)) in headers.iter().enumerate() {
-        if i > 0 {
-            signed_headers.push(';');
-        }
-        signed_headers.push_str(name);
-    }
-    let mut canonical_request = String::with_capacity(
-        256 + path.len() + canonical_query.len() + headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum::<usize>(),
-    );
-    if method.bytes().any(|b| b.is_ascii_lowercase()) {
-        canonical_request.push_str(&method.to_ascii_uppercase());
-    } else {
-        canonical_request.push_str(method);
-    }
-    canonical_request.push('\n');
-    canonical_uri_into(&mut canonical_request, path);
-    canonical_request.push('\n');
-    canonical_request.push_str(canonical_query);
-    canonical_request.push('\n');
-    for (name, value) in &headers {
-        canonical_request.push_str(name);
-        canonical_request.push(':');
-        canonical_request.push_str(value);
-        canonical_request.push('\n');
-    }
-    canonical_request.push('\n');
-    canonical_request.push_str(&signed_headers);
-    canonical_request.push('\n');
-    canonical_request.push_str(payload_hash);
-    let string_to_sign = format!("{ALGORITHM}\n{sdk_date}\n{}", sha256_hex(canonical_request.as_bytes()));
-    let signature = hex_lower(&hmac_sha256(secret_key.as_bytes(), string_to_sign.as_bytes()));
-    let authorization =
-        format!("{ALGORITHM} Access={access_key}, SignedHeaders={signed_headers}, Signature={signature}");
-    Signature { canonical_request, string_to_sign, signature, signed_headers, authorization, headers: Vec::new() }
 }
 
 /// The parts of an `Authorization` header, for verifying a received request.
@@ -297,45 +393,66 @@ pub struct KpsSigner {
     pub project: Option<String>,
 }
 
-impl keypair_binder_core::kit::Signer for KpsSigner {
-    fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, time: DateTime<Utc>) {
+/// [`KpsSigner`]'s signature with borrowed credentials: the headers the SDK
+/// adds and `Authorization`, set on `request`, the canonical request hashed
+/// as it is written.
+pub fn sign_outgoing(
+    request: &mut keypair_binder_core::kit::OutgoingRequest,
+    key: &AkSk,
+    project: Option<&str>,
+    time: DateTime<Utc>,
+) {
         use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
         const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
         const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
         const X_SDK_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
         const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
 
-        let host = keypair_binder_core::http::host_header(&request.url);
         let query = match request.url.query() {
-            Some(_) => canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>()),
-            None => String::new(),
+            Some(_) => Cow::Owned(canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>())),
+            None => Cow::Borrowed(""),
         };
         let own: Vec<(&str, &str)> =
             request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
         let unsigned = Unsigned {
             method: request.method.as_str(),
-            host: &host,
+            host: keypair_binder_core::http::host_and_port(&request.url),
             path: request.url.path(),
             canonical_query: &query,
             headers: &own,
             body: &request.body,
         };
-        let (_, added) = sign_headers(&unsigned, &self.key, self.project.as_deref(), time);
-        for (name, value) in added {
-            let name = match name {
+        let date = format_sdk_date(time);
+        let additions = Additions::new(&unsigned, key, project, &date);
+        let authorization =
+            additions.plan(&unsigned, &key.access_key).authorization_streaming(key.secret_key.expose());
+        let mut headers = Vec::with_capacity(additions.added.len() + 1);
+        for (name, value) in &additions.added {
+            let name = match *name {
                 "X-Project-Id" => X_PROJECT_ID,
                 "X-Security-Token" => X_SECURITY_TOKEN,
                 "X-Sdk-Content-Sha256" => X_SDK_CONTENT_SHA256,
                 "X-Sdk-Date" => X_SDK_DATE,
-                "Authorization" => AUTHORIZATION,
                 // `Host` comes from the URL.
                 _ => continue,
             };
-            if let Ok(mut value) = HeaderValue::from_str(&value) {
+            if let Ok(mut value) = HeaderValue::from_str(value) {
                 value.set_sensitive(name == X_SECURITY_TOKEN);
-                request.headers.insert(name, value);
+                headers.push((name, value));
             }
         }
+        if let Ok(value) = HeaderValue::try_from(authorization) {
+            headers.push((AUTHORIZATION, value));
+        }
+        request.headers.reserve(headers.len());
+        for (name, value) in headers {
+            request.headers.insert(name, value);
+        }
+}
+
+impl keypair_binder_core::kit::Signer for KpsSigner {
+    fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, time: DateTime<Utc>) {
+        sign_outgoing(request, &self.key, self.project.as_deref(), time);
     }
 
     fn added_headers(&self) -> &'static [&'static str] {

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::host_header;
+use keypair_binder_core::http::{host_and_port, host_header};
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
 use keypair_binder_core::sha256_hex;
 use reqwest::Method;
@@ -69,7 +69,8 @@ fn unsigned_get(endpoint: &Url, invocation: Option<Invocation<'_>>, action: &'st
     let mut url = endpoint.clone();
     url.set_path("/");
     url.set_query(None);
-    let mut headers = HeaderMap::new();
+    // Room for the signer's headers too.
+    let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     if let Some(inv) = invocation {
@@ -144,9 +145,9 @@ fn sign_with(
     signing_key: &dyn Fn(&str) -> Vec<u8>,
 ) {
     let x_date = signer::format_x_date(time);
-    let host = host_header(&request.url);
-    let payload_hash =
-        if request.body.is_empty() { signer::EMPTY_SHA256.to_string() } else { sha256_hex(&request.body) };
+    let host = host_and_port(&request.url);
+    let payload_hash: Cow<'_, str> =
+        if request.body.is_empty() { signer::EMPTY_SHA256.into() } else { sha256_hex(&request.body).into() };
     let token = credentials.token.as_ref().map(|t| t.expose());
     let mut signed: Vec<(&str, &str)> = request
         .headers
@@ -154,7 +155,7 @@ fn sign_with(
         .filter(|(n, _)| is_signed(n.as_str()))
         .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
         .collect();
-    signed.push(("host", signer::host_for_signing(&host)));
+    signed.push(("host", signer::host_for_signing(host)));
     signed.push(("x-date", &x_date));
     signed.push(("x-content-sha256", &payload_hash));
     if let Some(token) = token {

@@ -4,10 +4,12 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-pub use keypair_binder_core::signing::percent_encode as encode;
-pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use hmac::{Hmac, Mac};
-use keypair_binder_core::signing::{compact_utc, hex_lower, hmac_sha256, percent_encode_into, sha256_hex};
+pub use keypair_binder_core::signing::percent_encode as encode;
+use keypair_binder_core::signing::{
+    CanonicalSink, compact_utc, hex_digest, hex_lower, hmac_sha256, percent_encode_into, sha256_hex,
+};
+pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
@@ -31,7 +33,7 @@ pub fn canonical_uri(path: &str) -> String {
     uri
 }
 
-fn canonical_uri_into(out: &mut impl Sink, path: &str) {
+fn canonical_uri_into(out: &mut impl CanonicalSink, path: &str) {
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/');
     if path.bytes().all(plain) {
         // Nothing to decode or encode: the path is its own canonical form.
@@ -180,30 +182,6 @@ impl<'a> Additions<'a> {
     }
 }
 
-/// Where a canonical request or a string to sign goes: a `String` to show
-/// it, or straight into a hash, so signing copies nothing.
-trait Sink {
-    fn put(&mut self, text: &str);
-}
-
-impl Sink for String {
-    fn put(&mut self, text: &str) {
-        self.push_str(text);
-    }
-}
-
-impl Sink for Sha256 {
-    fn put(&mut self, text: &str) {
-        self.update(text.as_bytes());
-    }
-}
-
-impl Sink for Hmac<Sha256> {
-    fn put(&mut self, text: &str) {
-        self.update(text.as_bytes());
-    }
-}
-
 /// Everything a signature covers, written once in canonical order: to a
 /// `String` for [`Signature`] (vectors, tests, verifying), or into the hash
 /// for the binder's calls.
@@ -246,7 +224,7 @@ impl<'a> SigningPlan<'a> {
         Self { method, path, canonical_query, headers, signed_headers, payload_hash, access_key, date }
     }
 
-    fn write_canonical(&self, out: &mut impl Sink) {
+    fn write_canonical(&self, out: &mut impl CanonicalSink) {
         if self.method.bytes().any(|b| b.is_ascii_lowercase()) {
             out.put(&self.method.to_ascii_uppercase());
         } else {
@@ -269,7 +247,7 @@ impl<'a> SigningPlan<'a> {
         out.put(self.payload_hash);
     }
 
-    fn write_string_to_sign(&self, out: &mut impl Sink, canonical_hash_hex: &str) {
+    fn write_string_to_sign(&self, out: &mut impl CanonicalSink, canonical_hash_hex: &str) {
         out.put(ALGORITHM);
         out.put("\n");
         out.put(self.date);
@@ -278,7 +256,10 @@ impl<'a> SigningPlan<'a> {
     }
 
     fn authorization(&self, signature_hex: &str) -> String {
-        format!("{ALGORITHM} Access={}, SignedHeaders={}, Signature={signature_hex}", self.access_key, self.signed_headers)
+        format!(
+            "{ALGORITHM} Access={}, SignedHeaders={}, Signature={signature_hex}",
+            self.access_key, self.signed_headers
+        )
     }
 
     /// The signature with its intermediate strings written out.
@@ -304,14 +285,9 @@ impl<'a> SigningPlan<'a> {
     fn authorization_streaming(&self, secret_key: &str) -> String {
         let mut canonical = Sha256::new();
         self.write_canonical(&mut canonical);
-        let mut hash_hex = [0u8; 64];
-        // 32 bytes into 64 hex digits: cannot fail, and hex digits are UTF-8.
-        let _ = hex::encode_to_slice(canonical.finalize(), &mut hash_hex);
         let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes a key of any length");
-        self.write_string_to_sign(&mut mac, std::str::from_utf8(&hash_hex).unwrap_or_default());
-        let mut signature_hex = [0u8; 64];
-        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature_hex);
-        self.authorization(std::str::from_utf8(&signature_hex).unwrap_or_default())
+        self.write_string_to_sign(&mut mac, hex_digest(&canonical.finalize().into()).as_str());
+        self.authorization(hex_digest(&mac.finalize().into_bytes().into()).as_str())
     }
 }
 
@@ -402,52 +378,51 @@ pub fn sign_outgoing(
     project: Option<&str>,
     time: DateTime<Utc>,
 ) {
-        use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
-        const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
-        const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
-        const X_SDK_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
-        const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
+    use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+    const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
+    const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
+    const X_SDK_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
+    const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
 
-        let query = match request.url.query() {
-            Some(_) => Cow::Owned(canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>())),
-            None => Cow::Borrowed(""),
+    let query = match request.url.query() {
+        Some(_) => Cow::Owned(canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>())),
+        None => Cow::Borrowed(""),
+    };
+    let own: Vec<(&str, &str)> =
+        request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
+    let unsigned = Unsigned {
+        method: request.method.as_str(),
+        host: keypair_binder_core::http::host_and_port(&request.url),
+        path: request.url.path(),
+        canonical_query: &query,
+        headers: &own,
+        body: &request.body,
+    };
+    let date = format_sdk_date(time);
+    let additions = Additions::new(&unsigned, key, project, &date);
+    let authorization = additions.plan(&unsigned, &key.access_key).authorization_streaming(key.secret_key.expose());
+    let mut headers = Vec::with_capacity(additions.added.len() + 1);
+    for (name, value) in &additions.added {
+        let name = match *name {
+            "X-Project-Id" => X_PROJECT_ID,
+            "X-Security-Token" => X_SECURITY_TOKEN,
+            "X-Sdk-Content-Sha256" => X_SDK_CONTENT_SHA256,
+            "X-Sdk-Date" => X_SDK_DATE,
+            // `Host` comes from the URL.
+            _ => continue,
         };
-        let own: Vec<(&str, &str)> =
-            request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
-        let unsigned = Unsigned {
-            method: request.method.as_str(),
-            host: keypair_binder_core::http::host_and_port(&request.url),
-            path: request.url.path(),
-            canonical_query: &query,
-            headers: &own,
-            body: &request.body,
-        };
-        let date = format_sdk_date(time);
-        let additions = Additions::new(&unsigned, key, project, &date);
-        let authorization =
-            additions.plan(&unsigned, &key.access_key).authorization_streaming(key.secret_key.expose());
-        let mut headers = Vec::with_capacity(additions.added.len() + 1);
-        for (name, value) in &additions.added {
-            let name = match *name {
-                "X-Project-Id" => X_PROJECT_ID,
-                "X-Security-Token" => X_SECURITY_TOKEN,
-                "X-Sdk-Content-Sha256" => X_SDK_CONTENT_SHA256,
-                "X-Sdk-Date" => X_SDK_DATE,
-                // `Host` comes from the URL.
-                _ => continue,
-            };
-            if let Ok(mut value) = HeaderValue::from_str(value) {
-                value.set_sensitive(name == X_SECURITY_TOKEN);
-                headers.push((name, value));
-            }
+        if let Ok(mut value) = HeaderValue::from_str(value) {
+            value.set_sensitive(name == X_SECURITY_TOKEN);
+            headers.push((name, value));
         }
-        if let Ok(value) = HeaderValue::try_from(authorization) {
-            headers.push((AUTHORIZATION, value));
-        }
-        request.headers.reserve(headers.len());
-        for (name, value) in headers {
-            request.headers.insert(name, value);
-        }
+    }
+    if let Ok(value) = HeaderValue::try_from(authorization) {
+        headers.push((AUTHORIZATION, value));
+    }
+    request.headers.reserve(headers.len());
+    for (name, value) in headers {
+        request.headers.insert(name, value);
+    }
 }
 
 impl keypair_binder_core::kit::Signer for KpsSigner {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{host_and_port, host_header};
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
 use keypair_binder_core::sha256_hex;
+use keypair_binder_core::signing::{canonical_of_form_encoded, set_sdk_query};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -95,20 +96,8 @@ pub fn unsigned_params(
     action: &'static str,
 ) -> OutgoingRequest {
     let mut request = unsigned_get(endpoint, invocation, action);
-    request.url.query_pairs_mut().extend_pairs(params.iter().map(|(key, value)| (key.as_ref(), *value)));
+    set_sdk_query(&mut request.url, params.iter().map(|(key, value)| (key.as_ref(), *value)));
     request
-}
-
-/// The canonical form of a query on the URL. A form-encoded query is its
-/// own canonical form unless it holds a space (`+`), `*` or `~` (`%7E`), which
-/// the two encodings write differently; then it is decoded and encoded again.
-fn canonical_of_sent(query: &str) -> Cow<'_, str> {
-    let bytes = query.as_bytes();
-    if memchr::memchr2(b'+', b'*', bytes).is_none() && memchr::memmem::find(bytes, b"%7E").is_none() {
-        return Cow::Borrowed(query);
-    }
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    Cow::Owned(signer::canonical_query(&pairs))
 }
 
 /// A header name as the SDK writes it (`X-Sdk-Request`), for tools that
@@ -167,7 +156,7 @@ fn sign_with(
     let authorization = signer::authorization(
         request.method.as_str(),
         request.url.path(),
-        &canonical_of_sent(request.url.query().unwrap_or("")),
+        &canonical_of_form_encoded(request.url.query().unwrap_or("")),
         &signed,
         &payload_hash,
         &credentials.access_key,

@@ -21,9 +21,7 @@ pub fn format_x_date(time: DateTime<Utc>) -> String {
 
 /// The canonical query string: encoded pairs sorted by key then value, in byte order.
 pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (encode(k), encode(v))).collect();
-    pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    keypair_binder_core::signing::canonical_query_of(query)
 }
 
 /// Whether the SDK signs a header: exactly `Content-Type`, `Content-Md5`,

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
+use keypair_binder_core::kit::Signer;
 use keypair_binder_core::{BindRequest, Error, InstanceId, KeyPairRef, KeypairBinder, Secret, ValidationError};
-use keypair_binder_volcengine::request::{Invocation, prepare};
+use keypair_binder_volcengine::request::{EcsSigner, Invocation, prepare, unsigned_params};
 use keypair_binder_volcengine::signer::Credentials;
 use keypair_binder_volcengine::wire::{self, Action};
 use keypair_binder_volcengine::{VolcengineBinder, errors};
@@ -116,6 +117,16 @@ fn rebuild(name: &str, request: &Value) -> Rebuilt {
     // The query we put on the wire decodes to the same parameters.
     let wire_pairs: BTreeSet<(String, String)> = prepared.url.query_pairs().into_owned().collect();
     assert_eq!(wire_pairs, sent.into_iter().collect::<BTreeSet<_>>(), "{name}: wire query");
+
+    // The binder's path: the parameters written into the URL, each pair
+    // encoded byte for byte as the SDK encodes it (the SDK's order differs),
+    // and the kit's signer over it.
+    let params = wire::keypair_call_params(action, &instances, &keypair, token.as_deref());
+    let mut outgoing = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair");
+    EcsSigner::new(credentials.clone(), scope[2]).sign(&mut outgoing, Utc.from_utc_datetime(&time));
+    assert_eq!(outgoing.headers["authorization"], authorization, "{name}: the kit signer");
+    let segments = |query: &str| query.split('&').map(str::to_string).collect::<BTreeSet<_>>();
+    assert_eq!(segments(outgoing.url.query().unwrap()), segments(raw), "{name}: the query as sent");
     Rebuilt::Same
 }
 

@@ -2,28 +2,37 @@
 //! the query, the action in `x-acs-action`), and its signature.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::host_header;
+use keypair_binder_core::http::host_and_port;
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
+use keypair_binder_core::signing::{canonical_of_form_encoded, set_sdk_query};
 use reqwest::Method;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::signer::{API_VERSION, AccessKey, Acs3Request, canonical_query, format_date, sign_acs3_canonical};
+use crate::signer::{API_VERSION, AccessKey, acs3_authorization, encode, format_date};
 use crate::wire::Action;
 
 const X_ACS_ACTION: HeaderName = HeaderName::from_static("x-acs-action");
 const X_ACS_VERSION: HeaderName = HeaderName::from_static("x-acs-version");
-const X_ACS_DATE: &str = "x-acs-date";
-const X_ACS_NONCE: &str = "x-acs-signature-nonce";
+const X_ACS_DATE: HeaderName = HeaderName::from_static("x-acs-date");
+const X_ACS_NONCE: HeaderName = HeaderName::from_static("x-acs-signature-nonce");
+const X_ACS_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-acs-content-sha256");
+const X_ACS_ACCESSKEY_ID: HeaderName = HeaderName::from_static("x-acs-accesskey-id");
+const X_ACS_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-acs-security-token");
 
-/// The unsigned call: the canonical query on the URL (what is signed is
-/// what is sent), `x-acs-action`, `x-acs-version`, `accept`.
+/// The unsigned call: the parameters on the URL in canonical order,
+/// form-encoded as the official SDK sends them and written straight into it
+/// (the `url` crate parses no query text); `x-acs-action`, `x-acs-version`,
+/// `accept`. The signer signs the query's canonical form.
 pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> OutgoingRequest {
     let mut url = endpoint.clone();
     url.set_path("/");
-    let query = canonical_query(query);
-    url.set_query((!query.is_empty()).then_some(query.as_str()));
-    let mut headers = HeaderMap::new();
+    let mut sorted: Vec<&(String, String)> = query.iter().collect();
+    // Canonical order: by encoded name, then encoded value (computed on a tie only).
+    sorted.sort_by(|a, b| encode(&a.0).cmp(&encode(&b.0)).then_with(|| encode(&a.1).cmp(&encode(&b.1))));
+    set_sdk_query(&mut url, sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+    // Room for the signer's headers too.
+    let mut headers = HeaderMap::with_capacity(12);
     headers.insert(X_ACS_ACTION, HeaderValue::from_static(action.as_str()));
     headers.insert(X_ACS_VERSION, HeaderValue::from_static(API_VERSION));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -31,8 +40,8 @@ pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> O
 }
 
 /// ACS3-HMAC-SHA256 as the kit's [`Signer`]: a fresh `x-acs-date` and nonce
-/// for every request that has none, then every header signed. The URL's
-/// query must be in canonical form, as [`unsigned`] writes it.
+/// for every request that has none, then every header signed, over the
+/// canonical form of the query on the URL.
 #[derive(Clone, Debug)]
 pub struct AcsSigner {
     /// The access key (and STS token).
@@ -41,35 +50,50 @@ pub struct AcsSigner {
 
 impl Signer for AcsSigner {
     fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
-        let set = |headers: &mut HeaderMap, name: &'static str, value: String| {
-            if !headers.contains_key(name)
-                && let Ok(v) = HeaderValue::from_str(&value)
-            {
-                headers.insert(HeaderName::from_static(name), v);
+        if !request.headers.contains_key(&X_ACS_DATE)
+            && let Ok(date) = HeaderValue::from_str(&format_date(time))
+        {
+            request.headers.insert(X_ACS_DATE, date);
+        }
+        if !request.headers.contains_key(&X_ACS_NONCE) {
+            let mut nonce = [0u8; uuid::fmt::Simple::LENGTH];
+            let nonce = uuid::Uuid::new_v4().simple().encode_lower(&mut nonce);
+            if let Ok(nonce) = HeaderValue::from_str(nonce) {
+                request.headers.insert(X_ACS_NONCE, nonce);
             }
-        };
-        set(&mut request.headers, X_ACS_DATE, format_date(time));
-        set(&mut request.headers, X_ACS_NONCE, uuid::Uuid::new_v4().simple().to_string());
-        let mut headers: Vec<(String, String)> = request
-            .headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        headers.push(("host".into(), host_header(&request.url)));
-        // The query is on the URL in canonical form (`unsigned` writes it so): signed as sent.
-        let signable = Acs3Request {
-            method: request.method.as_str(),
-            path: request.url.path(),
-            query: &[],
-            headers: &headers,
-            body: &request.body,
-        };
-        let query = request.url.query().unwrap_or("");
-        for (name, value) in sign_acs3_canonical(&signable, query, &self.key).headers {
-            if let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&value)) {
-                v.set_sensitive(n.as_str() == "x-acs-security-token");
-                request.headers.insert(n, v);
+        }
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len() + 1);
+        headers.extend(request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))));
+        headers.push(("host", host_and_port(&request.url)));
+        let query = canonical_of_form_encoded(request.url.query().unwrap_or(""));
+        let mut added = Vec::with_capacity(4);
+        let authorization = acs3_authorization(
+            request.method.as_str(),
+            request.url.path(),
+            &query,
+            &headers,
+            &request.body,
+            &self.key,
+            &mut added,
+        );
+        let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(added.len() + 1);
+        for (name, value) in added {
+            let name = match name {
+                "x-acs-content-sha256" => X_ACS_CONTENT_SHA256,
+                "x-acs-accesskey-id" => X_ACS_ACCESSKEY_ID,
+                "x-acs-security-token" => X_ACS_SECURITY_TOKEN,
+                _ => continue,
+            };
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(name == X_ACS_SECURITY_TOKEN);
+                values.push((name, value));
             }
+        }
+        if let Ok(value) = HeaderValue::try_from(authorization) {
+            values.push((AUTHORIZATION, value));
+        }
+        for (name, value) in values {
+            request.headers.insert(name, value);
         }
     }
 

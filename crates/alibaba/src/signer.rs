@@ -1,13 +1,16 @@
 //! Alibaba Cloud's request signatures, as pure functions of the request,
 //! the credentials, the time and the nonce. They never read the clock.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
-use keypair_binder_core::signing::{hex_lower, hmac_sha256, percent_encode_into, sha256_hex};
+use keypair_binder_core::signing::{CanonicalSink, hex_digest, hex_lower, hmac_sha256, sha256_hex};
 use sha1::Sha1;
+use sha2::{Digest, Sha256};
 
 /// The default algorithm's name.
 pub const ACS3: &str = "ACS3-HMAC-SHA256";
@@ -25,19 +28,7 @@ pub fn format_date(time: DateTime<Utc>) -> String {
 /// The canonical query: values (and names) percent-encoded keeping only
 /// RFC 3986 unreserved characters, sorted by name in byte order.
 pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, &str)> = query.iter().map(|(k, v)| (encode(k), v.as_str())).collect();
-    // By encoded name, then value: the order the SDK signs.
-    pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| encode(a.1).cmp(&encode(b.1))));
-    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum());
-    for (i, (key, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(key);
-        out.push('=');
-        percent_encode_into(&mut out, value);
-    }
-    out
+    keypair_binder_core::signing::canonical_query_of(query)
 }
 
 /// What an ACS3 signature covers.
@@ -82,44 +73,148 @@ pub fn sign_acs3(request: &Acs3Request<'_>, key: &AccessKey) -> Acs3Signature {
 /// [`sign_acs3`] over a query already in canonical form (as a request
 /// built by [`crate::request::unsigned`] carries it): `request.query` is not read.
 pub fn sign_acs3_canonical(request: &Acs3Request<'_>, canonical_query: &str, key: &AccessKey) -> Acs3Signature {
-    let has = |name: &str| request.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let mut added: Vec<(String, String)> = Vec::new();
-    if !has("x-acs-content-sha256") {
-        added.push(("x-acs-content-sha256".into(), sha256_hex(request.body)));
-    }
-    if let Some(token) = &key.token {
-        if !has("x-acs-accesskey-id") {
-            added.push(("x-acs-accesskey-id".into(), key.access_key.clone()));
-        }
-        if !has("x-acs-security-token") {
-            added.push(("x-acs-security-token".into(), token.expose().to_string()));
-        }
-    }
-    let mut signed: Vec<(String, String)> = request
-        .headers
-        .iter()
-        .chain(added.iter())
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    signed.sort_by(|a, b| a.0.cmp(&b.0));
-    signed.dedup_by(|a, b| a.0 == b.0);
-    let payload_hash = signed
-        .iter()
-        .find(|(n, _)| n == "x-acs-content-sha256")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| sha256_hex(request.body));
-    let names = signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
-    let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-    let path = if request.path.is_empty() { "/" } else { request.path };
-    let canonical_request = format!(
-        "{}\n{path}\n{canonical_query}\n{canonical_headers}\n{names}\n{payload_hash}",
-        request.method.to_ascii_uppercase(),
-    );
-    let string_to_sign = format!("{ACS3}\n{}", sha256_hex(canonical_request.as_bytes()));
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let additions = Acs3Additions::new(&headers, request.body, key);
+    let plan = additions.plan(request.method, request.path, canonical_query, &headers, &key.access_key);
+    let mut canonical_request = String::with_capacity(512 + canonical_query.len());
+    plan.write_canonical(&mut canonical_request);
+    let mut string_to_sign = String::with_capacity(96);
+    plan.write_string_to_sign(&mut string_to_sign, &sha256_hex(canonical_request.as_bytes()));
     let signature = hex_lower(&hmac_sha256(key.secret_key.expose().as_bytes(), string_to_sign.as_bytes()));
-    let authorization = format!("{ACS3} Credential={},SignedHeaders={names},Signature={signature}", key.access_key);
-    added.push(("Authorization".into(), authorization.clone()));
-    Acs3Signature { canonical_request, string_to_sign, signature, authorization, headers: added }
+    let authorization = plan.authorization(&signature);
+    let mut headers: Vec<(String, String)> =
+        additions.added.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    headers.push(("Authorization".into(), authorization.clone()));
+    Acs3Signature { canonical_request, string_to_sign, signature, authorization, headers }
+}
+
+/// The ACS3 `Authorization` value, the canonical request and the string to
+/// sign hashed as they are written (nothing copied): the binder's path.
+/// `headers` are every header the request sends, `host` included; `added`
+/// receives the headers the signature adds, `Authorization` aside.
+pub(crate) fn acs3_authorization<'a>(
+    method: &'a str,
+    path: &'a str,
+    canonical_query: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &[u8],
+    key: &'a AccessKey,
+    added: &mut Vec<(&'static str, Cow<'a, str>)>,
+) -> String {
+    let additions = Acs3Additions::new(headers, body, key);
+    let authorization = {
+        let plan = additions.plan(method, path, canonical_query, headers, &key.access_key);
+        let mut canonical = Sha256::new();
+        plan.write_canonical(&mut canonical);
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(key.secret_key.expose().as_bytes()).expect("HMAC takes a key of any length");
+        plan.write_string_to_sign(&mut mac, hex_digest(&canonical.finalize().into()).as_str());
+        plan.authorization(hex_digest(&mac.finalize().into_bytes().into()).as_str())
+    };
+    added.extend(additions.added);
+    authorization
+}
+
+/// What ACS3 adds before signing: the body hash when missing and, for STS
+/// credentials, `x-acs-accesskey-id` and `x-acs-security-token`. The one
+/// implementation behind [`sign_acs3_canonical`] and the kit's signer.
+struct Acs3Additions<'a> {
+    added: Vec<(&'static str, Cow<'a, str>)>,
+}
+
+impl<'a> Acs3Additions<'a> {
+    fn new(headers: &[(&str, &str)], body: &[u8], key: &'a AccessKey) -> Self {
+        let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut added: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(3);
+        if !has("x-acs-content-sha256") {
+            added.push(("x-acs-content-sha256", Cow::Owned(sha256_hex(body))));
+        }
+        if let Some(token) = &key.token {
+            if !has("x-acs-accesskey-id") {
+                added.push(("x-acs-accesskey-id", Cow::Borrowed(&key.access_key)));
+            }
+            if !has("x-acs-security-token") {
+                added.push(("x-acs-security-token", Cow::Borrowed(token.expose())));
+            }
+        }
+        Self { added }
+    }
+
+    /// Every header signed: the request's own and the added ones.
+    fn plan<'p>(
+        &'p self,
+        method: &'p str,
+        path: &'p str,
+        canonical_query: &'p str,
+        headers: &'p [(&'p str, &'p str)],
+        access_key: &'p str,
+    ) -> Acs3Plan<'p> {
+        fn lower(name: &str) -> Cow<'_, str> {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
+        }
+        let added = self.added.iter().map(|(n, v)| (*n, v.as_ref()));
+        let mut signed: Vec<(Cow<'p, str>, &'p str)> =
+            headers.iter().copied().chain(added).map(|(n, v)| (lower(n), v.trim())).collect();
+        signed.sort_by(|a, b| a.0.cmp(&b.0));
+        signed.dedup_by(|a, b| a.0 == b.0);
+        let mut names = String::with_capacity(signed.iter().map(|(n, _)| n.len() + 1).sum());
+        for (i, (name, _)) in signed.iter().enumerate() {
+            if i > 0 {
+                names.push(';');
+            }
+            names.push_str(name);
+        }
+        let payload_hash = signed.iter().find(|(n, _)| n == "x-acs-content-sha256").map(|(_, v)| *v);
+        Acs3Plan { method, path, canonical_query, signed, names, payload_hash, access_key }
+    }
+}
+
+/// An ACS3 canonical request, written once: to a `String` or into the hash.
+struct Acs3Plan<'a> {
+    method: &'a str,
+    path: &'a str,
+    canonical_query: &'a str,
+    /// Lower-case names, trimmed values, sorted, the first of each name.
+    signed: Vec<(Cow<'a, str>, &'a str)>,
+    names: String,
+    /// Always present: [`Acs3Additions`] adds it when the request has none.
+    payload_hash: Option<&'a str>,
+    access_key: &'a str,
+}
+
+impl Acs3Plan<'_> {
+    fn write_canonical(&self, out: &mut impl CanonicalSink) {
+        if self.method.bytes().any(|b| b.is_ascii_lowercase()) {
+            out.put(&self.method.to_ascii_uppercase());
+        } else {
+            out.put(self.method);
+        }
+        out.put("\n");
+        out.put(if self.path.is_empty() { "/" } else { self.path });
+        out.put("\n");
+        out.put(self.canonical_query);
+        out.put("\n");
+        for (name, value) in &self.signed {
+            out.put(name);
+            out.put(":");
+            out.put(value);
+            out.put("\n");
+        }
+        out.put("\n");
+        out.put(&self.names);
+        out.put("\n");
+        out.put(self.payload_hash.unwrap_or_default());
+    }
+
+    fn write_string_to_sign(&self, out: &mut impl CanonicalSink, canonical_hash_hex: &str) {
+        out.put(ACS3);
+        out.put("\n");
+        out.put(canonical_hash_hex);
+    }
+
+    fn authorization(&self, signature_hex: &str) -> String {
+        format!("{ACS3} Credential={},SignedHeaders={},Signature={signature_hex}", self.access_key, self.names)
+    }
 }
 
 /// Header names only: the canonical request and the added headers may hold

@@ -3,8 +3,10 @@
 //! by the SDK's own verifier) is rebuilt from its inputs with the same
 //! parameters and the very same signature; every answer reads cleanly.
 
+use keypair_binder_alibaba::request::{AcsSigner, unsigned};
 use keypair_binder_alibaba::signer::{AccessKey, Acs3Request, sign_acs3};
 use keypair_binder_alibaba::wire::{self, DescribeInstancesResult, KeyPairCallResult};
+use keypair_binder_core::kit::Signer;
 use keypair_binder_core::{InstanceId, Secret};
 use serde_json::Value;
 
@@ -93,6 +95,29 @@ fn acs3_keypair_and_describe_requests_match_the_official_sdk() {
             let signature =
                 sign_acs3(&Acs3Request { method: "POST", path: "/", query: &ours, headers: &to_sign, body: b"" }, &key);
             assert_eq!(signature.authorization, authorization, "{name}: signature");
+
+            // The binder's path: the outgoing request carries the very query
+            // the SDK sent (form-encoded, byte for byte), and the kit's
+            // signer, hashing as it writes, signs it as the SDK did.
+            let action = match action {
+                "AttachKeyPair" => wire::Action::AttachKeyPair,
+                "DetachKeyPair" => wire::Action::DetachKeyPair,
+                _ => wire::Action::DescribeInstances,
+            };
+            let endpoint = url::Url::parse(&format!("http://{}", header(&headers, "host").unwrap())).unwrap();
+            let mut outgoing = unsigned(&endpoint, action, &ours);
+            assert_eq!(outgoing.url.query(), request["raw_query"].as_str(), "{name}: the query as sent");
+            for (n, v) in &to_sign {
+                let n = n.to_ascii_lowercase();
+                if !["host", "accept", "x-acs-action", "x-acs-version", "x-acs-content-sha256"].contains(&n.as_str()) {
+                    outgoing.headers.insert(
+                        reqwest::header::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                        reqwest::header::HeaderValue::from_str(v).unwrap(),
+                    );
+                }
+            }
+            AcsSigner { key: key.clone() }.sign(&mut outgoing, chrono::Utc::now());
+            assert_eq!(outgoing.headers["authorization"], authorization, "{name}: the kit signer");
             rebuilt += 1;
         }
     }

@@ -20,10 +20,10 @@ const X_ACS_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-acs-content-
 const X_ACS_ACCESSKEY_ID: HeaderName = HeaderName::from_static("x-acs-accesskey-id");
 const X_ACS_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-acs-security-token");
 
-/// The unsigned call: the parameters on the URL in canonical order,
-/// form-encoded as the official SDK sends them and written straight into it
-/// (the `url` crate parses no query text); `x-acs-action`, `x-acs-version`,
-/// `accept`. The signer signs the query's canonical form.
+/// The unsigned call: the parameters on the URL in canonical order, each
+/// pair encoded byte for byte as the official Python SDK sends it and
+/// written straight into it ([`set_sdk_query`]); `x-acs-action`,
+/// `x-acs-version`, `accept`. The signer signs the query's canonical form.
 pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> OutgoingRequest {
     let mut url = endpoint.clone();
     url.set_path("/");

@@ -97,7 +97,7 @@ fn acs3_keypair_and_describe_requests_match_the_official_sdk() {
             assert_eq!(signature.authorization, authorization, "{name}: signature");
 
             // The binder's path: the outgoing request carries the very query
-            // the SDK sent (form-encoded, byte for byte), and the kit's
+            // the SDK sent (byte for byte), and the kit's
             // signer, hashing as it writes, signs it as the SDK did.
             let action = match action {
                 "AttachKeyPair" => wire::Action::AttachKeyPair,

@@ -86,9 +86,9 @@ fn unsigned_get(endpoint: &Url, invocation: Option<Invocation<'_>>, action: &'st
 }
 
 /// The unsigned `GET /?…` call with these parameters (in canonical order):
-/// they go on the URL form-encoded, as the official SDK sends them, written
-/// straight into it (the `url` crate does not parse the query again); the
-/// signer signs their canonical form.
+/// each pair goes on the URL encoded as the official Python SDK encodes it,
+/// written straight into it ([`set_sdk_query`]); the signer signs their
+/// canonical form.
 pub fn unsigned_params(
     endpoint: &Url,
     params: &wire::Params<'_>,

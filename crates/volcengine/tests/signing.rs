@@ -109,7 +109,7 @@ proptest! {
         prop_assert_eq!(wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()), reference);
     }
 
-    /// What goes on the wire (form-encoded, written straight into the URL)
+    /// What goes on the wire (as the SDK encodes it, written into the URL)
     /// decodes to the call's parameters, and its signature is the one of the
     /// canonical query: spaces, `*` and `~` included.
     #[test]

@@ -168,9 +168,12 @@ where
     if pairs.clone().next().is_none() {
         return;
     }
-    let encodings_differ = |text: &str| memchr::memchr2(b'*', b'~', text.as_bytes()).is_some();
-    if pairs.clone().any(|(key, value)| encodings_differ(key) || encodings_differ(value)) {
-        let mut query = String::new();
+    url.query_pairs_mut().extend_pairs(pairs.clone());
+    // `url` writes `*` raw and `~` as `%7E` (a literal `%` is `%25`): one scan
+    // of the written query finds either, and only then is it written again.
+    let written = url.query().unwrap_or_default().as_bytes();
+    if memchr::memchr(b'*', written).is_some() || memchr::memmem::find(written, b"%7E").is_some() {
+        let mut query = String::with_capacity(written.len());
         for (i, (key, value)) in pairs.enumerate() {
             if i > 0 {
                 query.push('&');
@@ -180,8 +183,6 @@ where
             encode_into(&mut query, value, true);
         }
         url.set_query(Some(&query));
-    } else {
-        url.query_pairs_mut().extend_pairs(pairs);
     }
 }
 
@@ -233,18 +234,21 @@ pub trait CanonicalSink {
 }
 
 impl CanonicalSink for String {
+    #[inline]
     fn put(&mut self, text: &str) {
         self.push_str(text);
     }
 }
 
 impl CanonicalSink for Sha256 {
+    #[inline]
     fn put(&mut self, text: &str) {
         self.update(text.as_bytes());
     }
 }
 
 impl CanonicalSink for Hmac<Sha256> {
+    #[inline]
     fn put(&mut self, text: &str) {
         self.update(text.as_bytes());
     }
@@ -252,6 +256,7 @@ impl CanonicalSink for Hmac<Sha256> {
 
 /// Lower-case hex of a SHA-256 digest into a stack buffer: the hashes a
 /// signature writes into its string to sign, with no allocation.
+#[inline]
 pub fn hex_digest(digest: &[u8; 32]) -> HexDigest {
     let mut out = [0u8; 64];
     // 32 bytes into 64 hex digits: cannot fail.
@@ -265,6 +270,7 @@ pub struct HexDigest([u8; 64]);
 
 impl HexDigest {
     /// The digits as text.
+    #[inline]
     pub fn as_str(&self) -> &str {
         // Hex digits are ASCII.
         std::str::from_utf8(&self.0).unwrap_or_default()

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
-use keypair_binder_core::signing::{CanonicalSink, hex_digest, hex_lower, hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{
+    CanonicalSink, SignedHeaders, hex_digest, hex_lower, hmac_sha256, put_method, sha256_hex,
+};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -149,23 +151,10 @@ impl<'a> Acs3Additions<'a> {
         headers: &'p [(&'p str, &'p str)],
         access_key: &'p str,
     ) -> Acs3Plan<'p> {
-        fn lower(name: &str) -> Cow<'_, str> {
-            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
-        }
         let added = self.added.iter().map(|(n, v)| (*n, v.as_ref()));
-        let mut signed: Vec<(Cow<'p, str>, &'p str)> =
-            headers.iter().copied().chain(added).map(|(n, v)| (lower(n), v.trim())).collect();
-        signed.sort_by(|a, b| a.0.cmp(&b.0));
-        signed.dedup_by(|a, b| a.0 == b.0);
-        let mut names = String::with_capacity(signed.iter().map(|(n, _)| n.len() + 1).sum());
-        for (i, (name, _)) in signed.iter().enumerate() {
-            if i > 0 {
-                names.push(';');
-            }
-            names.push_str(name);
-        }
-        let payload_hash = signed.iter().find(|(n, _)| n == "x-acs-content-sha256").map(|(_, v)| *v);
-        Acs3Plan { method, path, canonical_query, signed, names, payload_hash, access_key }
+        let signed = SignedHeaders::new(headers.iter().copied().chain(added));
+        let payload_hash = signed.get("x-acs-content-sha256");
+        Acs3Plan { method, path, canonical_query, signed, payload_hash, access_key }
     }
 }
 
@@ -174,9 +163,7 @@ struct Acs3Plan<'a> {
     method: &'a str,
     path: &'a str,
     canonical_query: &'a str,
-    /// Lower-case names, trimmed values, sorted, the first of each name.
-    signed: Vec<(Cow<'a, str>, &'a str)>,
-    names: String,
+    signed: SignedHeaders<'a>,
     /// Always present: [`Acs3Additions`] adds it when the request has none.
     payload_hash: Option<&'a str>,
     access_key: &'a str,
@@ -184,24 +171,13 @@ struct Acs3Plan<'a> {
 
 impl Acs3Plan<'_> {
     fn write_canonical(&self, out: &mut impl CanonicalSink) {
-        if self.method.bytes().any(|b| b.is_ascii_lowercase()) {
-            out.put(&self.method.to_ascii_uppercase());
-        } else {
-            out.put(self.method);
-        }
+        put_method(out, self.method);
         out.put("\n");
         out.put(if self.path.is_empty() { "/" } else { self.path });
         out.put("\n");
         out.put(self.canonical_query);
         out.put("\n");
-        for (name, value) in &self.signed {
-            out.put(name);
-            out.put(":");
-            out.put(value);
-            out.put("\n");
-        }
-        out.put("\n");
-        out.put(&self.names);
+        self.signed.write(out);
         out.put("\n");
         out.put(self.payload_hash.unwrap_or_default());
     }
@@ -213,7 +189,7 @@ impl Acs3Plan<'_> {
     }
 
     fn authorization(&self, signature_hex: &str) -> String {
-        format!("{ACS3} Credential={},SignedHeaders={},Signature={signature_hex}", self.access_key, self.names)
+        format!("{ACS3} Credential={},SignedHeaders={},Signature={signature_hex}", self.access_key, self.signed.names())
     }
 }
 

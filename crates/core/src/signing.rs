@@ -254,6 +254,66 @@ impl CanonicalSink for Hmac<Sha256> {
     }
 }
 
+/// The headers a signature covers, in canonical form: names lower-case
+/// (borrowed when they already are, as a `HeaderMap`'s), values trimmed,
+/// sorted by name, the first of each name kept.
+pub struct SignedHeaders<'a> {
+    headers: Vec<(Cow<'a, str>, &'a str)>,
+    names: String,
+}
+
+impl<'a> SignedHeaders<'a> {
+    /// The canonical form of these headers.
+    pub fn new(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+        fn lower(name: &str) -> Cow<'_, str> {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
+        }
+        let mut headers: Vec<(Cow<'a, str>, &'a str)> = headers.map(|(n, v)| (lower(n), v.trim())).collect();
+        // Stable: of two equal names, the first given is kept.
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        headers.dedup_by(|a, b| a.0 == b.0);
+        let mut names = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
+        for (i, (name, _)) in headers.iter().enumerate() {
+            if i > 0 {
+                names.push(';');
+            }
+            names.push_str(name);
+        }
+        Self { headers, names }
+    }
+
+    /// The `;`-joined names, the `SignedHeaders` of an `Authorization`.
+    pub fn names(&self) -> &str {
+        &self.names
+    }
+
+    /// The value of a header (name in lower case).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// The canonical headers block: `name:value` lines, a blank line, the names.
+    pub fn write(&self, out: &mut impl CanonicalSink) {
+        for (name, value) in &self.headers {
+            out.put(name);
+            out.put(":");
+            out.put(value);
+            out.put("\n");
+        }
+        out.put("\n");
+        out.put(&self.names);
+    }
+}
+
+/// The method as a canonical request writes it: upper case.
+pub fn put_method(out: &mut impl CanonicalSink, method: &str) {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.put(&method.to_ascii_uppercase());
+    } else {
+        out.put(method);
+    }
+}
+
 /// Lower-case hex of a SHA-256 digest into a stack buffer: the hashes a
 /// signature writes into its string to sign, with no allocation.
 #[inline]

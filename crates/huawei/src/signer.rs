@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
 use keypair_binder_core::signing::{
-    CanonicalSink, compact_utc, hex_digest, hex_lower, hmac_sha256, percent_encode_into, sha256_hex,
+    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, percent_encode_into, put_method,
+    sha256_hex,
 };
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use percent_encoding::percent_decode_str;
@@ -189,9 +190,7 @@ struct SigningPlan<'a> {
     method: &'a str,
     path: &'a str,
     canonical_query: &'a str,
-    /// Lower-case names, trimmed values, sorted by name, the first of each name.
-    headers: Vec<(Cow<'a, str>, &'a str)>,
-    signed_headers: String,
+    headers: SignedHeaders<'a>,
     payload_hash: &'a str,
     access_key: &'a str,
     date: &'a str,
@@ -207,42 +206,17 @@ impl<'a> SigningPlan<'a> {
         access_key: &'a str,
         date: &'a str,
     ) -> Self {
-        // Names already in lower case (a `HeaderMap`'s) are borrowed, not copied.
-        fn lower(name: &str) -> Cow<'_, str> {
-            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
-        }
-        let mut headers: Vec<(Cow<'a, str>, &'a str)> = headers.map(|(n, v)| (lower(n), v.trim())).collect();
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        headers.dedup_by(|a, b| a.0 == b.0);
-        let mut signed_headers = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
-        for (i, (name, _)) in headers.iter().enumerate() {
-            if i > 0 {
-                signed_headers.push(';');
-            }
-            signed_headers.push_str(name);
-        }
-        Self { method, path, canonical_query, headers, signed_headers, payload_hash, access_key, date }
+        Self { method, path, canonical_query, headers: SignedHeaders::new(headers), payload_hash, access_key, date }
     }
 
     fn write_canonical(&self, out: &mut impl CanonicalSink) {
-        if self.method.bytes().any(|b| b.is_ascii_lowercase()) {
-            out.put(&self.method.to_ascii_uppercase());
-        } else {
-            out.put(self.method);
-        }
+        put_method(out, self.method);
         out.put("\n");
         canonical_uri_into(out, self.path);
         out.put("\n");
         out.put(self.canonical_query);
         out.put("\n");
-        for (name, value) in &self.headers {
-            out.put(name);
-            out.put(":");
-            out.put(value);
-            out.put("\n");
-        }
-        out.put("\n");
-        out.put(&self.signed_headers);
+        self.headers.write(out);
         out.put("\n");
         out.put(self.payload_hash);
     }
@@ -258,7 +232,8 @@ impl<'a> SigningPlan<'a> {
     fn authorization(&self, signature_hex: &str) -> String {
         format!(
             "{ALGORITHM} Access={}, SignedHeaders={}, Signature={signature_hex}",
-            self.access_key, self.signed_headers
+            self.access_key,
+            self.headers.names()
         )
     }
 
@@ -274,7 +249,7 @@ impl<'a> SigningPlan<'a> {
             canonical_request,
             string_to_sign,
             signature,
-            signed_headers: self.signed_headers,
+            signed_headers: self.headers.names().to_string(),
             authorization,
             headers: Vec::new(),
         }

@@ -213,13 +213,18 @@ pub fn canonical_query_of(pairs: &[(String, String)]) -> String {
 
 /// The canonical form ([`canonical_query_of`]) of a form-encoded query, as
 /// [`set_sdk_query`] writes it (or `url`'s `query_pairs_mut`). Written in
-/// canonical order, such a query is its own canonical form unless it holds
-/// a space (`+`), a raw `*` or `%7E`, which the encodings write differently;
-/// then it is decoded and encoded again.
+/// canonical order, such a query differs from its canonical form only where
+/// it holds a space (`+`, canonical `%20`), a raw `*` or `%7E`: spaces alone
+/// (Alibaba's `InstanceIds` list has one after each comma) are rewritten in
+/// place; the other two are decoded and encoded again.
 pub fn canonical_of_form_encoded(query: &str) -> Cow<'_, str> {
     let bytes = query.as_bytes();
-    if memchr::memchr2(b'+', b'*', bytes).is_none() && memchr::memmem::find(bytes, b"%7E").is_none() {
-        return Cow::Borrowed(query);
+    if memchr::memchr(b'*', bytes).is_none() && memchr::memmem::find(bytes, b"%7E").is_none() {
+        // A literal `+` is `%2B` here, so every `+` is a space.
+        return match memchr::memchr(b'+', bytes) {
+            None => Cow::Borrowed(query),
+            Some(_) => Cow::Owned(query.replace('+', "%20")),
+        };
     }
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(bytes).into_owned().collect();
     Cow::Owned(canonical_query_of(&pairs))

@@ -1,0 +1,105 @@
+//! Builds and signs one provider's call N times, as each binder does per
+//! call: a fixed loop for counting instructions with callgrind, where
+//! criterion's timing loop would be noise. Prints the wall time per call.
+//!
+//! ```sh
+//! cargo bench --bench sign_loop                      # every provider, 20,000 calls each
+//! B=$(ls target/release/deps/sign_loop-* | grep -v '\.d$')
+//! valgrind --tool=callgrind $B huawei 3000           # minus the same at 1000, over 2000
+//! ```
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use keypair_binder::huawei::request::KpsRequest;
+use keypair_binder::huawei::signer::{AkSk, KpsSigner};
+use keypair_binder::huawei::wire::{AssociateBody, Auth, AuthType, BatchAssociateBody, Server};
+use keypair_binder::{InstanceId, KeyPairRef, Secret};
+use keypair_binder_core::kit::Signer;
+
+type Now = chrono::DateTime<chrono::Utc>;
+
+fn huawei(n: usize, now: Now) {
+    let body = BatchAssociateBody {
+        batch_keypairs: (0..10)
+            .map(|i| AssociateBody {
+                keypair_name: "kp-prod".into(),
+                server: Server {
+                    id: format!("d76baba7-ef09-40a2-87ff-3eafec0696{i:02}"),
+                    auth: Some(Auth { kind: AuthType::Password, key: Secret::new("P@ssw0rd!23") }),
+                    disable_password: Some(false),
+                    port: None,
+                },
+            })
+            .collect(),
+    };
+    let endpoint = url::Url::parse("https://kps.cn-north-4.myhuaweicloud.com/").expect("valid URL");
+    let project = "0123456789abcdef0123456789abcdef";
+    let signer = KpsSigner {
+        key: AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), token: None },
+        project: Some(project.into()),
+    };
+    for _ in 0..n {
+        let mut request =
+            KpsRequest::batch_associate(project, black_box(&body)).outgoing(&endpoint, "keypair-binder/bench");
+        signer.sign(&mut request, now);
+        black_box(request);
+    }
+}
+
+fn volcengine(n: usize, now: Now) {
+    use keypair_binder::volcengine::request::{EcsSigner, Invocation, unsigned_params};
+    use keypair_binder::volcengine::signer::Credentials;
+    use keypair_binder::volcengine::wire::{self, Action};
+
+    let credentials = Credentials { access_key: "AKLTexample".into(), secret_key: Secret::new("SK"), token: None };
+    let ids: Vec<InstanceId> =
+        (0..100).map(|i| InstanceId::new(format!("i-3tiegs1y963vj0ab{i:04}")).expect("valid id")).collect();
+    let keypair = KeyPairRef::name("kp-prod").expect("valid name");
+    let endpoint = url::Url::parse("https://open.volcengineapi.com/").expect("valid URL");
+    let signer = EcsSigner::new(credentials, "cn-beijing");
+    for _ in 0..n {
+        let params = wire::keypair_call_params(Action::AttachKeyPair, black_box(&ids), &keypair, Some("token-0001"));
+        let invocation = Invocation { id: "token-0001", attempt: 1, max_attempts: 7 };
+        let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair");
+        signer.sign(&mut request, now);
+        black_box(request);
+    }
+}
+
+fn alibaba(n: usize, now: Now) {
+    use keypair_binder::alibaba::request::{AcsSigner, unsigned};
+    use keypair_binder::alibaba::wire::{self, Action};
+
+    let ids: Vec<InstanceId> =
+        (0..50).map(|i| InstanceId::new(format!("i-bp1example{i:08}")).expect("valid id")).collect();
+    let endpoint = url::Url::parse("https://ecs-cn-hangzhou.aliyuncs.com/").expect("valid URL");
+    let key = keypair_binder_core::signing::AccessKey {
+        access_key: "LTAI5texample".into(),
+        secret_key: Secret::new("SK"),
+        token: None,
+    };
+    let signer = AcsSigner { key };
+    for _ in 0..n {
+        let query = wire::keypair_call(black_box(&ids), "kp-prod", "cn-hangzhou");
+        let mut request = unsigned(&endpoint, Action::AttachKeyPair, &query);
+        signer.sign(&mut request, now);
+        black_box(request);
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`: flags are not ours.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("valid timestamp");
+    let all: [(&str, fn(usize, Now)); 3] = [("huawei", huawei), ("volcengine", volcengine), ("alibaba", alibaba)];
+    for (name, run) in all {
+        if args.first().is_some_and(|only| only != name) {
+            continue;
+        }
+        let start = Instant::now();
+        run(n, now);
+        println!("{name}: build and sign, {n} calls, {:?} a call (wall)", start.elapsed() / n as u32);
+    }
+}

@@ -18,6 +18,8 @@ use keypair_binder::{InstanceId, KeyPairRef, Secret};
 use keypair_binder_core::kit::Signer;
 
 type Now = chrono::DateTime<chrono::Utc>;
+/// One provider's loop: calls to build and sign, and the signing time.
+type Run = fn(usize, Now);
 
 fn huawei(n: usize, now: Now) {
     let body = BatchAssociateBody {
@@ -93,7 +95,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("valid timestamp");
-    let all: [(&str, fn(usize, Now)); 3] = [("huawei", huawei), ("volcengine", volcengine), ("alibaba", alibaba)];
+    let all: [(&str, Run); 3] = [("huawei", huawei), ("volcengine", volcengine), ("alibaba", alibaba)];
     for (name, run) in all {
         if args.first().is_some_and(|only| only != name) {
             continue;

@@ -90,12 +90,35 @@ fn alibaba(n: usize, now: Now) {
     }
 }
 
+fn tencent(n: usize, now: Now) {
+    use keypair_binder::tencent::request::{CvmSigner, unsigned};
+    use keypair_binder::tencent::wire::{Action, KeyPairsCall};
+
+    let ids: Vec<String> = (0..100).map(|i| format!("ins-ex{i:06}")).collect();
+    let endpoint = url::Url::parse("https://cvm.ap-guangzhou.tencentcloudapi.com/").expect("valid URL");
+    let key = keypair_binder_core::signing::AccessKey {
+        access_key: "AKIDexample".into(),
+        secret_key: Secret::new("SK"),
+        token: None,
+    };
+    let signer = CvmSigner { key };
+    for _ in 0..n {
+        let instance_ids: Vec<&str> = black_box(&ids).iter().map(String::as_str).collect();
+        let call = KeyPairsCall { instance_ids: &instance_ids, key_ids: &["skey-example1"], force_stop: None };
+        let body = serde_json::to_vec(&call).expect("serialisable");
+        let mut request = unsigned(&endpoint, Action::AssociateInstancesKeyPairs, "ap-guangzhou", body);
+        signer.sign(&mut request, now);
+        black_box(request);
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`: flags are not ours.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("valid timestamp");
-    let all: [(&str, Run); 3] = [("huawei", huawei), ("volcengine", volcengine), ("alibaba", alibaba)];
+    let all: [(&str, Run); 4] =
+        [("huawei", huawei), ("volcengine", volcengine), ("alibaba", alibaba), ("tencent", tencent)];
     for (name, run) in all {
         if args.first().is_some_and(|only| only != name) {
             continue;

@@ -2,7 +2,7 @@
 //! version and region in `X-TC-*` headers), and its TC3 signature.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::host_header;
+use keypair_binder_core::http::host_and_port;
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -14,7 +14,7 @@ use crate::wire::{Action, VERSION};
 const X_TC_ACTION: HeaderName = HeaderName::from_static("x-tc-action");
 const X_TC_VERSION: HeaderName = HeaderName::from_static("x-tc-version");
 const X_TC_REGION: HeaderName = HeaderName::from_static("x-tc-region");
-const X_TC_TIMESTAMP: &str = "x-tc-timestamp";
+const X_TC_TIMESTAMP: HeaderName = HeaderName::from_static("x-tc-timestamp");
 const X_TC_TOKEN: HeaderName = HeaderName::from_static("x-tc-token");
 /// The content type the SDK posts, and signs.
 pub const CONTENT_TYPE_JSON: &str = "application/json";
@@ -25,7 +25,8 @@ pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> 
     let mut url = endpoint.clone();
     url.set_path("/");
     url.set_query(None);
-    let mut headers = HeaderMap::new();
+    // Room for the signer's headers too.
+    let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
     headers.insert(X_TC_ACTION, HeaderValue::from_static(action.as_str()));
     headers.insert(X_TC_VERSION, HeaderValue::from_static(VERSION));
@@ -45,28 +46,26 @@ pub struct CvmSigner {
 
 impl Signer for CvmSigner {
     fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
-        let timestamp = match request.headers.get(X_TC_TIMESTAMP).and_then(|v| v.to_str().ok()?.parse().ok()) {
+        let timestamp = match request.headers.get(&X_TC_TIMESTAMP).and_then(|v| v.to_str().ok()?.parse().ok()) {
             Some(t) => t,
             None => {
                 let t = time.timestamp();
-                request.headers.insert(HeaderName::from_static(X_TC_TIMESTAMP), HeaderValue::from(t));
+                request.headers.insert(X_TC_TIMESTAMP, HeaderValue::from(t));
                 t
             }
         };
-        let host = host_header(&request.url);
-        let content_type =
-            request.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(CONTENT_TYPE_JSON).to_string();
+        let content_type = request.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(CONTENT_TYPE_JSON);
         let signable = Tc3Request {
             method: request.method.as_str(),
-            host: &host,
+            host: host_and_port(&request.url),
             query: request.url.query().unwrap_or(""),
-            content_type: &content_type,
+            content_type,
             payload: &request.body,
             unsigned_payload: false,
             timestamp,
         };
         let signature = sign_tc3(&signable, &self.key);
-        if let Ok(value) = HeaderValue::from_str(&signature.authorization) {
+        if let Ok(value) = HeaderValue::try_from(signature.authorization) {
             request.headers.insert(AUTHORIZATION, value);
         }
         if let Some(token) = &self.key.token

@@ -79,8 +79,13 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
         request.content_type,
         request.host,
     );
-    let date =
-        DateTime::from_timestamp(request.timestamp, 0).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    // `YYYY-MM-DD` of the timestamp, in UTC (chrono's format string parser costs more than the rest).
+    let date = DateTime::from_timestamp(request.timestamp, 0)
+        .map(|t| {
+            use chrono::Datelike;
+            format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+        })
+        .unwrap_or_default();
     let credential_scope = format!("{date}/{SERVICE}/tc3_request");
     let string_to_sign =
         format!("{TC3}\n{}\n{credential_scope}\n{}", request.timestamp, sha256_hex(canonical_request.as_bytes()));
@@ -140,4 +145,33 @@ pub fn sign_legacy(
         }
     };
     (string_to_sign, BASE64.encode(digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scope's date is chrono's `%Y-%m-%d` of the timestamp in UTC, for
+    /// every 37th day from 1970 to 2200 (every day of the month and leap
+    /// day comes round) and the seconds either side of its midnight.
+    #[test]
+    fn the_scope_date_is_the_utc_day_of_the_timestamp() {
+        let credentials =
+            Credentials { access_key: "AKID".into(), secret_key: keypair_binder_core::Secret::new("SK"), token: None };
+        let days = (0..(230 * 366)).step_by(37);
+        for timestamp in days.flat_map(|day: i64| [day * 86_400 - 1, day * 86_400, day * 86_400 + 43_210]) {
+            let Some(time) = DateTime::from_timestamp(timestamp, 0) else { continue };
+            let request = Tc3Request {
+                method: "POST",
+                host: "cvm.tencentcloudapi.com",
+                query: "",
+                content_type: "application/json",
+                payload: b"{}",
+                unsigned_payload: false,
+                timestamp,
+            };
+            let scope = sign_tc3(&request, &credentials).credential_scope;
+            assert_eq!(scope, format!("{}/cvm/tc3_request", time.format("%Y-%m-%d")), "{timestamp}");
+        }
+    }
 }

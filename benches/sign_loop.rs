@@ -13,28 +13,17 @@ use std::time::Instant;
 
 use keypair_binder::huawei::request::KpsRequest;
 use keypair_binder::huawei::signer::{AkSk, KpsSigner};
-use keypair_binder::huawei::wire::{AssociateBody, Auth, AuthType, BatchAssociateBody, Server};
 use keypair_binder::{InstanceId, KeyPairRef, Secret};
 use keypair_binder_core::kit::Signer;
+
+mod fixtures;
 
 type Now = chrono::DateTime<chrono::Utc>;
 /// One provider's loop: calls to build and sign, and the signing time.
 type Run = fn(usize, Now);
 
 fn huawei(n: usize, now: Now) {
-    let body = BatchAssociateBody {
-        batch_keypairs: (0..10)
-            .map(|i| AssociateBody {
-                keypair_name: "kp-prod".into(),
-                server: Server {
-                    id: format!("d76baba7-ef09-40a2-87ff-3eafec0696{i:02}"),
-                    auth: Some(Auth { kind: AuthType::Password, key: Secret::new("P@ssw0rd!23") }),
-                    disable_password: Some(false),
-                    port: None,
-                },
-            })
-            .collect(),
-    };
+    let body = fixtures::huawei_batch_of_10();
     let endpoint = url::Url::parse("https://kps.cn-north-4.myhuaweicloud.com/").expect("valid URL");
     let project = "0123456789abcdef0123456789abcdef";
     let signer = KpsSigner {
@@ -76,11 +65,7 @@ fn alibaba(n: usize, now: Now) {
     let ids: Vec<InstanceId> =
         (0..50).map(|i| InstanceId::new(format!("i-bp1example{i:08}")).expect("valid id")).collect();
     let endpoint = url::Url::parse("https://ecs-cn-hangzhou.aliyuncs.com/").expect("valid URL");
-    let key = keypair_binder_core::signing::AccessKey {
-        access_key: "LTAI5texample".into(),
-        secret_key: Secret::new("SK"),
-        token: None,
-    };
+    let key = fixtures::access_key("LTAI5texample");
     let signer = AcsSigner { key };
     for _ in 0..n {
         let query = wire::keypair_call(black_box(&ids), "kp-prod", "cn-hangzhou");
@@ -96,11 +81,7 @@ fn tencent(n: usize, now: Now) {
 
     let ids: Vec<String> = (0..100).map(|i| format!("ins-ex{i:06}")).collect();
     let endpoint = url::Url::parse("https://cvm.ap-guangzhou.tencentcloudapi.com/").expect("valid URL");
-    let key = keypair_binder_core::signing::AccessKey {
-        access_key: "AKIDexample".into(),
-        secret_key: Secret::new("SK"),
-        token: None,
-    };
+    let key = fixtures::access_key("AKIDexample");
     let signer = CvmSigner { key };
     for _ in 0..n {
         let instance_ids: Vec<&str> = black_box(&ids).iter().map(String::as_str).collect();

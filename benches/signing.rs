@@ -12,13 +12,15 @@ use keypair_binder::Secret;
 use keypair_binder::huawei::errors::failure_of;
 use keypair_binder::huawei::request::KpsRequest;
 use keypair_binder::huawei::signer::{AkSk, KpsSigner};
-use keypair_binder::huawei::wire::{AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, Server};
+use keypair_binder::huawei::wire::BatchResponse;
 use keypair_binder::volcengine::errors::read_result;
 use keypair_binder::volcengine::request::{EcsSigner, Invocation, prepare, unsigned_params};
 use keypair_binder::volcengine::signer::Credentials;
 use keypair_binder::volcengine::wire::{self, Action, OperationResult};
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::Signer;
+
+mod fixtures;
 
 mod chrono_free {
     /// A fixed signing time: the signers never read the clock.
@@ -29,19 +31,7 @@ mod chrono_free {
 
 fn huawei(c: &mut Criterion) {
     let credentials = AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), token: None };
-    let body = BatchAssociateBody {
-        batch_keypairs: (0..10)
-            .map(|i| AssociateBody {
-                keypair_name: "kp-prod".into(),
-                server: Server {
-                    id: format!("d76baba7-ef09-40a2-87ff-3eafec0696{i:02}"),
-                    auth: Some(Auth { kind: AuthType::Password, key: Secret::new("P@ssw0rd!23") }),
-                    disable_password: Some(false),
-                    port: None,
-                },
-            })
-            .collect(),
-    };
+    let body = fixtures::huawei_batch_of_10();
     // What the binder does for each call: the body, the request with its
     // URL and headers, and the kit's signer over it.
     let endpoint = url::Url::parse("https://kps.cn-north-4.myhuaweicloud.com/").unwrap();
@@ -161,11 +151,7 @@ fn alibaba_and_tencent(c: &mut Criterion) {
     use keypair_binder::tencent::request::{CvmSigner, unsigned as cvm_unsigned};
     use keypair_binder::tencent::wire::{Action as CvmAction, KeyPairsCall};
 
-    let key = |id: &str| keypair_binder_core::signing::AccessKey {
-        access_key: id.into(),
-        secret_key: Secret::new("SK"),
-        token: None,
-    };
+    let key = fixtures::access_key;
     let ali_ids: Vec<InstanceId> = (0..50).map(|i| InstanceId::new(format!("i-bp1example{i:08}")).unwrap()).collect();
     let endpoint = url::Url::parse("https://ecs-cn-hangzhou.aliyuncs.com/").unwrap();
     let signer = AcsSigner { key: key("LTAI5texample") };

@@ -276,7 +276,8 @@ impl CanonicalSink for Hmac<Sha256> {
 
 /// The headers a signature covers, in canonical form: names lower-case
 /// (borrowed when they already are, as a `HeaderMap`'s), values trimmed,
-/// sorted by name, the first of each name kept.
+/// sorted by name, the first of each name kept. No `Debug`: a value may be
+/// a session token.
 pub struct SignedHeaders<'a> {
     headers: Vec<(Cow<'a, str>, &'a str)>,
     names: String,

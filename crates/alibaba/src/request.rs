@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::host_and_port;
 use keypair_binder_core::kit::{OutgoingRequest, Signer};
-use keypair_binder_core::signing::{canonical_of_form_encoded, set_sdk_query};
+use keypair_binder_core::signing::{canonical_of_form_encoded, canonical_order, set_sdk_query};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::signer::{API_VERSION, AccessKey, acs3_authorization, encode, format_date};
+use crate::signer::{API_VERSION, AccessKey, acs3_authorization, format_date};
 use crate::wire::Action;
 
 const X_ACS_ACTION: HeaderName = HeaderName::from_static("x-acs-action");
@@ -28,8 +28,7 @@ pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> O
     let mut url = endpoint.clone();
     url.set_path("/");
     let mut sorted: Vec<&(String, String)> = query.iter().collect();
-    // Canonical order: by encoded name, then encoded value (computed on a tie only).
-    sorted.sort_by(|a, b| encode(&a.0).cmp(&encode(&b.0)).then_with(|| encode(&a.1).cmp(&encode(&b.1))));
+    sorted.sort_by(|a, b| canonical_order((&a.0, &a.1), (&b.0, &b.1)));
     set_sdk_query(&mut url, sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())));
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(12);
@@ -66,16 +65,8 @@ impl Signer for AcsSigner {
         headers.extend(request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))));
         headers.push(("host", host_and_port(&request.url)));
         let query = canonical_of_form_encoded(request.url.query().unwrap_or(""));
-        let mut added = Vec::with_capacity(4);
-        let authorization = acs3_authorization(
-            request.method.as_str(),
-            request.url.path(),
-            &query,
-            &headers,
-            &request.body,
-            &self.key,
-            &mut added,
-        );
+        let (authorization, added) =
+            acs3_authorization(request.method.as_str(), request.url.path(), &query, &headers, &request.body, &self.key);
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(added.len() + 1);
         for (name, value) in added {
             let name = match name {

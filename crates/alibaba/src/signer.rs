@@ -92,8 +92,8 @@ pub fn sign_acs3_canonical(request: &Acs3Request<'_>, canonical_query: &str, key
 
 /// The ACS3 `Authorization` value, the canonical request and the string to
 /// sign hashed as they are written (nothing copied): the binder's path.
-/// `headers` are every header the request sends, `host` included; `added`
-/// receives the headers the signature adds, `Authorization` aside.
+/// `headers` are every header the request sends, `host` included; with the
+/// value come the headers the signature adds, `Authorization` aside.
 pub(crate) fn acs3_authorization<'a>(
     method: &'a str,
     path: &'a str,
@@ -101,8 +101,7 @@ pub(crate) fn acs3_authorization<'a>(
     headers: &'a [(&'a str, &'a str)],
     body: &[u8],
     key: &'a AccessKey,
-    added: &mut Vec<(&'static str, Cow<'a, str>)>,
-) -> String {
+) -> (String, Vec<(&'static str, Cow<'a, str>)>) {
     let additions = Acs3Additions::new(headers, body, key);
     let authorization = {
         let plan = additions.plan(method, path, canonical_query, headers, &key.access_key);
@@ -113,8 +112,7 @@ pub(crate) fn acs3_authorization<'a>(
         plan.write_string_to_sign(&mut mac, hex_digest(&canonical.finalize().into()).as_str());
         plan.authorization(hex_digest(&mac.finalize().into_bytes().into()).as_str())
     };
-    added.extend(additions.added);
-    authorization
+    (authorization, additions.added)
 }
 
 /// What ACS3 adds before signing: the body hash when missing and, for STS

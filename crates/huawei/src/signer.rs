@@ -284,11 +284,7 @@ pub struct CanonicalRequest<'a> {
 /// Header names only: a signed `X-Security-Token` is a secret.
 impl std::fmt::Debug for CanonicalRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CanonicalRequest")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("headers", &keypair_binder_core::signing::header_names(&self.headers))
-            .finish_non_exhaustive()
+        keypair_binder_core::signing::fmt_canonical_request(f, self.method, self.path, &self.headers)
     }
 }
 

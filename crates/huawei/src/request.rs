@@ -63,8 +63,7 @@ impl KpsRequest {
     /// Bind up to 10 VMs to one key pair.
     pub fn batch_associate(project: &str, body: &BatchAssociateBody) -> Self {
         let n = body.batch_keypairs.len();
-        let json = wire::sized_body(body, 32 + n * wire::ENTRY_BYTES);
-        Self::post(wire::batch_associate_path(project), json, "BatchAssociateKeypair", n)
+        Self::post(wire::batch_associate_path(project), wire::to_body(body), "BatchAssociateKeypair", n)
     }
 
     /// Unbind one VM.
@@ -100,7 +99,6 @@ impl KpsRequest {
         url.set_query((!query.is_empty()).then_some(query.as_str()));
         url
     }
-
     /// The `Content-Type` the SDK sends: with a charset when there is a body.
     fn content_type(&self) -> &'static str {
         if self.body.is_some() { wire::CONTENT_TYPE_JSON_UTF8 } else { wire::CONTENT_TYPE_JSON }

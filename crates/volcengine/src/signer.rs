@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
+use keypair_binder_core::signing::{CanonicalSink, compact_utc, hex_digest, hex_lower, hmac_sha256, sha256_hex};
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
-use keypair_binder_core::signing::{compact_utc, hex_lower, hmac_sha256, sha256_hex};
+use sha2::{Digest, Sha256};
 
 /// The algorithm name in the string to sign and the `Authorization` header.
 pub const ALGORITHM: &str = "HMAC-SHA256";
@@ -98,34 +99,76 @@ pub fn authorization(
     region: &str,
     x_date: &str,
 ) -> String {
-    use sha2::{Digest, Sha256};
-    let mut names = String::with_capacity(headers.len() * 16);
+    let canonical = Canonical { method, path, query: canonical_query, headers, names: joined_names(headers) };
     let mut hash = Sha256::new();
-    hash.update(method.as_bytes());
-    hash.update(b"\n");
-    hash.update(if path.is_empty() { "/" } else { path }.as_bytes());
-    hash.update(b"\n");
-    hash.update(canonical_query.as_bytes());
-    hash.update(b"\n");
-    for (i, (name, value)) in headers.iter().enumerate() {
-        hash.update(name.as_bytes());
-        hash.update(b":");
-        hash.update(value.as_bytes());
-        hash.update(b"\n");
+    canonical.write(&mut hash, payload_hash);
+    let scope = Scope::new(x_date, region);
+    let (signature, _) = scope.sign(signing_key, x_date, hex_digest(&hash.finalize().into()).as_str());
+    scope.authorization(access_key, &canonical.names, &signature)
+}
+
+/// A canonical request's parts, the query already canonical and the headers
+/// signed ones (lower-case, sorted, unique): one writer for the text the
+/// vectors check and for the hash the binder signs.
+struct Canonical<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    names: String,
+}
+
+impl Canonical<'_> {
+    fn write(&self, out: &mut impl CanonicalSink, payload_hash: &str) {
+        out.put(self.method);
+        out.put("\n");
+        out.put(if self.path.is_empty() { "/" } else { self.path });
+        out.put("\n");
+        out.put(self.query);
+        out.put("\n");
+        for (name, value) in self.headers {
+            out.put(name);
+            out.put(":");
+            out.put(value);
+            out.put("\n");
+        }
+        out.put("\n");
+        out.put(&self.names);
+        out.put("\n");
+        out.put(payload_hash);
+    }
+}
+
+/// `SignedHeaders`: the names joined by `;`.
+fn joined_names(headers: &[(&str, &str)]) -> String {
+    let mut names = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
+    for (i, (name, _)) in headers.iter().enumerate() {
         if i > 0 {
             names.push(';');
         }
         names.push_str(name);
     }
-    hash.update(b"\n");
-    hash.update(names.as_bytes());
-    hash.update(b"\n");
-    hash.update(payload_hash.as_bytes());
-    let date = x_date.get(..8).unwrap_or(x_date);
-    let scope = format!("{date}/{region}/{SERVICE}/request");
-    let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", hex_lower(&hash.finalize()));
-    let signature = hex_lower(&hmac(signing_key, &string_to_sign));
-    format!("{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={names}, Signature={signature}")
+    names
+}
+
+/// The credential scope, `YYYYMMDD/region/ecs/request`.
+struct Scope(String);
+
+impl Scope {
+    fn new(x_date: &str, region: &str) -> Self {
+        let date = x_date.get(..8).unwrap_or(x_date);
+        Self(format!("{date}/{region}/{SERVICE}/request"))
+    }
+
+    /// The hex signature, and the string to sign it covers.
+    fn sign(&self, signing_key: &[u8], x_date: &str, canonical_hash: &str) -> (String, String) {
+        let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{}\n{canonical_hash}", self.0);
+        (hex_lower(&hmac(signing_key, &string_to_sign)), string_to_sign)
+    }
+
+    fn authorization(&self, access_key: &str, names: &str, signature: &str) -> String {
+        format!("{ALGORITHM} Credential={access_key}/{}, SignedHeaders={names}, Signature={signature}", self.0)
+    }
 }
 
 /// The host as signed: without a default port.
@@ -159,37 +202,36 @@ impl std::fmt::Debug for CanonicalRequest<'_> {
 impl CanonicalRequest<'_> {
     /// Signs with a secret key for `region` at `x_date` (`YYYYMMDDTHHMMSSZ`).
     pub fn sign(&self, access_key: &str, secret_key: &str, region: &str, x_date: &str) -> Signature {
-        let date = x_date.get(..8).unwrap_or(x_date);
-        let mut signed: Vec<(String, String)> = self
+        let mut signed: Vec<(&str, &str)> = self
             .headers
             .iter()
-            .map(|(name, value)| {
-                let value = if name == "host" { signed_host(value).to_string() } else { value.clone() };
-                (name.clone(), value)
-            })
+            .map(|(name, value)| (name.as_str(), if name == "host" { signed_host(value) } else { value.as_str() }))
             .collect();
-        signed.sort();
+        signed.sort_unstable();
         signed.dedup_by(|a, b| a.0 == b.0);
-        let signed_headers = signed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
-        let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-        let path = if self.path.is_empty() { "/" } else { self.path };
-        let canonical_request = format!(
-            "{}\n{}\n{}\n{}\n{}\n{}",
-            self.method,
-            path,
-            canonical_query(self.query),
-            canonical_headers,
-            signed_headers,
-            self.payload_hash
-        );
-        let scope = format!("{date}/{region}/{SERVICE}/request");
-        let string_to_sign = format!("{ALGORITHM}\n{x_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
-        let key = signing_key(secret_key, date, region, SERVICE);
-        let signature = hex_lower(&hmac(&key, &string_to_sign));
-        let authorization = format!(
-            "{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-        );
-        Signature { canonical_request, string_to_sign, signature, authorization, signed_headers, headers: Vec::new() }
+        let query = canonical_query(self.query);
+        let canonical = Canonical {
+            method: self.method,
+            path: self.path,
+            query: &query,
+            headers: &signed,
+            names: joined_names(&signed),
+        };
+        let mut canonical_request = String::with_capacity(query.len() + 512);
+        canonical.write(&mut canonical_request, self.payload_hash);
+        let scope = Scope::new(x_date, region);
+        let hash = hex_digest(&Sha256::digest(canonical_request.as_bytes()).into());
+        let key = signing_key(secret_key, x_date.get(..8).unwrap_or(x_date), region, SERVICE);
+        let (signature, string_to_sign) = scope.sign(&key, x_date, hash.as_str());
+        let authorization = scope.authorization(access_key, &canonical.names, &signature);
+        Signature {
+            canonical_request,
+            string_to_sign,
+            signature,
+            authorization,
+            signed_headers: canonical.names,
+            headers: Vec::new(),
+        }
     }
 }
 

@@ -310,7 +310,11 @@ impl<'a> SignedHeaders<'a> {
         fn lower(name: &str) -> Cow<'_, str> {
             if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() }
         }
-        let mut headers: Vec<(Cow<'a, str>, &'a str)> = headers.map(|(n, v)| (lower(n), v.trim())).collect();
+        // Sized once from the upper bound: a filtered iterator's lower bound is 0.
+        let (low, high) = headers.size_hint();
+        let mut sized: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(high.unwrap_or(low));
+        sized.extend(headers.map(|(n, v)| (lower(n), v.trim())));
+        let mut headers = sized;
         // Stable: of two equal names, the first given is kept.
         headers.sort_by(|a, b| a.0.cmp(&b.0));
         headers.dedup_by(|a, b| a.0 == b.0);

@@ -359,8 +359,8 @@ pub fn sign_outgoing(
         Some(_) => Cow::Owned(canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>())),
         None => Cow::Borrowed(""),
     };
-    let own: Vec<(&str, &str)> =
-        request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))).collect();
+    let mut own: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len());
+    own.extend(request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))));
     let unsigned = Unsigned {
         method: request.method.as_str(),
         host: keypair_binder_core::http::host_and_port(&request.url),

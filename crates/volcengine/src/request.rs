@@ -150,8 +150,6 @@ fn sign_with(
     if let Some(token) = token {
         signed.push(("x-security-token", token));
     }
-    signed.sort_unstable();
-    signed.dedup_by(|a, b| a.0 == b.0);
     let key = signing_key(&x_date[..8]);
     let authorization = signer::authorization(
         request.method.as_str(),

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
-use keypair_binder_core::signing::{CanonicalSink, compact_utc, hex_digest, hex_lower, hmac_sha256, sha256_hex};
+use keypair_binder_core::signing::{
+    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, sha256_hex,
+};
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use sha2::{Digest, Sha256};
 
@@ -85,8 +87,8 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 
 /// The `Authorization` value of a request whose query is already canonical,
 /// hashing the canonical request as it goes (no copy of the query).
-/// `headers` are the signed headers: lower-case names, sorted, unique, the
-/// host already without a default port.
+/// `headers` are the signed headers, the host already without a default
+/// port (of a repeated name, the first is signed).
 #[allow(clippy::too_many_arguments)]
 pub fn authorization(
     method: &str,
@@ -99,23 +101,24 @@ pub fn authorization(
     region: &str,
     x_date: &str,
 ) -> String {
-    let canonical = Canonical { method, path, query: canonical_query, headers, names: joined_names(headers) };
+    let canonical =
+        Canonical { method, path, query: canonical_query, headers: SignedHeaders::new(headers.iter().copied()) };
     let mut hash = Sha256::new();
     canonical.write(&mut hash, payload_hash);
     let scope = Scope::new(x_date, region);
     let (signature, _) = scope.sign(signing_key, x_date, hex_digest(&hash.finalize().into()).as_str());
-    scope.authorization(access_key, &canonical.names, &signature)
+    scope.authorization(access_key, canonical.headers.names(), &signature)
 }
 
-/// A canonical request's parts, the query already canonical and the headers
-/// signed ones (lower-case, sorted, unique): one writer for the text the
-/// vectors check and for the hash the binder signs.
+/// A canonical request's parts, the query already canonical: one writer
+/// for the text the vectors check and for the hash the binder signs. The
+/// headers are the kit's canonical form, values trimmed as the gateway's
+/// Go signer does (the Python SDK's does not; no value sent is padded).
 struct Canonical<'a> {
     method: &'a str,
     path: &'a str,
     query: &'a str,
-    headers: &'a [(&'a str, &'a str)],
-    names: String,
+    headers: SignedHeaders<'a>,
 }
 
 impl Canonical<'_> {
@@ -126,29 +129,10 @@ impl Canonical<'_> {
         out.put("\n");
         out.put(self.query);
         out.put("\n");
-        for (name, value) in self.headers {
-            out.put(name);
-            out.put(":");
-            out.put(value);
-            out.put("\n");
-        }
-        out.put("\n");
-        out.put(&self.names);
+        self.headers.write(out);
         out.put("\n");
         out.put(payload_hash);
     }
-}
-
-/// `SignedHeaders`: the names joined by `;`.
-fn joined_names(headers: &[(&str, &str)]) -> String {
-    let mut names = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
-    for (i, (name, _)) in headers.iter().enumerate() {
-        if i > 0 {
-            names.push(';');
-        }
-        names.push_str(name);
-    }
-    names
 }
 
 /// The credential scope, `YYYYMMDD/region/ecs/request`.
@@ -202,36 +186,22 @@ impl std::fmt::Debug for CanonicalRequest<'_> {
 impl CanonicalRequest<'_> {
     /// Signs with a secret key for `region` at `x_date` (`YYYYMMDDTHHMMSSZ`).
     pub fn sign(&self, access_key: &str, secret_key: &str, region: &str, x_date: &str) -> Signature {
-        let mut signed: Vec<(&str, &str)> = self
+        let signed = self
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), if name == "host" { signed_host(value) } else { value.as_str() }))
-            .collect();
-        signed.sort_unstable();
-        signed.dedup_by(|a, b| a.0 == b.0);
+            .map(|(name, value)| (name.as_str(), if name == "host" { signed_host(value) } else { value.as_str() }));
         let query = canonical_query(self.query);
-        let canonical = Canonical {
-            method: self.method,
-            path: self.path,
-            query: &query,
-            headers: &signed,
-            names: joined_names(&signed),
-        };
+        let canonical =
+            Canonical { method: self.method, path: self.path, query: &query, headers: SignedHeaders::new(signed) };
         let mut canonical_request = String::with_capacity(query.len() + 512);
         canonical.write(&mut canonical_request, self.payload_hash);
         let scope = Scope::new(x_date, region);
         let hash = hex_digest(&Sha256::digest(canonical_request.as_bytes()).into());
         let key = signing_key(secret_key, x_date.get(..8).unwrap_or(x_date), region, SERVICE);
         let (signature, string_to_sign) = scope.sign(&key, x_date, hash.as_str());
-        let authorization = scope.authorization(access_key, &canonical.names, &signature);
-        Signature {
-            canonical_request,
-            string_to_sign,
-            signature,
-            authorization,
-            signed_headers: canonical.names,
-            headers: Vec::new(),
-        }
+        let signed_headers = canonical.headers.names().to_string();
+        let authorization = scope.authorization(access_key, &signed_headers, &signature);
+        Signature { canonical_request, string_to_sign, signature, authorization, signed_headers, headers: Vec::new() }
     }
 }
 

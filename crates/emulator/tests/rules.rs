@@ -41,13 +41,13 @@ async fn kps_ok(emu: &Emulator, call: &KpsRequest) -> (u16, Value) {
     kps(emu, call, &emu.credentials().huawei.sk.clone(), chrono::Duration::zero()).await
 }
 
-fn server(id: &str, password: &str) -> Server {
-    let auth = Some(Auth { kind: AuthType::Password, key: Secret::new(password) });
-    Server { id: id.into(), auth, disable_password: None, port: None }
+fn server<'a>(id: &'a str, password: &'a Secret) -> Server<'a> {
+    let auth = Some(Auth { kind: AuthType::Password, key: password });
+    Server { id, auth, disable_password: None, port: None }
 }
 
-fn batch(ids: &[String], keypair: &str, password: &str) -> BatchAssociateBody {
-    let entry = |id: &String| AssociateBody { keypair_name: keypair.into(), server: server(id, password) };
+fn batch<'a>(ids: &'a [String], keypair: &'a str, password: &'a Secret) -> BatchAssociateBody<'a> {
+    let entry = |id: &'a String| AssociateBody { keypair_name: keypair, server: server(id, password) };
     BatchAssociateBody { batch_keypairs: ids.iter().map(entry).collect() }
 }
 
@@ -57,25 +57,27 @@ async fn huawei_batch_rules_and_task_states() {
     let c = emu.credentials().huawei.clone();
     let ids = emu.inventory().ids(Cloud::Huawei);
     let project = c.project_id.as_str();
+    let password = Secret::new(&c.vm_password);
+    let other = Secret::new("x");
 
     let (status, body) =
-        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..11], DEFAULT_KEYPAIR, &c.vm_password))).await;
+        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..11], DEFAULT_KEYPAIR, &password))).await;
     assert_eq!((status, body["error_code"].as_str()), (400, Some("KPS.0002")));
-    let mut mixed = batch(&ids[..2], DEFAULT_KEYPAIR, &c.vm_password);
-    mixed.batch_keypairs[1].keypair_name = "other".into();
+    let mut mixed = batch(&ids[..2], DEFAULT_KEYPAIR, &password);
+    mixed.batch_keypairs[1].keypair_name = "other";
     assert_eq!(kps_ok(&emu, &KpsRequest::batch_associate(project, &mixed)).await.0, 400);
-    let (status, body) = kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..1], "nope", "x"))).await;
+    let (status, body) = kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..1], "nope", &other))).await;
     assert_eq!((status, body["error_code"].as_str()), (400, Some("KPS.4016")));
 
     let (status, body) =
-        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..10], DEFAULT_KEYPAIR, &c.vm_password))).await;
+        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..10], DEFAULT_KEYPAIR, &password))).await;
     assert_eq!(status, 202);
     let tasks = body["tasks"].as_array().unwrap();
     assert!(tasks.iter().all(|t| t["status"] == "SUCCESS"));
     let task_id = tasks[0]["task_id"].as_str().unwrap().to_string();
 
     // The window of 10 is full: an 11th VM is refused.
-    let one = AssociateBody { keypair_name: DEFAULT_KEYPAIR.into(), server: server(&ids[10], &c.vm_password) };
+    let one = AssociateBody { keypair_name: DEFAULT_KEYPAIR, server: server(&ids[10], &password) };
     let (status, body) = kps_ok(&emu, &KpsRequest::associate(project, &one)).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error_msg"].as_str().unwrap().contains("at most 10"));
@@ -93,7 +95,7 @@ async fn huawei_batch_rules_and_task_states() {
 
     // A bound VM is refused by batch binding, item by item.
     let (status, body) =
-        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..1], DEFAULT_KEYPAIR, &c.vm_password))).await;
+        kps_ok(&emu, &KpsRequest::batch_associate(project, &batch(&ids[..1], DEFAULT_KEYPAIR, &password))).await;
     assert_eq!(status, 202);
     assert_eq!(body["tasks"][0]["status"], "FAILED");
     let (status, body) = kps_ok(&emu, &KpsRequest::task(project, "00000000-0000-0000-0000-000000000000")).await;
@@ -113,7 +115,8 @@ async fn huawei_failed_tasks_and_auth() {
     let emu = Emulator::builder().inventory(inventory).task_duration(Duration::from_millis(20)).start().await.unwrap();
     let c = emu.credentials().huawei.clone();
     let project = c.project_id.as_str();
-    let wrong = AssociateBody { keypair_name: "kp".into(), server: server("vm-1", "wrong") };
+    let wrong_password = Secret::new("wrong");
+    let wrong = AssociateBody { keypair_name: "kp", server: server("vm-1", &wrong_password) };
     let (status, body) = kps_ok(&emu, &KpsRequest::associate(project, &wrong)).await;
     assert_eq!(status, 202);
     let task_id = body["task_id"].as_str().unwrap().to_string();
@@ -126,7 +129,7 @@ async fn huawei_failed_tasks_and_auth() {
     assert_eq!(emu.binding(Cloud::Huawei, "vm-1"), None);
 
     // A stopped VM takes no auth.
-    let with_auth = AssociateBody { keypair_name: "kp".into(), server: server("vm-2", "x") };
+    let with_auth = AssociateBody { keypair_name: "kp", server: server("vm-2", &wrong_password) };
     assert_eq!(kps_ok(&emu, &KpsRequest::associate(project, &with_auth)).await.0, 400);
 
     let call = KpsRequest::running_tasks(project, 10, 0);

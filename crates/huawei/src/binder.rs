@@ -17,7 +17,7 @@ use keypair_binder_core::kit::{
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest, VmCredential,
+    Operation, Plan, PostCondition, RetryPolicy, Secret, UnbindRequest, VmCredential,
 };
 use url::Url;
 
@@ -136,32 +136,34 @@ impl Mode {
     }
 }
 
+/// What every VM of a run is sent with: the credential (owned once per
+/// run, borrowed by each call's body), the password setting and the port.
 #[derive(Clone)]
 struct ServerTemplate {
-    auth: Option<Auth>,
+    credential: Option<(AuthType, Secret)>,
     disable_password: Option<bool>,
     port: Option<u16>,
 }
 
 impl ServerTemplate {
-    fn for_vm(&self, id: &InstanceId) -> Server {
+    fn for_vm<'a>(&'a self, id: &'a InstanceId) -> Server<'a> {
         Server {
-            id: id.as_str().to_string(),
-            auth: self.auth.clone(),
+            id: id.as_str(),
+            auth: self.credential.as_ref().map(|(kind, key)| Auth { kind: *kind, key }),
             disable_password: self.disable_password,
             port: self.port,
         }
     }
 
-    fn without_auth(&self, id: &InstanceId) -> Server {
+    fn without_auth<'a>(&'a self, id: &'a InstanceId) -> Server<'a> {
         Server { auth: None, ..self.for_vm(id) }
     }
 }
 
-fn auth_of(credential: Option<&VmCredential>) -> Option<Auth> {
+fn credential_of(credential: Option<&VmCredential>) -> Option<(AuthType, Secret)> {
     credential.map(|c| match c {
-        VmCredential::Password(s) => Auth { kind: AuthType::Password, key: s.clone() },
-        VmCredential::PrivateKey(s) => Auth { kind: AuthType::Keypair, key: s.clone() },
+        VmCredential::Password(s) => (AuthType::Password, s.clone()),
+        VmCredential::PrivateKey(s) => (AuthType::Keypair, s.clone()),
     })
 }
 
@@ -193,7 +195,7 @@ impl HuaweiBinder {
         };
         let common = request.common();
         let server = ServerTemplate {
-            auth: auth_of(common.credential.as_ref()),
+            credential: credential_of(common.credential.as_ref()),
             disable_password: request.disable_password(),
             port: common.ssh_port,
         };
@@ -241,8 +243,11 @@ impl KeypairBinder for HuaweiBinder {
     async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
         let common = request.common();
         Self::check_common(common)?;
-        let server =
-            ServerTemplate { auth: auth_of(common.credential.as_ref()), disable_password: None, port: common.ssh_port };
+        let server = ServerTemplate {
+            credential: credential_of(common.credential.as_ref()),
+            disable_password: None,
+            port: common.ssh_port,
+        };
         let keypair = request.keypair().map(|k| k.as_str().to_string());
         let spec = RunSpec::new(Operation::Unbind, request.keypair(), common);
         self.run(Mode::Unbind { keypair, server }, spec).await
@@ -284,7 +289,7 @@ impl HuaweiRun<'_> {
             return match &self.mode {
                 Mode::Batch { keypair, server } | Mode::Single { keypair, server } => KpsRequest::associate(
                     project,
-                    &AssociateBody { keypair_name: keypair.clone(), server: server.without_auth(id) },
+                    &AssociateBody { keypair_name: keypair, server: server.without_auth(id) },
                 ),
                 Mode::Unbind { server, .. } => {
                     KpsRequest::disassociate(project, &DisassociateBody { server: server.without_auth(id) })
@@ -297,16 +302,13 @@ impl HuaweiRun<'_> {
                 &BatchAssociateBody {
                     batch_keypairs: vms
                         .iter()
-                        .map(|id| AssociateBody { keypair_name: keypair.clone(), server: server.for_vm(id) })
+                        .map(|id| AssociateBody { keypair_name: keypair, server: server.for_vm(id) })
                         .collect(),
                 },
             ),
             Mode::Single { keypair, server } => {
                 let id = &vms[0];
-                KpsRequest::associate(
-                    project,
-                    &AssociateBody { keypair_name: keypair.clone(), server: server.for_vm(id) },
-                )
+                KpsRequest::associate(project, &AssociateBody { keypair_name: keypair, server: server.for_vm(id) })
             }
             Mode::Unbind { server, .. } => {
                 KpsRequest::disassociate(project, &DisassociateBody { server: server.for_vm(&vms[0]) })

@@ -16,12 +16,13 @@ pub const CONTENT_TYPE_JSON_UTF8: &str = "application/json;charset=utf-8";
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// How the agent logs in to change the key: the root password or the current key.
-#[derive(Clone)]
-pub struct Auth {
+#[derive(Clone, Copy)]
+pub struct Auth<'a> {
     /// `password` or `keypair` (JSON `type`).
     pub kind: AuthType,
-    /// The password or private key.
-    pub key: Secret,
+    /// The password or private key, borrowed: a body holds no copy of it
+    /// until its JSON is written.
+    pub key: &'a Secret,
 }
 
 /// `server.auth.type`.
@@ -45,12 +46,12 @@ impl AuthType {
 
 /// `EcsServerInfo`: one VM of an associate or disassociate call. Fields
 /// that are `None` are left out of the JSON.
-#[derive(Clone)]
-pub struct Server {
+#[derive(Clone, Copy)]
+pub struct Server<'a> {
     /// ECS server id.
-    pub id: String,
+    pub id: &'a str,
     /// Credential for a running VM; absent for a stopped one.
-    pub auth: Option<Auth>,
+    pub auth: Option<Auth<'a>>,
     /// Disable SSH password login.
     pub disable_password: Option<bool>,
     /// SSH port.
@@ -58,26 +59,26 @@ pub struct Server {
 }
 
 /// `AssociateKeypairRequestBody`.
-#[derive(Clone)]
-pub struct AssociateBody {
+#[derive(Clone, Copy)]
+pub struct AssociateBody<'a> {
     /// Key pair name.
-    pub keypair_name: String,
+    pub keypair_name: &'a str,
     /// The VM.
-    pub server: Server,
+    pub server: Server<'a>,
 }
 
 /// `BatchAssociateKeypairRequestBody`.
 #[derive(Clone)]
-pub struct BatchAssociateBody {
+pub struct BatchAssociateBody<'a> {
     /// At most 10 entries, one key pair.
-    pub batch_keypairs: Vec<AssociateBody>,
+    pub batch_keypairs: Vec<AssociateBody<'a>>,
 }
 
 /// `DisassociateKeypairRequestBody`.
-#[derive(Clone)]
-pub struct DisassociateBody {
+#[derive(Clone, Copy)]
+pub struct DisassociateBody<'a> {
     /// The VM.
-    pub server: Server,
+    pub server: Server<'a>,
 }
 
 /// A request body as the JSON sent and signed.
@@ -113,10 +114,10 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-impl JsonBody for Server {
+impl JsonBody for Server<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
-        json_str(out, &self.id);
+        json_str(out, self.id);
         if let Some(auth) = &self.auth {
             out.extend_from_slice(match auth.kind {
                 AuthType::Password => b",\"auth\":{\"type\":\"password\",\"key\":",
@@ -136,18 +137,18 @@ impl JsonBody for Server {
     }
 }
 
-impl JsonBody for AssociateBody {
+impl JsonBody for AssociateBody<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.reserve(ENTRY_BYTES);
         out.extend_from_slice(b"{\"keypair_name\":");
-        json_str(out, &self.keypair_name);
+        json_str(out, self.keypair_name);
         out.extend_from_slice(b",\"server\":");
         self.server.write_json(out);
         out.push(b'}');
     }
 }
 
-impl JsonBody for BatchAssociateBody {
+impl JsonBody for BatchAssociateBody<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.reserve(32 + self.batch_keypairs.len() * ENTRY_BYTES);
         out.extend_from_slice(b"{\"batch_keypairs\":[");
@@ -161,7 +162,7 @@ impl JsonBody for BatchAssociateBody {
     }
 }
 
-impl JsonBody for DisassociateBody {
+impl JsonBody for DisassociateBody<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.reserve(ENTRY_BYTES);
         out.extend_from_slice(b"{\"server\":");

@@ -14,19 +14,25 @@ fn text() -> impl Strategy<Value = String> {
     prop_oneof![3 => "[a-z0-9-]{0,40}", 1 => any::<String>(), 1 => "[\"\\\\\u{0}-\u{1f}é€😀 a]{0,12}"]
 }
 
-/// A server's fields (`Server` holds a secret, so it has no `Debug` for proptest to print).
+/// A server's fields, owned (a `Server` borrows them).
 type ServerFields = (String, Option<(bool, String)>, Option<bool>, Option<u16>);
 
 fn server() -> impl Strategy<Value = ServerFields> {
     (text(), prop::option::of((any::<bool>(), text())), prop::option::of(any::<bool>()), prop::option::of(any::<u16>()))
 }
 
-fn to_server((id, auth, disable_password, port): ServerFields) -> Server {
-    let auth = auth.map(|(password, key)| Auth {
-        kind: if password { AuthType::Password } else { AuthType::Keypair },
-        key: Secret::new(key),
-    });
-    Server { id, auth, disable_password, port }
+/// The server's credential as the binder holds it: one owned secret.
+fn key_of(fields: &ServerFields) -> Option<Secret> {
+    fields.1.as_ref().map(|(_, key)| Secret::new(key.as_str()))
+}
+
+fn to_server<'a>(fields: &'a ServerFields, key: Option<&'a Secret>) -> Server<'a> {
+    let (id, auth, disable_password, port) = fields;
+    let kind = match auth {
+        Some((false, _)) => AuthType::Keypair,
+        _ => AuthType::Password,
+    };
+    Server { id, auth: key.map(|key| Auth { kind, key }), disable_password: *disable_password, port: *port }
 }
 
 /// What the SDK's model sends: every field that is set, none that is not.
@@ -56,7 +62,8 @@ fn parsed(bytes: &[u8]) -> Value {
 proptest! {
     #[test]
     fn an_associate_body_is_the_reference_json(keypair_name in text(), server in server()) {
-        let body = AssociateBody { keypair_name, server: to_server(server) };
+        let key = key_of(&server);
+        let body = AssociateBody { keypair_name: &keypair_name, server: to_server(&server, key.as_ref()) };
         prop_assert_eq!(parsed(&to_body(&body)), associate_value(&body));
     }
 
@@ -64,10 +71,12 @@ proptest! {
     fn a_batch_body_is_the_reference_json(
         entries in prop::collection::vec((text(), server()), 0..12),
     ) {
+        let keys: Vec<Option<Secret>> = entries.iter().map(|(_, server)| key_of(server)).collect();
         let body = BatchAssociateBody {
             batch_keypairs: entries
-                .into_iter()
-                .map(|(keypair_name, server)| AssociateBody { keypair_name, server: to_server(server) })
+                .iter()
+                .zip(&keys)
+                .map(|((keypair_name, server), key)| AssociateBody { keypair_name, server: to_server(server, key.as_ref()) })
                 .collect(),
         };
         let expected = json!({"batch_keypairs": body.batch_keypairs.iter().map(associate_value).collect::<Vec<_>>()});
@@ -76,7 +85,8 @@ proptest! {
 
     #[test]
     fn a_disassociate_body_is_the_reference_json(server in server()) {
-        let body = DisassociateBody { server: to_server(server) };
+        let key = key_of(&server);
+        let body = DisassociateBody { server: to_server(&server, key.as_ref()) };
         prop_assert_eq!(parsed(&to_body(&body)), json!({"server": server_value(&body.server)}));
     }
 }
@@ -84,11 +94,12 @@ proptest! {
 /// Field order is the SDK model's, and nothing is padded: the bytes, not just the value.
 #[test]
 fn a_password_body_is_written_in_the_sdk_field_order() {
+    let password = Secret::new("P@ss\"w\\0rd\n");
     let body = AssociateBody {
-        keypair_name: "kp-demo".into(),
+        keypair_name: "kp-demo",
         server: Server {
-            id: "d76baba7-ef09-40a2-87ff-3eafec0696e7".into(),
-            auth: Some(Auth { kind: AuthType::Password, key: Secret::new("P@ss\"w\\0rd\n") }),
+            id: "d76baba7-ef09-40a2-87ff-3eafec0696e7",
+            auth: Some(Auth { kind: AuthType::Password, key: &password }),
             disable_password: Some(false),
             port: Some(2222),
         },

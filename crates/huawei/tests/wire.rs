@@ -24,21 +24,23 @@ fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
     request["headers"].as_array()?.iter().find(|h| h[0].as_str() == Some(name)).and_then(|h| h[1].as_str())
 }
 
-fn server(v: &Value) -> Server {
-    let auth = v.get("auth").map(|a| Auth {
-        kind: if a["type"] == "keypair" { AuthType::Keypair } else { AuthType::Password },
-        key: Secret::new(a["key"].as_str().unwrap()),
-    });
+/// The credential of a captured `server` object, owned: bodies borrow it.
+fn key_of(server: &Value) -> Option<Secret> {
+    server.get("auth").map(|a| Secret::new(a["key"].as_str().unwrap()))
+}
+
+fn server<'a>(v: &'a Value, key: Option<&'a Secret>) -> Server<'a> {
+    let kind = if v["auth"]["type"] == "keypair" { AuthType::Keypair } else { AuthType::Password };
     Server {
-        id: v["id"].as_str().unwrap().to_string(),
-        auth,
+        id: v["id"].as_str().unwrap(),
+        auth: key.map(|key| Auth { kind, key }),
         disable_password: v.get("disable_password").and_then(Value::as_bool),
         port: v.get("port").and_then(Value::as_u64).map(|p| p as u16),
     }
 }
 
-fn associate(v: &Value) -> AssociateBody {
-    AssociateBody { keypair_name: v["keypair_name"].as_str().unwrap().to_string(), server: server(&v["server"]) }
+fn associate<'a>(v: &'a Value, key: Option<&'a Secret>) -> AssociateBody<'a> {
+    AssociateBody { keypair_name: v["keypair_name"].as_str().unwrap(), server: server(&v["server"], key) }
 }
 
 /// Rebuilds a captured request; `None` for the ones this crate never sends.
@@ -47,14 +49,20 @@ fn rebuild(operation: &str, request: &Value) -> Option<KpsRequest> {
     let project = path.split('/').nth(2).unwrap();
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
     Some(match operation {
-        "associate_keypair" => KpsRequest::associate(project, &associate(&body)),
+        "associate_keypair" => {
+            let key = key_of(&body["server"]);
+            KpsRequest::associate(project, &associate(&body, key.as_ref()))
+        }
         "disassociate_keypair" => {
-            KpsRequest::disassociate(project, &DisassociateBody { server: server(&body["server"]) })
+            let key = key_of(&body["server"]);
+            KpsRequest::disassociate(project, &DisassociateBody { server: server(&body["server"], key.as_ref()) })
         }
         "batch_associate_keypair" => {
+            let items = body["batch_keypairs"].as_array().unwrap();
+            let keys: Vec<Option<Secret>> = items.iter().map(|e| key_of(&e["server"])).collect();
             let entries: Vec<AssociateBody> =
-                body["batch_keypairs"].as_array().unwrap().iter().map(associate).collect();
-            let names: BTreeSet<&str> = entries.iter().map(|e| e.keypair_name.as_str()).collect();
+                items.iter().zip(&keys).map(|(e, key)| associate(e, key.as_ref())).collect();
+            let names: BTreeSet<&str> = entries.iter().map(|e| e.keypair_name).collect();
             if entries.len() > 10 || names.len() > 1 {
                 return None;
             }

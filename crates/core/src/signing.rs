@@ -312,9 +312,9 @@ impl<'a> SignedHeaders<'a> {
         }
         // Sized once from the upper bound: a filtered iterator's lower bound is 0.
         let (low, high) = headers.size_hint();
-        let mut sized: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(high.unwrap_or(low));
-        sized.extend(headers.map(|(n, v)| (lower(n), v.trim())));
-        let mut headers = sized;
+        let mut canonical: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(high.unwrap_or(low));
+        canonical.extend(headers.map(|(n, v)| (lower(n), v.trim())));
+        let mut headers = canonical;
         // Stable: of two equal names, the first given is kept.
         headers.sort_by(|a, b| a.0.cmp(&b.0));
         headers.dedup_by(|a, b| a.0 == b.0);

@@ -99,6 +99,7 @@ impl KpsRequest {
         url.set_query((!query.is_empty()).then_some(query.as_str()));
         url
     }
+
     /// The `Content-Type` the SDK sends: with a charset when there is a body.
     fn content_type(&self) -> &'static str {
         if self.body.is_some() { wire::CONTENT_TYPE_JSON_UTF8 } else { wire::CONTENT_TYPE_JSON }

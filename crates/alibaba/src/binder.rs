@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, Signer, StateQueries,
+    Readiness, RunSpec, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -226,7 +226,7 @@ impl StateQueries for AlibabaRun<'_> {
         Ok(unsigned(&self.inner.endpoint, Action::DescribeInstances, &query).with_instances(instances.len()))
     }
 
-    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+    fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         if !response.is_success() {
             return Err(failure_of(response).0);
         }
@@ -236,8 +236,9 @@ impl StateQueries for AlibabaRun<'_> {
             .instances
             .instance
             .into_iter()
-            .filter_map(|i| {
-                let id = InstanceId::new(i.instance_id).ok()?;
+            .enumerate()
+            .filter_map(|(at, i)| {
+                let id = shared_id(instances, &i.instance_id, at)?;
                 let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
                     Readiness::Refuse(Failure::new(
                         FailureKind::UnsupportedImage,

@@ -21,7 +21,7 @@ use crate::http::{HttpResponse, TransportError};
 use crate::ids::{InstanceId, KeyPairRef};
 use crate::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Polling, Profile,
-    Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, Transport, chunks,
+    Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, Transport, chunks, shared_id,
 };
 use crate::plan::{Plan, PlannedCall};
 use crate::report::{BindReport, Failure, FailureKind, Operation};
@@ -496,7 +496,7 @@ impl StateQueries for MemoryProvider {
             .with_body(serde_json::to_vec(&json!({"ids": instances})).unwrap_or_default()))
     }
 
-    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+    fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         if !response.is_success() {
             return Err(failure_of(response));
         }
@@ -505,8 +505,9 @@ impl StateQueries for MemoryProvider {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|v| {
-                let id = InstanceId::new(v["id"].as_str()?).ok()?;
+            .enumerate()
+            .filter_map(|(at, v)| {
+                let id = shared_id(instances, v["id"].as_str()?, at)?;
                 let status = v["status"].as_str().unwrap_or("").to_string();
                 let readiness = if status == "STARTING" {
                     Readiness::Wait(

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries,
+    Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -463,7 +463,7 @@ impl StateQueries for HuaweiRun<'_> {
         Ok(KpsRequest::server(&self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent))
     }
 
-    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+    fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         if response.status == 404 {
             return Ok(Vec::new());
         }
@@ -475,8 +475,8 @@ impl StateQueries for HuaweiRun<'_> {
             Failure::new(FailureKind::ProviderError, format!("unreadable server: {}", snippet(&response.body)))
         })?;
         let Some(server) = detail.server else { return Ok(Vec::new()) };
-        let id = InstanceId::new(server.id.clone())
-            .map_err(|_| Failure::new(FailureKind::ProviderError, "server without a valid id"))?;
+        let id = shared_id(instances, &server.id, 0)
+            .ok_or_else(|| Failure::new(FailureKind::ProviderError, "server without a valid id"))?;
         let status = server.status.to_ascii_uppercase();
         let readiness = match status.as_str() {
             "ACTIVE" | "SHUTOFF" => Readiness::Ready,

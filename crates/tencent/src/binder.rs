@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Polling, Profile,
-    Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries,
+    Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -499,13 +499,14 @@ impl StateQueries for TencentRun<'_> {
         self.describe(instances)
     }
 
-    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+    fn read(&self, queried: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         let instances = Self::instances(response)?;
         let mut before = self.before.lock().unwrap_or_else(|e| e.into_inner());
         Ok(instances
             .into_iter()
-            .filter_map(|i| {
-                let id = InstanceId::new(i.instance_id.clone()).ok()?;
+            .enumerate()
+            .filter_map(|(at, i)| {
+                let id = shared_id(queried, &i.instance_id, at)?;
                 before.insert(i.instance_id.clone(), i.latest_operation_request_id.clone());
                 let (name, key) = if self.holds(&i) {
                     let name = matches!(self.keypair, KeyPairRef::Name(_)).then(|| self.keypair.as_str().to_string());

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, Signer, StateQueries,
+    Readiness, RunSpec, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -255,13 +255,14 @@ impl StateQueries for VolcengineRun<'_> {
             .with_instances(instances.len()))
     }
 
-    fn read(&self, response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
+    fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         let (result, _) = read_result::<DescribeInstancesResult>(response).map_err(|e| e.failure)?;
         Ok(result
             .instances
             .into_iter()
-            .filter_map(|i| {
-                let id = InstanceId::new(i.instance_id).ok()?;
+            .enumerate()
+            .filter_map(|(at, i)| {
+                let id = shared_id(instances, &i.instance_id, at)?;
                 let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
                     Readiness::Refuse(Failure::new(
                         FailureKind::UnsupportedImage,

@@ -1121,7 +1121,7 @@ async fn views(
     let states = provider.states().ok_or_else(|| Failure::new(FailureKind::ProviderError, "no state queries"))?;
     let queries = ids.chunks(states.max_per_query().max(1)).map(|part| async move {
         match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
-            Exchange::Answered(response) => states.read(&response),
+            Exchange::Answered(response) => states.read(part, &response),
             Exchange::NotSent(f) | Exchange::NoAnswer(f) | Exchange::Refused(f) => Err(f),
             Exchange::Held(_) => Err(Failure::new(FailureKind::Cancelled, "the run stopped")),
         }

@@ -41,7 +41,7 @@ pub use outgoing::OutgoingRequest;
 pub use polling::{Polling, Schedule};
 pub use provider::{
     Answer, Call, CallAnswer, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,
-    Reconciler, StateQueries, TaskAnswer, TaskQueries,
+    Reconciler, StateQueries, TaskAnswer, TaskQueries, shared_id,
 };
 pub use rate::{RateLimit, RateLimitError};
 pub use signer::{Signer, signed_by};

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
 use keypair_binder_core::signing::{
-    CanonicalSink, SignedHeaders, hex_digest, hex_lower, hmac_sha256, put_method, sha256_hex,
+    CanonicalSink, SignedHeaders, hex_digest, hex_lower, hmac_sha256, sha256_hex, upper_case_method,
+    write_canonical_request,
 };
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -152,13 +153,13 @@ impl<'a> Acs3Additions<'a> {
         let added = self.added.iter().map(|(n, v)| (*n, v.as_ref()));
         let signed = SignedHeaders::new(headers.iter().copied().chain(added));
         let payload_hash = signed.get("x-acs-content-sha256");
-        Acs3Plan { method, path, canonical_query, signed, payload_hash, access_key }
+        Acs3Plan { method: upper_case_method(method), path, canonical_query, signed, payload_hash, access_key }
     }
 }
 
 /// An ACS3 canonical request, written once: to a `String` or into the hash.
 struct Acs3Plan<'a> {
-    method: &'a str,
+    method: Cow<'a, str>,
     path: &'a str,
     canonical_query: &'a str,
     signed: SignedHeaders<'a>,
@@ -169,15 +170,8 @@ struct Acs3Plan<'a> {
 
 impl Acs3Plan<'_> {
     fn write_canonical(&self, out: &mut impl CanonicalSink) {
-        put_method(out, self.method);
-        out.put("\n");
-        out.put(if self.path.is_empty() { "/" } else { self.path });
-        out.put("\n");
-        out.put(self.canonical_query);
-        out.put("\n");
-        self.signed.write(out);
-        out.put("\n");
-        out.put(self.payload_hash.unwrap_or_default());
+        let payload_hash = self.payload_hash.unwrap_or_default();
+        write_canonical_request(out, &self.method, self.path, self.canonical_query, &self.signed, payload_hash);
     }
 
     fn write_string_to_sign(&self, out: &mut impl CanonicalSink, canonical_hash_hex: &str) {

@@ -351,13 +351,32 @@ impl<'a> SignedHeaders<'a> {
     }
 }
 
-/// The method as a canonical request writes it: upper case.
-pub fn put_method(out: &mut impl CanonicalSink, method: &str) {
-    if method.bytes().any(|b| b.is_ascii_lowercase()) {
-        out.put(&method.to_ascii_uppercase());
-    } else {
-        out.put(method);
-    }
+/// The method in upper case, as the Huawei and Alibaba signers write it
+/// (borrowed unless it has a lower-case letter).
+pub fn upper_case_method(method: &str) -> Cow<'_, str> {
+    if method.bytes().any(|b| b.is_ascii_lowercase()) { method.to_ascii_uppercase().into() } else { method.into() }
+}
+
+/// The canonical request Volcengine's and Alibaba's ACS3 signatures share:
+/// method, path (`/` when empty), canonical query, the headers block and
+/// the payload hash, a line each. Each writes `method` as it signs it.
+pub fn write_canonical_request(
+    out: &mut impl CanonicalSink,
+    method: &str,
+    path: &str,
+    canonical_query: &str,
+    headers: &SignedHeaders<'_>,
+    payload_hash: &str,
+) {
+    out.put(method);
+    out.put("\n");
+    out.put(if path.is_empty() { "/" } else { path });
+    out.put("\n");
+    out.put(canonical_query);
+    out.put("\n");
+    headers.write(out);
+    out.put("\n");
+    out.put(payload_hash);
 }
 
 /// Lower-case hex of a SHA-256 digest into a stack buffer: the hashes a

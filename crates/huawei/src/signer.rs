@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 pub use keypair_binder_core::signing::percent_encode as encode;
 use keypair_binder_core::signing::{
-    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, percent_encode_into, put_method,
-    sha256_hex,
+    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, percent_encode_into, sha256_hex,
+    upper_case_method,
 };
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use percent_encoding::percent_decode_str;
@@ -210,7 +210,7 @@ impl<'a> SigningPlan<'a> {
     }
 
     fn write_canonical(&self, out: &mut impl CanonicalSink) {
-        put_method(out, self.method);
+        out.put(&upper_case_method(self.method));
         out.put("\n");
         canonical_uri_into(out, self.path);
         out.put("\n");

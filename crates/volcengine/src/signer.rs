@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 pub use keypair_binder_core::signing::percent_encode as encode;
 use keypair_binder_core::signing::{
-    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, sha256_hex,
+    CanonicalSink, SignedHeaders, compact_utc, hex_digest, hex_lower, hmac_sha256, sha256_hex, write_canonical_request,
 };
 pub use keypair_binder_core::signing::{SignableRequest, Signature};
 use sha2::{Digest, Sha256};
@@ -122,16 +122,9 @@ struct Canonical<'a> {
 }
 
 impl Canonical<'_> {
+    /// The method as given: the gateway signs the one it received.
     fn write(&self, out: &mut impl CanonicalSink, payload_hash: &str) {
-        out.put(self.method);
-        out.put("\n");
-        out.put(if self.path.is_empty() { "/" } else { self.path });
-        out.put("\n");
-        out.put(self.query);
-        out.put("\n");
-        self.headers.write(out);
-        out.put("\n");
-        out.put(payload_hash);
+        write_canonical_request(out, self.method, self.path, self.query, &self.headers, payload_hash);
     }
 }
 

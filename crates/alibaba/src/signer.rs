@@ -233,8 +233,13 @@ pub fn sign_rpc(method: &str, query: &[(String, String)], key: &AccessKey) -> Rp
     let all: Vec<(String, String)> = query.iter().chain(added.iter()).cloned().collect();
     let canonical = canonical_query(&all);
     let string_to_sign = format!("{}&{}&{}", method.to_ascii_uppercase(), encode("/"), encode(&canonical));
-    let mut mac = Hmac::<Sha1>::new_from_slice(format!("{}&", key.secret_key.expose()).as_bytes())
-        .expect("HMAC takes a key of any length");
+    // The HMAC key holds the secret key: sized once (no copy left behind by
+    // a reallocation) and zeroized when dropped.
+    let secret_key = key.secret_key.expose();
+    let mut hmac_key = zeroize::Zeroizing::new(String::with_capacity(secret_key.len() + 1));
+    hmac_key.push_str(secret_key);
+    hmac_key.push('&');
+    let mut mac = Hmac::<Sha1>::new_from_slice(hmac_key.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(string_to_sign.as_bytes());
     let signature = BASE64.encode(mac.finalize().into_bytes());
     added.push(("Signature".into(), signature.clone()));

@@ -89,7 +89,12 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
     let credential_scope = format!("{date}/{SERVICE}/tc3_request");
     let string_to_sign =
         format!("{TC3}\n{}\n{credential_scope}\n{}", request.timestamp, sha256_hex(canonical_request.as_bytes()));
-    let secret = format!("TC3{}", credentials.secret_key.expose());
+    // The HMAC key holds the secret key: sized once (no copy left behind by
+    // a reallocation) and zeroized when dropped.
+    let secret_key = credentials.secret_key.expose();
+    let mut secret = zeroize::Zeroizing::new(String::with_capacity(3 + secret_key.len()));
+    secret.push_str("TC3");
+    secret.push_str(secret_key);
     let k_date = hmac_sha256(secret.as_bytes(), date.as_bytes());
     let k_service = hmac_sha256(&k_date, SERVICE.as_bytes());
     let k_signing = hmac_sha256(&k_service, b"tc3_request");

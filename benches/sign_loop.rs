@@ -32,7 +32,8 @@ fn huawei(n: usize, now: Now) {
     };
     for _ in 0..n {
         let body = black_box(&batch).body();
-        let mut request = KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench");
+        let mut request =
+            KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench").unwrap();
         signer.sign(&mut request, now);
         black_box(request);
     }
@@ -52,7 +53,7 @@ fn volcengine(n: usize, now: Now) {
     for _ in 0..n {
         let params = wire::keypair_call_params(Action::AttachKeyPair, black_box(&ids), &keypair, Some("token-0001"));
         let invocation = Invocation { id: "token-0001", attempt: 1, max_attempts: 7 };
-        let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair");
+        let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair").unwrap();
         signer.sign(&mut request, now);
         black_box(request);
     }
@@ -69,7 +70,7 @@ fn alibaba(n: usize, now: Now) {
     let signer = AcsSigner { key };
     for _ in 0..n {
         let query = wire::keypair_call(black_box(&ids), "kp-prod", "cn-hangzhou");
-        let mut request = unsigned(&endpoint, Action::AttachKeyPair, &query);
+        let mut request = unsigned(&endpoint, Action::AttachKeyPair, &query).unwrap();
         signer.sign(&mut request, now);
         black_box(request);
     }
@@ -87,7 +88,7 @@ fn tencent(n: usize, now: Now) {
         let instance_ids: Vec<&str> = black_box(&ids).iter().map(String::as_str).collect();
         let call = KeyPairsCall { instance_ids: &instance_ids, key_ids: &["skey-example1"], force_stop: None };
         let body = serde_json::to_vec(&call).expect("serialisable");
-        let mut request = unsigned(&endpoint, Action::AssociateInstancesKeyPairs, "ap-guangzhou", body);
+        let mut request = unsigned(&endpoint, Action::AssociateInstancesKeyPairs, "ap-guangzhou", body).unwrap();
         signer.sign(&mut request, now);
         black_box(request);
     }

@@ -40,7 +40,8 @@ fn huawei(c: &mut Criterion) {
     c.bench_function("huawei: build and sign batch-associate of 10", |b| {
         b.iter(|| {
             let body = black_box(&batch).body();
-            let mut request = KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench");
+            let mut request =
+                KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench").unwrap();
             signer.sign(&mut request, now());
             black_box(request)
         })
@@ -48,10 +49,11 @@ fn huawei(c: &mut Criterion) {
     c.bench_function("huawei: request of 10, unsigned (part)", |b| {
         b.iter(|| {
             let body = black_box(&batch).body();
-            black_box(KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench"))
+            black_box(KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench").unwrap())
         })
     });
-    let unsigned = KpsRequest::batch_associate(project, &batch.body()).outgoing(&endpoint, "keypair-binder/bench");
+    let unsigned =
+        KpsRequest::batch_associate(project, &batch.body()).outgoing(&endpoint, "keypair-binder/bench").unwrap();
     c.bench_function("huawei: sign request of 10 (part)", |b| {
         b.iter(|| {
             let mut request = unsigned.clone();
@@ -89,7 +91,7 @@ fn volcengine(c: &mut Criterion) {
             let token = "token-0001";
             let params = wire::keypair_call_params(Action::AttachKeyPair, black_box(&ids), &keypair, Some(token));
             let invocation = Invocation { id: token, attempt: 1, max_attempts: 7 };
-            let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair");
+            let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair").unwrap();
             signer.sign(&mut request, now());
             black_box(request)
         })
@@ -100,7 +102,7 @@ fn volcengine(c: &mut Criterion) {
     let query = wire::keypair_call_canonical(Action::AttachKeyPair, &ids, &keypair, Some("t"));
     let params = wire::keypair_call_params(Action::AttachKeyPair, &ids, &keypair, Some("t"));
     c.bench_function("volcengine: unsigned request of 100 (part)", |b| {
-        b.iter(|| black_box(unsigned_params(&endpoint, black_box(&params), None, "AttachKeyPair")))
+        b.iter(|| black_box(unsigned_params(&endpoint, black_box(&params), None, "AttachKeyPair").unwrap()))
     });
     // What the binder no longer does: the `url` crate checking every byte
     // of a query handed over as text.
@@ -121,7 +123,7 @@ fn volcengine(c: &mut Criterion) {
         },
     );
     c.bench_function("volcengine: sign request of 100 (part)", |b| {
-        let request = unsigned_params(&endpoint, &params, None, "AttachKeyPair");
+        let request = unsigned_params(&endpoint, &params, None, "AttachKeyPair").unwrap();
         b.iter(|| {
             let mut r = request.clone();
             signer.sign(&mut r, now());
@@ -131,7 +133,7 @@ fn volcengine(c: &mut Criterion) {
     c.bench_function("volcengine: prepare AttachKeyPair of 100 from parameter pairs", |b| {
         b.iter(|| {
             let query = wire::keypair_call(Action::AttachKeyPair, black_box(&ids), &keypair, Some("token-0001"));
-            black_box(prepare(&endpoint, "cn-beijing", &credentials, &query, None, now()).url)
+            black_box(prepare(&endpoint, "cn-beijing", &credentials, &query, None, now()).unwrap().uri)
         })
     });
     let details: Vec<_> = ids.iter().map(|id| serde_json::json!({"InstanceId": id, "Error": null})).collect();
@@ -157,7 +159,7 @@ fn alibaba_and_tencent(c: &mut Criterion) {
     c.bench_function("alibaba: build and sign AttachKeyPair of 50", |b| {
         b.iter(|| {
             let query = ali::keypair_call(black_box(&ali_ids), "kp-prod", "cn-hangzhou");
-            let mut request = acs_unsigned(&endpoint, AliAction::AttachKeyPair, &query);
+            let mut request = acs_unsigned(&endpoint, AliAction::AttachKeyPair, &query).unwrap();
             signer.sign(&mut request, now());
             black_box(request)
         })
@@ -171,7 +173,8 @@ fn alibaba_and_tencent(c: &mut Criterion) {
             let ids: Vec<&str> = black_box(&cvm_ids).iter().map(String::as_str).collect();
             let call = KeyPairsCall { instance_ids: &ids, key_ids: &["skey-example1"], force_stop: None };
             let body = serde_json::to_vec(&call).unwrap();
-            let mut request = cvm_unsigned(&endpoint, CvmAction::AssociateInstancesKeyPairs, "ap-guangzhou", body);
+            let mut request =
+                cvm_unsigned(&endpoint, CvmAction::AssociateInstancesKeyPairs, "ap-guangzhou", body).unwrap();
             signer.sign(&mut request, now());
             black_box(request)
         })

@@ -176,7 +176,7 @@ impl Provider for AlibabaRun<'_> {
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let query = wire::keypair_call(call.instances, self.keypair, &self.inner.region);
-        Ok(unsigned(&self.inner.endpoint, self.action, &query).with_instances(call.instances.len()))
+        Ok(unsigned(&self.inner.endpoint, self.action, &query)?.with_instances(call.instances.len()))
     }
 
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
@@ -223,7 +223,7 @@ impl StateQueries for AlibabaRun<'_> {
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
         let query = wire::describe_instances(instances, &self.inner.region);
-        Ok(unsigned(&self.inner.endpoint, Action::DescribeInstances, &query).with_instances(instances.len()))
+        Ok(unsigned(&self.inner.endpoint, Action::DescribeInstances, &query)?.with_instances(instances.len()))
     }
 
     fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {

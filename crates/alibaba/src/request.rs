@@ -2,11 +2,11 @@
 //! the query, the action in `x-acs-action`), and its signature.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::host_and_port;
-use keypair_binder_core::kit::{OutgoingRequest, Signer};
-use keypair_binder_core::signing::{canonical_of_form_encoded, canonical_order, set_sdk_query};
-use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
+use keypair_binder_core::report::Failure;
+use keypair_binder_core::signing::{canonical_of_form_encoded, canonical_order, push_sdk_query};
 use url::Url;
 
 use crate::signer::{API_VERSION, AccessKey, acs3_authorization, format_date};
@@ -22,20 +22,26 @@ const X_ACS_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-acs-security
 
 /// The unsigned call: the parameters on the URL in canonical order, each
 /// pair encoded byte for byte as the official Python SDK sends it and
-/// written straight into it ([`set_sdk_query`]); `x-acs-action`,
+/// written straight into it ([`push_sdk_query`]); `x-acs-action`,
 /// `x-acs-version`, `accept`. The signer signs the query's canonical form.
-pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> OutgoingRequest {
-    let mut url = endpoint.clone();
-    url.set_path("/");
+pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> Result<OutgoingRequest, Failure> {
     let mut sorted: Vec<&(String, String)> = query.iter().collect();
     sorted.sort_by(|a, b| canonical_order((&a.0, &a.1), (&b.0, &b.1)));
-    set_sdk_query(&mut url, sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+    // Exact when nothing needs escaping.
+    let capacity = 2 + query.iter().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>();
+    let uri = endpoint_uri(endpoint, capacity, |out| {
+        out.push('/');
+        if !sorted.is_empty() {
+            out.push('?');
+            push_sdk_query(out, sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        }
+    })?;
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(12);
     headers.insert(X_ACS_ACTION, HeaderValue::from_static(action.as_str()));
     headers.insert(X_ACS_VERSION, HeaderValue::from_static(API_VERSION));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    OutgoingRequest::new(Method::POST, url, action.as_str()).with_headers(headers)
+    Ok(OutgoingRequest::new(Method::POST, uri, action.as_str()).with_headers(headers))
 }
 
 /// ACS3-HMAC-SHA256 as the kit's [`Signer`]: a fresh `x-acs-date` and nonce
@@ -63,10 +69,10 @@ impl Signer for AcsSigner {
         }
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len() + 1);
         headers.extend(request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))));
-        headers.push(("host", host_and_port(&request.url)));
-        let query = canonical_of_form_encoded(request.url.query().unwrap_or(""));
+        headers.push(("host", uri_host(&request.uri)));
+        let query = canonical_of_form_encoded(request.uri.query().unwrap_or(""));
         let (authorization, added) =
-            acs3_authorization(request.method.as_str(), request.url.path(), &query, &headers, &request.body, &self.key);
+            acs3_authorization(request.method.as_str(), request.uri.path(), &query, &headers, &request.body, &self.key);
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(added.len() + 1);
         for (name, value) in added {
             let name = match name {

@@ -52,9 +52,8 @@ async fn handle(State(cloud): State<Shared>, method: Method, uri: Uri, headers: 
         .map(|t| t.and_utc());
     let signer = AcsSigner { key: AccessKey { access_key: AK.into(), secret_key: Secret::new(SK), token: None } };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
-    let mut url = url::Url::parse(&format!("http://{host}/")).unwrap();
-    url.set_query(Some(&canonical_query(&query)));
-    let signed = time.is_some_and(|t| signed_by(&signer, method, url, &headers, body, t));
+    let rebuilt: Uri = format!("http://{host}/?{}", canonical_query(&query)).parse().unwrap();
+    let signed = time.is_some_and(|t| signed_by(&signer, method, rebuilt, &headers, body, t));
     if !signed {
         return error(
             StatusCode::BAD_REQUEST,

@@ -1,14 +1,24 @@
 //! Shared HTTP plumbing: one rustls client, timeouts, a bounded body read,
 //! the endpoint policy, and a tracing span per API call.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::header::{HeaderMap, HeaderValue};
 use bytes::{Bytes, BytesMut};
-use reqwest::header::HeaderMap;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::Instrument;
 use url::Url;
 
+use crate::connect::{ProxyConnector, env_proxies};
 use crate::error::Error;
 use crate::report::{Failure, FailureKind};
 
@@ -178,52 +188,69 @@ pub struct CallInfo<'a> {
 }
 
 /// The HTTP client every provider shares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    client: Client<HttpsConnector<ProxyConnector>, Full<Bytes>>,
+    proxies: Option<Arc<Matcher>>,
+    user_agent: HeaderValue,
     options: HttpOptions,
 }
 
-impl HttpClient {
-    /// Builds a client with rustls and the given limits.
-    ///
-    /// TLS trusts the bundled roots and the platform's store (which honours
-    /// `SSL_CERT_FILE`); `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are
-    /// honoured, and loopback is never proxied.
-    pub fn new(options: HttpOptions) -> Result<Self, reqwest::Error> {
-        Self::with_roots(options, true)
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("options", &self.options)
+            .field("proxied", &self.proxies.is_some())
+            .finish_non_exhaustive()
     }
+}
 
-    fn with_roots(options: HttpOptions, tls_roots: bool) -> Result<Self, reqwest::Error> {
-        let proxies = env_proxies(&|name| std::env::var(name).ok())?;
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .https_only(false)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(options.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            // Reading the platform's store takes milliseconds: only a client
-            // that may speak TLS (an https endpoint or proxy) loads it.
-            .tls_built_in_root_certs(tls_roots || !proxies.is_empty());
-        for proxy in proxies {
-            builder = builder.proxy(proxy);
+impl HttpClient {
+    /// The client, its proxies read through `var` (tests inject their own).
+    fn build(options: HttpOptions, tls_roots: bool, var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let proxies = env_proxies(var)?.map(Arc::new);
+        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| "malformed user agent".to_string())?;
+        let mut roots = rustls::RootCertStore::empty();
+        // Reading the platform's store takes milliseconds: only a client
+        // that may speak TLS (an https endpoint or proxy) loads it.
+        if tls_roots || proxies.is_some() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
-        Ok(Self { client: builder.build()?, options })
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(options.connect_timeout));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(ProxyConnector::new(tcp, proxies.clone()));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Ok(Self { client, proxies, user_agent, options })
     }
 
     /// Builds the client of one provider for the endpoints it will call; a
-    /// failure is that provider's configuration error.
+    /// failure (a malformed proxy variable) is that provider's configuration
+    /// error.
+    ///
+    /// TLS (rustls) trusts the bundled roots and the platform's store (which
+    /// honours `SSL_CERT_FILE`); `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`
+    /// are honoured, and loopback is never proxied.
     pub fn for_provider(provider: &'static str, options: HttpOptions, endpoints: &[&Url]) -> Result<Self, Error> {
         let tls = endpoints.iter().any(|e| e.scheme() != "http");
-        Self::with_roots(options, tls)
+        Self::build(options, tls, &|name| std::env::var(name).ok())
             .map_err(|e| Error::config(provider, format!("cannot build the HTTP client: {e}")))
-    }
-
-    /// The underlying client, to build requests with.
-    pub fn inner(&self) -> &reqwest::Client {
-        &self.client
     }
 
     /// The limits in force.
@@ -232,7 +259,11 @@ impl HttpClient {
     }
 
     /// Sends a request and reads the body within the size limit.
-    pub async fn send(&self, request: reqwest::Request, info: CallInfo<'_>) -> Result<HttpResponse, TransportError> {
+    pub async fn send(
+        &self,
+        request: ::http::Request<Bytes>,
+        info: CallInfo<'_>,
+    ) -> Result<HttpResponse, TransportError> {
         let span = tracing::debug_span!(
             "api_call",
             provider = info.provider,
@@ -242,7 +273,10 @@ impl HttpClient {
             request_id = tracing::field::Empty,
         );
         async {
-            let result = self.send_inner(request).await;
+            let result = match tokio::time::timeout(self.options.request_timeout, self.send_inner(request)).await {
+                Ok(result) => result,
+                Err(_) => Err(TransportError::Timeout),
+            };
             let span = tracing::Span::current();
             match &result {
                 Ok(response) => {
@@ -260,58 +294,59 @@ impl HttpClient {
         .await
     }
 
-    async fn send_inner(&self, request: reqwest::Request) -> Result<HttpResponse, TransportError> {
-        let mut response = self.client.execute(request).await.map_err(classify)?;
+    async fn send_inner(&self, request: ::http::Request<Bytes>) -> Result<HttpResponse, TransportError> {
+        let (mut parts, body) = request.into_parts();
+        parts.headers.entry(::http::header::USER_AGENT).or_insert_with(|| self.user_agent.clone());
+        if parts.uri.scheme() == Some(&::http::uri::Scheme::HTTP)
+            && let Some(auth) =
+                self.proxies.as_ref().and_then(|m| m.intercept(&parts.uri)).and_then(|i| i.basic_auth().cloned())
+        {
+            parts.headers.insert(::http::header::PROXY_AUTHORIZATION, auth);
+        }
+        let response =
+            self.client.request(::http::Request::from_parts(parts, Full::new(body))).await.map_err(classify)?;
         let limit = self.options.max_body_bytes;
-        let announced = response.content_length();
+        let announced = response.body().size_hint().exact();
         if announced.is_some_and(|len| len > limit as u64) {
             return Err(TransportError::BodyTooLarge { limit });
         }
-        let status = response.status().as_u16();
-        let headers = std::mem::take(response.headers_mut());
+        let (parts, mut incoming) = response.into_parts();
         // Sized once when the length is announced (never past the limit).
         let mut body = BytesMut::with_capacity(announced.map_or(0, |len| len as usize));
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > limit {
-                return Err(TransportError::BodyTooLarge { limit });
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| TransportError::MaybeSent(error_chain(&e)))?;
+            if let Ok(chunk) = frame.into_data() {
+                if body.len() + chunk.len() > limit {
+                    return Err(TransportError::BodyTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status, headers, body: body.freeze() })
+        Ok(HttpResponse { status: parts.status.as_u16(), headers: parts.headers, body: body.freeze() })
     }
 }
 
-/// Proxies from `HTTPS_PROXY` and `HTTP_PROXY` (upper or lower case), each
-/// skipping `NO_PROXY` and loopback.
-fn env_proxies(var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<reqwest::Proxy>, reqwest::Error> {
-    let var = |name: &str| var(name).or_else(|| var(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty());
-    let bypass = match var("NO_PROXY") {
-        Some(list) => format!("{list},localhost,127.0.0.0/8,::1"),
-        None => "localhost,127.0.0.0/8,::1".to_string(),
-    };
-    let mut proxies = Vec::new();
-    if let Some(url) = var("HTTPS_PROXY") {
-        proxies.push(reqwest::Proxy::https(url)?.no_proxy(reqwest::NoProxy::from_string(&bypass)));
-    }
-    if let Some(url) = var("HTTP_PROXY") {
-        proxies.push(reqwest::Proxy::http(url)?.no_proxy(reqwest::NoProxy::from_string(&bypass)));
-    }
-    Ok(proxies)
-}
-
-fn classify(error: reqwest::Error) -> TransportError {
-    // Messages come from reqwest/hyper and hold no request data beyond the URL.
-    let (connect, timeout, builder) = (error.is_connect(), error.is_timeout(), error.is_builder());
-    let message = error.without_url().to_string();
-    if connect {
-        TransportError::NotSent(message)
-    } else if timeout {
-        TransportError::Timeout
-    } else if builder {
-        TransportError::NotSent(message)
+/// A request that never reached a connection is safe to send again; any
+/// other failure may have reached the cloud.
+fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
+    // Messages come from hyper and the OS and hold no request data.
+    if error.is_connect() {
+        TransportError::NotSent(error_chain(&error))
     } else {
-        TransportError::MaybeSent(message)
+        TransportError::MaybeSent(error_chain(&error))
     }
+}
+
+/// An error and its causes, one after the other.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Checks a region id before it goes into a host name or a header: letters,
@@ -396,6 +431,121 @@ mod tests {
         assert_eq!(host_header(&Url::parse("http://[::1]:8080/x?q").unwrap()), "[::1]:8080");
         assert_eq!(host_header(&Url::parse("https://[::1]:443").unwrap()), "[::1]");
         assert_eq!(host_header(&Url::parse("https://user:pw@A.b:8443/").unwrap()), "a.b:8443");
+    }
+
+    /// A one-connection HTTP/1.1 peer on loopback: it reads the request
+    /// head, answers `reply` (or closes, when `None`), and hands back the head.
+    async fn peer(reply: Option<&'static [u8]>) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            match reply {
+                Some(reply) => {
+                    let _ = socket.write_all(reply).await;
+                    let _ = socket.shutdown().await;
+                }
+                None => drop(socket),
+            }
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (addr, task)
+    }
+
+    fn client(options: HttpOptions, env: &[(&str, String)]) -> HttpClient {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        HttpClient::build(options, false, &|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+    }
+
+    async fn get(client: &HttpClient, uri: &str) -> Result<HttpResponse, TransportError> {
+        let request = ::http::Request::builder().uri(uri).body(Bytes::new()).unwrap();
+        let info = CallInfo { provider: "test", action: "Get", instances: 1, request_id_header: None };
+        client.send(request, info).await
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_whole_with_its_status_and_headers() {
+        let (addr, head) =
+            peer(Some(b"HTTP/1.1 201 Created\r\nx-request-id: r-1\r\ncontent-length: 2\r\n\r\n{}")).await;
+        let client = client(HttpOptions::default(), &[]);
+        let response = get(&client, &format!("http://{addr}/v1/x?a=b")).await.unwrap();
+        assert_eq!(
+            (response.status, response.header("x-request-id"), &response.body[..]),
+            (201, Some("r-1"), &b"{}"[..])
+        );
+        let head = head.await.unwrap();
+        assert!(head.starts_with("GET /v1/x?a=b HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+        assert!(head.contains(concat!("user-agent: keypair-binder/", env!("CARGO_PKG_VERSION"))), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_refused_announced_or_not() {
+        let options = HttpOptions { max_body_bytes: 8, ..HttpOptions::default() };
+        let (addr, _) = peer(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n123456789")).await;
+        let err = get(&client(options.clone(), &[]), &format!("http://{addr}/")).await.unwrap_err();
+        assert_eq!(err, TransportError::BodyTooLarge { limit: 8 });
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n";
+        let (addr, _) = peer(Some(chunked)).await;
+        let err = get(&client(options, &[]), &format!("http://{addr}/")).await.unwrap_err();
+        assert_eq!(err, TransportError::BodyTooLarge { limit: 8 });
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_was_not_sent_and_a_dropped_one_may_have_been() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let client = client(HttpOptions::default(), &[]);
+        let err = get(&client, &format!("http://{closed}/")).await.unwrap_err();
+        assert!(matches!(err, TransportError::NotSent(_)) && !err.maybe_applied(), "{err:?}");
+        let (addr, head) = peer(None).await;
+        let err = get(&client, &format!("http://{addr}/")).await.unwrap_err();
+        assert!(matches!(err, TransportError::MaybeSent(_)) && err.maybe_applied(), "{err:?}");
+        assert!(head.await.unwrap().starts_with("GET / HTTP/1.1"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_times_out_within_the_request_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _held = tokio::spawn(async move {
+            let accepted = listener.accept().await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(accepted);
+        });
+        let options = HttpOptions { request_timeout: Duration::from_millis(200), ..HttpOptions::default() };
+        let err = get(&client(options, &[]), &format!("http://{addr}/")).await.unwrap_err();
+        assert_eq!(err, TransportError::Timeout);
+    }
+
+    #[tokio::test]
+    async fn plain_http_goes_to_its_proxy_in_absolute_form_with_the_proxy_credentials() {
+        let (proxy, head) = peer(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+        let client = client(HttpOptions::default(), &[("HTTP_PROXY", format!("http://user:pw@{proxy}"))]);
+        let response = get(&client, "http://ecs.example.com/v1/x?a=b").await.unwrap();
+        assert_eq!(&response.body[..], b"ok");
+        let head = head.await.unwrap();
+        assert!(head.starts_with("GET http://ecs.example.com/v1/x?a=b HTTP/1.1\r\n"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpwdw=="), "{head}");
+    }
+
+    #[tokio::test]
+    async fn https_tunnels_through_its_proxy_and_a_refused_tunnel_was_not_sent() {
+        let (proxy, head) = peer(Some(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")).await;
+        let client = client(HttpOptions::default(), &[("https_proxy", format!("user:pw@{proxy}"))]);
+        let err = get(&client, "https://ecs.example.com/v1/x").await.unwrap_err();
+        assert!(matches!(err, TransportError::NotSent(_)), "{err:?}");
+        let head = head.await.unwrap();
+        assert!(head.starts_with("CONNECT ecs.example.com:443 HTTP/1.1\r\n"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpwdw=="), "{head}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod binder;
+mod connect;
 pub mod env;
 pub mod error;
 pub mod http;

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use reqwest::Method;
+use http::{Method, Uri};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use url::Url;
 
 use crate::binder::{Capabilities, KeypairBinder, PostCondition};
 use crate::error::Error;
@@ -154,7 +153,7 @@ impl Cloud {
             state.refused += 1;
             return Ok(json_response(401, json!({"code": "Unauthorized", "message": "the key was refused"})));
         }
-        let path = request.url.path().to_string();
+        let path = request.uri.path().to_string();
         if let Some(task) = path.strip_prefix("/task/") {
             state.task_queries += 1;
             let status = match state.tasks.get(task) {
@@ -343,8 +342,8 @@ struct MemoryProvider {
     key: String,
 }
 
-fn url(path: &str) -> Url {
-    Url::parse("http://memory.invalid").and_then(|u| u.join(path)).unwrap_or_else(|_| unreachable!())
+fn uri(path: &str) -> Uri {
+    format!("http://memory.invalid{path}").parse().unwrap_or_else(|_| Uri::from_static("http://memory.invalid/"))
 }
 
 fn failure_of(response: &HttpResponse) -> Failure {
@@ -384,7 +383,7 @@ impl Provider for MemoryProvider {
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let body = json!({"op": self.operation, "keypair": self.keypair, "ids": call.instances, "token": call.token});
-        Ok(OutgoingRequest::new(Method::POST, url("/call"), "memory:call")
+        Ok(OutgoingRequest::new(Method::POST, uri("/call"), "memory:call")
             .with_body(serde_json::to_vec(&body).unwrap_or_default())
             .with_instances(call.instances.len()))
     }
@@ -440,7 +439,7 @@ impl Provider for MemoryProvider {
 
 impl TaskQueries for MemoryProvider {
     fn query(&self, task: &str, _instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        Ok(OutgoingRequest::new(Method::GET, url(&format!("/task/{task}")), "memory:task"))
+        Ok(OutgoingRequest::new(Method::GET, uri(&format!("/task/{task}")), "memory:task"))
     }
 
     fn read(&self, _task: &str, response: &HttpResponse) -> TaskAnswer {
@@ -459,7 +458,7 @@ impl TaskQueries for MemoryProvider {
 
 impl Reconciler for MemoryProvider {
     fn query(&self, _page: u32) -> Result<OutgoingRequest, Failure> {
-        Ok(OutgoingRequest::new(Method::GET, url("/running"), "memory:running"))
+        Ok(OutgoingRequest::new(Method::GET, uri("/running"), "memory:running"))
     }
 
     fn read(
@@ -492,7 +491,7 @@ impl StateQueries for MemoryProvider {
     }
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
-        Ok(OutgoingRequest::new(Method::POST, url("/states"), "memory:states")
+        Ok(OutgoingRequest::new(Method::POST, uri("/states"), "memory:states")
             .with_body(serde_json::to_vec(&json!({"ids": instances})).unwrap_or_default()))
     }
 

@@ -7,11 +7,11 @@ use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use http::Method;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use keypair_binder_core::http::HttpResponse;
-use keypair_binder_core::kit::{Net, OutgoingRequest};
+use keypair_binder_core::kit::{Net, OutgoingRequest, endpoint_uri};
 use keypair_binder_core::{Failure, FailureKind, Secret};
-use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
@@ -146,11 +146,11 @@ impl Authenticator {
             (None, None) => return Err(auth_failure("neither a project id nor a region to scope the token to")),
         };
         let body = wire::token_request_body(user, password, domain, scope);
-        let mut url = iam.join("/v3/auth/tokens").map_err(|e| auth_failure(&e.to_string()))?;
-        url.set_query(Some("nocatalog=true"));
+        const TOKENS: &str = "/v3/auth/tokens?nocatalog=true";
+        let uri = endpoint_uri(iam, TOKENS.len(), |out| out.push_str(TOKENS))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf8"));
-        let request = OutgoingRequest::new(Method::POST, url, "iam:CreateToken")
+        let request = OutgoingRequest::new(Method::POST, uri, "iam:CreateToken")
             .with_headers(headers)
             .with_body(body)
             .with_request_id_header("x-request-id");
@@ -189,11 +189,14 @@ impl Authenticator {
             self.region.as_deref().ok_or_else(|| config_failure("no project id and no region to look it up by"))?;
         let iam = self.iam.as_ref().ok_or_else(|| config_failure("no project id and no IAM endpoint"))?;
         let query = vec![("name".to_string(), region.to_string())];
-        let mut url = iam.join("/v3/projects").map_err(|e| config_failure(&e.to_string()))?;
-        url.set_query(Some(&signer::canonical_query(&query)));
+        let query = signer::canonical_query(&query);
+        let uri = endpoint_uri(iam, query.len() + 13, |out| {
+            out.push_str("/v3/projects?");
+            out.push_str(&query);
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
-        let mut request = OutgoingRequest::new(Method::GET, url, "iam:KeystoneListProjects")
+        let mut request = OutgoingRequest::new(Method::GET, uri, "iam:KeystoneListProjects")
             .with_headers(headers)
             .with_request_id_header("x-request-id");
         self.authorize(&mut request, None, Utc::now(), net).await?;

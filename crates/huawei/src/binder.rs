@@ -279,7 +279,7 @@ impl HuaweiRun<'_> {
         self.inner.auth.project().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "project id not resolved"))
     }
 
-    fn outgoing(&self, call: KpsRequest) -> OutgoingRequest {
+    fn outgoing(&self, call: KpsRequest) -> Result<OutgoingRequest, Failure> {
         call.outgoing(&self.inner.endpoint, &self.inner.user_agent)
     }
 
@@ -389,7 +389,7 @@ impl Provider for HuaweiRun<'_> {
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let project = self.project()?;
-        Ok(self.outgoing(self.kps_call(&project, call.instances)))
+        self.outgoing(self.kps_call(&project, call.instances))
     }
 
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
@@ -460,7 +460,7 @@ impl StateQueries for HuaweiRun<'_> {
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
         let id = instances.first().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "no instance"))?;
-        Ok(KpsRequest::server(&self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent))
+        KpsRequest::server(&self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent)
     }
 
     fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
@@ -499,7 +499,7 @@ impl StateQueries for HuaweiRun<'_> {
 
 impl TaskQueries for HuaweiRun<'_> {
     fn query(&self, task: &str, _instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        Ok(self.outgoing(KpsRequest::task(&self.project()?, task)))
+        self.outgoing(KpsRequest::task(&self.project()?, task))
     }
 
     fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer {
@@ -530,7 +530,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
     fn failure_query(&self, page: u32) -> Option<OutgoingRequest> {
         let project = self.project().ok()?;
-        Some(self.outgoing(KpsRequest::failed_tasks(&project, PAGE, page * PAGE)))
+        self.outgoing(KpsRequest::failed_tasks(&project, PAGE, page * PAGE)).ok()
     }
 
     fn read_failures(&self, tasks: &[&str], response: &HttpResponse) -> (Vec<(String, Failure)>, bool) {
@@ -556,7 +556,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
 impl Reconciler for HuaweiRun<'_> {
     fn query(&self, page: u32) -> Result<OutgoingRequest, Failure> {
-        Ok(self.outgoing(KpsRequest::running_tasks(&self.project()?, PAGE, page * PAGE)))
+        self.outgoing(KpsRequest::running_tasks(&self.project()?, PAGE, page * PAGE))
     }
 
     fn read(

@@ -3,10 +3,11 @@
 
 use std::fmt;
 
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use http::{Method, Uri};
 use keypair_binder_core::http::host_header;
-use keypair_binder_core::kit::OutgoingRequest;
-use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use keypair_binder_core::kit::{OutgoingRequest, endpoint_uri};
+use keypair_binder_core::report::Failure;
 use url::Url;
 
 use crate::signer::{SignableRequest, canonical_query};
@@ -91,13 +92,16 @@ impl KpsRequest {
         Self::get(wire::running_tasks_path(project), limit_offset(limit, offset), "ListRunningTask")
     }
 
-    /// The URL: endpoint, path, and the canonical query (what is signed is what is sent).
-    pub fn url(&self, endpoint: &Url) -> Url {
-        let mut url = endpoint.clone();
-        url.set_path(&self.path);
+    /// The URI: endpoint, path, and the canonical query (what is signed is what is sent).
+    pub fn uri(&self, endpoint: &Url) -> Result<Uri, Failure> {
         let query = canonical_query(&self.query);
-        url.set_query((!query.is_empty()).then_some(query.as_str()));
-        url
+        endpoint_uri(endpoint, self.path.len() + 1 + query.len(), |out| {
+            out.push_str(&self.path);
+            if !query.is_empty() {
+                out.push('?');
+                out.push_str(&query);
+            }
+        })
     }
 
     /// The `Content-Type` the SDK sends: with a charset when there is a body.
@@ -124,21 +128,21 @@ impl KpsRequest {
 
     /// The unsigned request to `endpoint`: URL, `Content-Type` and
     /// `User-Agent` as the SDK sends them, and the body.
-    pub fn outgoing(self, endpoint: &Url, user_agent: &str) -> OutgoingRequest {
+    pub fn outgoing(self, endpoint: &Url, user_agent: &str) -> Result<OutgoingRequest, Failure> {
         // Room for the signer's headers too.
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
         if let Ok(agent) = HeaderValue::from_str(user_agent) {
             headers.insert(USER_AGENT, agent);
         }
-        let mut request = OutgoingRequest::new(self.method.clone(), self.url(endpoint), self.action)
+        let mut request = OutgoingRequest::new(self.method.clone(), self.uri(endpoint)?, self.action)
             .with_headers(headers)
             .with_instances(self.instances)
             .with_request_id_header("x-request-id");
         if let Some(body) = self.body {
             request = request.with_body(body);
         }
-        request
+        Ok(request)
     }
 
     /// `host[:port]` of the endpoint.

@@ -349,22 +349,24 @@ pub fn sign_outgoing(
     project: Option<&str>,
     time: DateTime<Utc>,
 ) {
-    use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+    use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
     const X_PROJECT_ID: HeaderName = HeaderName::from_static("x-project-id");
     const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
     const X_SDK_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-sdk-content-sha256");
     const X_SDK_DATE: HeaderName = HeaderName::from_static("x-sdk-date");
 
-    let query = match request.url.query() {
-        Some(_) => Cow::Owned(canonical_query(&request.url.query_pairs().into_owned().collect::<Vec<_>>())),
+    let query = match request.uri.query() {
+        Some(query) => {
+            Cow::Owned(canonical_query(&url::form_urlencoded::parse(query.as_bytes()).into_owned().collect::<Vec<_>>()))
+        }
         None => Cow::Borrowed(""),
     };
     let mut own: Vec<(&str, &str)> = Vec::with_capacity(request.headers.len());
     own.extend(request.headers.iter().filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))));
     let unsigned = Unsigned {
         method: request.method.as_str(),
-        host: keypair_binder_core::http::host_and_port(&request.url),
-        path: request.url.path(),
+        host: keypair_binder_core::kit::uri_host(&request.uri),
+        path: request.uri.path(),
         canonical_query: &query,
         headers: &own,
         body: &request.body,

@@ -210,7 +210,7 @@ impl TencentRun<'_> {
     fn request(&self, action: Action, body: &impl serde::Serialize) -> Result<OutgoingRequest, Failure> {
         let body = serde_json::to_vec(body)
             .map_err(|e| Failure::new(FailureKind::InvalidRequest, format!("cannot encode the call: {e}")))?;
-        Ok(unsigned(&self.inner.endpoint, action, &self.inner.region, body))
+        unsigned(&self.inner.endpoint, action, &self.inner.region, body)
     }
 
     fn key_id(&self) -> Result<&str, Failure> {

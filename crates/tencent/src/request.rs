@@ -2,10 +2,10 @@
 //! version and region in `X-TC-*` headers), and its TC3 signature.
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::host_and_port;
-use keypair_binder_core::kit::{OutgoingRequest, Signer};
-use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
+use keypair_binder_core::report::Failure;
 use url::Url;
 
 use crate::signer::{Credentials, Tc3Request, sign_tc3};
@@ -21,10 +21,8 @@ pub const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// The unsigned call: `POST /`, the JSON body, `X-TC-Action`,
 /// `X-TC-Version` and `X-TC-Region` (always sent: objects live in a region).
-pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> OutgoingRequest {
-    let mut url = endpoint.clone();
-    url.set_path("/");
-    url.set_query(None);
+pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> Result<OutgoingRequest, Failure> {
+    let uri = endpoint_uri(endpoint, 1, |out| out.push('/'))?;
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
@@ -33,7 +31,7 @@ pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> 
     if let Ok(region) = HeaderValue::from_str(region) {
         headers.insert(X_TC_REGION, region);
     }
-    OutgoingRequest::new(Method::POST, url, action.as_str()).with_headers(headers).with_body(body)
+    Ok(OutgoingRequest::new(Method::POST, uri, action.as_str()).with_headers(headers).with_body(body))
 }
 
 /// TC3-HMAC-SHA256 as the kit's [`Signer`]: `X-TC-Timestamp` from the time
@@ -57,8 +55,8 @@ impl Signer for CvmSigner {
         let content_type = request.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(CONTENT_TYPE_JSON);
         let signable = Tc3Request {
             method: request.method.as_str(),
-            host: host_and_port(&request.url),
-            query: request.url.query().unwrap_or(""),
+            host: uri_host(&request.uri),
+            query: request.uri.query().unwrap_or(""),
             content_type,
             payload: &request.body,
             unsigned_payload: false,

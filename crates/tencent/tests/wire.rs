@@ -206,7 +206,7 @@ fn every_accepted_tc3_post_is_rebuilt_with_the_sdks_signature() {
             };
             let endpoint = url::Url::parse(&format!("http://{}/", header("Host").unwrap())).unwrap();
             let body = request["body"].as_str().unwrap().as_bytes().to_vec();
-            let mut call = unsigned(&endpoint, action, region, body);
+            let mut call = unsigned(&endpoint, action, region, body).unwrap();
             let signer = CvmSigner {
                 key: Credentials {
                     access_key: secret_id.to_string(),

@@ -194,7 +194,7 @@ impl Provider for VolcengineRun<'_> {
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let params = wire::keypair_call_params(self.action, call.instances, self.keypair, call.token);
         let invocation = call.token.map(|id| Invocation { id, attempt: call.attempt, max_attempts: call.max_attempts });
-        Ok(unsigned_params(&self.inner.endpoint, &params, invocation, self.action.as_str())
+        Ok(unsigned_params(&self.inner.endpoint, &params, invocation, self.action.as_str())?
             .with_instances(call.instances.len()))
     }
 
@@ -251,7 +251,7 @@ impl StateQueries for VolcengineRun<'_> {
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
         let params = wire::describe_instances_params(instances, None);
-        Ok(unsigned_params(&self.inner.endpoint, &params, None, Action::DescribeInstances.as_str())
+        Ok(unsigned_params(&self.inner.endpoint, &params, None, Action::DescribeInstances.as_str())?
             .with_instances(instances.len()))
     }
 

@@ -4,12 +4,12 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use keypair_binder_core::http::{host_and_port, host_header};
-use keypair_binder_core::kit::{OutgoingRequest, Signer};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
+use keypair_binder_core::report::Failure;
 use keypair_binder_core::sha256_hex;
-use keypair_binder_core::signing::{canonical_of_form_encoded, set_sdk_query};
-use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
+use keypair_binder_core::signing::{canonical_of_form_encoded, push_sdk_query};
 use url::Url;
 
 use crate::signer::{self, Credentials};
@@ -33,7 +33,7 @@ pub struct Invocation<'a> {
 #[derive(Clone, Debug)]
 pub struct PreparedRequest {
     /// Endpoint with the canonical query string.
-    pub url: Url,
+    pub uri: Uri,
     /// Headers to send, `Host` included (HTTP stacks set it from the URL).
     pub headers: Vec<(String, String)>,
 }
@@ -48,7 +48,7 @@ pub fn unsigned(
     query: &[(String, String)],
     invocation: Option<Invocation<'_>>,
     action: &'static str,
-) -> OutgoingRequest {
+) -> Result<OutgoingRequest, Failure> {
     unsigned_canonical(endpoint, &signer::canonical_query(query), invocation, action)
 }
 
@@ -59,17 +59,19 @@ pub fn unsigned_canonical(
     canonical_query: &str,
     invocation: Option<Invocation<'_>>,
     action: &'static str,
-) -> OutgoingRequest {
-    let mut request = unsigned_get(endpoint, invocation, action);
-    request.url.set_query(Some(canonical_query));
-    request
+) -> Result<OutgoingRequest, Failure> {
+    let uri = endpoint_uri(endpoint, canonical_query.len() + 2, |out| {
+        out.push('/');
+        if !canonical_query.is_empty() {
+            out.push('?');
+            out.push_str(canonical_query);
+        }
+    })?;
+    Ok(unsigned_get(uri, invocation, action))
 }
 
-/// `GET /` to the endpoint with the SDK's headers and no query yet.
-fn unsigned_get(endpoint: &Url, invocation: Option<Invocation<'_>>, action: &'static str) -> OutgoingRequest {
-    let mut url = endpoint.clone();
-    url.set_path("/");
-    url.set_query(None);
+/// `GET` of `uri` with the SDK's headers.
+fn unsigned_get(uri: Uri, invocation: Option<Invocation<'_>>, action: &'static str) -> OutgoingRequest {
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
@@ -82,22 +84,26 @@ fn unsigned_get(endpoint: &Url, invocation: Option<Invocation<'_>>, action: &'st
             headers.insert(SDK_REQUEST, v);
         }
     }
-    OutgoingRequest::new(Method::GET, url, action).with_headers(headers)
+    OutgoingRequest::new(Method::GET, uri, action).with_headers(headers)
 }
 
 /// The unsigned `GET /?…` call with these parameters (in canonical order):
 /// each pair goes on the URL encoded as the official Python SDK encodes it,
-/// written straight into it ([`set_sdk_query`]); the signer signs their
+/// written straight into it ([`push_sdk_query`]); the signer signs their
 /// canonical form.
 pub fn unsigned_params(
     endpoint: &Url,
     params: &wire::Params<'_>,
     invocation: Option<Invocation<'_>>,
     action: &'static str,
-) -> OutgoingRequest {
-    let mut request = unsigned_get(endpoint, invocation, action);
-    set_sdk_query(&mut request.url, params.iter().map(|(key, value)| (key.as_ref(), *value)));
-    request
+) -> Result<OutgoingRequest, Failure> {
+    // Exact when nothing needs escaping (every real call).
+    let capacity = 2 + params.iter().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>();
+    let uri = endpoint_uri(endpoint, capacity, |out| {
+        out.push_str("/?");
+        push_sdk_query(out, params.iter().map(|(key, value)| (key.as_ref(), *value)));
+    })?;
+    Ok(unsigned_get(uri, invocation, action))
 }
 
 /// A header name as the SDK writes it (`X-Sdk-Request`), for tools that
@@ -134,7 +140,7 @@ fn sign_with(
     signing_key: &dyn Fn(&str) -> Vec<u8>,
 ) {
     let x_date = signer::format_x_date(time);
-    let host = host_and_port(&request.url);
+    let host = uri_host(&request.uri);
     let payload_hash: Cow<'_, str> =
         if request.body.is_empty() { signer::EMPTY_SHA256.into() } else { sha256_hex(&request.body).into() };
     let token = credentials.token.as_ref().map(|t| t.expose());
@@ -153,8 +159,8 @@ fn sign_with(
     let key = signing_key(&x_date[..8]);
     let authorization = signer::authorization(
         request.method.as_str(),
-        request.url.path(),
-        &canonical_of_form_encoded(request.url.query().unwrap_or("")),
+        request.uri.path(),
+        &canonical_of_form_encoded(request.uri.query().unwrap_or("")),
         &signed,
         &payload_hash,
         &credentials.access_key,
@@ -233,11 +239,11 @@ pub fn prepare(
     query: &[(String, String)],
     invocation: Option<Invocation<'_>>,
     time: DateTime<Utc>,
-) -> PreparedRequest {
-    let mut request = unsigned(endpoint, query, invocation, "call");
+) -> Result<PreparedRequest, Failure> {
+    let mut request = unsigned(endpoint, query, invocation, "call")?;
     sign(&mut request, region, credentials, time);
-    let mut headers = vec![("Host".to_string(), host_header(&request.url))];
+    let mut headers = vec![("Host".to_string(), uri_host(&request.uri).to_string())];
     headers
         .extend(request.headers.iter().filter_map(|(n, v)| Some((sdk_case(n.as_str()), v.to_str().ok()?.to_string()))));
-    PreparedRequest { url: request.url, headers }
+    Ok(PreparedRequest { uri: request.uri, headers })
 }

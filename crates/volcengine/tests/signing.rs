@@ -124,14 +124,16 @@ proptest! {
         let endpoint = url::Url::parse("https://open.volcengineapi.com/").unwrap();
         let action = Action::AttachKeyPair;
         let params = wire::keypair_call_params(action, &ids, &keypair, token.as_deref());
-        let mut sent = request::unsigned_params(&endpoint, &params, None, "AttachKeyPair");
+        let mut sent = request::unsigned_params(&endpoint, &params, None, "AttachKeyPair").unwrap();
         let mut expected = request::unsigned_canonical(
             &endpoint,
             &wire::keypair_call_canonical(action, &ids, &keypair, token.as_deref()),
             None,
             "AttachKeyPair",
-        );
-        let decoded: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
+        )
+        .unwrap();
+        let decoded: Vec<(String, String)> =
+            url::form_urlencoded::parse(sent.uri.query().unwrap().as_bytes()).into_owned().collect();
         let mut reference = wire::keypair_call(action, &ids, &keypair, token.as_deref());
         reference.sort();
         let mut decoded_sorted = decoded.clone();

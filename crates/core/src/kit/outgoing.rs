@@ -3,21 +3,23 @@
 use std::fmt;
 
 use bytes::Bytes;
-use reqwest::Method;
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
+use http::{Method, Uri};
 use url::Url;
+
+use crate::report::{Failure, FailureKind};
 
 /// One HTTP request, built without I/O by a provider's pure parts.
 ///
 /// The body may carry a VM password or private key, and headers may carry a
-/// token, so `Debug` shows the method, URL, action and body length only.
+/// token, so `Debug` shows the method, URI, action and body length only.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct OutgoingRequest {
     /// HTTP method.
     pub method: Method,
-    /// Full URL, query included, exactly as signed.
-    pub url: Url,
+    /// Full URI, query included, exactly as signed and sent.
+    pub uri: Uri,
     /// Headers to send; the provider's `authorize` adds its own.
     pub headers: HeaderMap,
     /// Body bytes (empty for none).
@@ -32,10 +34,10 @@ pub struct OutgoingRequest {
 
 impl OutgoingRequest {
     /// A request with no headers and no body.
-    pub fn new(method: Method, url: Url, action: &'static str) -> Self {
+    pub fn new(method: Method, uri: Uri, action: &'static str) -> Self {
         Self {
             method,
-            url,
+            uri,
             headers: HeaderMap::new(),
             body: Bytes::new(),
             action,
@@ -73,9 +75,58 @@ impl fmt::Debug for OutgoingRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutgoingRequest")
             .field("method", &self.method)
-            .field("url", &self.url.as_str())
+            .field("uri", &self.uri)
             .field("action", &self.action)
             .field("body_bytes", &self.body.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The URI of a call to `endpoint`: its origin (`https://host[:port]`, the
+/// port only when not the scheme's default) and what `write` adds (the path,
+/// and `?` and the query), written into one buffer of about `capacity`
+/// bytes that becomes the request's URI without another copy.
+///
+/// Path and query must be percent-encoded already; text the URI grammar
+/// refuses is an [`FailureKind::InvalidRequest`], never sent.
+pub fn endpoint_uri(endpoint: &Url, capacity: usize, write: impl FnOnce(&mut String)) -> Result<Uri, Failure> {
+    let origin = &endpoint[..url::Position::BeforePath];
+    let mut text = String::with_capacity(origin.len() + capacity);
+    text.push_str(origin);
+    write(&mut text);
+    Uri::from_maybe_shared(Bytes::from(text))
+        .map_err(|e| Failure::new(FailureKind::InvalidRequest, format!("the request URI is malformed: {e}")))
+}
+
+/// The `Host` a request goes to: the URI's host, and its port when given
+/// (the form [`endpoint_uri`] writes: none when it is the scheme's default).
+pub fn uri_host(uri: &Uri) -> &str {
+    uri.authority().map_or("", |a| a.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(endpoint: &str, rest: &str) -> Result<Uri, Failure> {
+        endpoint_uri(&Url::parse(endpoint).unwrap(), rest.len(), |out| out.push_str(rest))
+    }
+
+    #[test]
+    fn the_origin_drops_default_ports_paths_and_queries_of_the_endpoint() {
+        let u = uri("https://ecs.example.com:443/base?x=1", "/?Action=A&Ids.1=i-1").unwrap();
+        assert_eq!(u.to_string(), "https://ecs.example.com/?Action=A&Ids.1=i-1");
+        assert_eq!(uri_host(&u), "ecs.example.com");
+        assert_eq!((u.path(), u.query()), ("/", Some("Action=A&Ids.1=i-1")));
+        let u = uri("http://[::1]:8080", "/v3/p/keypairs/associate").unwrap();
+        assert_eq!(uri_host(&u), "[::1]:8080");
+        assert_eq!((u.path(), u.query()), ("/v3/p/keypairs/associate", None));
+    }
+
+    #[test]
+    fn text_the_uri_grammar_refuses_is_an_invalid_request() {
+        let failure = uri("https://a.example", "/?k=a b").unwrap_err();
+        assert_eq!(failure.kind, FailureKind::InvalidRequest);
+        assert!(!failure.retryable);
     }
 }

@@ -4,9 +4,8 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
-use url::Url;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use http::{Method, Uri};
 
 use crate::kit::outgoing::OutgoingRequest;
 
@@ -26,7 +25,7 @@ pub trait Signer: Send + Sync {
 pub fn signed_by(
     signer: &dyn Signer,
     method: Method,
-    url: Url,
+    uri: Uri,
     headers: &HeaderMap,
     body: Bytes,
     time: DateTime<Utc>,
@@ -44,7 +43,7 @@ pub fn signed_by(
             kept.insert(n, value.clone());
         }
     }
-    let mut rebuilt = OutgoingRequest::new(method, url, "verify").with_headers(kept).with_body(body);
+    let mut rebuilt = OutgoingRequest::new(method, uri, "verify").with_headers(kept).with_body(body);
     signer.sign(&mut rebuilt, time);
     rebuilt.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(received)
 }

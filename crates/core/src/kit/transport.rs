@@ -24,11 +24,10 @@ impl Transport for HttpClient {
             instances: request.instances,
             request_id_header: request.request_id_header,
         };
-        let mut built = reqwest::Request::new(request.method, request.url);
+        let mut built = http::Request::new(request.body);
+        *built.method_mut() = request.method;
+        *built.uri_mut() = request.uri;
         *built.headers_mut() = request.headers;
-        if !request.body.is_empty() {
-            *built.body_mut() = Some(request.body.into());
-        }
         HttpClient::send(self, built, info).await
     }
 }

@@ -209,7 +209,6 @@ impl HttpClient {
     /// The client, its proxies read through `var` (tests inject their own).
     fn build(options: HttpOptions, tls_roots: bool, var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
         let proxies = env_proxies(var)?.map(Arc::new);
-        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| "malformed user agent".to_string())?;
         let mut roots = rustls::RootCertStore::empty();
         // Reading the platform's store takes milliseconds: only a client
         // that may speak TLS (an https endpoint or proxy) loads it.
@@ -217,6 +216,16 @@ impl HttpClient {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
+        Self::assemble(options, proxies, roots)
+    }
+
+    /// The client over these proxies, trusting these roots.
+    fn assemble(
+        options: HttpOptions,
+        proxies: Option<Arc<Matcher>>,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, String> {
+        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| "malformed user agent".to_string())?;
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
@@ -546,6 +555,69 @@ mod tests {
         let head = head.await.unwrap();
         assert!(head.starts_with("CONNECT ecs.example.com:443 HTTP/1.1\r\n"), "{head}");
         assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpwdw=="), "{head}");
+    }
+
+    /// An HTTPS server on loopback for `localhost`, with a certificate of its
+    /// own and these ALPN protocols; it answers every request with the HTTP
+    /// version it was made in. Returns its port and the root that signs it.
+    async fn tls_server(alpn: &[&[u8]]) -> (u16, rustls::pki_types::CertificateDer<'static>) {
+        use hyper_util::rt::TokioIo;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = certified.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.clone()], key)
+                .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(socket).await else { return };
+                    let service =
+                        hyper::service::service_fn(|request: ::http::Request<hyper::body::Incoming>| async move {
+                            let version = format!("{:?}", request.version());
+                            Ok::<_, std::convert::Infallible>(::http::Response::new(Full::new(Bytes::from(version))))
+                        });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (port, cert)
+    }
+
+    fn trusting(root: Option<rustls::pki_types::CertificateDer<'static>>) -> HttpClient {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(root);
+        HttpClient::assemble(HttpOptions::default(), None, roots).unwrap()
+    }
+
+    #[tokio::test]
+    async fn https_is_verified_and_speaks_http2_when_the_server_offers_it() {
+        let (port, root) = tls_server(&[b"h2", b"http/1.1"]).await;
+        let client = trusting(Some(root));
+        let response = get(&client, &format!("https://localhost:{port}/v1/x?a=b")).await.unwrap();
+        assert_eq!((response.status, &response.body[..]), (200, &b"HTTP/2.0"[..]));
+        let (port, root) = tls_server(&[b"http/1.1"]).await;
+        let response = get(&trusting(Some(root)), &format!("https://localhost:{port}/")).await.unwrap();
+        assert_eq!(&response.body[..], b"HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_before_anything_is_sent() {
+        let (port, _) = tls_server(&[b"http/1.1"]).await;
+        let err = get(&trusting(None), &format!("https://localhost:{port}/")).await.unwrap_err();
+        assert!(matches!(err, TransportError::NotSent(_)), "{err:?}");
+        assert!(err.to_string().to_ascii_lowercase().contains("certificate"), "{err}");
     }
 
     #[test]

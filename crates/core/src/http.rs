@@ -495,6 +495,28 @@ mod tests {
         assert!(head.starts_with("GET /v1/x?a=b HTTP/1.1\r\n"), "{head}");
         assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
         assert!(head.contains(concat!("user-agent: keypair-binder/", env!("CARGO_PKG_VERSION"))), "{head}");
+        // A GET carries no body, and says none (as the SDKs send it).
+        assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_post_sends_its_body_with_its_length_and_headers_as_given() {
+        let (addr, head) = peer(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
+        let request = ::http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/"))
+            .header("content-type", "application/json")
+            .header("user-agent", "sdk/1.0")
+            .body(Bytes::from_static(b"{\"a\":1}"))
+            .unwrap();
+        let info = CallInfo { provider: "test", action: "Post", instances: 1, request_id_header: None };
+        client(HttpOptions::default(), &[]).send(request, info).await.unwrap();
+        let head = head.await.unwrap();
+        assert!(head.starts_with("POST / HTTP/1.1\r\n"), "{head}");
+        for line in ["content-length: 7", "content-type: application/json", "user-agent: sdk/1.0"] {
+            assert!(head.contains(&format!("{line}\r\n")), "{line} in {head}");
+        }
+        assert!(!head.contains("keypair-binder/"), "the request's own user agent is kept: {head}");
     }
 
     #[tokio::test]

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
+use keypair_binder_core::kit::{OutgoingRequest, Signer, sdk_query_uri, uri_host};
 use keypair_binder_core::report::Failure;
-use keypair_binder_core::signing::{canonical_of_form_encoded, canonical_order, push_sdk_query};
+use keypair_binder_core::signing::{canonical_of_form_encoded, canonical_order};
 use url::Url;
 
 use crate::signer::{API_VERSION, AccessKey, acs3_authorization, format_date};
@@ -22,20 +22,12 @@ const X_ACS_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-acs-security
 
 /// The unsigned call: the parameters on the URL in canonical order, each
 /// pair encoded byte for byte as the official Python SDK sends it and
-/// written straight into it ([`push_sdk_query`]); `x-acs-action`,
+/// written straight into it ([`sdk_query_uri`]); `x-acs-action`,
 /// `x-acs-version`, `accept`. The signer signs the query's canonical form.
 pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> Result<OutgoingRequest, Failure> {
     let mut sorted: Vec<&(String, String)> = query.iter().collect();
     sorted.sort_by(|a, b| canonical_order((&a.0, &a.1), (&b.0, &b.1)));
-    // Exact when nothing needs escaping.
-    let capacity = 2 + query.iter().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>();
-    let uri = endpoint_uri(endpoint, capacity, |out| {
-        out.push('/');
-        if !sorted.is_empty() {
-            out.push('?');
-            push_sdk_query(out, sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())));
-        }
-    })?;
+    let uri = sdk_query_uri(endpoint, "/", sorted.iter().map(|(key, value)| (key.as_str(), value.as_str())))?;
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(12);
     headers.insert(X_ACS_ACTION, HeaderValue::from_static(action.as_str()));

@@ -116,13 +116,24 @@ pub fn fmt_canonical_request(
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-/// One lookup per byte instead of four range tests.
+/// RFC 3986 unreserved, as comparisons without branches: what the table
+/// is built from, and what the block check folds.
+const fn is_unreserved(b: u8) -> bool {
+    // `| 0x20` folds `A-Z` onto `a-z` and nothing else onto it.
+    ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+}
+
+/// One lookup per byte instead of six tests, for the byte loop.
 const UNRESERVED_BYTES: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        table[b] = is_unreserved(b as u8);
         b += 1;
     }
     table
@@ -133,22 +144,12 @@ fn unreserved(b: u8) -> bool {
 }
 
 /// How many leading bytes are unreserved, counted in whole 16-byte blocks:
-/// [`unreserved`] as comparisons, folded without an early exit so the
-/// compiler checks a block at a time. The bytes after it are left to the
-/// byte loop.
+/// [`is_unreserved`] folded without an early exit, so the compiler checks a
+/// block at a time. The bytes after it are left to the byte loop.
 fn unreserved_blocks(bytes: &[u8]) -> usize {
-    let unreserved = |b: u8| {
-        // `| 0x20` folds `A-Z` onto `a-z` and nothing else onto it.
-        ((b | 0x20).wrapping_sub(b'a') < 26)
-            | (b.wrapping_sub(b'0') < 10)
-            | (b == b'-')
-            | (b == b'.')
-            | (b == b'_')
-            | (b == b'~')
-    };
     let mut prefix = 0;
     for block in bytes.chunks_exact(16) {
-        if !block.iter().fold(true, |all, &b| all & unreserved(b)) {
+        if !block.iter().fold(true, |all, &b| all & is_unreserved(b)) {
             break;
         }
         prefix += 16;
@@ -325,18 +326,17 @@ impl<'a> SignedHeaders<'a> {
         let (low, high) = headers.size_hint();
         let mut canonical: Vec<(Cow<'a, str>, &'a str)> = Vec::with_capacity(high.unwrap_or(low));
         canonical.extend(headers.map(|(n, v)| (lower(n), v.trim())));
-        let mut headers = canonical;
         // Stable: of two equal names, the first given is kept.
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        headers.dedup_by(|a, b| a.0 == b.0);
-        let mut names = String::with_capacity(headers.iter().map(|(n, _)| n.len() + 1).sum());
-        for (i, (name, _)) in headers.iter().enumerate() {
+        canonical.sort_by(|a, b| a.0.cmp(&b.0));
+        canonical.dedup_by(|a, b| a.0 == b.0);
+        let mut names = String::with_capacity(canonical.iter().map(|(n, _)| n.len() + 1).sum());
+        for (i, (name, _)) in canonical.iter().enumerate() {
             if i > 0 {
                 names.push(';');
             }
             names.push_str(name);
         }
-        Self { headers, names }
+        Self { headers: canonical, names }
     }
 
     /// The `;`-joined names, the `SignedHeaders` of an `Authorization`.

@@ -146,8 +146,7 @@ impl Authenticator {
             (None, None) => return Err(auth_failure("neither a project id nor a region to scope the token to")),
         };
         let body = wire::token_request_body(user, password, domain, scope);
-        const TOKENS: &str = "/v3/auth/tokens?nocatalog=true";
-        let uri = endpoint_uri(iam, TOKENS.len(), |out| out.push_str(TOKENS))?;
+        let uri = endpoint_uri(iam, "/v3/auth/tokens", "nocatalog=true")?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf8"));
         let request = OutgoingRequest::new(Method::POST, uri, "iam:CreateToken")
@@ -189,11 +188,7 @@ impl Authenticator {
             self.region.as_deref().ok_or_else(|| config_failure("no project id and no region to look it up by"))?;
         let iam = self.iam.as_ref().ok_or_else(|| config_failure("no project id and no IAM endpoint"))?;
         let query = vec![("name".to_string(), region.to_string())];
-        let query = signer::canonical_query(&query);
-        let uri = endpoint_uri(iam, query.len() + 13, |out| {
-            out.push_str("/v3/projects?");
-            out.push_str(&query);
-        })?;
+        let uri = endpoint_uri(iam, "/v3/projects", &signer::canonical_query(&query))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
         let mut request = OutgoingRequest::new(Method::GET, uri, "iam:KeystoneListProjects")

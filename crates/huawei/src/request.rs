@@ -94,14 +94,7 @@ impl KpsRequest {
 
     /// The URI: endpoint, path, and the canonical query (what is signed is what is sent).
     pub fn uri(&self, endpoint: &Url) -> Result<Uri, Failure> {
-        let query = canonical_query(&self.query);
-        endpoint_uri(endpoint, self.path.len() + 1 + query.len(), |out| {
-            out.push_str(&self.path);
-            if !query.is_empty() {
-                out.push('?');
-                out.push_str(&query);
-            }
-        })
+        endpoint_uri(endpoint, &self.path, &canonical_query(&self.query))
     }
 
     /// The `Content-Type` the SDK sends: with a charset when there is a body.

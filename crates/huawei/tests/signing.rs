@@ -146,14 +146,7 @@ proptest! {
         let path = format!("/v3/{}", segments.join("/"));
         let wire_query = canonical_query(&query);
         let endpoint = url::Url::parse("https://kps.example.com:8443").unwrap();
-        let uri = keypair_binder_core::kit::endpoint_uri(&endpoint, 0, |out| {
-            out.push_str(&path);
-            if !wire_query.is_empty() {
-                out.push('?');
-                out.push_str(&wire_query);
-            }
-        })
-        .unwrap();
+        let uri = keypair_binder_core::kit::endpoint_uri(&endpoint, &path, &wire_query).unwrap();
         let mut map = HeaderMap::new();
         for (name, value) in &headers {
             map.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());

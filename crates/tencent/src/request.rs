@@ -22,7 +22,7 @@ pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// The unsigned call: `POST /`, the JSON body, `X-TC-Action`,
 /// `X-TC-Version` and `X-TC-Region` (always sent: objects live in a region).
 pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> Result<OutgoingRequest, Failure> {
-    let uri = endpoint_uri(endpoint, 1, |out| out.push('/'))?;
+    let uri = endpoint_uri(endpoint, "/", "")?;
     // Room for the signer's headers too.
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));

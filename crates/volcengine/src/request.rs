@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE as CONTENT_TYPE_HEADER, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
-use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
+use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, sdk_query_uri, uri_host};
 use keypair_binder_core::report::Failure;
 use keypair_binder_core::sha256_hex;
-use keypair_binder_core::signing::{canonical_of_form_encoded, push_sdk_query};
+use keypair_binder_core::signing::canonical_of_form_encoded;
 use url::Url;
 
 use crate::signer::{self, Credentials};
@@ -60,14 +60,7 @@ pub fn unsigned_canonical(
     invocation: Option<Invocation<'_>>,
     action: &'static str,
 ) -> Result<OutgoingRequest, Failure> {
-    let uri = endpoint_uri(endpoint, canonical_query.len() + 2, |out| {
-        out.push('/');
-        if !canonical_query.is_empty() {
-            out.push('?');
-            out.push_str(canonical_query);
-        }
-    })?;
-    Ok(unsigned_get(uri, invocation, action))
+    Ok(unsigned_get(endpoint_uri(endpoint, "/", canonical_query)?, invocation, action))
 }
 
 /// `GET` of `uri` with the SDK's headers.
@@ -89,7 +82,7 @@ fn unsigned_get(uri: Uri, invocation: Option<Invocation<'_>>, action: &'static s
 
 /// The unsigned `GET /?…` call with these parameters (in canonical order):
 /// each pair goes on the URL encoded as the official Python SDK encodes it,
-/// written straight into it ([`push_sdk_query`]); the signer signs their
+/// written straight into it ([`sdk_query_uri`]); the signer signs their
 /// canonical form.
 pub fn unsigned_params(
     endpoint: &Url,
@@ -97,12 +90,7 @@ pub fn unsigned_params(
     invocation: Option<Invocation<'_>>,
     action: &'static str,
 ) -> Result<OutgoingRequest, Failure> {
-    // Exact when nothing needs escaping (every real call).
-    let capacity = 2 + params.iter().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>();
-    let uri = endpoint_uri(endpoint, capacity, |out| {
-        out.push_str("/?");
-        push_sdk_query(out, params.iter().map(|(key, value)| (key.as_ref(), *value)));
-    })?;
+    let uri = sdk_query_uri(endpoint, "/", params.iter().map(|(key, value)| (key.as_ref(), *value)))?;
     Ok(unsigned_get(uri, invocation, action))
 }
 

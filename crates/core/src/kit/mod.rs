@@ -37,7 +37,7 @@ mod transport;
 mod window;
 
 pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, Engine, RunSpec, chunks};
-pub use outgoing::{OutgoingRequest, endpoint_uri, uri_host};
+pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{
     Answer, Call, CallAnswer, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,

@@ -8,6 +8,7 @@ use http::{Method, Uri};
 use url::Url;
 
 use crate::report::{Failure, FailureKind};
+use crate::signing::push_sdk_query;
 
 /// One HTTP request, built without I/O by a provider's pure parts.
 ///
@@ -83,17 +84,46 @@ impl fmt::Debug for OutgoingRequest {
 }
 
 /// The URI of a call to `endpoint`: its origin (`https://host[:port]`, the
-/// port only when not the scheme's default) and what `write` adds (the path,
-/// and `?` and the query), written into one buffer of about `capacity`
-/// bytes that becomes the request's URI without another copy.
+/// port only when not the scheme's default), `path`, and `?` and `query`
+/// when there is one, written into one buffer that becomes the request's
+/// URI without another copy.
 ///
 /// Path and query must be percent-encoded already; text the URI grammar
 /// refuses is an [`FailureKind::InvalidRequest`], never sent.
-pub fn endpoint_uri(endpoint: &Url, capacity: usize, write: impl FnOnce(&mut String)) -> Result<Uri, Failure> {
+pub fn endpoint_uri(endpoint: &Url, path: &str, query: &str) -> Result<Uri, Failure> {
+    uri_written(endpoint, path, path.len() + 1 + query.len(), |out| out.push_str(query), query.is_empty())
+}
+
+/// [`endpoint_uri`] with `pairs` as the query, each written as the official
+/// Python SDKs encode it ([`push_sdk_query`]) straight into the URI.
+pub fn sdk_query_uri<'p, I>(endpoint: &Url, path: &str, pairs: I) -> Result<Uri, Failure>
+where
+    I: IntoIterator<Item = (&'p str, &'p str)>,
+    I::IntoIter: Clone,
+{
+    let pairs = pairs.into_iter();
+    let none = pairs.clone().next().is_none();
+    // Exact when nothing needs escaping (every real call).
+    let capacity = path.len() + 1 + pairs.clone().map(|(key, value)| key.len() + value.len() + 2).sum::<usize>();
+    uri_written(endpoint, path, capacity, |out| push_sdk_query(out, pairs), none)
+}
+
+/// The one buffer both write: origin, path, then `?` and the query.
+fn uri_written(
+    endpoint: &Url,
+    path: &str,
+    capacity: usize,
+    write_query: impl FnOnce(&mut String),
+    no_query: bool,
+) -> Result<Uri, Failure> {
     let origin = &endpoint[..url::Position::BeforePath];
     let mut text = String::with_capacity(origin.len() + capacity);
     text.push_str(origin);
-    write(&mut text);
+    text.push_str(path);
+    if !no_query {
+        text.push('?');
+        write_query(&mut text);
+    }
     Uri::from_maybe_shared(Bytes::from(text))
         .map_err(|e| Failure::new(FailureKind::InvalidRequest, format!("the request URI is malformed: {e}")))
 }
@@ -108,24 +138,28 @@ pub fn uri_host(uri: &Uri) -> &str {
 mod tests {
     use super::*;
 
-    fn uri(endpoint: &str, rest: &str) -> Result<Uri, Failure> {
-        endpoint_uri(&Url::parse(endpoint).unwrap(), rest.len(), |out| out.push_str(rest))
+    fn uri(endpoint: &str, path: &str, query: &str) -> Result<Uri, Failure> {
+        endpoint_uri(&Url::parse(endpoint).unwrap(), path, query)
     }
 
     #[test]
     fn the_origin_drops_default_ports_paths_and_queries_of_the_endpoint() {
-        let u = uri("https://ecs.example.com:443/base?x=1", "/?Action=A&Ids.1=i-1").unwrap();
+        let u = uri("https://ecs.example.com:443/base?x=1", "/", "Action=A&Ids.1=i-1").unwrap();
         assert_eq!(u.to_string(), "https://ecs.example.com/?Action=A&Ids.1=i-1");
         assert_eq!(uri_host(&u), "ecs.example.com");
         assert_eq!((u.path(), u.query()), ("/", Some("Action=A&Ids.1=i-1")));
-        let u = uri("http://[::1]:8080", "/v3/p/keypairs/associate").unwrap();
+        let u = uri("http://[::1]:8080", "/v3/p/keypairs/associate", "").unwrap();
         assert_eq!(uri_host(&u), "[::1]:8080");
         assert_eq!((u.path(), u.query()), ("/v3/p/keypairs/associate", None));
+        let endpoint = Url::parse("https://ecs.example.com").unwrap();
+        let u = sdk_query_uri(&endpoint, "/", [("Action", "A"), ("Name", "a b*")]).unwrap();
+        assert_eq!(u.to_string(), "https://ecs.example.com/?Action=A&Name=a+b%2A");
+        assert_eq!(sdk_query_uri(&endpoint, "/", []).unwrap().to_string(), "https://ecs.example.com/");
     }
 
     #[test]
     fn text_the_uri_grammar_refuses_is_an_invalid_request() {
-        let failure = uri("https://a.example", "/?k=a b").unwrap_err();
+        let failure = uri("https://a.example", "/", "k=a b").unwrap_err();
         assert_eq!(failure.kind, FailureKind::InvalidRequest);
         assert!(!failure.retryable);
     }

@@ -118,7 +118,7 @@ fn run(case: Case) -> Row {
                     HuaweiBinder::builder()
                         .endpoint(&endpoint)
                         .project_id(&hw.project_id)
-                        .access_key(&hw.ak, &hw.sk)
+                        .credentials(&hw.ak, &hw.sk)
                         .build()
                         .unwrap(),
                 )

@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iam_endpoint(&endpoint)
             .region(&hw.region)
             .project_id(&hw.project_id)
-            .access_key(&hw.ak, &hw.sk)
+            .credentials(&hw.ak, &hw.sk)
             .build()?,
     );
     let volcengine: Arc<dyn KeypairBinder> = Arc::new(

@@ -31,19 +31,23 @@ pub use keypair_binder_core::{
 /// Huawei Cloud KPS provider.
 #[cfg(feature = "huawei")]
 #[cfg_attr(docsrs, doc(cfg(feature = "huawei")))]
+#[doc(inline)]
 pub use keypair_binder_huawei as huawei;
 
 /// Alibaba Cloud ECS provider.
 #[cfg(feature = "alibaba")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alibaba")))]
+#[doc(inline)]
 pub use keypair_binder_alibaba as alibaba;
 
 /// Tencent Cloud CVM provider.
 #[cfg(feature = "tencent")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tencent")))]
+#[doc(inline)]
 pub use keypair_binder_tencent as tencent;
 
 /// Volcengine ECS provider.
 #[cfg(feature = "volcengine")]
 #[cfg_attr(docsrs, doc(cfg(feature = "volcengine")))]
+#[doc(inline)]
 pub use keypair_binder_volcengine as volcengine;

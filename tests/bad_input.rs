@@ -192,17 +192,17 @@ async fn misconfiguration_is_a_typed_error_before_any_call() {
     let cases: Vec<(&str, Result<(), Error>)> = vec![
         (
             "huawei: unknown region",
-            HuaweiBinder::builder().access_key("a", "s").region("mars-1").project_id("p").build().map(drop),
+            HuaweiBinder::builder().credentials("a", "s").region("mars-1").project_id("p").build().map(drop),
         ),
         (
             "huawei: no region, no endpoint",
-            HuaweiBinder::builder().access_key("a", "s").project_id("p").build().map(drop),
+            HuaweiBinder::builder().credentials("a", "s").project_id("p").build().map(drop),
         ),
         ("huawei: no credentials", HuaweiBinder::builder().region("cn-north-4").project_id("p").build().map(drop)),
         (
             "huawei: plain http to a remote host",
             HuaweiBinder::builder()
-                .access_key("a", "s")
+                .credentials("a", "s")
                 .endpoint("http://kms.example.com")
                 .project_id("p")
                 .build()
@@ -210,12 +210,12 @@ async fn misconfiguration_is_a_typed_error_before_any_call() {
         ),
         (
             "huawei: not a URL",
-            HuaweiBinder::builder().access_key("a", "s").endpoint("kms example").project_id("p").build().map(drop),
+            HuaweiBinder::builder().credentials("a", "s").endpoint("kms example").project_id("p").build().map(drop),
         ),
         (
             "huawei: credentials in the URL",
             HuaweiBinder::builder()
-                .access_key("a", "s")
+                .credentials("a", "s")
                 .endpoint("https://u:p@kms.example.com")
                 .project_id("p")
                 .build()
@@ -361,7 +361,7 @@ async fn hostile_and_truncated_answers_never_bind_nor_panic() {
         let binders: Vec<Arc<dyn KeypairBinder>> = vec![
             Arc::new(
                 HuaweiBinder::builder()
-                    .access_key("ak", "sk")
+                    .credentials("ak", "sk")
                     .endpoint(&endpoint)
                     .project_id("p")
                     .retry_policy(fast_retry().with_max_retries(1))

@@ -197,7 +197,7 @@ async fn bad_signature(cloud: Cloud) {
     let ids = emu.inventory().ids(cloud);
     let binder: std::sync::Arc<dyn keypair_binder::KeypairBinder> = match cloud {
         Cloud::Huawei => {
-            std::sync::Arc::new(huawei(&emu).access_key(&emu.credentials().huawei.ak, "wrong-secret").build().unwrap())
+            std::sync::Arc::new(huawei(&emu).credentials(&emu.credentials().huawei.ak, "wrong-secret").build().unwrap())
         }
         Cloud::Volcengine => std::sync::Arc::new(
             volcengine(&emu).credentials(&emu.credentials().volcengine.ak, "wrong-secret").build().unwrap(),

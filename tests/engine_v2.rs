@@ -199,7 +199,7 @@ async fn refused_credentials_send_one_call() {
     let h = &emu.credentials().huawei;
     for credential in [VmCredential::password(&h.vm_password), VmCredential::private_key("current key")] {
         let before = emu.total_calls();
-        let binder = huawei(&emu).access_key(&h.ak, "wrong-secret").build().unwrap();
+        let binder = huawei(&emu).credentials(&h.ak, "wrong-secret").build().unwrap();
         let request = BindRequest::builder()
             .keypair_name(DEFAULT_KEYPAIR)
             .instances(hw_ids.clone())

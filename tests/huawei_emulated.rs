@@ -182,7 +182,7 @@ async fn given_token_temporary_keys_and_project_lookup() {
         .endpoint(emu.base_url().as_str())
         .iam_endpoint(emu.base_url().as_str())
         .region(&c.region)
-        .access_key(&c.ak, &c.sk)
+        .credentials(&c.ak, &c.sk)
         .polling(fast_polling())
         .build()
         .unwrap();

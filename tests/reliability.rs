@@ -42,7 +42,7 @@ fn default_policy_binder(cloud: Cloud, emu: &Emulator) -> Arc<dyn KeypairBinder>
                     .endpoint(&endpoint)
                     .region(&c.region)
                     .project_id(&c.project_id)
-                    .access_key(&c.ak, &c.sk)
+                    .credentials(&c.ak, &c.sk)
                     .polling(fast_polling())
                     .build()
                     .unwrap(),

@@ -95,7 +95,7 @@ async fn no_secret_in_logs_debug_or_display() {
         texts.push(format!("{:?}", binder.unbind(unbind).await.unwrap()));
         texts.push(format!("{binder:?}"));
     }
-    let wrong = huawei(&emu).access_key(&h.ak, "wrong-huawei-secret").build().unwrap();
+    let wrong = huawei(&emu).credentials(&h.ak, "wrong-huawei-secret").build().unwrap();
     let err = wrong.bind(bind_request(Cloud::Huawei, &emu, &hw_ids[..1])).await.unwrap_err();
     texts.extend([format!("{err:?}"), format!("{err}")]);
 

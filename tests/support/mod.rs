@@ -39,7 +39,7 @@ pub fn huawei(emu: &Emulator) -> HuaweiBuilder {
         .iam_endpoint(emu.base_url().as_str())
         .region(&c.region)
         .project_id(&c.project_id)
-        .access_key(&c.ak, &c.sk)
+        .credentials(&c.ak, &c.sk)
         .retry_policy(fast_retry())
         .polling(fast_polling())
 }

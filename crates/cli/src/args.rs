@@ -54,6 +54,15 @@ fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write durations like 500ms, 30s, 2m)"))
 }
 
+/// A duration that must be more than zero (a zero timeout would end every run before its first call).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = duration(text)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("targets").required(true).args(["instance", "instances_file"]))]
 pub struct RunArgs {
@@ -89,11 +98,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub max_retries: Option<u32>,
     /// Time for the whole run, like 30s or 10m.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub timeout: Option<Duration>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Plan: list every call's instance ids in text output (JSON always has them).
+    #[arg(long)]
+    pub verbose: bool,
     /// After Ctrl-C (or SIGTERM): time calls in flight and started tasks get, like 30s.
     #[arg(long, value_parser = duration)]
     pub grace: Option<Duration>,
@@ -129,7 +141,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "VAR")]
     pub current_password_env: Option<String>,
     /// Huawei: time between task status queries, like 5s.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub poll_interval: Option<Duration>,
 
     /// Tencent: consent to forcibly stop running instances for the change

@@ -1,4 +1,4 @@
-//! `kpbind emulator`: serve both emulated clouds until interrupted. The first
+//! `kpbind emulator`: serve the four emulated clouds until interrupted. The first
 //! line on standard output is one JSON object with what a client needs.
 
 use std::io::Write;

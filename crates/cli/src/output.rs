@@ -148,7 +148,9 @@ pub fn print_report(report: &BindReport, format: Output) {
             }
         }
     }
-    if !report.post_conditions.is_empty() && succeeded > 0 {
+    // What to remember follows a change: a run that changed nothing has nothing to add.
+    let changed = succeeded - report.unchanged();
+    if !report.post_conditions.is_empty() && (changed > 0 || unknown > 0) {
         println!("\nRemember:");
         for condition in &report.post_conditions {
             println!("  - {condition}");
@@ -156,7 +158,7 @@ pub fn print_report(report: &BindReport, format: Output) {
     }
 }
 
-pub fn print_plan(plan: &Plan, format: Output) {
+pub fn print_plan(plan: &Plan, format: Output, verbose: bool) {
     if format == Output::Json {
         println!("{}", serde_json::to_string(plan).unwrap_or_else(|_| "{}".into()));
         return;
@@ -170,9 +172,30 @@ pub fn print_plan(plan: &Plan, format: Output) {
         plan.duplicates,
         plan.calls.len()
     );
-    for (n, call) in plan.calls.iter().enumerate() {
-        let ids: Vec<&str> = call.instances.iter().map(|i| i.as_str()).collect();
-        println!("  {:>4}. {} ({}): {}", n + 1, call.action, ids.len(), ids.join(" "));
+    if verbose {
+        for (n, call) in plan.calls.iter().enumerate() {
+            let ids: Vec<&str> = call.instances.iter().map(|i| i.as_str()).collect();
+            println!("  {:>4}. {} ({}): {}", n + 1, call.action, ids.len(), ids.join(" "));
+        }
+        return;
+    }
+    // Runs of calls alike in action and size, one line each: a plan of
+    // thousands of ids reads in a few lines (`--verbose` lists the ids).
+    let mut first = 0;
+    while first < plan.calls.len() {
+        let (action, size) = (&plan.calls[first].action, plan.calls[first].instances.len());
+        let mut last = first;
+        while last + 1 < plan.calls.len()
+            && plan.calls[last + 1].action == *action
+            && plan.calls[last + 1].instances.len() == size
+        {
+            last += 1;
+        }
+        let calls =
+            if first == last { format!("call {}", first + 1) } else { format!("calls {}-{}", first + 1, last + 1) };
+        let each = if first == last { "" } else { " each" };
+        println!("  {calls}: {action}, {size} instances{each}");
+        first = last + 1;
     }
 }
 

@@ -120,7 +120,7 @@ pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
             })
         }
         Ok(Done::Plan(plan)) => {
-            output::print_plan(&plan, args.output);
+            output::print_plan(&plan, args.output, args.verbose);
             ExitCode::from(0)
         }
         Err(CliError::Usage(message)) => {
@@ -297,6 +297,8 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
 
 /// Most instances one run takes (the library's ceiling).
 const MAX_INSTANCES: usize = 100_000;
+/// Malformed lines of an instances file reported before giving up.
+const MAX_BAD_LINES: usize = 5;
 /// Largest `--instances-file` read.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -313,9 +315,12 @@ fn read_instances(args: &RunArgs) -> Result<Vec<String>, CliError> {
     // One byte past the cap tells a file at the cap from a larger one.
     let mut lines = reader.take(MAX_FILE_BYTES + 1);
     let mut ids = Vec::new();
+    let mut bad = Vec::new();
     let mut line = String::new();
+    let mut number = 0usize;
     loop {
         line.clear();
+        number += 1;
         let read = lines.read_line(&mut line).map_err(|e| CliError::Usage(format!("cannot read {name}: {e}")))?;
         if read == 0 {
             break;
@@ -335,7 +340,23 @@ fn read_instances(args: &RunArgs) -> Result<Vec<String>, CliError> {
                 "{name} lists more than {MAX_INSTANCES} instances, the ceiling of one run; split the fleet into several runs"
             )));
         }
-        ids.push(id.to_string());
+        match keypair_binder::InstanceId::new(id) {
+            Ok(_) => ids.push(id.to_string()),
+            Err(e) => {
+                bad.push(format!("{name} line {number}: {e}: {id:?}"));
+                if bad.len() == MAX_BAD_LINES {
+                    break;
+                }
+            }
+        }
+    }
+    if !bad.is_empty() {
+        let more = if bad.len() == MAX_BAD_LINES {
+            format!("\n  (stopped at the first {MAX_BAD_LINES}; the file may hold more)")
+        } else {
+            String::new()
+        };
+        return Err(CliError::Usage(format!("malformed instance ids:\n  {}{more}", bad.join("\n  "))));
     }
     Ok(ids)
 }

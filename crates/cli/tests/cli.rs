@@ -310,6 +310,7 @@ async fn secrets_are_never_printed_even_at_trace_level() {
         let out = run(kpbind(&as_refs(&env)), &argv, None).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stderr.contains("api_call"), "trace logs reach stderr");
+        assert!(!out.stderr.contains('\x1b'), "no colour codes when stderr is not a terminal");
         outputs.push_str(&out.stdout);
         outputs.push_str(&out.stderr);
     }
@@ -525,7 +526,22 @@ async fn re_runs_converge_on_both_clouds() {
         for id in &ids {
             assert_eq!(emu.applications(cloud, id), 1, "{cloud:?} {id}");
         }
+        // In text, a run that changed nothing has no post-conditions to remember; one that changed something has.
+        let out = run_bind(ids.clone(), &["--output", "text"]).await;
+        assert_eq!(out.code, 0, "{cloud:?}: {}", out.stderr);
+        assert!(!out.stdout.contains("Remember:"), "{cloud:?}: {}", out.stdout);
     }
+    let fresh = emulator(2).await;
+    let env = env_for(&fresh);
+    let mut args: Vec<String> = vec!["bind".into(), "--keypair".into(), DEFAULT_KEYPAIR.into()];
+    args.extend(provider_args(Cloud::Volcengine, fresh.base_url().as_str()));
+    for id in fresh.inventory().ids(Cloud::Volcengine) {
+        args.extend(["--instance".into(), id]);
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Remember:"), "{}", out.stdout);
 }
 
 /// Kill -9 mid-run with a journal, just after a call was applied and its
@@ -766,4 +782,190 @@ async fn tencent_binds_by_key_id_and_power_cycles_only_with_consent() {
         out.json()["calls"].as_array().unwrap().iter().map(|c| c["instances"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, [100, 100, 50]);
     assert!(out.stdout.contains("AssociateInstancesKeyPairs"));
+}
+
+/// Spawns `kpbind` with `args`, the ids on standard input; the child and its pid.
+async fn spawn_with_ids(
+    env: &[(&'static str, String)],
+    args: &[String],
+    ids: &[String],
+) -> (tokio::process::Child, String) {
+    let mut cmd = kpbind(&as_refs(env));
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(ids.join("\n").as_bytes()).await.unwrap();
+    drop(input);
+    let pid = child.id().unwrap().to_string();
+    (child, pid)
+}
+
+fn signal(name: &str, pid: &str) {
+    assert!(std::process::Command::new("kill").args([name, pid]).status().unwrap().success());
+}
+
+/// Two interrupts in quick succession (SIGINT twice, or SIGINT then SIGTERM)
+/// end the run at once, however they fall: exit 130 and one report, every time.
+#[tokio::test]
+async fn a_second_interrupt_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    for attempt in 0..8u64 {
+        let emu = Emulator::builder()
+            .instances(60)
+            .latency(Duration::from_millis(30))
+            .task_duration(Duration::from_millis(400))
+            .start()
+            .await
+            .unwrap();
+        let env = env_for(&emu);
+        let endpoint = emu.base_url().to_string();
+        let ids = emu.inventory().ids(Cloud::Huawei);
+        let journal = dir.path().join(format!("hw-{attempt}.jsonl"));
+        let mut args: Vec<String> = vec![
+            "bind".into(),
+            "--keypair".into(),
+            DEFAULT_KEYPAIR.into(),
+            "--output".into(),
+            "json".into(),
+            "--journal".into(),
+            journal.display().to_string(),
+            "--instances-file".into(),
+            "-".into(),
+        ];
+        args.extend(provider_args(Cloud::Huawei, &endpoint));
+        let (child, pid) = spawn_with_ids(&env, &args, &ids).await;
+        tokio::time::sleep(Duration::from_millis(150 + 70 * attempt)).await;
+        signal("-INT", &pid);
+        tokio::time::sleep(Duration::from_millis(10 * (attempt % 4))).await;
+        signal(if attempt % 2 == 0 { "-INT" } else { "-TERM" }, &pid);
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("attempt {attempt}: still running 10 s after the second interrupt"))
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "attempt {attempt}: {stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(doc["instances"].as_array().unwrap().len(), ids.len(), "attempt {attempt}");
+    }
+}
+
+/// `--journal` on a file that is not a journal: a usage error, and the file is left byte for byte.
+#[tokio::test]
+async fn a_foreign_file_is_never_written_as_a_journal() {
+    let emu = emulator(3).await;
+    let env = env_for(&emu);
+    let endpoint = emu.base_url().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let content = b"{\"provider\":\"volcengine\",\"summary\":{}}\n";
+    std::fs::write(&report, content).unwrap();
+    let mut args: Vec<String> = vec![
+        "bind".into(),
+        "--keypair".into(),
+        DEFAULT_KEYPAIR.into(),
+        "--journal".into(),
+        report.display().to_string(),
+    ];
+    args.extend(provider_args(Cloud::Volcengine, &endpoint));
+    for id in emu.inventory().ids(Cloud::Volcengine) {
+        args.extend(["--instance".into(), id]);
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(kpbind(&as_refs(&env)), &argv, None).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not a kpbind journal"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&report).unwrap(), content, "the file was changed");
+    assert!(emu.request_log().is_empty(), "nothing was sent");
+}
+
+/// Kill -9 at different points of a journaled run, a torn last line after
+/// each crash, then resumes: every run exits 0 or 3 (never 2: the journal
+/// stays readable), and in the end every instance is bound exactly once.
+#[tokio::test]
+async fn a_torn_journal_resumes_any_number_of_times() {
+    for cloud in [Cloud::Volcengine, Cloud::Huawei] {
+        let emu = Emulator::builder()
+            .instances(120)
+            .latency(Duration::from_millis(40))
+            .task_duration(Duration::from_millis(300))
+            .start()
+            .await
+            .unwrap();
+        let env = env_for(&emu);
+        let endpoint = emu.base_url().to_string();
+        let ids = emu.inventory().ids(cloud);
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("run.jsonl");
+        let mut args: Vec<String> = vec![
+            "bind".into(),
+            "--keypair".into(),
+            DEFAULT_KEYPAIR.into(),
+            "--output".into(),
+            "json".into(),
+            "--concurrency".into(),
+            "1".into(),
+            "--journal".into(),
+            journal.display().to_string(),
+            "--instances-file".into(),
+            "-".into(),
+        ];
+        args.extend(provider_args(cloud, &endpoint));
+        for (round, delay) in [250u64, 600, 120].into_iter().enumerate() {
+            let (mut child, pid) = spawn_with_ids(&env, &args, &ids).await;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            signal("-9", &pid);
+            let status = child.wait().await.unwrap();
+            if let Some(code) = status.code() {
+                // It finished before the kill: a whole run, not a usage error.
+                assert!(code == 0 || code == 3, "{cloud:?} round {round}: exit {code}");
+            }
+            // The crash tore the record being written.
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&journal).unwrap();
+            std::io::Write::write_all(&mut file, b"{\"record\":\"outcome\",\"instance\":\"i-to").unwrap();
+        }
+        for round in 0..2 {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run(kpbind(&as_refs(&env)), &argv, Some(&ids.join("\n"))).await;
+            assert_eq!(out.code, 0, "{cloud:?} resume {round}: {}", out.stderr);
+            assert_eq!(out.json()["summary"]["succeeded"], ids.len(), "{cloud:?}");
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&journal).unwrap();
+            std::io::Write::write_all(&mut file, b"{\"record\":\"call\",\"insta").unwrap();
+        }
+        for id in &ids {
+            assert_eq!(emu.applications(cloud, id), 1, "{cloud:?} {id}: bound exactly once");
+        }
+    }
+}
+
+/// Small usage rules: a zero timeout, malformed ids named by their line, and a plan summarised.
+#[tokio::test]
+async fn usage_details_a_newcomer_meets() {
+    let out = run(
+        kpbind(&[]),
+        &["bind", "--provider", "volcengine", "--keypair", "k", "--instance", "i-1", "--timeout", "0s"],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("more than zero"), "{}", out.stderr);
+
+    let file = "i-ok-1\n# a comment\n\ni-ok-2\nbad id\ni-ok-3\nx\u{7}y\n";
+    let out =
+        run(kpbind(&[]), &["plan", "--provider", "volcengine", "--keypair", "k", "--instances-file", "-"], Some(file))
+            .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("standard input line 5") && out.stderr.contains("\"bad id\""), "{}", out.stderr);
+    assert!(out.stderr.contains("standard input line 7") && out.stderr.contains("\"x\\u{7}y\""), "{}", out.stderr);
+    assert!(!out.stderr.contains("line 4"), "{}", out.stderr);
+
+    let ids: String = (0..3000).map(|i| format!("i-plan{i:05}\n")).collect();
+    let args = ["plan", "--provider", "volcengine", "--keypair", "k", "--instances-file", "-"];
+    let out = run(kpbind(&[]), &args, Some(&ids)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.len() < 500, "a summary, not every id: {} bytes", out.stdout.len());
+    assert!(out.stdout.contains("calls 1-30: AttachKeyPair, 100 instances each"), "{}", out.stdout);
+    assert!(!out.stdout.contains("i-plan00000"), "{}", out.stdout);
+    let verbose = [&args[..], &["--verbose"]].concat();
+    let out = run(kpbind(&[]), &verbose, Some(&ids)).await;
+    assert!(out.stdout.contains("i-plan00000") && out.stdout.contains("i-plan02999"), "--verbose lists the ids");
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -148,8 +148,10 @@ pub enum JournalError {
         /// This run's value.
         ours: String,
     },
-    /// The journal's first line is not a header.
-    #[error("journal {path} does not start with a header; it is not a kpbind journal")]
+    /// The file holds something other than a journal; it was left as it was.
+    #[error(
+        "{path} is not a kpbind journal (it does not start with a journal header); it was left as it was: name a new or empty file with --journal"
+    )]
     NotAJournal {
         /// The file.
         path: PathBuf,
@@ -170,40 +172,28 @@ impl Journal {
     pub fn open(path: impl AsRef<Path>, header: JournalHeader) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| JournalError::Io { path: path.clone(), source };
-        let mut priors = HashMap::new();
-        let existing = match File::open(&path) {
-            Ok(file) => Some(file),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io(e)),
         };
-        let mut has_header = false;
-        if let Some(file) = existing {
-            let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io)?;
-            let mut records = Vec::with_capacity(lines.len());
-            for (n, line) in lines.iter().enumerate() {
-                match serde_json::from_str::<Record>(line) {
-                    Ok(record) => records.push(record),
-                    // A torn last line: the crash came mid-write; what it described never went on.
-                    Err(_) if n + 1 == lines.len() => {}
-                    Err(_) => return Err(JournalError::NotAJournal { path }),
-                }
-            }
-            match records.first() {
-                None => {}
-                Some(Record::Header(theirs)) => {
-                    if let Some((field, theirs, ours)) = theirs.difference(&header) {
-                        return Err(JournalError::Mismatch { path, field, theirs, ours });
-                    }
-                    has_header = true;
-                }
-                Some(_) => return Err(JournalError::NotAJournal { path }),
-            }
-            priors = replay(&records);
+        let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.clone() })?;
+        // Checked before anything is written: a file that is not this run's journal is left as it was.
+        if let Some(Record::Header(theirs)) = existing.records.first()
+            && let Some((field, theirs, ours)) = theirs.difference(&header)
+        {
+            return Err(JournalError::Mismatch { path, field, theirs, ours });
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
-        if !has_header {
+        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        if existing.valid_len < bytes.len() {
+            // A torn last line from a crash: cut it off, so the next record starts a line of its own.
+            file.set_len(existing.valid_len as u64).map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        if existing.records.is_empty() {
             write_line(&mut file, &Record::Header(header)).map_err(io)?;
         }
+        let priors = replay(&existing.records);
         Ok(Self { path, file: Mutex::new(file), priors })
     }
 
@@ -249,6 +239,46 @@ impl Journal {
         self.write(&record)
     }
 }
+
+/// The records of an existing journal, and how many of its bytes hold them.
+struct Existing {
+    records: Vec<Record>,
+    /// Bytes up to the end of the last whole record; a torn line after it is cut off.
+    valid_len: usize,
+}
+
+/// Reads a journal's bytes. Empty is a new journal. Anything else must start
+/// with a header line, and only its last line may be torn (a crash
+/// mid-write): then it is `Err(())`, not a journal.
+fn read_records(bytes: &[u8]) -> Result<Existing, ()> {
+    let mut records = Vec::new();
+    let mut valid_len = 0;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (line, whole, len) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], true, end + 1),
+            None => (rest, false, rest.len()),
+        };
+        let last = len == rest.len();
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) if whole => {
+                if records.is_empty() && !matches!(record, Record::Header(_)) {
+                    return Err(());
+                }
+                records.push(record);
+                valid_len += len;
+            }
+            // Only the last line may be torn, and only after a header (or as a torn header).
+            _ if last && (!records.is_empty() || line.starts_with(TORN_HEADER_START)) => {}
+            _ => return Err(()),
+        }
+        rest = &rest[len..];
+    }
+    Ok(Existing { records, valid_len })
+}
+
+/// How every header line starts, to tell a header torn by a crash from a foreign file.
+const TORN_HEADER_START: &[u8] = b"{\"record\":\"header\"";
 
 /// One line, flushed and synced before the caller goes on.
 fn write_line(file: &mut File, record: &Record) -> std::io::Result<()> {
@@ -332,6 +362,88 @@ mod tests {
         let other = JournalHeader::new("volcengine", "bind", Some("kp-other".into()));
         let err = Journal::open(&path, other).unwrap_err();
         assert!(err.to_string().contains("key pair kp, not kp-other"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn temp_path() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("kpb-journal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.jsonl");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_journal_is_refused_and_left_as_it_was() {
+        let (dir, path) = temp_path();
+        let foreign: [&[u8]; 5] = [
+            b"{\"provider\": \"volcengine\", \"instances\": []}\n",
+            b"just some notes\nand more\n",
+            b"no newline at all",
+            b"{\"record\":\"call\",\"instances\":[\"a\"],\"token\":null}\n",
+            b"\n",
+        ];
+        for content in foreign {
+            std::fs::write(&path, content).unwrap();
+            let err = Journal::open(&path, header()).unwrap_err();
+            assert!(matches!(err, JournalError::NotAJournal { .. }), "{err}");
+            assert!(err.to_string().contains("not a kpbind journal"), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), content, "the file was changed");
+        }
+        // A journal with a bad line in its middle is not one either.
+        std::fs::write(&path, b"").unwrap();
+        drop(Journal::open(&path, header()).unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"garbage\n{\"record\":\"task\",\"instance\":\"a\",\"task\":\"t\"}\n");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(Journal::open(&path, header()), Err(JournalError::NotAJournal { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        // Another run's journal is left as it was too.
+        std::fs::remove_file(&path).unwrap();
+        drop(Journal::open(&path, header()).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let other = JournalHeader::new("huawei", "bind", Some("kp".into()));
+        assert!(matches!(Journal::open(&path, other), Err(JournalError::Mismatch { .. })));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_file_starts_a_journal() {
+        let (dir, path) = temp_path();
+        std::fs::write(&path, b"").unwrap();
+        let j = Journal::open(&path, header()).unwrap();
+        j.outcome(&id("a"), &InstanceOutcome::Bound).unwrap();
+        drop(j);
+        let j = Journal::open(&path, header()).unwrap();
+        assert_eq!(j.prior(&id("a")), Some(&Prior::Succeeded { changed: true }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn torn_lines_are_cut_off_however_often_a_run_crashes() {
+        let (dir, path) = temp_path();
+        // A header torn by a crash: the journal starts again.
+        std::fs::write(&path, b"{\"record\":\"header\",\"provider\":\"volc").unwrap();
+        drop(Journal::open(&path, header()).unwrap());
+        for round in 0..5 {
+            let j = Journal::open(&path, header()).unwrap();
+            let vm = id(&format!("vm-{round}"));
+            j.call(std::slice::from_ref(&vm), Some("t")).unwrap();
+            j.outcome(&vm, &InstanceOutcome::Bound).unwrap();
+            drop(j);
+            // The crash tears the next record.
+            let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+            file.write_all(b"{\"record\":\"call\",\"instances\":[\"vm-to").unwrap();
+        }
+        let j = Journal::open(&path, header()).unwrap();
+        for round in 0..5 {
+            assert_eq!(j.prior(&id(&format!("vm-{round}"))), Some(&Prior::Succeeded { changed: true }));
+        }
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'), "the torn line was cut off");
+        assert_eq!(text.lines().filter(|l| l.contains("\"header\"")).count(), 1);
+        assert!(text.lines().all(|l| serde_json::from_str::<Record>(l).is_ok()), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -179,7 +179,7 @@ impl Inventory {
     }
 
     /// `per_cloud` running Linux instances on each cloud, ids in each cloud's
-    /// format and the same for the same seed, plus [`DEFAULT_KEYPAIR`] on both.
+    /// format and the same for the same seed, plus [`DEFAULT_KEYPAIR`] on every cloud.
     pub fn generate(per_cloud: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut instances = Vec::with_capacity(per_cloud * 4);

@@ -1,10 +1,11 @@
-//! A local emulator of Huawei Cloud KPS and Volcengine ECS key-pair APIs over
-//! real HTTP on one loopback port, for tests, examples and benchmarks that
-//! must run without a cloud account.
+//! A local emulator of the key-pair APIs of four clouds (Huawei Cloud KPS and
+//! ECS, Volcengine ECS, Alibaba Cloud ECS, Tencent Cloud CVM) over real HTTP
+//! on one loopback port, for tests, examples and benchmarks that must run
+//! without a cloud account.
 //!
 //! It checks signatures with the providers' own signers, enforces each
 //! cloud's rules (batch caps, the 10-VM window, `ClientToken` idempotency,
-//! task states), injects faults by rate or script, and lets tests read its
+//! task states, Tencent's all-or-nothing validation and asynchronous operations), injects faults by rate or script, and lets tests read its
 //! state: bindings, applications per instance, calls per action.
 //!
 //! ```no_run

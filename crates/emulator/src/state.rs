@@ -115,7 +115,7 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u128(d.as_millis())
 }
 
-/// The mutable world behind both APIs.
+/// The mutable world behind every cloud's API.
 pub(crate) struct World {
     pub started: Instant,
     pub vms: HashMap<(Cloud, String), Vm>,

@@ -212,14 +212,20 @@ impl HuaweiBuilder {
         self
     }
 
-    /// AK/SK signing.
-    pub fn access_key(mut self, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+    /// AK/SK signing (named as on the other clouds' builders).
+    pub fn credentials(mut self, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
         self.auth = Some(HuaweiAuth::AkSk(AkSk {
             access_key: access_key.into(),
             secret_key: Secret::new(secret_key),
             token: None,
         }));
         self
+    }
+
+    /// AK/SK signing; the earlier name of [`credentials`](Self::credentials).
+    #[deprecated(since = "0.1.0", note = "use `credentials`, as on every other cloud's builder")]
+    pub fn access_key(self, access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        self.credentials(access_key, secret_key)
     }
 
     /// Temporary AK/SK with their security token.
@@ -415,11 +421,11 @@ mod tests {
 
     #[test]
     fn unknown_region_and_missing_credentials_are_typed_errors() {
-        let err = HuaweiBuilder::new().access_key("a", "s").region("mars-1").project_id("p").resolve().err().unwrap();
+        let err = HuaweiBuilder::new().credentials("a", "s").region("mars-1").project_id("p").resolve().err().unwrap();
         assert!(err.to_string().contains("unknown region"), "{err}");
         assert!(
             HuaweiBuilder::new()
-                .access_key("a", "s")
+                .credentials("a", "s")
                 .region("mars-1")
                 .endpoint("https://kms.mars")
                 .project_id("p")
@@ -429,7 +435,7 @@ mod tests {
         let err = HuaweiBuilder::from_env_with(&StaticEnv::new()).resolve().err().unwrap();
         assert!(err.to_string().contains("HUAWEICLOUD_SDK_AK"), "{err}");
         let err = HuaweiBuilder::new()
-            .access_key("a", "s")
+            .credentials("a", "s")
             .endpoint("http://kms.example.com")
             .project_id("p")
             .resolve()

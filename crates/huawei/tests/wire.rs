@@ -156,7 +156,7 @@ fn requests_match_the_official_sdk() {
 
 #[test]
 fn oversized_and_mixed_batches_are_never_planned() {
-    let binder = HuaweiBinder::builder().access_key("ak", "sk").region("cn-north-4").project_id("p").build().unwrap();
+    let binder = HuaweiBinder::builder().credentials("ak", "sk").region("cn-north-4").project_id("p").build().unwrap();
     let ids: Vec<String> = (0..11).map(|i| format!("srv-{i:02}")).collect();
     let request = BindRequest::builder()
         .keypair_name("kp-demo")

@@ -144,6 +144,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     pub async fn run(mut self) -> Vec<(InstanceId, InstanceOutcome)> {
         self.resume().await;
         loop {
+            // Every turn gives the runtime a chance to run timers and I/O,
+            // even when each step below happens to be ready at once.
+            tokio::task::coop::consume_budget().await;
             for done in std::mem::take(&mut self.polled) {
                 self.absorb(done);
             }
@@ -157,7 +160,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 }
                 tokio::select! {
                     Some(polled) = self.polls.next() => self.absorb(polled),
-                    () = self.run.stopped() => {}
+                    // Past the grace (or abandoned): what is still followed is settled by `finish`.
+                    () = self.run.stopped() => break,
                 }
                 continue;
             }

@@ -132,6 +132,7 @@ impl Engine {
             cancel: options.cancel.clone().unwrap_or_default(),
             abandon: options.abandon.clone().unwrap_or_default(),
             cancelled_at: OnceLock::new(),
+            abandoned_at: OnceLock::new(),
             grace: options.grace.unwrap_or(DEFAULT_GRACE),
             gate: Gate::new(),
             abort: Mutex::new(None),
@@ -243,6 +244,7 @@ pub(crate) struct RunState<'a> {
     cancel: CancellationToken,
     abandon: CancellationToken,
     cancelled_at: OnceLock<Instant>,
+    abandoned_at: OnceLock<Instant>,
     grace: Duration,
     pub gate: Gate,
     abort: Mutex<Option<Failure>>,
@@ -354,10 +356,17 @@ impl RunState<'_> {
         }
     }
 
-    /// When everything stops: the deadline, or the end of a cancellation's grace.
+    /// When the run was abandoned (first seen), if it was.
+    fn abandoned_at(&self) -> Option<Instant> {
+        self.abandon.is_cancelled().then(|| *self.abandoned_at.get_or_init(Instant::now))
+    }
+
+    /// When everything stops: the deadline, the end of a cancellation's
+    /// grace, or the moment the run was abandoned (fixed once seen, so that
+    /// every loop that compares the clock with it ends).
     pub fn hard_stop(&self) -> Instant {
-        if self.abandon.is_cancelled() {
-            return Instant::now();
+        if let Some(at) = self.abandoned_at() {
+            return at.min(self.deadline);
         }
         match self.cancelled_at() {
             Some(at) => (at + self.grace).min(self.deadline),

@@ -18,6 +18,8 @@
 pub use keypair_binder_core::http::HttpOptions;
 pub use keypair_binder_core::kit::RateLimit;
 pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder};
+/// The HTTP client crate, at the version every provider builder's `.http_client(…)` takes.
+pub use keypair_binder_core::reqwest;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use keypair_binder_core::testing;

@@ -1,24 +1,16 @@
-//! Shared HTTP plumbing: one rustls client, timeouts, a bounded body read,
-//! the endpoint policy, and a tracing span per API call.
+//! Shared HTTP plumbing: one `reqwest` client (rustls, or the application's
+//! own), timeouts, a bounded body read, the endpoint policy, and a tracing
+//! span per API call.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ::http::header::{HeaderMap, HeaderValue};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Body;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::Instrument;
 use url::Url;
 
-use crate::connect::{ProxyConnector, env_proxies};
 use crate::error::Error;
 use crate::report::{Failure, FailureKind};
 
@@ -50,6 +42,8 @@ impl Default for HttpOptions {
 /// credentials and endpoints.
 #[derive(Clone, Debug, Default)]
 pub struct ClientSettings {
+    /// The application's own client (its proxies, roots, timeouts and pool), used as given.
+    pub http_client: Option<reqwest::Client>,
     /// Plain `http://` allowed to a non-loopback endpoint.
     pub allow_http: bool,
     /// Timeouts and limits.
@@ -69,6 +63,14 @@ macro_rules! client_setters {
         /// Allows plain `http://` to a non-loopback endpoint (insecure; for proxies you trust).
         pub fn allow_http(mut self, allow: bool) -> Self {
             self.client.allow_http = allow;
+            self
+        }
+
+        /// Sends through the application's own `reqwest` client, as it is
+        /// configured (proxies, root certificates, timeouts, pool); the
+        /// library adds only its per-call deadline and body limit.
+        pub fn http_client(mut self, client: $crate::reqwest::Client) -> Self {
+            self.client.http_client = Some(client);
             self
         }
 
@@ -187,79 +189,76 @@ pub struct CallInfo<'a> {
     pub request_id_header: Option<&'static str>,
 }
 
-/// The HTTP client every provider shares.
+/// The HTTP client every provider shares: `reqwest`, built here or handed
+/// over by the application.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<ProxyConnector>, Full<Bytes>>,
-    proxies: Option<Arc<Matcher>>,
-    user_agent: HeaderValue,
+    client: reqwest::Client,
     options: HttpOptions,
+    /// Built by the application: its own settings (proxies, roots, user agent) stand as given.
+    external: bool,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
             .field("options", &self.options)
-            .field("proxied", &self.proxies.is_some())
+            .field("application_client", &self.external)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpClient {
-    /// The client, its proxies read through `var` (tests inject their own).
+    /// The library's own client, its proxies read through `var` (tests inject their own).
     fn build(options: HttpOptions, tls_roots: bool, var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let proxies = env_proxies(var)?.map(Arc::new);
-        let mut roots = rustls::RootCertStore::empty();
-        // Reading the platform's store takes milliseconds: only a client
-        // that may speak TLS (an https endpoint or proxy) loads it.
-        if tls_roots || proxies.is_some() {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-        Self::assemble(options, proxies, roots)
-    }
-
-    /// The client over these proxies, trusting these roots.
-    fn assemble(
-        options: HttpOptions,
-        proxies: Option<Arc<Matcher>>,
-        roots: rustls::RootCertStore,
-    ) -> Result<Self, String> {
         let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| "malformed user agent".to_string())?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(options.connect_timeout));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(ProxyConnector::new(tcp, proxies.clone()));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            // Reading the platform's store takes milliseconds: only a client
+            // that may speak TLS (an https endpoint or proxy) loads it.
+            .tls_built_in_root_certs(tls_roots)
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        Ok(Self { client, proxies, user_agent, options })
+            .user_agent(user_agent)
+            // The cloud APIs answer; they do not redirect. A redirect followed would resend a signed write.
+            .redirect(reqwest::redirect::Policy::none())
+            // Proxies come only from the variables read below (reqwest would read the real environment).
+            .no_proxy();
+        let proxies = env_proxies(var)?;
+        let tls_proxy = proxies.iter().any(|p| p.tls);
+        for proxy in proxies {
+            builder = builder.proxy(proxy.proxy);
+        }
+        if tls_proxy && !tls_roots {
+            builder = builder.tls_built_in_root_certs(true);
+        }
+        let client = builder.build().map_err(|e| format!("TLS setup: {}", error_chain(&e)))?;
+        Ok(Self { client, options, external: false })
     }
 
-    /// Builds the client of one provider for the endpoints it will call; a
-    /// failure (a malformed proxy variable) is that provider's configuration
-    /// error.
+    /// Builds the client of one provider for the endpoints it will call: the
+    /// application's own (`settings.http_client`) when given, else the
+    /// library's; a failure (a malformed proxy variable) is that provider's
+    /// configuration error.
     ///
-    /// TLS (rustls) trusts the bundled roots and the platform's store (which
-    /// honours `SSL_CERT_FILE`); `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`
-    /// are honoured, and loopback is never proxied.
-    pub fn for_provider(provider: &'static str, options: HttpOptions, endpoints: &[&Url]) -> Result<Self, Error> {
+    /// The library's client speaks TLS with rustls and trusts the bundled
+    /// roots and the platform's store (which honours `SSL_CERT_FILE`);
+    /// `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` are honoured, and loopback
+    /// is never proxied.
+    pub fn for_provider(provider: &'static str, settings: &ClientSettings, endpoints: &[&Url]) -> Result<Self, Error> {
+        if let Some(client) = &settings.http_client {
+            return Ok(Self::from_reqwest(client.clone(), settings.http.clone()));
+        }
         let tls = endpoints.iter().any(|e| e.scheme() != "http");
-        Self::build(options, tls, &|name| std::env::var(name).ok())
+        Self::build(settings.http.clone(), tls, &|name| std::env::var(name).ok())
             .map_err(|e| Error::config(provider, format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// The application's own client, used as given; only the per-call
+    /// deadline and the body limit of `options` apply on top of it.
+    pub fn from_reqwest(client: reqwest::Client, options: HttpOptions) -> Self {
+        Self { client, options, external: true }
     }
 
     /// The limits in force.
@@ -304,43 +303,83 @@ impl HttpClient {
     }
 
     async fn send_inner(&self, request: ::http::Request<Bytes>) -> Result<HttpResponse, TransportError> {
-        let (mut parts, body) = request.into_parts();
-        parts.headers.entry(::http::header::USER_AGENT).or_insert_with(|| self.user_agent.clone());
-        if parts.uri.scheme() == Some(&::http::uri::Scheme::HTTP)
-            && let Some(auth) =
-                self.proxies.as_ref().and_then(|m| m.intercept(&parts.uri)).and_then(|i| i.basic_auth().cloned())
-        {
-            parts.headers.insert(::http::header::PROXY_AUTHORIZATION, auth);
+        let (parts, body) = request.into_parts();
+        // The signed URI, as reqwest takes it; it was valid as a URI, so it parses.
+        let url = Url::parse(&parts.uri.to_string())
+            .map_err(|e| TransportError::NotSent(format!("the request's URI is not a URL: {e}")))?;
+        let mut outgoing = reqwest::Request::new(parts.method, url);
+        *outgoing.headers_mut() = parts.headers;
+        // A GET goes without a body, and says none (as the SDKs send it).
+        if !body.is_empty() {
+            *outgoing.body_mut() = Some(body.into());
         }
-        let response =
-            self.client.request(::http::Request::from_parts(parts, Full::new(body))).await.map_err(classify)?;
+        let mut response = self.client.execute(outgoing).await.map_err(classify)?;
         let limit = self.options.max_body_bytes;
-        let announced = response.body().size_hint().exact();
+        let announced = response.content_length();
         if announced.is_some_and(|len| len > limit as u64) {
             return Err(TransportError::BodyTooLarge { limit });
         }
-        let (parts, mut incoming) = response.into_parts();
+        let (status, headers) = (response.status().as_u16(), std::mem::take(response.headers_mut()));
         // Sized once when the length is announced (never past the limit).
         let mut body = BytesMut::with_capacity(announced.map_or(0, |len| len as usize));
-        while let Some(frame) = incoming.frame().await {
-            let frame = frame.map_err(|e| TransportError::MaybeSent(error_chain(&e)))?;
-            if let Ok(chunk) = frame.into_data() {
-                if body.len() + chunk.len() > limit {
-                    return Err(TransportError::BodyTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
+        while let Some(chunk) = response.chunk().await.map_err(|e| TransportError::MaybeSent(error_chain(&e)))? {
+            if body.len() + chunk.len() > limit {
+                return Err(TransportError::BodyTooLarge { limit });
             }
+            body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status: parts.status.as_u16(), headers: parts.headers, body: body.freeze() })
+        Ok(HttpResponse { status, headers, body: body.freeze() })
     }
 }
 
-/// A request that never reached a connection is safe to send again; any
-/// other failure may have reached the cloud.
-fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
-    // Messages come from hyper and the OS and hold no request data.
-    if error.is_connect() {
+/// A proxy the environment names, and whether reaching it speaks TLS.
+struct EnvProxy {
+    proxy: reqwest::Proxy,
+    tls: bool,
+}
+
+/// The proxies of the environment, read through `var` so tests inject
+/// their own: `HTTPS_PROXY` and `HTTP_PROXY` (upper or lower case), each
+/// skipping `NO_PROXY`, `localhost` and loopback addresses.
+fn env_proxies(var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<EnvProxy>, String> {
+    let var = |name: &str| var(name).or_else(|| var(&name.to_ascii_lowercase())).filter(|v| !v.trim().is_empty());
+    let bypass = match var("NO_PROXY") {
+        Some(list) => format!("{list},localhost,127.0.0.0/8,::1"),
+        None => "localhost,127.0.0.0/8,::1".to_string(),
+    };
+    let mut proxies = Vec::new();
+    for (name, scheme) in [("HTTPS_PROXY", "https"), ("HTTP_PROXY", "http")] {
+        let Some(value) = var(name) else { continue };
+        let value = value.trim();
+        // A bare `host:port` reads as an http:// proxy. Messages never repeat the value: it may hold a password.
+        let url = if value.contains("://") { value.to_string() } else { format!("http://{value}") };
+        let tls = match Url::parse(&url) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) && matches!(u.scheme(), "http" | "https") => {
+                u.scheme() == "https"
+            }
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                return Err(format!("{name}: only http:// and https:// proxies are supported, not {}://", u.scheme()));
+            }
+            _ => return Err(format!("{name} is not a proxy URL")),
+        };
+        let proxy = if scheme == "https" { reqwest::Proxy::https(&url) } else { reqwest::Proxy::http(&url) }
+            .map_err(|_| format!("{name} is not a proxy URL"))?
+            .no_proxy(reqwest::NoProxy::from_string(&bypass));
+        proxies.push(EnvProxy { proxy, tls });
+    }
+    Ok(proxies)
+}
+
+/// A request that never reached a connection (refused, DNS, TLS, a refused
+/// proxy tunnel) is safe to send again; any other failure may have reached
+/// the cloud. When in doubt: maybe sent.
+fn classify(error: reqwest::Error) -> TransportError {
+    // Messages come from reqwest, hyper and the OS; the URL (no secrets, but noise) is left out.
+    let error = error.without_url();
+    if error.is_connect() || error.is_builder() {
         TransportError::NotSent(error_chain(&error))
+    } else if error.is_timeout() {
+        TransportError::Timeout
     } else {
         TransportError::MaybeSent(error_chain(&error))
     }
@@ -583,19 +622,16 @@ mod tests {
     /// own and these ALPN protocols; it answers every request with the HTTP
     /// version it was made in. Returns its port and the root that signs it.
     async fn tls_server(alpn: &[&[u8]]) -> (u16, rustls::pki_types::CertificateDer<'static>) {
-        use hyper_util::rt::TokioIo;
+        use http_body_util::Full;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let cert = certified.cert.der().clone();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        // The process's provider, from rustls' one enabled crypto feature.
         let mut config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.clone()], key)
-                .unwrap();
+            rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert.clone()], key).unwrap();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -617,10 +653,13 @@ mod tests {
         (port, cert)
     }
 
+    /// An application's own client that trusts only `root`, handed over as it is.
     fn trusting(root: Option<rustls::pki_types::CertificateDer<'static>>) -> HttpClient {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(root);
-        HttpClient::assemble(HttpOptions::default(), None, roots).unwrap()
+        let mut builder = reqwest::Client::builder().use_rustls_tls().tls_built_in_root_certs(false);
+        if let Some(root) = root {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(&root).unwrap());
+        }
+        HttpClient::from_reqwest(builder.build().unwrap(), HttpOptions::default())
     }
 
     #[tokio::test]
@@ -640,6 +679,32 @@ mod tests {
         let err = get(&trusting(None), &format!("https://localhost:{port}/")).await.unwrap_err();
         assert!(matches!(err, TransportError::NotSent(_)), "{err:?}");
         assert!(err.to_string().to_ascii_lowercase().contains("certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn loopback_is_never_proxied() {
+        let (proxy, _) = peer(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nproxied")).await;
+        let (direct, head) = peer(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ndirect")).await;
+        let env = [("HTTP_PROXY", format!("http://{proxy}")), ("NO_PROXY", "internal.example".to_string())];
+        let response = get(&client(HttpOptions::default(), &env), &format!("http://{direct}/x")).await.unwrap();
+        assert_eq!(&response.body[..], b"direct");
+        assert!(head.await.unwrap().starts_with("GET /x HTTP/1.1"), "origin form: not sent as to a proxy");
+    }
+
+    #[test]
+    fn proxy_variables_are_checked_without_repeating_them() {
+        let check = |name: &str, value: &str| {
+            let env = [(name.to_string(), value.to_string())];
+            env_proxies(&|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())).map(|p| p.len())
+        };
+        assert_eq!(check("HTTPS_PROXY", "http://u:pw@proxy.internal:3128"), Ok(1));
+        assert_eq!(check("https_proxy", "proxy.internal:3128"), Ok(1), "a bare host:port, lower case");
+        assert_eq!(check("HTTP_PROXY", "https://proxy.internal"), Ok(1), "a TLS proxy");
+        assert_eq!(check("HTTPS_PROXY", "  "), Ok(0), "blank is unset");
+        let err = check("HTTPS_PROXY", "socks5://u:secret-pw@proxy.internal:1080").unwrap_err();
+        assert!(err.contains("socks5") && !err.contains("secret-pw"), "{err}");
+        let err = check("HTTP_PROXY", "http://u:secret-pw@").unwrap_err();
+        assert!(err.contains("HTTP_PROXY") && !err.contains("secret-pw"), "{err}");
     }
 
     #[test]

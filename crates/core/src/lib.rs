@@ -11,7 +11,6 @@
 #![warn(missing_docs)]
 
 pub mod binder;
-mod connect;
 pub mod env;
 pub mod error;
 pub mod http;
@@ -41,6 +40,8 @@ pub use secret::Secret;
 
 /// Re-exported so implementors need not depend on it themselves.
 pub use async_trait::async_trait;
+/// The HTTP client crate, at the version the providers' `.http_client(…)` takes.
+pub use reqwest;
 pub use signing::sha256_hex;
 /// Re-exported so callers can cancel a run without depending on `tokio-util`.
 pub use tokio_util::sync::CancellationToken;

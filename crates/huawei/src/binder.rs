@@ -76,7 +76,7 @@ impl HuaweiBuilder {
         let resolved = self.resolve()?;
         let http = HttpClient::for_provider(
             PROVIDER,
-            self.client.http.clone(),
+            &self.client,
             &[Some(&resolved.endpoint), Some(&resolved.ecs_endpoint), resolved.iam_endpoint.as_ref()]
                 .into_iter()
                 .flatten()

@@ -73,7 +73,7 @@ impl TencentBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<TencentBinder, Error> {
         let (key, region, endpoint) = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone(), &[&endpoint])?;
+        let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_IDS_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(4))
             .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))

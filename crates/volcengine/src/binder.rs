@@ -59,7 +59,7 @@ impl VolcengineBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<VolcengineBinder, Error> {
         let (credentials, region, endpoint) = self.resolve()?;
-        let http = HttpClient::for_provider(PROVIDER, self.client.http.clone(), &[&endpoint])?;
+        let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(8))
             .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))

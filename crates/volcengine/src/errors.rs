@@ -47,11 +47,22 @@ pub fn call_advice(status: u16, code: &str) -> Advice {
         (_, "AccessDenied" | "LackPolicy" | "LackProjectPolicy" | "InvalidTimestamp") | (403, _) => {
             (FailureKind::Permission, false, false)
         }
+        // The cloud's own server-side codes are retryable whatever status carries them (an HTTP 200
+        // with `ResponseMetadata.Error` is a documented shape); all but the unavailable ones may
+        // come after the backend applied the call.
+        (_, "ServiceUnavailableTemp") => (FailureKind::ProviderError, true, false),
+        (_, c) if is_server_code(c) => (FailureKind::ProviderError, true, true),
         // A gateway 502/504 or a 500 may come after the backend applied the call; 503 never reached it.
         (500..=599, _) => (FailureKind::ProviderError, true, status != 503),
         _ => (FailureKind::InvalidRequest, false, false),
     };
     Advice { kind, retryable, maybe_applied }
+}
+
+/// Volcengine's server-side error codes (gateway and ECS tables), each retryable.
+fn is_server_code(code: &str) -> bool {
+    code.starts_with("InternalError")
+        || matches!(code, "UndefinedError" | "InternalServiceError" | "FailToConnect" | "InternalServiceTimeout")
 }
 
 /// The failure of one instance from its `OperationDetails` error code.
@@ -64,7 +75,7 @@ pub fn instance_failure(code: &str, message: &str) -> Failure {
         "InvalidInstanceStatus" => (FailureKind::InvalidState, false),
         "FlowLimitExceeded" | "AccountFlowLimitExceeded" => (FailureKind::Throttled, true),
         "InvalidKeyPair.NotFound" => (FailureKind::KeyPairNotFound, false),
-        c if c.starts_with("InternalError") => (FailureKind::ProviderError, true),
+        c if is_server_code(c) => (FailureKind::ProviderError, true),
         _ => (FailureKind::ProviderError, false),
     };
     Failure::new(kind, message).with_code(code).retryable(retryable)
@@ -150,5 +161,48 @@ pub fn read_result<'a, T: serde::Deserialize<'a>>(
                 .with_request_id(metadata.request_id)
                 .retryable(true),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_body(code: &str) -> String {
+        format!(
+            r#"{{"ResponseMetadata":{{"RequestId":"r-1","Action":"AttachKeyPair","Error":{{"Code":"{code}","Message":"m"}}}}}}"#
+        )
+    }
+
+    /// The cloud's server-side codes are retried whether they come as a 5xx
+    /// or as an HTTP 200 carrying `ResponseMetadata.Error`.
+    #[test]
+    fn server_codes_are_retryable_in_either_shape() {
+        for code in ["InternalError", "InternalError.Unknown", "UndefinedError", "InternalServiceError"] {
+            for status in [200, 500] {
+                let response = HttpResponse::new(status, error_body(code));
+                let error = read_result::<serde::de::IgnoredAny>(&response).unwrap_err();
+                assert!(error.failure.retryable, "{code} at {status}");
+                assert!(error.maybe_applied, "{code} at {status}: it may come after the call applied");
+                assert_eq!(error.failure.kind, FailureKind::ProviderError, "{code} at {status}");
+                assert_eq!(error.failure.code.as_deref(), Some(code));
+            }
+        }
+        let unavailable =
+            read_result::<serde::de::IgnoredAny>(&HttpResponse::new(200, error_body("ServiceUnavailableTemp")))
+                .unwrap_err();
+        assert!(unavailable.failure.retryable && !unavailable.maybe_applied);
+        // A request error in an HTTP 200 stays what it is.
+        let invalid =
+            read_result::<serde::de::IgnoredAny>(&HttpResponse::new(200, error_body("MissingParameter"))).unwrap_err();
+        assert!(!invalid.failure.retryable);
+        assert_eq!(invalid.failure.kind, FailureKind::InvalidRequest);
+    }
+
+    #[test]
+    fn an_instance_internal_error_is_retryable() {
+        assert!(instance_failure("InternalError", "m").retryable);
+        assert!(instance_failure("InternalServiceError", "m").retryable);
+        assert!(!instance_failure("InvalidInstance.NotFound", "m").retryable);
     }
 }

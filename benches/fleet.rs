@@ -8,7 +8,9 @@
 //! The heap column counts what the client allocates on its threads, the
 //! input ids included; bytes per instance compare the fleet sizes. The
 //! "task queries" column is per VM for Huawei (one query per task) and per
-//! call for Tencent (one `DescribeInstances` reads a call's 100 operations).
+//! call for Tencent (one `DescribeInstances` reads a call's 100 operations);
+//! "state reads/VM" counts Huawei's ECS reads apart (the converging read is
+//! one per VM).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -65,6 +67,8 @@ struct Case {
     latency: Duration,
     task: Duration,
     concurrency: usize,
+    /// `force(true)`: writes only, no converging reads.
+    force: bool,
 }
 
 struct Row {
@@ -72,6 +76,10 @@ struct Row {
     calls: u64,
     minimum: u64,
     queries_per_vm: Option<f64>,
+    /// State reads per VM (Huawei's ECS ShowServer: the converging read is one per VM).
+    reads_per_vm: Option<f64>,
+    /// Volcengine: `DescribeInstances` calls (the converging reads).
+    reads: u64,
     wall: Duration,
     floor: Duration,
     heap: usize,
@@ -109,7 +117,7 @@ fn run(case: Case) -> Row {
     let (report, wall) = client.block_on(async {
         let creds = emulator.credentials();
         let (hw, vc, ali, tc) = (&creds.huawei, &creds.volcengine, &creds.alibaba, &creds.tencent);
-        let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids);
+        let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids).force(case.force);
         let binder: Arc<dyn KeypairBinder> = match case.cloud {
             Cloud::Huawei => {
                 // Default polling: the client is not told how long tasks take.
@@ -157,6 +165,9 @@ fn run(case: Case) -> Row {
     COUNTED.with(|c| c.set(false));
 
     let n = case.n as u64;
+    let reads = emulator.calls("DescribeInstances");
+    let reads_per_vm =
+        (case.cloud == Cloud::Huawei).then(|| emulator.calls("ShowServer") as f64 / case.n.max(1) as f64);
     let (calls, minimum, queries_per_vm, floor) = match case.cloud {
         Cloud::Huawei => {
             let batches = n.div_ceil(10);
@@ -167,9 +178,9 @@ fn run(case: Case) -> Row {
         }
         Cloud::Volcengine => {
             let calls = n.div_ceil(100);
-            // Each 100 instances: the converging read (DescribeInstances), then AttachKeyPair,
-            // one after the other; the concurrency runs that many chunks side by side.
-            let rounds = calls.div_ceil(case.concurrency as u64) * 2;
+            // `concurrency` AttachKeyPair calls in flight; the converging read of each 100
+            // instances runs ahead of them (one round of reads before the first write).
+            let rounds = calls.div_ceil(case.concurrency as u64) + u64::from(!case.force);
             (emulator.calls("AttachKeyPair"), calls, None, case.latency * rounds as u32)
         }
         Cloud::Alibaba => {
@@ -191,29 +202,32 @@ fn run(case: Case) -> Row {
     let bound = report.counts().0;
     drop(report);
     server.block_on(emulator.shutdown());
-    Row { case, calls, minimum, queries_per_vm, wall, floor, heap, bound }
+    Row { case, calls, minimum, queries_per_vm, reads_per_vm, reads, wall, floor, heap, bound }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let ms = Duration::from_millis;
     let mut cases = vec![
-        Case { cloud: Cloud::Volcengine, n: 1_000, latency: ms(50), task: ms(0), concurrency: 8 },
-        Case { cloud: Cloud::Volcengine, n: 10_000, latency: ms(50), task: ms(0), concurrency: 8 },
-        Case { cloud: Cloud::Huawei, n: 100, latency: ms(5), task: ms(300), concurrency: 3 },
-        Case { cloud: Cloud::Alibaba, n: 1_000, latency: ms(50), task: ms(0), concurrency: 4 },
-        Case { cloud: Cloud::Tencent, n: 1_000, latency: ms(50), task: ms(2000), concurrency: 4 },
+        Case { cloud: Cloud::Volcengine, n: 1_000, latency: ms(50), task: ms(0), concurrency: 8, force: false },
+        Case { cloud: Cloud::Volcengine, n: 10_000, latency: ms(50), task: ms(0), concurrency: 8, force: false },
+        Case { cloud: Cloud::Volcengine, n: 10_000, latency: ms(50), task: ms(0), concurrency: 8, force: true },
+        Case { cloud: Cloud::Huawei, n: 100, latency: ms(5), task: ms(300), concurrency: 3, force: false },
+        Case { cloud: Cloud::Alibaba, n: 1_000, latency: ms(50), task: ms(0), concurrency: 4, force: false },
+        Case { cloud: Cloud::Tencent, n: 1_000, latency: ms(50), task: ms(2000), concurrency: 4, force: false },
     ];
     if !quick {
-        cases.insert(2, Case { cloud: Cloud::Volcengine, n: 100_000, latency: ms(50), task: ms(0), concurrency: 8 });
-        cases.push(Case { cloud: Cloud::Huawei, n: 100, latency: ms(5), task: ms(3000), concurrency: 3 });
+        let large =
+            Case { cloud: Cloud::Volcengine, n: 100_000, latency: ms(50), task: ms(0), concurrency: 8, force: false };
+        cases.insert(3, large);
+        cases.push(Case { cloud: Cloud::Huawei, n: 100, latency: ms(5), task: ms(2500), concurrency: 3, force: false });
     }
     let rows: Vec<Row> = cases.into_iter().map(run).collect();
 
     println!(
-        "| provider | N | latency/call | task | concurrency | calls | minimum | task queries/VM | bound | wall | floor | wall/floor | client peak heap | heap/instance | goals |"
+        "| provider | N | mode | latency/call | task | concurrency | writes | minimum | reads | task queries/VM | state reads/VM | bound | wall | floor | wall/floor | client peak heap | heap/instance | goals |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let c = &row.case;
         let ratio = row.wall.as_secs_f64() / row.floor.as_secs_f64();
@@ -233,19 +247,34 @@ fn main() {
         let goals = if missed.is_empty() { "met".to_string() } else { format!("MISSED: {}", missed.join("; ")) };
         let task = if matches!(c.cloud, Cloud::Huawei | Cloud::Tencent) { format!("{:?}", c.task) } else { "-".into() };
         let queries = row.queries_per_vm.map(|q| format!("{q:.2}")).unwrap_or_else(|| "-".into());
+        let reads = row.reads_per_vm.map(|q| format!("{q:.2}")).unwrap_or_else(|| "-".into());
+        let mode = if c.force { "--force" } else { "default" };
         println!(
-            "| {} | {} | {:?} | {task} | {} | {} | {} | {queries} | {} | {:.2?} | {:.2?} | {ratio:.2} | {:.1} MiB | {} B | {goals} |",
+            "| {} | {} | {mode} | {:?} | {task} | {} | {} | {} | {} | {queries} | {reads} | {} | {:.2?} | {:.2?} | {ratio:.2} | {:.1} MiB | {} B | {goals} |",
             c.cloud.as_str(),
             c.n,
             c.latency,
             c.concurrency,
             row.calls,
             row.minimum,
+            row.reads,
             row.bound,
             row.wall,
             row.floor,
             mib(row.heap),
             row.heap / c.n.max(1),
+        );
+    }
+    // The defaults (converging reads included) against writes only, in the same run.
+    let volcengine_10k = |force: bool| {
+        rows.iter().find(|r| r.case.cloud == Cloud::Volcengine && r.case.n == 10_000 && r.case.force == force)
+    };
+    if let (Some(default), Some(forced)) = (volcengine_10k(false), volcengine_10k(true)) {
+        let ratio = default.wall.as_secs_f64() / forced.wall.as_secs_f64();
+        let verdict = if ratio <= 1.15 { "met" } else { "MISSED" };
+        println!(
+            "\nvolcengine 10,000, defaults vs --force: {:.2?} ({} reads, {} writes) vs {:.2?} ({} writes): {ratio:.2}x (goal <= 1.15: {verdict})",
+            default.wall, default.reads, default.calls, forced.wall, forced.calls
         );
     }
     if let Some(rss) = peak_rss() {

@@ -84,8 +84,11 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             instances.push(InstanceSpec { state: VmState::Stopped, ..vm(cloud, stopped) });
             instances.push(InstanceSpec { keypair: Some("kp-old".into()), ..vm(cloud, bound) });
             instances.push(InstanceSpec { password: Some("another".into()), ..vm(cloud, wrong_pw) });
-            // KPS reports refused deliveries and failed tasks with KPS.0002 or no code.
-            // A stopped VM is reset (the ECS read shows it stopped), so it binds.
+            // The ECS read before sending finds the missing VM gone, and the VM
+            // bound to another key pair not replaceable with the root password
+            // (both never sent). KPS reports failed tasks with no code. A stopped
+            // VM is reset (the ECS read shows it stopped), so it binds.
+            expected[1].1 = Some(FailureKind::InstanceNotFound);
             expected.extend([
                 (stopped, None),
                 (bound, Some(FailureKind::InvalidRequest)),

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use keypair_binder::huawei::HuaweiBinder;
-use keypair_binder::{BindRequest, Error, FailureKind, InstanceOutcome, KeypairBinder, VmCredential};
+use keypair_binder::{BindRequest, Error, FailureKind, InstanceId, InstanceOutcome, KeypairBinder, VmCredential};
 use keypair_binder_emulator::{
     Cloud, DEFAULT_KEYPAIR, Fault, FaultRates, InstanceSpec, Inventory, KeypairSpec, Os, ScriptedFault, VmState,
     private_key_for,
@@ -234,4 +234,104 @@ async fn running_and_stopped_vms_bind_in_one_run() {
     assert_eq!(batched.len(), 12);
     assert_eq!(reset.len(), 3);
     assert!(reset.iter().all(|id| id.starts_with("vm-stopped-")));
+}
+
+/// A mixed fleet with the root password only: what KPS would refuse is never
+/// sent. No key pair → batch; another key pair → failed unsent (its current
+/// private key is needed); stopped → reset; ERROR → read until the wait's
+/// bound, then failed unsent. With the current private key, the VM holding
+/// another key pair takes the replace path.
+#[tokio::test]
+async fn a_mixed_fleet_is_sent_only_what_kps_accepts() {
+    let ids: Vec<String> = (1..=4).map(|i| format!("6f1c7e2a-0000-4000-8000-00000000010{i}")).collect();
+    let (fresh, other_key, stopped, error) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let instances = vec![
+        InstanceSpec::new(Cloud::Huawei, fresh.as_str()),
+        InstanceSpec { keypair: Some("kp-old".into()), ..InstanceSpec::new(Cloud::Huawei, other_key.as_str()) },
+        InstanceSpec { state: VmState::Stopped, ..InstanceSpec::new(Cloud::Huawei, stopped.as_str()) },
+        InstanceSpec { state: VmState::Error, ..InstanceSpec::new(Cloud::Huawei, error.as_str()) },
+    ];
+    let keypairs = [DEFAULT_KEYPAIR, "kp-old"]
+        .map(|name| KeypairSpec {
+            provider: Cloud::Huawei,
+            name: name.into(),
+            id: None,
+            private_key: Some(private_key_for(name)),
+        })
+        .to_vec();
+    let emu = emulator().inventory(Inventory { instances, keypairs }).start().await.unwrap();
+    let binder = huawei(&emu).build().unwrap();
+    let wait = Duration::from_secs(2);
+    let request = BindRequest::builder()
+        .keypair_name(DEFAULT_KEYPAIR)
+        .instances(ids.clone())
+        .credential(VmCredential::password(&emu.credentials().huawei.vm_password))
+        .state_wait(wait)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let report = binder.bind(request).await.unwrap();
+    let took = started.elapsed();
+    let outcome = |id: &String| report.outcome(&InstanceId::new(id).unwrap()).unwrap().clone();
+    assert!(outcome(fresh).is_bound() && outcome(stopped).is_bound(), "{report:?}");
+    match outcome(other_key) {
+        InstanceOutcome::Failed(f) => {
+            assert_eq!(f.kind, FailureKind::InvalidRequest, "{f}");
+            assert!(f.message.contains("current private key"), "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match outcome(error) {
+        InstanceOutcome::Failed(f) => {
+            assert_eq!(f.kind, FailureKind::InvalidState, "{f}");
+            assert!(f.retryable && f.message.contains("ERROR"), "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(took >= wait - Duration::from_millis(500) && took < wait + Duration::from_secs(3), "{took:?}");
+    // Nothing the cloud would refuse was sent: one batch for the fresh VM, one reset for the stopped one.
+    let log = emu.request_log();
+    let sent = |id: &String| -> Vec<String> {
+        let writes = ["BatchAssociateKeypair", "AssociateKeypair", "DisassociateKeypair"];
+        log.iter()
+            .filter(|e| writes.contains(&e.action.as_str()) && e.instance_ids.contains(id))
+            .map(|e| e.action.clone())
+            .collect()
+    };
+    assert_eq!(sent(fresh), ["BatchAssociateKeypair"]);
+    assert_eq!(sent(stopped), ["AssociateKeypair"]);
+    assert!(sent(other_key).is_empty(), "never sent");
+    assert!(sent(error).is_empty(), "never sent");
+    assert_eq!(emu.binding(Cloud::Huawei, other_key).as_deref(), Some("kp-old"));
+
+    // With the current private key of the VM holding kp-old: the replace path.
+    let request = BindRequest::builder()
+        .keypair_name(DEFAULT_KEYPAIR)
+        .instance(other_key.as_str())
+        .credential(VmCredential::private_key(private_key_for("kp-old")))
+        .build()
+        .unwrap();
+    let report = binder.bind(request).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(emu.binding(Cloud::Huawei, other_key).as_deref(), Some(DEFAULT_KEYPAIR));
+}
+
+/// A batch item `SUCCESS` without a `task_id` was delivered: it is settled by
+/// reading (its running task found and followed), never reported failed nor sent again.
+#[tokio::test]
+async fn a_delivered_item_without_a_task_id_is_settled_by_reading() {
+    let fault = ScriptedFault {
+        cloud: Some(HW),
+        action: Some("BatchAssociateKeypair".into()),
+        fault: Fault::DeliveredWithoutTaskId,
+    };
+    let emu = emulator().instances(10).task_duration(Duration::from_millis(300)).script(fault).start().await.unwrap();
+    let ids = emu.inventory().ids(HW);
+    let report = huawei(&emu).build().unwrap().bind(bind_request(HW, &emu, &ids)).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_consistent(&emu, HW, &report, Some(DEFAULT_KEYPAIR));
+    assert_eq!(emu.calls("BatchAssociateKeypair"), 1, "delivered once, never sent again");
+    for id in &ids {
+        assert_eq!(emu.applications(HW, id), 1, "{id}");
+    }
 }

@@ -91,7 +91,8 @@ pub struct RunArgs {
     /// Result format on standard output.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
-    /// Calls in flight at once.
+    /// Writes (bind or unbind calls) in flight at once. The state reads that serve them run
+    /// ahead, as many chunks reading at once as this, so a chunk's read overlaps another's write.
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Retries of a retryable failure.
@@ -113,6 +114,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
     /// Send every instance without first reading whether it already is in the requested state.
+    /// Huawei: without the ECS read, each VM is sent blind by the credential given (the root password
+    /// batches it, a private key replaces, none resets), and KPS refuses what does not fit its state.
     #[arg(long)]
     pub force: bool,
     /// Client-side limit on every API call, like 5/s or 200/m.

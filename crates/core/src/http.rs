@@ -48,7 +48,7 @@ pub struct ClientSettings {
     pub allow_http: bool,
     /// Timeouts and limits.
     pub http: HttpOptions,
-    /// Calls in flight when a request does not say.
+    /// Writes in flight when a request does not say (state reads have a budget of the same size).
     pub concurrency: Option<usize>,
     /// Retry policy when a request does not say.
     pub retry: Option<crate::RetryPolicy>,
@@ -80,7 +80,7 @@ macro_rules! client_setters {
             self
         }
 
-        /// Calls in flight when a request does not say.
+        /// Writes in flight when a request does not say (state reads have a budget of the same size).
         pub fn concurrency(mut self, concurrency: usize) -> Self {
             self.client.concurrency = Some(concurrency);
             self

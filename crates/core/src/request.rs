@@ -65,7 +65,7 @@ impl fmt::Debug for VmCredential {
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct RunOptions {
-    /// Calls in flight at once; the provider's default when `None`.
+    /// Writes in flight at once (state reads run ahead with a budget of the same size); the provider's default when `None`.
     pub concurrency: Option<usize>,
     /// Retry policy; the provider's default when `None`.
     pub retry: Option<RetryPolicy>,
@@ -86,6 +86,10 @@ pub struct RunOptions {
     pub force: bool,
     /// Records every step before it goes on; resumes what it says an earlier run left.
     pub journal: Option<Arc<crate::journal::Journal>>,
+    /// How long an instance refused for a transitional state (starting,
+    /// stopping) is waited for, by reading its state, before it fails
+    /// (never past the deadline); 2 minutes when `None`.
+    pub state_wait: Option<Duration>,
 }
 
 impl fmt::Debug for RunOptions {
@@ -100,6 +104,7 @@ impl fmt::Debug for RunOptions {
             .field("abandon", &self.abandon.is_some())
             .field("force", &self.force)
             .field("journal", &self.journal.as_ref().map(|j| j.path().to_path_buf()))
+            .field("state_wait", &self.state_wait)
             .finish()
     }
 }
@@ -366,7 +371,7 @@ macro_rules! common_setters {
             self
         }
 
-        /// Calls in flight at once.
+        /// Writes in flight at once; the state reads that serve them run ahead with a budget of the same size.
         pub fn concurrency(mut self, concurrency: usize) -> Self {
             self.common.options.concurrency = Some(concurrency);
             self
@@ -407,6 +412,14 @@ macro_rules! common_setters {
         /// the report is returned with what is known.
         pub fn abandon(mut self, token: CancellationToken) -> Self {
             self.common.options.abandon = Some(token);
+            self
+        }
+
+        /// How long an instance refused for a transitional state is waited
+        /// for, by reading its state (never by writing), before it fails;
+        /// default [`DEFAULT_STATE_WAIT`](crate::kit::DEFAULT_STATE_WAIT).
+        pub fn state_wait(mut self, wait: Duration) -> Self {
+            self.common.options.state_wait = Some(wait);
             self
         }
 

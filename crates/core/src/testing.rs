@@ -98,6 +98,8 @@ struct State {
     next_task: u64,
     in_flight: usize,
     max_in_flight: usize,
+    writes_in_flight: usize,
+    max_writes_in_flight: usize,
     max_in_operation: usize,
     refused: u32,
     window_refusals: u32,
@@ -318,17 +320,26 @@ struct MemoryTransport {
 #[async_trait]
 impl Transport for MemoryTransport {
     async fn send(&self, request: OutgoingRequest, _provider: &'static str) -> Result<HttpResponse, TransportError> {
+        let write = request.uri.path() == "/call";
         {
             let mut state = self.cloud.state();
             state.total_calls += 1;
             state.in_flight += 1;
             state.max_in_flight = state.max_in_flight.max(state.in_flight);
+            if write {
+                state.writes_in_flight += 1;
+                state.max_writes_in_flight = state.max_writes_in_flight.max(state.writes_in_flight);
+            }
         }
         if !self.cloud.latency.is_zero() {
             tokio::time::sleep(self.cloud.latency).await;
         }
         let answer = self.cloud.answer(&request);
-        self.cloud.state().in_flight -= 1;
+        let mut state = self.cloud.state();
+        state.in_flight -= 1;
+        if write {
+            state.writes_in_flight -= 1;
+        }
         answer
     }
 }
@@ -611,6 +622,11 @@ impl InMemoryBinder {
     /// The most calls that were in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.cloud.state().max_in_flight
+    }
+
+    /// Most key-pair calls (writes) in flight at once.
+    pub fn max_writes_in_flight(&self) -> usize {
+        self.cloud.state().max_writes_in_flight
     }
 
     /// The most instances whose tasks ran at once.

@@ -216,10 +216,12 @@ proptest! {
                         // The key-pair read shows them applied.
                         prop_assert!(outcome.is_bound(), "{d}: {outcome:?}");
                     }
+                    Script::Unknown | Script::Omit if matches!(cloud, Cloud::Tokens { .. }) => {
+                        // What the answer did not say is read, not resent: the read shows it applied.
+                        prop_assert!(outcome.is_bound(), "{d}: {outcome:?}");
+                    }
                     Script::Unknown | Script::Omit => {
-                        let tokens = matches!(cloud, Cloud::Tokens { .. });
-                        // A token provider resends the same call; the cloud replays the same answer.
-                        prop_assert!(matches!(outcome, InstanceOutcome::Unknown(_)) || (!tokens && outcome.is_bound()), "{d}: {outcome:?}");
+                        prop_assert!(matches!(outcome, InstanceOutcome::Unknown(_)) || outcome.is_bound(), "{d}: {outcome:?}");
                     }
                 }
             }
@@ -290,8 +292,9 @@ fn deadline_stops_retries_and_reports_timeouts() {
                 "{outcome:?}"
             );
         }
-        // a: t=0, 4, 8 (the next retry would pass the deadline); b: t=8 once.
-        assert_eq!(binder.calls().len(), 4);
+        // a and b, one write in flight at a time: each at t=0, 4, 8 (the next retry would pass the deadline).
+        assert_eq!(binder.calls().len(), 6);
+        assert_eq!(binder.max_writes_in_flight(), 1);
     });
 }
 
@@ -639,4 +642,115 @@ fn plan_sends_nothing_and_chunks_to_the_cap() {
 fn usable_as_a_trait_object() {
     let binder: Arc<dyn KeypairBinder> = Arc::new(InMemoryBinder::builder().build());
     assert_eq!(binder.capabilities().provider, "memory");
+}
+
+/// Writes that carried `vm`.
+fn writes_of(binder: &InMemoryBinder, vm: &str) -> usize {
+    binder.calls().iter().filter(|c| c.instances.contains(&id(vm))).count()
+}
+
+#[test]
+fn what_an_answer_left_out_is_read_not_resent() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder()
+            .behavior("i-2", Behavior::ApplyButOmit)
+            .behavior("i-4", Behavior::ApplyButUnknown(Failure::new(FailureKind::ProviderError, "not said")))
+            .build();
+        let ids: Vec<String> = (1..=5).map(|i| format!("i-{i}")).collect();
+        let request = BindRequest::builder().keypair_name("kp").instances(ids).build().unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert!(report.all_bound(), "{report:?}");
+        assert_eq!(binder.calls().len(), 1, "one write: the answer arrived, so nothing is sent again");
+        // The converging read before the write, the write, one read of what the answer did not say.
+        assert_eq!(binder.total_calls(), 3);
+        for vm in ["i-2", "i-4"] {
+            assert_eq!(binder.applications(&id(vm)), 1);
+        }
+    });
+}
+
+#[test]
+fn a_stuck_transitional_state_is_waited_for_by_reading_until_the_bound() {
+    paused_runtime().block_on(async {
+        let binder = InMemoryBinder::builder().behavior("i-1", Behavior::ChangingThenApply(u32::MAX)).build();
+        let ids: Vec<String> = (1..=3).map(|i| format!("i-{i}")).collect();
+        let wait = Duration::from_secs(10);
+        let request = BindRequest::builder().keypair_name("kp").instances(ids).state_wait(wait).build().unwrap();
+        let start = tokio::time::Instant::now();
+        let report = binder.bind(request).await.unwrap();
+        let took = start.elapsed();
+        match report.outcome(&id("i-1")).unwrap() {
+            InstanceOutcome::Failed(f) => {
+                assert_eq!(f.kind, FailureKind::InvalidState, "{f}");
+                assert!(f.retryable, "{f}");
+                assert!(f.message.contains("still STARTING"), "the last state seen: {f}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(report.outcome(&id("i-2")).unwrap().is_bound() && report.outcome(&id("i-3")).unwrap().is_bound());
+        assert_eq!(writes_of(&binder, "i-1"), 1, "waiting is reading: the refused write is the only one");
+        assert!(took <= wait + Duration::from_secs(1) && took >= wait - Duration::from_secs(3), "{took:?}");
+        let reads = binder.total_calls() as usize - binder.calls().len();
+        assert!((3..=60).contains(&reads), "reads back off: {reads}");
+    });
+}
+
+#[test]
+fn a_state_that_settles_gets_one_write_per_read_that_allowed_it() {
+    paused_runtime().block_on(async {
+        // Refused once by the write, then STARTING on two reads, then running.
+        let binder = InMemoryBinder::builder().behavior("i-1", Behavior::ChangingThenApply(3)).converge(false).build();
+        let request = BindRequest::builder().keypair_name("kp").instance("i-1").build().unwrap();
+        let report = binder.bind(request).await.unwrap();
+        assert!(report.all_bound(), "{report:?}");
+        assert_eq!(writes_of(&binder, "i-1"), 2, "the refused write and the one after the read that allowed it");
+        assert_eq!(binder.total_calls(), 2 + 3, "two writes, three reads");
+    });
+}
+
+/// Reads run ahead of the writes with their own budget: with reads and
+/// writes of one tick each, N chunks take about N/concurrency + 1 ticks (not
+/// twice that), and the writes in flight never pass the concurrency.
+#[test]
+fn converging_reads_run_ahead_of_the_writes() {
+    paused_runtime().block_on(async {
+        let tick = Duration::from_millis(100);
+        let (chunks, concurrency) = (40usize, 4usize);
+        let binder = InMemoryBinder::builder().max_per_call(10).latency(tick).build();
+        let ids: Vec<String> = (0..chunks * 10).map(|i| format!("i-{i}")).collect();
+        let request =
+            BindRequest::builder().keypair_name("kp").instances(ids).concurrency(concurrency).build().unwrap();
+        let start = tokio::time::Instant::now();
+        let report = binder.bind(request).await.unwrap();
+        let took = start.elapsed();
+        assert!(report.all_bound());
+        assert_eq!(binder.calls().len(), chunks, "one write per chunk");
+        assert_eq!(binder.total_calls() as usize, 2 * chunks, "one read per chunk");
+        // The first call goes alone until it proves the credentials (one tick), then the pipeline.
+        let pipelined = tick * (chunks / concurrency + 2) as u32;
+        assert!(took <= pipelined + tick / 2, "{took:?}: reads wait for writes (pipelined floor {pipelined:?})");
+        assert_eq!(binder.max_writes_in_flight(), concurrency, "the write budget is used, never exceeded");
+    });
+}
+
+/// A re-run where every instance already holds the key pair sends no write
+/// and takes about one round of reads per `concurrency` chunks.
+#[test]
+fn a_converged_re_run_is_reads_only() {
+    paused_runtime().block_on(async {
+        let tick = Duration::from_millis(100);
+        let binder = InMemoryBinder::builder().max_per_call(10).latency(tick).build();
+        let ids: Vec<String> = (0..200).map(|i| format!("i-{i}")).collect();
+        let request =
+            || BindRequest::builder().keypair_name("kp").instances(ids.clone()).concurrency(4).build().unwrap();
+        assert!(binder.bind(request()).await.unwrap().all_bound());
+        let writes = binder.calls().len();
+        let start = tokio::time::Instant::now();
+        let report = binder.bind(request()).await.unwrap();
+        let took = start.elapsed();
+        assert!(report.outcomes.iter().all(|(_, o)| matches!(o, InstanceOutcome::Unchanged)));
+        assert_eq!(binder.calls().len(), writes, "no write");
+        // 20 chunks read 4 at a time, after the first read alone proves the credentials.
+        assert!(took <= tick * 6 + tick / 2, "{took:?}");
+    });
 }

@@ -166,7 +166,7 @@ fn keypair_call(shared: &Shared, req: &Incoming, action: &str, ids: &[String], n
                 "DependencyViolation.WindowsInstance",
                 "The instance creating is windows, cannot use ssh key pair to login",
             ),
-            Some((_, VmState::Transitioning)) => fail(
+            Some((_, VmState::Transitioning | VmState::Error)) => fail(
                 id,
                 "IncorrectInstanceStatus",
                 "The current status of the resource does not support this operation.",
@@ -199,6 +199,7 @@ fn describe(shared: &Shared, ids: &[String], now: Instant) -> Response {
                 VmState::Running => "Running",
                 VmState::Stopped => "Stopped",
                 VmState::Transitioning => "Starting",
+                VmState::Error => "Error",
             };
             Some(json!({"InstanceId": id, "Status": status,
                 "OSType": if vm.os == Os::Windows { "windows" } else { "linux" },

@@ -28,6 +28,13 @@ pub enum Fault {
     Slow(Duration),
     /// Volcengine: every instance of the call answers `FlowLimitExceeded`.
     InstanceThrottle,
+    /// Volcengine: the call is applied, and its answer (and every replay of
+    /// it under the same `ClientToken`) leaves the first instance out of
+    /// `OperationDetails`.
+    OmitFirstInstance,
+    /// Huawei: a batch is delivered, and the first item of its answer says
+    /// `SUCCESS` without a `task_id` (its task runs all the same).
+    DeliveredWithoutTaskId,
 }
 
 /// Fault rates; each request draws at most one fault.

@@ -14,6 +14,7 @@ use keypair_binder_huawei::signer::{AkSk, KpsSigner, parse_authorization};
 use keypair_binder_huawei::wire::{MAX_BATCH, MAX_IN_OPERATION};
 use serde_json::{Value, json};
 
+use crate::faults::Fault;
 use crate::inventory::{Cloud, Os, VmState};
 use crate::server::{Answer, Incoming};
 use crate::state::{Task, World};
@@ -69,7 +70,7 @@ fn unauthorized(message: &str) -> Response {
     error(StatusCode::UNAUTHORIZED, "APIGW.0301", &format!("Incorrect IAM authentication information: {message}"))
 }
 
-pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, now: Instant) -> Answer {
+pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Option<&Fault>, now: Instant) -> Answer {
     match action {
         "iam:CreateToken" => return Answer::new(create_token(shared, req, now), 0),
         "iam:KeystoneListProjects" => {
@@ -115,7 +116,8 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, now: Instant
         "AssociateKeypair" => Answer::new(associate(&mut world, &body, now), 1),
         "BatchAssociateKeypair" => {
             let n = body["batch_keypairs"].as_array().map_or(0, Vec::len);
-            Answer::new(batch_associate(&mut world, &body, now), n)
+            let without_task_id = matches!(fault, Some(Fault::DeliveredWithoutTaskId));
+            Answer::new(batch_associate(&mut world, &body, without_task_id, now), n)
         }
         "DisassociateKeypair" => Answer::new(disassociate(&mut world, &body, now), 1),
         "ListKeypairTask" => Answer::new(task_status(&world, last, &shared.timing, now), 1),
@@ -326,9 +328,14 @@ fn associate(world: &mut World, body: &Value, now: Instant) -> Response {
         VmState::Stopped if !auth.is_null() => return param_error("auth must not be set for a stopped server"),
         VmState::Stopped => "RESET",
         VmState::Running if auth.is_null() => return param_error("auth is required for a running server"),
+        VmState::Running if vm.keypair.is_some() && auth["type"] != "keypair" => {
+            return param_error("replacing a key pair requires auth.type=keypair with the current private key");
+        }
         VmState::Running if vm.keypair.is_some() => "REPLACE",
         VmState::Running => "BIND",
-        VmState::Transitioning => return param_error(format!("server {server_id} is neither running nor stopped")),
+        VmState::Transitioning | VmState::Error => {
+            return param_error(format!("server {server_id} is neither running nor stopped"));
+        }
     };
     if window_full(world) {
         return param_error("at most 10 VMs may be in key pair operations at once");
@@ -338,7 +345,7 @@ fn associate(world: &mut World, body: &Value, now: Instant) -> Response {
     ok(StatusCode::ACCEPTED, json!({"task_id": task_id}))
 }
 
-fn batch_associate(world: &mut World, body: &Value, now: Instant) -> Response {
+fn batch_associate(world: &mut World, body: &Value, without_task_id: bool, now: Instant) -> Response {
     let Some(entries) = body["batch_keypairs"].as_array().filter(|e| !e.is_empty()) else {
         return param_error("batch_keypairs is required");
     };
@@ -367,7 +374,11 @@ fn batch_associate(world: &mut World, body: &Value, now: Instant) -> Response {
         } else if state != VmState::Running {
             refused(format!(
                 "server {server_id} is not running (state {})",
-                if state == VmState::Stopped { "SHUTOFF" } else { "BUILD" }
+                match state {
+                    VmState::Stopped => "SHUTOFF",
+                    VmState::Error => "ERROR",
+                    _ => "BUILD",
+                }
             ))
         } else if let Some(bound) = &vm.keypair {
             refused(format!("server {server_id} is already bound to key pair {bound}"))
@@ -378,7 +389,11 @@ fn batch_associate(world: &mut World, body: &Value, now: Instant) -> Response {
         } else {
             let failure = task_failure(world, server_id, auth, "BIND");
             let task_id = start_task(world, server_id, Some(keypair), "BIND", failure, now);
-            json!({"task_id": task_id, "server_id": server_id, "status": "SUCCESS"})
+            if without_task_id && tasks.is_empty() {
+                json!({"server_id": server_id, "status": "SUCCESS"})
+            } else {
+                json!({"task_id": task_id, "server_id": server_id, "status": "SUCCESS"})
+            }
         };
         tasks.push(item);
     }
@@ -483,13 +498,20 @@ fn running_tasks(world: &World, req: &Incoming) -> Response {
 fn show_server(world: &mut World, server_id: &str, now: Instant) -> Response {
     let Some(vm) = world.vms.get_mut(&(Cloud::Huawei, server_id.to_string())) else {
         let message = format!("Instance[{server_id}] could not be found.");
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "Ecs.0114", "message": message}})))
+        // The API gateway names every answer's request in `X-Request-Id`.
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        return (
+            StatusCode::NOT_FOUND,
+            [("x-request-id", request_id)],
+            axum::Json(json!({"error": {"code": "Ecs.0114", "message": message}})),
+        )
             .into_response();
     };
     let status = match vm.state_at(now) {
         VmState::Running => "ACTIVE",
         VmState::Stopped => "SHUTOFF",
         VmState::Transitioning => "REBOOT",
+        VmState::Error => "ERROR",
     };
     ok(
         StatusCode::OK,

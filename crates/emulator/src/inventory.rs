@@ -16,7 +16,7 @@
 //!    {"provider": "tencent", "name": "…", "id": "skey-…"}]}
 //! ```
 //!
-//! Instance fields: `state` (`running`, `stopped`, `transitioning`; default
+//! Instance fields: `state` (`running`, `stopped`, `transitioning`, `error`; default
 //! `running`), `os` (`linux`, `windows`; default `linux`), `agent` (the
 //! credential agent is installed; default true), `image_supported` (default
 //! true), `keypair` (name of the key pair bound now), `password` (root
@@ -71,6 +71,8 @@ pub enum VmState {
     Stopped,
     /// Starting; becomes running after the emulator's transition time.
     Transitioning,
+    /// In error (Huawei `ERROR`): every key-pair call is refused, and it stays so.
+    Error,
 }
 
 /// Operating system.

@@ -177,7 +177,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
     let now = Instant::now();
     let answer = match cloud {
-        Cloud::Huawei => huawei::handle(&shared, &incoming, &action, now),
+        Cloud::Huawei => huawei::handle(&shared, &incoming, &action, fault.as_ref(), now),
         Cloud::Volcengine => volcengine::handle(&shared, &incoming, &action, fault.as_ref(), now),
         Cloud::Alibaba => alibaba::handle(&shared, &incoming, &action),
         Cloud::Tencent => tencent::handle(&shared, &incoming, &action, now),

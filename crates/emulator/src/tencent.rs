@@ -226,7 +226,7 @@ fn keypair_call(world: &mut World, timing: &Timing, action: &str, body: KeyPairs
         match vm(world, id) {
             Some((Os::Windows, _, _)) => windows.push(id),
             Some((Os::Linux, false, _)) => unsupported = true,
-            Some((_, _, VmState::Transitioning)) => starting.push(id),
+            Some((_, _, VmState::Transitioning | VmState::Error)) => starting.push(id),
             Some((_, _, VmState::Running)) if !force => running.push(id),
             _ => {}
         }
@@ -305,6 +305,7 @@ fn describe_instances(world: &World, body: DescribeInstancesBody) -> Response {
                 VmState::Stopped => "STOPPED",
                 VmState::Transitioning if vm.became_running_at.is_some_and(|at| Instant::now() >= at) => "RUNNING",
                 VmState::Transitioning => "STARTING",
+                VmState::Error => "LAUNCH_FAILED",
             };
             let os_name = match (vm.os, vm.image_supported) {
                 (Os::Windows, true) => "Windows Server 2019 DataCenter 64bit",

@@ -67,7 +67,8 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
     let response = match action {
         "AttachKeyPair" | "DetachKeyPair" => {
             let throttle_all = matches!(fault, Some(Fault::InstanceThrottle));
-            keypair_call(shared, req, action, &region, in_region, ids, throttle_all, now)
+            let omit_first = matches!(fault, Some(Fault::OmitFirstInstance));
+            keypair_call(shared, req, action, &region, in_region, ids, throttle_all, omit_first, now)
         }
         "DescribeInstances" => describe_instances(&mut shared.world(), req, &region, in_region, ids, now),
         "DescribeKeyPairs" => describe_keypairs(&shared.world(), req, &region, in_region),
@@ -147,6 +148,7 @@ fn keypair_call(
     in_region: bool,
     ids: Vec<String>,
     throttle_all: bool,
+    omit_first: bool,
     now: Instant,
 ) -> Response {
     let bad = |code: &str, message: &str| error(StatusCode::BAD_REQUEST, code, message, action, None);
@@ -220,6 +222,7 @@ fn keypair_call(
     let details: Vec<Detail<'_>> = ids
         .iter()
         .zip(problems)
+        .skip(usize::from(omit_first))
         .map(|(instance, problem)| Detail {
             instance_id: instance,
             error: problem.map(|(code, message)| DetailError { code, message }),
@@ -279,7 +282,7 @@ fn apply_one(
             "the instance has no password reset agent installed".into(),
         ));
     }
-    if vm.state_at(now) == VmState::Transitioning {
+    if matches!(vm.state_at(now), VmState::Transitioning | VmState::Error) {
         return Some(("InvalidInstanceStatus", format!("instance {instance} is STARTING")));
     }
     if throttle_all || shared.faults.instance_throttled() {
@@ -334,6 +337,7 @@ fn describe_instances(
             VmState::Running => "RUNNING",
             VmState::Stopped => "STOPPED",
             VmState::Transitioning => "STARTING",
+            VmState::Error => "ERROR",
         };
         let name = vm.keypair.clone().unwrap_or_default();
         let kp_id = keypair_ids.iter().find(|(n, _)| *n == name).map(|(_, i)| i.clone()).unwrap_or_default();

@@ -23,11 +23,11 @@ use url::Url;
 
 use crate::auth::Authenticator;
 use crate::config::{HuaweiBuilder, PROVIDER, Polling};
-use crate::errors::{failure_of, snippet, vm_failure};
+use crate::errors::{failure_of, parse_error, snippet, vm_failure};
 use crate::request::KpsRequest;
 use crate::wire::{
     AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, DisassociateBody, FailedTasks, MAX_BATCH,
-    MAX_IN_OPERATION, Phase, RunningTasks, Server, ServerDetailResponse, TaskResponse, TaskStatus, is_transitional,
+    MAX_IN_OPERATION, Phase, RunningTasks, Server, ServerDetailResponse, TaskResponse, TaskStatus,
 };
 
 /// The CIDR the KPS agent connects from; the VM's security group must allow SSH from it.
@@ -217,8 +217,12 @@ impl HuaweiBinder {
     async fn run(&self, mode: Mode, spec: RunSpec<'_>) -> Result<BindReport, Error> {
         let inner = &self.inner;
         let default_concurrency = if matches!(mode, Mode::Batch { .. }) { 3 } else { MAX_IN_OPERATION };
+        // The ECS read before each VM's first send (skipped with `force`) decides what it is sent:
+        // KPS refuses a batch for a VM with a key pair, a replace without the current private key,
+        // and any call for a VM neither running nor stopped.
         let profile = Profile::new(PROVIDER, mode.cap())
             .converge(true)
+            .precheck_states(!spec.common.options.force)
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
@@ -313,6 +317,36 @@ impl HuaweiRun<'_> {
             Mode::Unbind { server, .. } => {
                 KpsRequest::disassociate(project, &DisassociateBody { server: server.for_vm(&vms[0]) })
             }
+        }
+    }
+
+    /// What a running VM's key pair allows this run to send: a batch binds
+    /// only VMs without a key pair (with the root password); replacing a key
+    /// pair needs the current private key; a running VM needs a credential.
+    fn running_readiness(&self, key_name: Option<&str>) -> Readiness {
+        let refuse = |message: String| Readiness::Refuse(Failure::new(FailureKind::InvalidRequest, message));
+        let credential = match &self.mode {
+            Mode::Batch { server, .. } | Mode::Single { server, .. } => {
+                server.credential.as_ref().map(|(kind, _)| *kind)
+            }
+            Mode::Unbind { .. } => return Readiness::Ready,
+        };
+        match (credential, key_name) {
+            (Some(AuthType::Password), None) | (Some(AuthType::Keypair), Some(_)) => Readiness::Ready,
+            (Some(AuthType::Password), Some(held)) => refuse(format!(
+                "not sent: the VM is running with key pair {held}; replacing a key pair needs its current private \
+                 key (kpbind --current-private-key), not the root password"
+            )),
+            (Some(AuthType::Keypair), None) => refuse(
+                "not sent: the VM is running without a key pair; binding one needs its root password \
+                 (kpbind --current-password-env), not a private key"
+                    .to_string(),
+            ),
+            (None, _) => refuse(
+                "not sent: the VM is running; binding needs its root password or current private key, or stop it \
+                 to have its key pair reset"
+                    .to_string(),
+            ),
         }
     }
 
@@ -417,8 +451,19 @@ impl Provider for HuaweiRun<'_> {
             .into_iter()
             .filter_map(|t| {
                 let id = InstanceId::new(t.server_id.clone()?).ok()?;
-                let answer = if t.delivered() {
-                    Answer::Task(t.task_id.clone().unwrap_or_default())
+                let task_id = t.task_id.clone().filter(|id| !id.is_empty());
+                let answer = if let Some(task_id) = task_id.filter(|_| t.delivered()) {
+                    Answer::Task(task_id)
+                } else if t.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("SUCCESS")) {
+                    // Delivered, but the task cannot be followed: its running tasks and key pair settle it.
+                    Answer::Ambiguous(
+                        Failure::new(
+                            FailureKind::ProviderError,
+                            "the task was delivered (SUCCESS) but the answer carried no task id",
+                        )
+                        .with_status(response.status)
+                        .with_request_id(request_id.clone()),
+                    )
                 } else {
                     Answer::Failed(
                         vm_failure(t.error_code.as_deref(), t.error_msg.as_deref())
@@ -465,7 +510,14 @@ impl StateQueries for HuaweiRun<'_> {
 
     fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         if response.status == 404 {
-            return Ok(Vec::new());
+            // Gone: the view carries ECS's own answer (code, status, request id) as the refusal.
+            let (Some(id), error) = (instances.first(), parse_error(response)) else { return Ok(Vec::new()) };
+            let message = error.message.unwrap_or_else(|| format!("server {id} does not exist"));
+            let failure = Failure::new(FailureKind::InstanceNotFound, message)
+                .with_code_opt(error.code)
+                .with_status(response.status)
+                .with_request_id(error.request_id);
+            return Ok(vec![InstanceView::new(id.clone(), "NOT_FOUND".to_string(), Readiness::Refuse(failure))]);
         }
         if !response.is_success() {
             let (failure, advice) = failure_of(response);
@@ -479,13 +531,15 @@ impl StateQueries for HuaweiRun<'_> {
             .ok_or_else(|| Failure::new(FailureKind::ProviderError, "server without a valid id"))?;
         let status = server.status.to_ascii_uppercase();
         let readiness = match status.as_str() {
-            "ACTIVE" | "SHUTOFF" => Readiness::Ready,
-            s if is_transitional(s) => Readiness::Wait(
+            "SHUTOFF" => Readiness::Ready,
+            "ACTIVE" => self.running_readiness(server.key_name.as_deref()),
+            // Transitional (REBOOT, BUILD, …) or stuck (ERROR, …): KPS refuses both; read until it is
+            // running or stopped, within the run's bound.
+            s => Readiness::Wait(
                 Failure::new(FailureKind::InvalidState, format!("server is {s}"))
                     .retryable(true)
                     .with_retry_after(Some(STATE_CHANGE_WAIT)),
             ),
-            s => Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("server is {s}"))),
         };
         let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
         if status == "SHUTOFF" {

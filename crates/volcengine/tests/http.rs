@@ -101,18 +101,26 @@ async fn an_instance_missing_from_operation_details_is_unknown() {
 }
 
 #[tokio::test]
-async fn changing_state_waits_and_final_states_fail() {
-    let (endpoint, fake) = start(|n, call| match call.action() {
-        "DescribeInstances" => Reply::Json(
-            200,
-            json!({"Result": {"Instances": [
-            {"InstanceId": "i-0000", "Status": "STARTING"}, {"InstanceId": "i-0001", "Status": "ERROR"}]}}),
-        ),
+async fn changing_state_waits_by_reading_and_final_states_fail() {
+    // i-0000 is STARTING on the first read after the refusal, RUNNING on the next.
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = reads.clone();
+    let (endpoint, fake) = start(move |n, call| match call.action() {
+        "DescribeInstances" => {
+            let read = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = if read == 0 { "STARTING" } else { "RUNNING" };
+            Reply::Json(
+                200,
+                json!({"Result": {"Instances": [
+                {"InstanceId": "i-0000", "Status": status}, {"InstanceId": "i-0001", "Status": "ERROR"}]}}),
+            )
+        }
         _ if n == 0 => details(call, &[("i-0000", "InvalidInstanceStatus"), ("i-0001", "InvalidInstanceStatus")]),
         _ => details(call, &[]),
     })
     .await;
     let report = builder(&endpoint).build().unwrap().bind(bind(ids(2))).await.unwrap();
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2, "waiting is reading: two reads");
     assert!(report.outcomes[0].1.is_bound());
     assert!(
         matches!(&report.outcomes[1].1, InstanceOutcome::Failed(f) if f.kind == FailureKind::InvalidState && f.message.contains("ERROR"))

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use crate::ids::{IdMap, InstanceId, KeyPairRef};
+use crate::ids::{IdMap, IdSet, InstanceId, KeyPairRef};
 use crate::journal::Prior;
 use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
 use crate::kit::poll::{self, Followed, Group};
@@ -24,6 +24,8 @@ use crate::retry::ReadRetries;
 const STATE_READS: u32 = 3;
 /// Least wait between those reads: a read may lag the write.
 const STATE_READ_GAP: Duration = Duration::from_millis(500);
+/// Least wait between two reads of a state being waited for.
+const MIN_STATE_READ_GAP: Duration = Duration::from_millis(200);
 /// Most pages of a reconciliation listing.
 const RECONCILE_PAGES: u32 = 10;
 
@@ -50,6 +52,19 @@ struct Inst {
     /// The instance's latest operation when its state was last read: an
     /// ambiguous call started one exactly when this moved.
     marker: Option<Option<String>>,
+    /// Refused for a transitional state: its state is read until it allows
+    /// the call (waiting is reading, not writing).
+    awaiting: Option<Awaiting>,
+}
+
+/// An instance waiting, by reading, for a state its call accepts.
+struct Awaiting {
+    since: Instant,
+    reads: u32,
+    /// The last state a read showed.
+    status: Option<String>,
+    /// A write was refused for the state (the next one spends a retry); else only a read showed it.
+    after_write: bool,
 }
 
 /// A call that may have been applied, to resend as it was (token providers).
@@ -123,6 +138,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 throttled: 0,
                 cap: usize::MAX,
                 marker: None,
+                awaiting: None,
             })
             .collect();
         let splits_left = 2 * ids.len();
@@ -178,6 +194,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 })
                 .collect();
             if !ready.is_empty() {
+                let awaiting: Vec<usize> =
+                    ready.iter().copied().filter(|&m| self.insts[m].awaiting.is_some()).collect();
+                if !awaiting.is_empty() {
+                    self.read_awaited(&awaiting).await;
+                    continue;
+                }
                 let unchecked: Vec<usize> = ready.iter().copied().filter(|&m| !self.insts[m].checked).collect();
                 let converge = self.profile.converge && !self.run.force;
                 let check = self.profile.precheck_states || converge;
@@ -505,7 +527,11 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut finished = Vec::new();
         let (mut bound, mut retry, mut tasks, mut ambiguous, mut check) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut resend, mut split) = (Vec::new(), Vec::new());
+        let (mut resend, mut split, mut unsaid) = (Vec::new(), Vec::new(), Vec::new());
+        // What a received answer did not settle for an instance (left out, or
+        // said to be unknown) is read, not sent again: the same token would
+        // only replay the same answer.
+        let read_unsaid = per_instance && token.is_some() && self.provider.states().is_some();
         // A free resend is only for the innocent beside an instance at fault.
         let someone_failed = answers.iter().any(|(_, a)| matches!(a, Answer::Failed(_) | Answer::CheckState(_)));
         for (m, a) in answers {
@@ -525,6 +551,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 Answer::Retry(f) => retry.push((m, f)),
                 Answer::CheckState(f) => check.push((m, f)),
                 Answer::Task(task) => tasks.push(Followed { member: m, id: self.insts[m].id.clone(), task }),
+                Answer::Ambiguous(f) if read_unsaid => unsaid.push((m, f)),
                 Answer::Ambiguous(f) => ambiguous.push((m, f)),
                 Answer::Resend(f) => resend.push((m, f)),
                 Answer::Split(f) => split.push((m, f)),
@@ -547,8 +574,14 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         if !ambiguous.is_empty() {
             self.ambiguous(ambiguous, ids, token.clone(), attempt).await;
         }
+        if !unsaid.is_empty() {
+            for (m, f) in &unsaid {
+                self.insts[*m].maybe = Some(f.clone());
+            }
+            self.settle_by_state(unsaid).await;
+        }
         if !check.is_empty() {
-            retry.extend(self.check_states(check).await);
+            retry.extend(self.await_states(check, true));
         }
         let retrying = retry.len();
         match token {
@@ -572,8 +605,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let now = Instant::now();
         for (m, f) in list {
             let inst = &mut self.insts[m];
+            // The first read at once, unless the state asks for a wait (never past the wait's bound).
+            inst.not_before = now + f.retry_after.unwrap_or_default().min(self.run.state_wait);
             inst.last = Some(f);
-            inst.not_before = now;
             inst.slot = None;
         }
     }
@@ -866,6 +900,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     async fn settle_by_state(&mut self, list: Vec<(usize, Failure)>) {
         let mut left = list;
         let mut reads = 0;
+        // Instances some read showed (not holding the key pair): only those are proven not applied.
+        let mut seen: IdSet = IdSet::default();
         // Reads spread over the cloud's grace: the last one comes after it.
         let gap = STATE_READ_GAP.max(self.profile.settle_grace / (STATE_READS - 1));
         // A read refused (throttled, dropped) is tried again: only reads that answered count.
@@ -887,6 +923,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             let mut started = Vec::new();
             for (m, cause) in left {
                 let view = views.get(&self.insts[m].id);
+                if view.is_some() {
+                    seen.insert(self.insts[m].id.clone());
+                }
                 let applied = view.map(|v| {
                     let holds = holds(v, self.run.keypair);
                     if self.run.operation == Operation::Bind { holds } else { !holds }
@@ -912,7 +951,15 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 return;
             }
         }
-        if reads > 0 {
+        // Never shown by a read that answered: nothing proves it either way.
+        let (unseen, left): (Vec<_>, Vec<_>) = left.into_iter().partition(|(m, _)| !seen.contains(&self.insts[*m].id));
+        let mut finished = Vec::new();
+        for (m, f) in unseen {
+            let message = format!("{}; its state could not be read, so it may or may not have been applied", f.message);
+            self.finalize(m, InstanceOutcome::unknown(f.with_message(message)), &mut finished);
+        }
+        self.run.finished(&finished);
+        if !left.is_empty() {
             // Read again and again without the key pair: the call did not apply to them.
             for (m, _) in &left {
                 self.insts[*m].maybe = None;
@@ -928,12 +975,6 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 })
                 .collect();
             self.schedule_retry(retry);
-        } else {
-            let mut finished = Vec::new();
-            for (m, f) in left {
-                self.finalize(m, InstanceOutcome::unknown(f), &mut finished);
-            }
-            self.run.finished(&finished);
         }
     }
 
@@ -1051,36 +1092,136 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             }
         }
         self.run.finished(&finished);
-        self.schedule_retry(waits);
+        // Not ready yet: waited for by reading, never by sending.
+        let unread = self.await_states(waits, false);
+        self.schedule_retry(unread);
     }
 
-    /// After a state refusal: instances changing state are re-issued, the
-    /// rest fail with the state named.
-    async fn check_states(&mut self, list: Vec<(usize, Failure)>) -> Vec<(usize, Failure)> {
-        let members: Vec<usize> = list.iter().map(|(m, _)| *m).collect();
-        let views = self.views(&members).await.ok();
-        let mut finished = Vec::new();
-        let mut retry = Vec::new();
+    /// After a state refusal: the instances wait for a state their call
+    /// accepts by reading it (the first read at once), not by writing again.
+    /// Without state queries they are re-issued after a backoff, as any
+    /// retryable refusal.
+    fn await_states(&mut self, list: Vec<(usize, Failure)>, after_write: bool) -> Vec<(usize, Failure)> {
+        if self.provider.states().is_none() {
+            return list.into_iter().map(|(m, f)| (m, f.retryable(true))).collect();
+        }
+        let now = Instant::now();
         for (m, f) in list {
-            let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
-            if let Some(v) = view {
-                self.insts[m].marker = Some(v.latest_operation.clone());
+            let inst = &mut self.insts[m];
+            // The first read at once, unless the state asks for a wait (never past the wait's bound).
+            inst.not_before = now + f.retry_after.unwrap_or_default().min(self.run.state_wait);
+            inst.last = Some(f);
+            // Not in operation while it waits: its window slot goes back.
+            inst.slot = None;
+            if inst.awaiting.is_none() {
+                inst.awaiting = Some(Awaiting { since: now, reads: 0, status: None, after_write });
             }
-            match view {
-                Some(v) => {
-                    let failure = Failure { message: format!("{} (instance is {})", f.message, v.status), ..f };
-                    match &v.readiness {
-                        Readiness::Wait(w) => retry.push((m, failure.retryable(true).with_retry_after(w.retry_after))),
-                        // Settled since the call: worth one more try, within the budget.
-                        Readiness::Ready => retry.push((m, failure.retryable(true))),
-                        Readiness::Refuse(_) => self.finalize(m, InstanceOutcome::failed(failure), &mut finished),
+        }
+        Vec::new()
+    }
+
+    /// Reads the states of instances waiting for one: a state the call
+    /// accepts sends it again (within the retry budget), a transitional one
+    /// is read again after a backoff until the wait's bound (never past the
+    /// deadline), any other fails with the state named.
+    async fn read_awaited(&mut self, members: &[usize]) {
+        let views = self.views(members).await;
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        for &m in members {
+            let view = views.as_ref().ok().and_then(|v| v.get(&self.insts[m].id));
+            let Some(v) = view else {
+                match &views {
+                    // No such instance any more.
+                    Ok(_) => {
+                        let id = &self.insts[m].id;
+                        let f = Failure::new(FailureKind::InstanceNotFound, format!("{id} no longer exists"));
+                        self.finalize(m, InstanceOutcome::failed(f), &mut finished);
+                    }
+                    // The read failed: read again later, within the same bound.
+                    Err(_) => self.keep_awaiting(m, None, now, &mut finished),
+                }
+                continue;
+            };
+            self.insts[m].marker = Some(v.latest_operation.clone());
+            let status = v.status.clone();
+            let done = match self.run.operation {
+                Operation::Bind => holds(v, self.run.keypair),
+                Operation::Unbind => !holds(v, self.run.keypair),
+            };
+            match v.readiness.clone() {
+                // Something else brought it to the requested state meanwhile: nothing to send.
+                _ if done => self.finalize(m, InstanceOutcome::Unchanged, &mut finished),
+                Readiness::Ready => {
+                    let last = self.insts[m].last.clone().unwrap_or_else(|| {
+                        Failure::new(FailureKind::InvalidState, "refused for the instance's state").retryable(true)
+                    });
+                    let after_write = self.insts[m].awaiting.as_ref().is_some_and(|a| a.after_write);
+                    if !after_write || self.allows(m, &last) {
+                        if after_write {
+                            self.spend(&[(m, last)]);
+                        }
+                        let inst = &mut self.insts[m];
+                        inst.awaiting = None;
+                        inst.checked = true;
+                        inst.not_before = now;
+                    } else {
+                        let message = format!("{}; now {status}, but the retry budget is spent", last.message);
+                        let f = last.with_message(message).retryable(true);
+                        self.finalize(m, InstanceOutcome::failed(f), &mut finished);
                     }
                 }
-                None => self.finalize(m, InstanceOutcome::failed(f), &mut finished),
+                Readiness::Wait(w) => {
+                    if let Some(awaiting) = self.insts[m].awaiting.as_mut() {
+                        awaiting.status = Some(status);
+                    }
+                    self.keep_awaiting(m, w.retry_after, now, &mut finished);
+                }
+                Readiness::Refuse(f) => {
+                    let message = format!("{} (instance is {status})", f.message);
+                    let f = f.with_message(message);
+                    self.finalize(m, InstanceOutcome::failed(f), &mut finished);
+                }
             }
         }
         self.run.finished(&finished);
-        retry
+    }
+
+    /// Schedules the next state read of a waiting instance, or fails it
+    /// (`invalid_state`, retryable, with the last state seen) when the wait's
+    /// bound or the deadline comes first.
+    fn keep_awaiting(
+        &mut self,
+        m: usize,
+        hint: Option<Duration>,
+        now: Instant,
+        finished: &mut Vec<(InstanceId, bool)>,
+    ) {
+        let Some(awaiting) = self.insts[m].awaiting.as_mut() else { return };
+        awaiting.reads += 1;
+        let (since, reads) = (awaiting.since, awaiting.reads);
+        let backoff = self.run.retry.delay(reads.min(8), None, &mut rand::rng());
+        let waited = now.saturating_duration_since(since);
+        let left = self.run.state_wait.saturating_sub(waited);
+        // The last read comes at the bound itself.
+        let delay = hint.map_or(backoff, |h| h.max(backoff / 2)).max(MIN_STATE_READ_GAP).min(left);
+        if !left.is_zero() && self.run.halt(delay).is_none() {
+            self.insts[m].not_before = now + delay;
+            return;
+        }
+        let seen = self.insts[m].awaiting.as_ref().and_then(|a| a.status.clone());
+        let last = self.insts[m].last.clone();
+        let seen = seen.map_or("its state could not be read".to_string(), |s| format!("it was still {s}"));
+        let message = format!(
+            "{}; after waiting {waited:.0?} for a state that allows the call, {seen}",
+            last.as_ref().map_or("refused for the instance's state", |f| f.message.as_str())
+        );
+        let f = Failure::new(FailureKind::InvalidState, message)
+            .with_code_opt(last.as_ref().and_then(|f| f.code.clone()))
+            .with_status_opt(last.as_ref().and_then(|f| f.http_status))
+            .retryable(true);
+        self.insts[m].awaiting = None;
+        self.finalize(m, InstanceOutcome::failed(f), finished);
     }
 
     /// Confirms reported successes with a state query; a success the
@@ -1123,11 +1264,32 @@ async fn views(
     ids: Vec<InstanceId>,
 ) -> Result<IdMap<InstanceView>, Failure> {
     let states = provider.states().ok_or_else(|| Failure::new(FailureKind::ProviderError, "no state queries"))?;
+    // Reads have their own budget: they run ahead of the writes, not in their slots.
+    let Some(_slot) = run.read_slot().await else {
+        return Err(Failure::new(FailureKind::Cancelled, "the run stopped"));
+    };
     let queries = ids.chunks(states.max_per_query().max(1)).map(|part| async move {
-        match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
-            Exchange::Answered(response) => states.read(part, &response),
-            Exchange::NotSent(f) | Exchange::NoAnswer(f) | Exchange::Refused(f) => Err(f),
-            Exchange::Held(_) => Err(Failure::new(FailureKind::Cancelled, "the run stopped")),
+        // A read refused for a passing reason (throttled, unavailable, lost) is asked again
+        // within the retry policy's allowances: it costs the instances no write retry.
+        let mut retries = ReadRetries::default();
+        loop {
+            let failure = match run.exchange(provider, Purpose::Read, &|| states.query(part)).await {
+                Exchange::Answered(response) => match states.read(part, &response) {
+                    Err(f) if f.retryable => f,
+                    answer => return answer,
+                },
+                Exchange::NotSent(f) | Exchange::NoAnswer(f) => f,
+                Exchange::Refused(f) => return Err(f),
+                Exchange::Held(_) => return Err(Failure::new(FailureKind::Cancelled, "the run stopped")),
+            };
+            let Some(delay) = retries.after(&run.retry, &failure) else { return Err(failure) };
+            if Instant::now() + delay >= run.hard_stop() {
+                return Err(failure);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = run.stopped() => return Err(failure),
+            }
         }
     });
     let mut views = IdMap::with_capacity_and_hasher(ids.len(), Default::default());

@@ -38,6 +38,8 @@ use governor::DefaultDirectRateLimiter;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
 /// Default time in-flight calls and started tasks get after a cancellation.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Default time an instance in a transitional state is waited for (by reading) before it fails.
+pub const DEFAULT_STATE_WAIT: Duration = Duration::from_secs(120);
 
 /// What a run is about, for the report.
 #[derive(Clone, Debug)]
@@ -148,8 +150,11 @@ impl Engine {
             keypair: spec.keypair,
             client_token: spec.common.client_token.clone(),
             force: options.force,
+            state_wait: options.state_wait.unwrap_or(DEFAULT_STATE_WAIT),
             journal: options.journal.clone(),
             total: spec.common.targets.instances().len(),
+            write_slots: tokio::sync::Semaphore::new(concurrency),
+            read_slots: tokio::sync::Semaphore::new(concurrency),
         };
         let instances = spec.common.targets.instances();
         run.emit(ProgressEvent::Started { total: instances.len() });
@@ -201,7 +206,9 @@ impl Engine {
                     async move { (index, chunk.run().await) }
                 });
                 let mut by_chunk: Vec<Vec<(InstanceId, InstanceOutcome)>> = vec![Vec::new(); count];
-                let mut stream = futures::stream::iter(calls).buffer_unordered(concurrency);
+                // Twice as many chunks as writes in flight: while some write, the next ones read
+                // their state (each budget is `concurrency`, held by the send path and the reads).
+                let mut stream = futures::stream::iter(calls).buffer_unordered(concurrency.saturating_mul(2));
                 while let Some((index, outcomes)) = stream.next().await {
                     by_chunk[index] = outcomes;
                 }
@@ -262,9 +269,16 @@ pub(crate) struct RunState<'a> {
     pub client_token: Option<String>,
     /// Send every instance, without reading whether it is already done.
     pub force: bool,
+    /// How long an instance in a transitional state is waited for by reading.
+    pub state_wait: Duration,
     /// Where each step is recorded before it goes on, and what an earlier run left.
     pub journal: Option<Arc<Journal>>,
     total: usize,
+    /// Writes in flight: `concurrency` bounds these.
+    write_slots: tokio::sync::Semaphore,
+    /// Chunks reading state at once, apart from the writes: the read of one
+    /// chunk runs while another chunk's write is in flight.
+    read_slots: tokio::sync::Semaphore,
 }
 
 /// Why a run sends nothing more.
@@ -488,6 +502,17 @@ impl RunState<'_> {
             if let Some(halt) = self.held(purpose) {
                 return Exchange::Held(halt);
             }
+            // A write takes one of the run's write slots for as long as it is in flight.
+            let _slot = match purpose {
+                Purpose::Submit => tokio::select! {
+                    slot = self.write_slots.acquire() => slot.ok(),
+                    () = self.stopped() => return Exchange::Held(Halt::Deadline),
+                },
+                Purpose::Read => None,
+            };
+            if let Some(halt) = self.held(purpose) {
+                return Exchange::Held(halt);
+            }
             let mut request = match build() {
                 Ok(r) => r,
                 Err(f) => return Exchange::NotSent(f),
@@ -529,6 +554,14 @@ impl RunState<'_> {
                     return Exchange::Refused(failure);
                 }
             }
+        }
+    }
+
+    /// One of the run's read slots, for a chunk's state read; `None` once the run stops.
+    pub async fn read_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::select! {
+            slot = self.read_slots.acquire() => slot.ok(),
+            () = self.stopped() => None,
         }
     }
 

@@ -73,9 +73,8 @@ async fn a_converged_re_run_sends_no_write_and_takes_about_one_round_of_reads() 
     let latency = Duration::from_millis(100);
     let emu = emulator().instances(800).latency(latency).start().await.unwrap();
     let ids = emu.inventory().ids(VC);
-    let request = || {
-        BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids.clone()).concurrency(8).build().unwrap()
-    };
+    let request =
+        || BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids.clone()).concurrency(8).build().unwrap();
     let binder = volcengine(&emu).build().unwrap();
     assert!(binder.bind(request()).await.unwrap().all_bound());
     let writes = emu.calls("AttachKeyPair");

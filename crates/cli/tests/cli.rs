@@ -89,6 +89,15 @@ fn provider_args(cloud: Cloud, endpoint: &str) -> Vec<String> {
     args
 }
 
+/// A bind of every id on standard input, one call at a time, recorded in `journal`, in JSON.
+fn journaled_bind(cloud: Cloud, endpoint: &str, journal: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["bind", "--keypair", DEFAULT_KEYPAIR, "--output", "json", "--concurrency", "1"].map(String::from).to_vec();
+    args.extend(["--journal".into(), journal.display().to_string(), "--instances-file".into(), "-".into()]);
+    args.extend(provider_args(cloud, endpoint));
+    args
+}
+
 #[tokio::test]
 async fn bind_then_unbind_on_every_cloud_in_json() {
     let emu = emulator(12).await;
@@ -592,20 +601,7 @@ async fn a_killed_run_resumes_from_its_journal() {
         let journal =
             std::env::temp_dir().join(format!("kpbind-journal-{}-{}.jsonl", cloud.as_str(), std::process::id()));
         let _ = std::fs::remove_file(&journal);
-        let mut args: Vec<String> = vec![
-            "bind".into(),
-            "--keypair".into(),
-            DEFAULT_KEYPAIR.into(),
-            "--output".into(),
-            "json".into(),
-            "--concurrency".into(),
-            "1".into(),
-            "--journal".into(),
-            journal.display().to_string(),
-            "--instances-file".into(),
-            "-".into(),
-        ];
-        args.extend(provider_args(cloud, &endpoint));
+        let args = journaled_bind(cloud, &endpoint, &journal);
 
         let mut cmd = kpbind(&as_refs(&env));
         cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -903,20 +899,7 @@ async fn a_torn_journal_resumes_any_number_of_times() {
         let ids = emu.inventory().ids(cloud);
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("run.jsonl");
-        let mut args: Vec<String> = vec![
-            "bind".into(),
-            "--keypair".into(),
-            DEFAULT_KEYPAIR.into(),
-            "--output".into(),
-            "json".into(),
-            "--concurrency".into(),
-            "1".into(),
-            "--journal".into(),
-            journal.display().to_string(),
-            "--instances-file".into(),
-            "-".into(),
-        ];
-        args.extend(provider_args(cloud, &endpoint));
+        let args = journaled_bind(cloud, &endpoint, &journal);
         for (round, delay) in [250u64, 600, 120].into_iter().enumerate() {
             let (mut child, pid) = spawn_with_ids(&env, &args, &ids).await;
             tokio::time::sleep(Duration::from_millis(delay)).await;

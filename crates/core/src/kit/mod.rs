@@ -36,7 +36,7 @@ mod token;
 mod transport;
 mod window;
 
-pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, Engine, RunSpec, chunks};
+pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT, Engine, RunSpec, chunks};
 pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{

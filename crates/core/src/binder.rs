@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::plan::Plan;
 use crate::report::BindReport;
+pub use crate::report::PostCondition;
 use crate::request::{BindRequest, UnbindRequest};
 
 /// Binds SSH key pairs to cloud VMs.
@@ -83,47 +84,5 @@ impl Capabilities {
     pub fn post_conditions(mut self, post_conditions: Vec<PostCondition>) -> Self {
         self.post_conditions = post_conditions;
         self
-    }
-}
-
-/// Something true after a successful bind that the caller must act on or know.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum PostCondition {
-    /// The key takes effect only after the VM reboots (or starts).
-    RebootRequired,
-    /// SSH password login no longer works.
-    PasswordLoginDisabled,
-    /// The VM's security group must allow SSH from this range for the agent.
-    SecurityGroupMustAllowSsh {
-        /// The agent's address range.
-        source_cidr: String,
-    },
-    /// Running VMs were forcibly stopped for the change and started again:
-    /// what they had not written to disk is lost.
-    RunningInstancesRestarted,
-    /// Stopped VMs stay stopped: the key works once they are started.
-    StartRequired,
-    /// A key pair a VM held before is replaced, not kept beside this one.
-    ExistingKeyPairReplaced,
-}
-
-impl fmt::Display for PostCondition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::RebootRequired => f.write_str("reboot (or start) each VM for the key to take effect"),
-            Self::PasswordLoginDisabled => f.write_str("SSH password login is disabled on bound VMs"),
-            Self::SecurityGroupMustAllowSsh { source_cidr } => {
-                write!(f, "the VM's security group must allow SSH (TCP 22) from {source_cidr}")
-            }
-            Self::RunningInstancesRestarted => {
-                f.write_str("running VMs were forcibly stopped and started again; unsaved data on them is lost")
-            }
-            Self::StartRequired => f.write_str("stopped VMs stay stopped; start them to log in with the key"),
-            Self::ExistingKeyPairReplaced => {
-                f.write_str("a key pair a VM held before is replaced by this one; its old key no longer logs in")
-            }
-        }
     }
 }

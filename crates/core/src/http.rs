@@ -53,7 +53,7 @@ pub struct ClientSettings {
     /// Retry policy when a request does not say.
     pub retry: Option<crate::RetryPolicy>,
     /// Client-side limit on the calls of every run.
-    pub rate_limit: Option<crate::kit::RateLimit>,
+    pub rate_limit: Option<crate::rate::RateLimit>,
 }
 
 /// The [`ClientSettings`] setters, for a builder with a `client: ClientSettings` field.
@@ -93,7 +93,7 @@ macro_rules! client_setters {
         }
 
         /// A client-side limit on every API call (binds, polls, reads), across runs.
-        pub fn rate_limit(mut self, rate: $crate::kit::RateLimit) -> Self {
+        pub fn rate_limit(mut self, rate: $crate::rate::RateLimit) -> Self {
             self.client.rate_limit = Some(rate);
             self
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::error::ValidationError;
+use crate::validation::ValidationError;
 
 /// Longest instance or key pair id accepted (every cloud's ids are far shorter).
 pub const MAX_ID_LEN: usize = 128;

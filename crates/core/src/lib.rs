@@ -19,6 +19,7 @@ pub mod journal;
 pub mod kit;
 pub mod plan;
 pub mod progress;
+pub mod rate;
 pub mod report;
 pub mod request;
 pub mod retry;
@@ -26,6 +27,7 @@ pub mod secret;
 pub mod signing;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod validation;
 
 pub use binder::{Capabilities, KeypairBinder, PostCondition};
 pub use error::{Error, ValidationError};

@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use crate::ids::{InstanceId, KeyPairRef};
-use crate::kit::chunks;
 use crate::report::Operation;
 use crate::request::{BindRequest, Targets};
 
@@ -62,4 +61,10 @@ impl Plan {
     pub fn distinct(&self) -> usize {
         self.calls.iter().map(|c| c.instances.len()).sum()
     }
+}
+
+/// Splits instances into calls of at most `cap`, in order: what a run sends
+/// and what a plan shows.
+pub fn chunks(instances: &[InstanceId], cap: usize) -> std::slice::Chunks<'_, InstanceId> {
+    instances.chunks(cap.max(1))
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::binder::PostCondition;
 use crate::ids::{InstanceId, KeyPairRef};
 
 /// Which way a run went.
@@ -320,5 +319,47 @@ impl BindReport {
             InstanceOutcome::Failed(_) => (b, f + 1, u),
             InstanceOutcome::Unknown(_) => (b, f, u + 1),
         })
+    }
+}
+
+/// Something true after a successful bind that the caller must act on or know.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PostCondition {
+    /// The key takes effect only after the VM reboots (or starts).
+    RebootRequired,
+    /// SSH password login no longer works.
+    PasswordLoginDisabled,
+    /// The VM's security group must allow SSH from this range for the agent.
+    SecurityGroupMustAllowSsh {
+        /// The agent's address range.
+        source_cidr: String,
+    },
+    /// Running VMs were forcibly stopped for the change and started again:
+    /// what they had not written to disk is lost.
+    RunningInstancesRestarted,
+    /// Stopped VMs stay stopped: the key works once they are started.
+    StartRequired,
+    /// A key pair a VM held before is replaced, not kept beside this one.
+    ExistingKeyPairReplaced,
+}
+
+impl fmt::Display for PostCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RebootRequired => f.write_str("reboot (or start) each VM for the key to take effect"),
+            Self::PasswordLoginDisabled => f.write_str("SSH password login is disabled on bound VMs"),
+            Self::SecurityGroupMustAllowSsh { source_cidr } => {
+                write!(f, "the VM's security group must allow SSH (TCP 22) from {source_cidr}")
+            }
+            Self::RunningInstancesRestarted => {
+                f.write_str("running VMs were forcibly stopped and started again; unsaved data on them is lost")
+            }
+            Self::StartRequired => f.write_str("stopped VMs stay stopped; start them to log in with the key"),
+            Self::ExistingKeyPairReplaced => {
+                f.write_str("a key pair a VM held before is replaced by this one; its old key no longer logs in")
+            }
+        }
     }
 }

@@ -61,6 +61,13 @@ impl fmt::Debug for VmCredential {
     }
 }
 
+/// Default run deadline when the caller sets none.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
+/// Default time in-flight calls and started tasks get after a cancellation.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Default time an instance in a transitional state is waited for (by reading) before it fails.
+pub const DEFAULT_STATE_WAIT: Duration = Duration::from_secs(120);
+
 /// How a run is carried out: concurrency, retries, deadline, cancellation, progress.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -402,7 +409,7 @@ macro_rules! common_setters {
         }
 
         /// Time in-flight calls and started tasks get after a cancellation
-        /// (default [`DEFAULT_GRACE`](crate::kit::DEFAULT_GRACE)).
+        /// (default [`DEFAULT_GRACE`](crate::request::DEFAULT_GRACE)).
         pub fn grace(mut self, grace: Duration) -> Self {
             self.common.options.grace = Some(grace);
             self
@@ -417,7 +424,7 @@ macro_rules! common_setters {
 
         /// How long an instance refused for a transitional state is waited
         /// for, by reading its state (never by writing), before it fails;
-        /// default [`DEFAULT_STATE_WAIT`](crate::kit::DEFAULT_STATE_WAIT).
+        /// default [`DEFAULT_STATE_WAIT`](crate::request::DEFAULT_STATE_WAIT).
         pub fn state_wait(mut self, wait: Duration) -> Self {
             self.common.options.state_wait = Some(wait);
             self

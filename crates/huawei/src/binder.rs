@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, shared_id,
+    Answer, Call, CallAnswer, CallKind, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile,
+    Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -269,6 +269,9 @@ pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
     Ok(Plan::of_bind(PROVIDER, request, mode.cap(), mode.action()))
 }
 
+/// The call of a stopped VM: its key pair reset, one VM a call, without a credential.
+const RESET: CallKind = CallKind("reset");
+
 /// One run's pure parts.
 struct HuaweiRun<'a> {
     inner: &'a Inner,
@@ -477,12 +480,12 @@ impl Provider for HuaweiRun<'_> {
         CallAnswer::Instances(answers)
     }
 
-    fn call_kind(&self, instance: &InstanceId) -> u8 {
-        u8::from(self.is_stopped(instance))
+    fn call_kind(&self, instance: &InstanceId) -> CallKind {
+        if self.is_stopped(instance) { RESET } else { CallKind::SAME }
     }
 
-    fn kind_cap(&self, kind: u8) -> usize {
-        if kind == 1 { 1 } else { usize::MAX }
+    fn kind_cap(&self, kind: CallKind) -> usize {
+        if kind == RESET { 1 } else { usize::MAX }
     }
 
     fn tasks(&self) -> Option<&dyn TaskQueries> {

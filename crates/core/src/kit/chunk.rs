@@ -11,9 +11,9 @@ use tokio::time::Instant;
 
 use crate::ids::{IdMap, IdSet, InstanceId, KeyPairRef};
 use crate::journal::Prior;
-use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
 use crate::kit::poll::{self, Followed, Group};
 use crate::kit::provider::{Answer, Call, CallAnswer, InstanceView, Profile, Provider, Readiness};
+use crate::kit::run::{Exchange, Halt, Purpose, RunState};
 use crate::kit::token::derive_token;
 use crate::kit::window::Slot;
 use crate::progress::ProgressEvent;

@@ -30,20 +30,22 @@ mod outgoing;
 mod poll;
 mod polling;
 mod provider;
-mod rate;
+mod run;
 mod signer;
 mod token;
 mod transport;
 mod window;
 
-pub use engine::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT, Engine, RunSpec, chunks};
+pub use crate::plan::chunks;
+pub use crate::rate::{RateLimit, RateLimitError};
+pub use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT};
+pub use engine::{Engine, RunSpec};
 pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{
-    Answer, Call, CallAnswer, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,
+    Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,
     Reconciler, StateQueries, TaskAnswer, TaskQueries, shared_id,
 };
-pub use rate::{RateLimit, RateLimitError};
 pub use signer::{Signer, signed_by};
 pub use token::derive_token;
 pub use transport::Transport;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ids::InstanceId;
-use crate::kit::engine::{Exchange, Halt, Purpose, RunState};
 use crate::kit::provider::{Provider, TaskAnswer, TaskQueries};
+use crate::kit::run::{Exchange, Halt, Purpose, RunState};
 use crate::report::{Failure, FailureKind, InstanceOutcome};
 
 /// Wait before asking again after a query got no answer and no `Retry-After`.

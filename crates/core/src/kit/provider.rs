@@ -220,6 +220,17 @@ pub trait Net: Send + Sync {
     async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError>;
 }
 
+/// A provider's name for a kind of call, where the call an instance needs
+/// depends on its state (Huawei: a batch bind, or a reset of a stopped VM):
+/// one call carries instances of one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallKind(pub &'static str);
+
+impl CallKind {
+    /// Every instance takes the same call (the default).
+    pub const SAME: CallKind = CallKind("same");
+}
+
 /// A provider's pure parts for one run (bind or unbind, one key pair).
 ///
 /// `prepare` and `authorize` may ask the engine to send setup calls through
@@ -256,12 +267,12 @@ pub trait Provider: Send + Sync {
     /// Which kind of call an instance needs (a provider whose call depends
     /// on the instance's state, learnt from its state query): one call only
     /// carries instances of one kind. All the same by default.
-    fn call_kind(&self, _instance: &InstanceId) -> u8 {
-        0
+    fn call_kind(&self, _instance: &InstanceId) -> CallKind {
+        CallKind::SAME
     }
 
     /// Most instances one call of `kind` carries (at most the profile's cap).
-    fn kind_cap(&self, _kind: u8) -> usize {
+    fn kind_cap(&self, _kind: CallKind) -> usize {
         usize::MAX
     }
 

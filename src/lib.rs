@@ -17,7 +17,7 @@
 
 pub use keypair_binder_core::http::HttpOptions;
 pub use keypair_binder_core::kit::RateLimit;
-pub use keypair_binder_core::request::{BindRequestBuilder, UnbindRequestBuilder};
+pub use keypair_binder_core::request::{BindRequestBuilder, RequestCommon, Targets, UnbindRequestBuilder};
 /// The HTTP client crate, at the version every provider builder's `.http_client(…)` takes.
 pub use keypair_binder_core::reqwest;
 #[cfg(feature = "testing")]

@@ -218,17 +218,17 @@ impl Journal {
     }
 
     /// Records a call before it is sent.
-    pub fn call(&self, instances: &[InstanceId], token: Option<&str>) -> Result<(), JournalError> {
+    pub(crate) fn call(&self, instances: &[InstanceId], token: Option<&str>) -> Result<(), JournalError> {
         self.write(&Record::Call { instances: instances.to_vec(), token: token.map(str::to_string) })
     }
 
     /// Records the task an instance's operation runs as.
-    pub fn task(&self, instance: &InstanceId, task: &str) -> Result<(), JournalError> {
+    pub(crate) fn task(&self, instance: &InstanceId, task: &str) -> Result<(), JournalError> {
         self.write(&Record::Task { instance: instance.clone(), task: task.to_string() })
     }
 
     /// Records an instance's final outcome.
-    pub fn outcome(&self, instance: &InstanceId, outcome: &InstanceOutcome) -> Result<(), JournalError> {
+    pub(crate) fn outcome(&self, instance: &InstanceId, outcome: &InstanceOutcome) -> Result<(), JournalError> {
         let (status, error) = match outcome {
             InstanceOutcome::Bound | InstanceOutcome::Unchanged => ("succeeded", None),
             InstanceOutcome::Failed(f) => ("failed", Some((**f).clone())),

@@ -2,9 +2,8 @@
 //! parts for the shared engine, which polls each task to its end and keeps
 //! at most 10 VMs in key-pair operations at once.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -226,7 +225,7 @@ impl HuaweiBinder {
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
-        let provider = HuaweiRun { inner, mode, profile, stopped: Mutex::new(HashSet::new()) };
+        let provider = HuaweiRun { inner, mode, profile };
         inner.engine.run(&provider, spec).await
     }
 }
@@ -277,8 +276,6 @@ struct HuaweiRun<'a> {
     inner: &'a Inner,
     mode: Mode,
     profile: Profile,
-    /// VMs the ECS read showed stopped: reset one by one, without a credential.
-    stopped: Mutex<HashSet<InstanceId>>,
 }
 
 impl HuaweiRun<'_> {
@@ -290,8 +287,9 @@ impl HuaweiRun<'_> {
         call.outgoing(&self.inner.endpoint, &self.inner.user_agent)
     }
 
-    fn kps_call(&self, project: &str, vms: &[InstanceId]) -> KpsRequest {
-        if let Some(id) = vms.first().filter(|id| self.is_stopped(id)) {
+    fn kps_call(&self, project: &str, call: &Call<'_>) -> KpsRequest {
+        let vms = call.instances;
+        if let Some(id) = vms.first().filter(|_| call.kind == RESET) {
             // A stopped VM is reset: KPS refuses a credential for it.
             return match &self.mode {
                 Mode::Batch { keypair, server } | Mode::Single { keypair, server } => KpsRequest::associate(
@@ -351,10 +349,6 @@ impl HuaweiRun<'_> {
                     .to_string(),
             ),
         }
-    }
-
-    fn is_stopped(&self, id: &InstanceId) -> bool {
-        self.stopped.lock().unwrap_or_else(|e| e.into_inner()).contains(id)
     }
 
     /// Whether a running task is this run's: same key pair, same kind of operation.
@@ -426,7 +420,7 @@ impl Provider for HuaweiRun<'_> {
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let project = self.project()?;
-        self.outgoing(self.kps_call(&project, call.instances))
+        self.outgoing(self.kps_call(&project, call))
     }
 
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
@@ -478,10 +472,6 @@ impl Provider for HuaweiRun<'_> {
             })
             .collect();
         CallAnswer::Instances(answers)
-    }
-
-    fn call_kind(&self, instance: &InstanceId) -> CallKind {
-        if self.is_stopped(instance) { RESET } else { CallKind::SAME }
     }
 
     fn kind_cap(&self, kind: CallKind) -> usize {
@@ -544,13 +534,9 @@ impl StateQueries for HuaweiRun<'_> {
                     .with_retry_after(Some(STATE_CHANGE_WAIT)),
             ),
         };
-        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
-        if status == "SHUTOFF" {
-            stopped.insert(id.clone());
-        } else {
-            stopped.remove(&id);
-        }
-        Ok(vec![InstanceView::new(id, status, readiness).with_keypair(server.key_name, None)])
+        // A stopped VM is reset, alone and without a credential: the engine sends it so.
+        let kind = if status == "SHUTOFF" { RESET } else { CallKind::SAME };
+        Ok(vec![InstanceView::new(id, status, readiness).with_keypair(server.key_name, None).with_call_kind(kind)])
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::ids::{IdMap, IdSet, InstanceId, KeyPairRef};
 use crate::journal::Prior;
 use crate::kit::poll::{self, Followed, Group};
-use crate::kit::provider::{Answer, Call, CallAnswer, InstanceView, Profile, Provider, Readiness};
+use crate::kit::provider::{Answer, Call, CallAnswer, CallKind, InstanceView, Profile, Provider, Readiness};
 use crate::kit::run::{Exchange, Halt, Purpose, RunState};
 use crate::kit::token::derive_token;
 use crate::kit::window::Slot;
@@ -55,6 +55,8 @@ struct Inst {
     /// Refused for a transitional state: its state is read until it allows
     /// the call (waiting is reading, not writing).
     awaiting: Option<Awaiting>,
+    /// The kind of call its last state read asked for.
+    kind: CallKind,
 }
 
 /// An instance waiting, by reading, for a state its call accepts.
@@ -139,6 +141,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 cap: usize::MAX,
                 marker: None,
                 awaiting: None,
+                kind: CallKind::SAME,
             })
             .collect();
         let splits_left = 2 * ids.len();
@@ -411,8 +414,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
     /// Sends a new call for instances nothing of which may have been applied.
     async fn submit(&mut self, mut members: Vec<usize>) {
         // One call carries instances of one kind (Huawei: stopped VMs are reset one by one).
-        let kind = self.provider.call_kind(&self.insts[members[0]].id);
-        members.retain(|&m| self.provider.call_kind(&self.insts[m].id) == kind);
+        let kind = self.insts[members[0]].kind;
+        members.retain(|&m| self.insts[m].kind == kind);
         // Halves of a refused call go out apart, so the one at fault ends up alone.
         let cap = self.insts[members[0]].cap;
         members.retain(|&m| self.insts[m].cap == cap);
@@ -440,13 +443,15 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         }
         let ids: Vec<InstanceId> = members.iter().map(|&m| self.insts[m].id.clone()).collect();
         let token = self.new_token(&ids);
-        let answer = self.call(&ids, token.as_deref(), 1).await;
+        let answer = self.call(&ids, token.as_deref(), 1, kind).await;
         self.apply(&members, &ids, token, 1, answer).await;
     }
 
     /// Resends a call that may have been applied, exactly as it was.
     async fn resend(&mut self, set: OpenSet) {
-        let answer = self.call(&set.ids, Some(&set.token), set.attempt).await;
+        // A resend is the same call: its first member's kind is the call's.
+        let kind = set.waiting.first().map_or(CallKind::SAME, |&m| self.insts[m].kind);
+        let answer = self.call(&set.ids, Some(&set.token), set.attempt, kind).await;
         let waiting = set.waiting.clone();
         for &m in &waiting {
             self.insts[m].busy = false;
@@ -455,8 +460,8 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         self.apply(&members, &set.ids, Some(set.token), set.attempt, answer).await;
     }
 
-    async fn call(&mut self, ids: &[InstanceId], token: Option<&str>, attempt: u32) -> CallOutcome {
-        let call = Call::new(ids, token, attempt, self.run.retry.max_attempts());
+    async fn call(&mut self, ids: &[InstanceId], token: Option<&str>, attempt: u32, kind: CallKind) -> CallOutcome {
+        let call = Call::new(ids, token, attempt, self.run.retry.max_attempts()).of_kind(kind);
         if let Some(journal) = &self.run.journal
             && attempt == 1
             && let Err(e) = journal.call(ids, token)
@@ -923,8 +928,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             let mut started = Vec::new();
             for (m, cause) in left {
                 let view = views.get(&self.insts[m].id);
-                if view.is_some() {
+                if let Some(v) = view {
                     seen.insert(self.insts[m].id.clone());
+                    self.insts[m].kind = v.call_kind;
                 }
                 let applied = view.map(|v| {
                     let holds = holds(v, self.run.keypair);
@@ -1066,6 +1072,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             let id = self.insts[m].id.clone();
             let view = views.get(&id);
             self.insts[m].marker = Some(view.and_then(|v| v.latest_operation.clone()));
+            self.insts[m].kind = view.map_or(CallKind::SAME, |v| v.call_kind);
             if converge && let Some(v) = view {
                 let holds = holds(v, self.run.keypair);
                 let done = match self.run.operation {
@@ -1144,6 +1151,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 continue;
             };
             self.insts[m].marker = Some(v.latest_operation.clone());
+            self.insts[m].kind = v.call_kind;
             let status = v.status.clone();
             let done = match self.run.operation {
                 Operation::Bind => holds(v, self.run.keypair),

@@ -126,12 +126,20 @@ pub struct Call<'a> {
     pub attempt: u32,
     /// Most attempts the call may take.
     pub max_attempts: u32,
+    /// The kind of call its instances' last state read asked for.
+    pub kind: CallKind,
 }
 
 impl<'a> Call<'a> {
     /// A call, for providers' tests and benches.
     pub fn new(instances: &'a [InstanceId], token: Option<&'a str>, attempt: u32, max_attempts: u32) -> Self {
-        Self { instances, token, attempt, max_attempts }
+        Self { instances, token, attempt, max_attempts, kind: CallKind::SAME }
+    }
+
+    /// The same call, of this kind.
+    pub fn of_kind(mut self, kind: CallKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The id an answer names, for [`CallAnswer::Instances`]: this call's
@@ -222,7 +230,8 @@ pub trait Net: Send + Sync {
 
 /// A provider's name for a kind of call, where the call an instance needs
 /// depends on its state (Huawei: a batch bind, or a reset of a stopped VM):
-/// one call carries instances of one kind.
+/// a state read says it ([`InstanceView::call_kind`]), the engine remembers
+/// it, and one call carries instances of one kind ([`Call::kind`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallKind(pub &'static str);
 
@@ -263,13 +272,6 @@ pub trait Provider: Send + Sync {
 
     /// Reads a call's response, per instance.
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer;
-
-    /// Which kind of call an instance needs (a provider whose call depends
-    /// on the instance's state, learnt from its state query): one call only
-    /// carries instances of one kind. All the same by default.
-    fn call_kind(&self, _instance: &InstanceId) -> CallKind {
-        CallKind::SAME
-    }
 
     /// Most instances one call of `kind` carries (at most the profile's cap).
     fn kind_cap(&self, _kind: CallKind) -> usize {
@@ -389,12 +391,29 @@ pub struct InstanceView {
     /// Id of the last operation started on it, on clouds that show one: an
     /// ambiguous call started an operation exactly when this moved.
     pub latest_operation: Option<String>,
+    /// The kind of call this state needs (Huawei: a reset for a stopped VM);
+    /// the engine remembers it for the instance's next send.
+    pub call_kind: CallKind,
 }
 
 impl InstanceView {
     /// A view of one instance.
     pub fn new(id: InstanceId, status: impl Into<String>, readiness: Readiness) -> Self {
-        Self { id, status: status.into(), keypair_name: None, keypair_id: None, readiness, latest_operation: None }
+        Self {
+            id,
+            status: status.into(),
+            keypair_name: None,
+            keypair_id: None,
+            readiness,
+            latest_operation: None,
+            call_kind: CallKind::SAME,
+        }
+    }
+
+    /// Sets the kind of call this state needs.
+    pub fn with_call_kind(mut self, kind: CallKind) -> Self {
+        self.call_kind = kind;
+        self
     }
 
     /// Sets the id of the last operation started on it.

@@ -212,26 +212,23 @@ impl HttpClient {
     /// The library's own client, its proxies read through `var` (tests inject their own).
     fn build(options: HttpOptions, tls_roots: bool, var: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
         let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| "malformed user agent".to_string())?;
+        let proxies = env_proxies(var)?;
+        // Reading the platform's store takes milliseconds: only a client
+        // that may speak TLS (an https endpoint or proxy) loads it.
+        let tls = tls_roots || proxies.iter().any(|p| p.tls);
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            // Reading the platform's store takes milliseconds: only a client
-            // that may speak TLS (an https endpoint or proxy) loads it.
-            .tls_built_in_root_certs(tls_roots)
+            .tls_built_in_root_certs(tls)
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(user_agent)
             // The cloud APIs answer; they do not redirect. A redirect followed would resend a signed write.
             .redirect(reqwest::redirect::Policy::none())
-            // Proxies come only from the variables read below (reqwest would read the real environment).
+            // Proxies come only from the variables read above (reqwest would read the real environment).
             .no_proxy();
-        let proxies = env_proxies(var)?;
-        let tls_proxy = proxies.iter().any(|p| p.tls);
         for proxy in proxies {
             builder = builder.proxy(proxy.proxy);
-        }
-        if tls_proxy && !tls_roots {
-            builder = builder.tls_built_in_root_certs(true);
         }
         let client = builder.build().map_err(|e| format!("TLS setup: {}", error_chain(&e)))?;
         Ok(Self { client, options, external: false })

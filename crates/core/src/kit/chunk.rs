@@ -932,10 +932,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     seen.insert(self.insts[m].id.clone());
                     self.insts[m].kind = v.call_kind;
                 }
-                let applied = view.map(|v| {
-                    let holds = holds(v, self.run.keypair);
-                    if self.run.operation == Operation::Bind { holds } else { !holds }
-                });
+                let applied = view.map(|v| self.in_requested_state(v));
                 // An operation started since the state was read before sending: ours, to follow.
                 let moved = match (view.and_then(|v| v.latest_operation.as_ref()), &self.insts[m].marker) {
                     (Some(now), Some(before)) => before.as_ref() != Some(now),
@@ -994,10 +991,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         let mut finished = Vec::new();
         for (m, cause) in idle {
             let view = views.as_ref().and_then(|v| v.get(&self.insts[m].id));
-            let applied = view.map(|v| {
-                let holds = holds(v, self.run.keypair);
-                if self.run.operation == Operation::Bind { holds } else { !holds }
-            });
+            let applied = view.map(|v| self.in_requested_state(v));
             match applied {
                 Some(true) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
                 Some(false) if self.resumed => {
@@ -1073,16 +1067,9 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             let view = views.get(&id);
             self.insts[m].marker = Some(view.and_then(|v| v.latest_operation.clone()));
             self.insts[m].kind = view.map_or(CallKind::SAME, |v| v.call_kind);
-            if converge && let Some(v) = view {
-                let holds = holds(v, self.run.keypair);
-                let done = match self.run.operation {
-                    Operation::Bind => holds,
-                    Operation::Unbind => !holds,
-                };
-                if done {
-                    self.finalize(m, InstanceOutcome::Unchanged, &mut finished);
-                    continue;
-                }
+            if converge && view.is_some_and(|v| self.in_requested_state(v)) {
+                self.finalize(m, InstanceOutcome::Unchanged, &mut finished);
+                continue;
             }
             if !precheck {
                 self.insts[m].checked = true;
@@ -1153,10 +1140,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             self.insts[m].marker = Some(v.latest_operation.clone());
             self.insts[m].kind = v.call_kind;
             let status = v.status.clone();
-            let done = match self.run.operation {
-                Operation::Bind => holds(v, self.run.keypair),
-                Operation::Unbind => !holds(v, self.run.keypair),
-            };
+            let done = self.in_requested_state(v);
             match v.readiness.clone() {
                 // Something else brought it to the requested state meanwhile: nothing to send.
                 _ if done => self.finalize(m, InstanceOutcome::Unchanged, &mut finished),
@@ -1230,6 +1214,13 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
             .retryable(true);
         self.insts[m].awaiting = None;
         self.finalize(m, InstanceOutcome::failed(f), finished);
+    }
+
+    /// Whether a view shows the instance already in the run's requested
+    /// state: holding the key pair for a bind, not holding it for an unbind.
+    fn in_requested_state(&self, view: &InstanceView) -> bool {
+        let holds = holds(view, self.run.keypair);
+        if self.run.operation == Operation::Bind { holds } else { !holds }
     }
 
     /// Confirms reported successes with a state query; a success the

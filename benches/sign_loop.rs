@@ -26,15 +26,13 @@ fn huawei(n: usize, now: Now) {
     let batch = fixtures::huawei_batch_of_10();
     let endpoint = url::Url::parse("https://kps.cn-north-4.myhuaweicloud.com/").expect("valid URL");
     let project = "0123456789abcdef0123456789abcdef";
-    let signer = KpsSigner {
-        key: AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), token: None },
-        project: Some(project.into()),
-    };
+    let key = AkSk { access_key: "HPUAEXAMPLEAK0000001".into(), secret_key: Secret::new("SK"), token: None };
+    let signer = KpsSigner { project: Some(project.into()) };
     for _ in 0..n {
         let body = black_box(&batch).body();
         let mut request =
             KpsRequest::batch_associate(project, &body).outgoing(&endpoint, "keypair-binder/bench").unwrap();
-        signer.sign(&mut request, now);
+        signer.sign(&mut request, &key, now);
         black_box(request);
     }
 }
@@ -49,12 +47,12 @@ fn volcengine(n: usize, now: Now) {
         (0..100).map(|i| InstanceId::new(format!("i-3tiegs1y963vj0ab{i:04}")).expect("valid id")).collect();
     let keypair = KeyPairRef::name("kp-prod").expect("valid name");
     let endpoint = url::Url::parse("https://open.volcengineapi.com/").expect("valid URL");
-    let signer = EcsSigner::new(credentials, "cn-beijing");
+    let signer = EcsSigner { region: "cn-beijing".into() };
     for _ in 0..n {
         let params = wire::keypair_call_params(Action::AttachKeyPair, black_box(&ids), &keypair, Some("token-0001"));
         let invocation = Invocation { id: "token-0001", attempt: 1, max_attempts: 7 };
         let mut request = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair").unwrap();
-        signer.sign(&mut request, now);
+        signer.sign(&mut request, &credentials, now);
         black_box(request);
     }
 }
@@ -67,11 +65,10 @@ fn alibaba(n: usize, now: Now) {
         (0..50).map(|i| InstanceId::new(format!("i-bp1example{i:08}")).expect("valid id")).collect();
     let endpoint = url::Url::parse("https://ecs-cn-hangzhou.aliyuncs.com/").expect("valid URL");
     let key = fixtures::access_key("LTAI5texample");
-    let signer = AcsSigner { key };
     for _ in 0..n {
         let query = wire::keypair_call(black_box(&ids), "kp-prod", "cn-hangzhou");
         let mut request = unsigned(&endpoint, Action::AttachKeyPair, &query).unwrap();
-        signer.sign(&mut request, now);
+        AcsSigner.sign(&mut request, &key, now);
         black_box(request);
     }
 }
@@ -83,13 +80,12 @@ fn tencent(n: usize, now: Now) {
     let ids: Vec<String> = (0..100).map(|i| format!("ins-ex{i:06}")).collect();
     let endpoint = url::Url::parse("https://cvm.ap-guangzhou.tencentcloudapi.com/").expect("valid URL");
     let key = fixtures::access_key("AKIDexample");
-    let signer = CvmSigner { key };
     for _ in 0..n {
         let instance_ids: Vec<&str> = black_box(&ids).iter().map(String::as_str).collect();
         let call = KeyPairsCall { instance_ids: &instance_ids, key_ids: &["skey-example1"], force_stop: None };
         let body = serde_json::to_vec(&call).expect("serialisable");
         let mut request = unsigned(&endpoint, Action::AssociateInstancesKeyPairs, "ap-guangzhou", body).unwrap();
-        signer.sign(&mut request, now);
+        CvmSigner.sign(&mut request, &key, now);
         black_box(request);
     }
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, OutgoingRequest,
+    Profile, Provider, Readiness, RunSpec, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -40,7 +40,6 @@ pub struct AlibabaBinder {
 }
 
 struct Inner {
-    signer: AcsSigner,
     region: String,
     endpoint: Url,
     engine: Engine,
@@ -52,7 +51,7 @@ impl fmt::Debug for AlibabaBinder {
         f.debug_struct("AlibabaBinder")
             .field("region", &self.inner.region)
             .field("endpoint", &self.inner.endpoint.as_str())
-            .field("access_key_id", &self.inner.signer.key.access_key)
+            .field("credentials", &self.inner.engine.credential_source())
             .finish_non_exhaustive()
     }
 }
@@ -67,10 +66,10 @@ impl AlibabaBuilder {
             .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
             .converge(true);
         let inner = Inner {
-            signer: AcsSigner { key },
             region,
             endpoint,
-            engine: Engine::new(Arc::new(http)).with_rate_limit(self.client.rate_limit),
+            engine: Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(key)))
+                .with_rate_limit(self.client.rate_limit),
             profile,
         };
         Ok(AlibabaBinder { inner: Arc::new(inner) })
@@ -156,13 +155,13 @@ impl Provider for AlibabaRun<'_> {
         &self.inner.profile
     }
 
-    async fn authorize(
+    fn authorize(
         &self,
         request: &mut OutgoingRequest,
+        credential: &Credential,
         now: DateTime<Utc>,
-        _net: &dyn Net,
     ) -> Result<(), Failure> {
-        self.inner.signer.sign(request, now);
+        AcsSigner.sign(request, credential.access_key()?, now);
         Ok(())
     }
 
@@ -171,7 +170,15 @@ impl Provider for AlibabaRun<'_> {
             return None;
         }
         let (failure, class) = failure_of(response);
-        (class == Class::Credentials).then_some(CredentialProblem::Refused(failure))
+        if class != Class::Credentials {
+            return None;
+        }
+        // An expired STS token: one fresh credential and one more try, when the source can give one.
+        Some(if failure.code.as_deref() == Some("InvalidSecurityToken.Expired") {
+            CredentialProblem::Expired(failure)
+        } else {
+            CredentialProblem::Refused(failure)
+        })
     }
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {

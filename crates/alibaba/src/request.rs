@@ -39,14 +39,11 @@ pub fn unsigned(endpoint: &Url, action: Action, query: &[(String, String)]) -> R
 /// ACS3-HMAC-SHA256 as the kit's [`Signer`]: a fresh `x-acs-date` and nonce
 /// for every request that has none, then every header signed, over the
 /// canonical form of the query on the URL.
-#[derive(Clone, Debug)]
-pub struct AcsSigner {
-    /// The access key (and STS token).
-    pub key: AccessKey,
-}
+#[derive(Clone, Copy, Debug)]
+pub struct AcsSigner;
 
 impl Signer for AcsSigner {
-    fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
+    fn sign(&self, request: &mut OutgoingRequest, key: &AccessKey, time: DateTime<Utc>) {
         if !request.headers.contains_key(&X_ACS_DATE)
             && let Ok(date) = HeaderValue::from_str(&format_date(time))
         {
@@ -64,7 +61,7 @@ impl Signer for AcsSigner {
         headers.push(("host", uri_host(&request.uri)));
         let query = canonical_of_form_encoded(request.uri.query().unwrap_or(""));
         let (authorization, added) =
-            acs3_authorization(request.method.as_str(), request.uri.path(), &query, &headers, &request.body, &self.key);
+            acs3_authorization(request.method.as_str(), request.uri.path(), &query, &headers, &request.body, key);
         let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(added.len() + 1);
         for (name, value) in added {
             let name = match name {

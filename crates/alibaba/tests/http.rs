@@ -50,10 +50,10 @@ async fn handle(State(cloud): State<Shared>, method: Method, uri: Uri, headers: 
         .and_then(|v| v.to_str().ok())
         .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%SZ").ok())
         .map(|t| t.and_utc());
-    let signer = AcsSigner { key: AccessKey { access_key: AK.into(), secret_key: Secret::new(SK), token: None } };
+    let key = AccessKey { access_key: AK.into(), secret_key: Secret::new(SK), token: None };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
     let rebuilt: Uri = format!("http://{host}/?{}", canonical_query(&query)).parse().unwrap();
-    let signed = time.is_some_and(|t| signed_by(&signer, method, rebuilt, &headers, body, t));
+    let signed = time.is_some_and(|t| signed_by(&AcsSigner, &key, method, rebuilt, &headers, body, t));
     if !signed {
         return error(
             StatusCode::BAD_REQUEST,

@@ -116,7 +116,7 @@ fn acs3_keypair_and_describe_requests_match_the_official_sdk() {
                     );
                 }
             }
-            AcsSigner { key: key.clone() }.sign(&mut outgoing, chrono::Utc::now());
+            AcsSigner.sign(&mut outgoing, &key, chrono::Utc::now());
             assert_eq!(outgoing.headers["authorization"], authorization, "{name}: the kit signer");
             rebuilt += 1;
         }

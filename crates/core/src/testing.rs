@@ -19,13 +19,15 @@ use crate::error::Error;
 use crate::http::{HttpResponse, TransportError};
 use crate::ids::{InstanceId, KeyPairRef};
 use crate::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Polling, Profile,
-    Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, Transport, chunks, shared_id,
+    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, OutgoingRequest,
+    Polling, Profile, Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, TaskRef,
+    Transport, chunks, shared_id,
 };
 use crate::plan::{Plan, PlannedCall};
 use crate::report::{BindReport, Failure, FailureKind, Operation};
 use crate::request::{BindRequest, RequestCommon, UnbindRequest};
 use crate::retry::RetryPolicy;
+use crate::secret::Secret;
 
 /// The key the in-memory cloud accepts unless told otherwise.
 pub const MEMORY_KEY: &str = "memory-key";
@@ -350,7 +352,6 @@ struct MemoryProvider {
     reconcile: bool,
     operation: Operation,
     keypair: String,
-    key: String,
 }
 
 fn uri(path: &str) -> Uri {
@@ -377,13 +378,15 @@ impl Provider for MemoryProvider {
         &self.profile
     }
 
-    async fn authorize(
+    fn authorize(
         &self,
         request: &mut OutgoingRequest,
+        credential: &Credential,
         _now: DateTime<Utc>,
-        _net: &dyn Net,
     ) -> Result<(), Failure> {
-        let value = format!("memory {}", self.key).parse().map_err(|_| Failure::new(FailureKind::Auth, "bad key"))?;
+        let Credential::Token(key) = credential else { return Err(Failure::new(FailureKind::Auth, "not a key")) };
+        let value =
+            format!("memory {}", key.expose()).parse().map_err(|_| Failure::new(FailureKind::Auth, "bad key"))?;
         request.headers.insert("authorization", value);
         Ok(())
     }
@@ -449,11 +452,11 @@ impl Provider for MemoryProvider {
 }
 
 impl TaskQueries for MemoryProvider {
-    fn query(&self, task: &str, _instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        Ok(OutgoingRequest::new(Method::GET, uri(&format!("/task/{task}")), "memory:task"))
+    fn query(&self, task: &TaskRef<'_>) -> Result<OutgoingRequest, Failure> {
+        Ok(OutgoingRequest::new(Method::GET, uri(&format!("/task/{}", task.task)), "memory:task"))
     }
 
-    fn read(&self, _task: &str, response: &HttpResponse) -> TaskAnswer {
+    fn read(&self, _task: &TaskRef<'_>, response: &HttpResponse) -> TaskAnswer {
         if !response.is_success() {
             let failure = failure_of(response);
             return if failure.retryable { TaskAnswer::Transient(failure) } else { TaskAnswer::Lost(failure) };
@@ -544,7 +547,6 @@ pub struct InMemoryBinder {
     cloud: Arc<Cloud>,
     profile: Profile,
     reconcile: bool,
-    client_key: String,
 }
 
 /// Builds an [`InMemoryBinder`].
@@ -645,7 +647,6 @@ impl InMemoryBinder {
             reconcile: self.reconcile,
             operation,
             keypair: keypair.map(KeyPairRef::to_string).unwrap_or_default(),
-            key: self.client_key.clone(),
         };
         let post = if operation == Operation::Bind { vec![PostCondition::RebootRequired] } else { vec![] };
         self.engine.run(&provider, RunSpec::new(operation, keypair, common).post_conditions(post)).await
@@ -752,11 +753,12 @@ impl InMemoryBinderBuilder {
             key: MEMORY_KEY.into(),
             state: Mutex::new(state),
         });
-        let mut engine = Engine::new(Arc::new(MemoryTransport { cloud: cloud.clone() }));
+        let credentials = Credentials::fixed(Credential::Token(Secret::new(self.client_key)));
+        let mut engine = Engine::new(Arc::new(MemoryTransport { cloud: cloud.clone() }), credentials);
         if let Some(size) = self.window {
             engine = engine.with_window(size);
         }
-        InMemoryBinder { engine, cloud, profile: self.profile, reconcile: self.reconcile, client_key: self.client_key }
+        InMemoryBinder { engine, cloud, profile: self.profile, reconcile: self.reconcile }
     }
 }
 

@@ -71,14 +71,12 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
             "x-acs-date is too far from the server's clock.",
         ));
     }
-    let signer = AcsSigner {
-        key: AccessKey {
-            access_key: access_key.to_string(),
-            secret_key: Secret::new(sk.as_str()),
-            token: token.map(Secret::new),
-        },
+    let key = AccessKey {
+        access_key: access_key.to_string(),
+        secret_key: Secret::new(sk.as_str()),
+        token: token.map(Secret::new),
     };
-    if !req.signed_by(&signer, &canonical_query(&req.query), at) {
+    if !req.signed_by(&AcsSigner, &key, &canonical_query(&req.query), at) {
         return Err(error(
             StatusCode::BAD_REQUEST,
             "SignatureDoesNotMatch",

@@ -74,7 +74,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
     match action {
         "iam:CreateToken" => return Answer::new(create_token(shared, req, now), 0),
         "iam:KeystoneListProjects" => {
-            if let Err(response) = verify_aksk(shared, req) {
+            if let Err(response) = authenticate(shared, req, now) {
                 return Answer::new(response, 0);
             }
             let creds = &shared.credentials.huawei;
@@ -185,9 +185,9 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
         secret_key: Secret::new(sk.as_str()),
         token: temporary.then(|| Secret::new(creds.security_token.as_str())),
     };
-    let signer = KpsSigner { key, project: req.header("x-project-id").map(str::to_string) };
+    let signer = KpsSigner { project: req.header("x-project-id").map(str::to_string) };
     let query = keypair_binder_huawei::signer::canonical_query(&req.query);
-    if !req.signed_by(&signer, &query, at) {
+    if !req.signed_by(&signer, &key, &query, at) {
         return Err(unauthorized("verify aksk signature fail"));
     }
     Ok(())

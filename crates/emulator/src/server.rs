@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keypair_binder_core::kit::{Signer, signed_by};
+use keypair_binder_core::signing::AccessKey;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ impl Incoming {
     /// Whether the request carries the signature `signer` makes at `time`,
     /// checked through the kit's signer interface, with the query in the
     /// cloud's canonical form (as the cloud recomputes it).
-    pub fn signed_by(&self, signer: &dyn Signer, canonical_query: &str, time: DateTime<Utc>) -> bool {
+    pub fn signed_by(&self, signer: &dyn Signer, key: &AccessKey, canonical_query: &str, time: DateTime<Utc>) -> bool {
         let host = self.header("host").unwrap_or("localhost");
         let mut text = format!("http://{host}{}", self.path);
         if !canonical_query.is_empty() {
@@ -57,7 +58,7 @@ impl Incoming {
             text.push_str(canonical_query);
         }
         let Ok(uri) = text.parse::<axum::http::Uri>() else { return false };
-        signed_by(signer, self.method.clone(), uri, &self.headers, self.body.clone(), time)
+        signed_by(signer, key, self.method.clone(), uri, &self.headers, self.body.clone(), time)
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {

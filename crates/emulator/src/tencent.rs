@@ -78,15 +78,13 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     if (Utc::now().timestamp() - timestamp).abs() > MAX_SKEW_SECS {
         return Err(error("AuthFailure.SignatureExpire", "The signature expired: the timestamp is too far off."));
     }
-    let signer = CvmSigner {
-        key: Credentials {
-            access_key: secret_id.to_string(),
-            secret_key: Secret::new(secret_key.as_str()),
-            token: token.map(Secret::new),
-        },
+    let key = Credentials {
+        access_key: secret_id.to_string(),
+        secret_key: Secret::new(secret_key.as_str()),
+        token: token.map(Secret::new),
     };
     let at = DateTime::<Utc>::from_timestamp(timestamp, 0).unwrap_or_default();
-    if !req.signed_by(&signer, "", at) {
+    if !req.signed_by(&CvmSigner, &key, "", at) {
         return Err(error("AuthFailure.SignatureFailure", "The provided credentials could not be validated."));
     }
     Ok(())

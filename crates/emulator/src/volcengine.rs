@@ -126,9 +126,9 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
         secret_key: Secret::new(sk.as_str()),
         token: sts.then(|| Secret::new(creds.session_token.as_str())),
     };
-    let signer = EcsSigner::new(credentials, auth.region.clone());
+    let signer = EcsSigner { region: auth.region.clone() };
     let query = keypair_binder_volcengine::signer::canonical_query(&req.query);
-    if auth.service != "ecs" || !req.signed_by(&signer, &query, at) {
+    if auth.service != "ecs" || !req.signed_by(&signer, &credentials, &query, at) {
         return fail(
             StatusCode::UNAUTHORIZED,
             "SignatureDoesNotMatch",

@@ -1,19 +1,20 @@
-//! Authentication of KPS calls: AK/SK signatures, or IAM tokens that are
-//! obtained, cached and refreshed before they expire. Also resolves the
-//! project id when it was not configured. Setup calls go through the
-//! engine's [`Net`], so they are counted and stopped with the run.
+//! How KPS calls are authenticated: the credential source of each mode
+//! (AK/SK and IAM tokens given as they are; an IAM user's password traded
+//! for a project-scoped token, loaded again before it expires), and the
+//! project id lookup a run makes when none was configured. The engine holds
+//! the credential and asks for a new one; nothing here keeps state.
 
-use std::sync::Mutex as SyncMutex;
-use std::time::Duration;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::Method;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use keypair_binder_core::http::HttpResponse;
-use keypair_binder_core::kit::{Net, OutgoingRequest, endpoint_uri};
+use keypair_binder_core::kit::{
+    Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, endpoint_uri,
+};
 use keypair_binder_core::{Failure, FailureKind, Secret};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::config::HuaweiAuth;
@@ -21,131 +22,70 @@ use crate::errors::{failure_of, snippet};
 use crate::signer;
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
 
-/// Refresh a token this long before it expires.
-const REFRESH_MARGIN: Duration = Duration::from_secs(3600);
 /// Assumed lifetime of a token whose answer gives none (IAM tokens last 24 h).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
+const DEFAULT_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::hours(23);
 
-const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
-
-struct CachedToken {
-    value: Secret,
-    refresh_at: Instant,
-}
-
-/// Signs or authorises requests; holds the token cache and the project id.
-pub(crate) struct Authenticator {
+/// The binder's credentials for `auth`.
+pub(crate) fn credentials(
     auth: HuaweiAuth,
     iam: Option<Url>,
     region: Option<String>,
-    project: SyncMutex<Option<String>>,
-    token: Mutex<Option<CachedToken>>,
-    /// IAM refused the password: never ask again with it.
-    refused: SyncMutex<Option<Failure>>,
+    project: Option<String>,
+) -> Credentials {
+    match auth {
+        HuaweiAuth::AkSk(key) => Credentials::fixed(Credential::AccessKey(key)),
+        HuaweiAuth::Token(token) => {
+            Credentials::new(Arc::new(Named("iam_token", FixedCredential::new(Credential::Token(token)))))
+        }
+        HuaweiAuth::Password { user, password, domain } => {
+            Credentials::new(Arc::new(IamPassword { user, password, domain, iam, region, project }))
+        }
+    }
 }
 
-impl Authenticator {
-    pub fn new(auth: HuaweiAuth, iam: Option<Url>, region: Option<String>, project: Option<String>) -> Self {
-        let token = match &auth {
-            HuaweiAuth::Token(t) => Some(CachedToken { value: t.clone(), refresh_at: far_future() }),
-            _ => None,
-        };
-        Self {
-            auth,
-            iam,
-            region,
-            project: SyncMutex::new(project),
-            token: Mutex::new(token),
-            refused: SyncMutex::new(None),
-        }
+/// A fixed credential under a mode's own name.
+struct Named(&'static str, FixedCredential);
+
+#[async_trait]
+impl CredentialSource for Named {
+    fn name(&self) -> &'static str {
+        self.0
     }
 
-    pub fn mode(&self) -> &'static str {
-        self.auth.mode()
+    async fn load(&self, net: &dyn Net) -> Result<Issued, Failure> {
+        self.1.load(net).await
     }
 
-    /// Whether a 401 may be cured by a fresh token (password mode only).
-    pub fn can_refresh(&self) -> bool {
-        matches!(self.auth, HuaweiAuth::Password { .. })
+    fn refreshes(&self) -> bool {
+        false
+    }
+}
+
+/// An IAM user's password, traded for a token scoped to the project (by id,
+/// or by the region's name) through IAM `POST /v3/auth/tokens`.
+struct IamPassword {
+    user: String,
+    password: Secret,
+    domain: String,
+    iam: Option<Url>,
+    region: Option<String>,
+    project: Option<String>,
+}
+
+#[async_trait]
+impl CredentialSource for IamPassword {
+    fn name(&self) -> &'static str {
+        "iam_password"
     }
 
-    /// Forgets the cached token, so the next call obtains a new one.
-    pub async fn invalidate(&self) {
-        if self.can_refresh() {
-            *self.token.lock().await = None;
-        }
-    }
-
-    /// The project id, once resolved.
-    pub fn project(&self) -> Option<String> {
-        self.project.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set_project(&self, id: String) {
-        self.project.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(id);
-    }
-
-    /// Resolves the project id: configured, from the token's scope, or looked up in IAM.
-    pub async fn resolve_project(&self, net: &dyn Net) -> Result<String, Failure> {
-        if let Some(p) = self.project() {
-            return Ok(p);
-        }
-        if self.can_refresh() {
-            self.token(net).await?;
-            if let Some(p) = self.project() {
-                return Ok(p);
-            }
-        }
-        let project = self.lookup_project(net).await?;
-        self.set_project(project.clone());
-        Ok(project)
-    }
-
-    /// Adds the headers that authenticate `request` at `now`.
-    pub async fn authorize(
-        &self,
-        request: &mut OutgoingRequest,
-        project: Option<&str>,
-        now: DateTime<Utc>,
-        net: &dyn Net,
-    ) -> Result<(), Failure> {
-        match &self.auth {
-            HuaweiAuth::AkSk(aksk) => {
-                signer::sign_outgoing(request, aksk, project, now);
-                Ok(())
-            }
-            HuaweiAuth::Token(_) | HuaweiAuth::Password { .. } => {
-                let token = self.token(net).await?;
-                let mut value =
-                    HeaderValue::from_str(token.expose()).map_err(|_| auth_failure("token is not valid HTTP"))?;
-                value.set_sensitive(true);
-                request.headers.insert(X_AUTH_TOKEN, value);
-                Ok(())
-            }
-        }
-    }
-
-    async fn token(&self, net: &dyn Net) -> Result<Secret, Failure> {
-        if let Some(f) = self.refused.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            return Err(f);
-        }
-        let mut cached = self.token.lock().await;
-        if let Some(t) = cached.as_ref()
-            && Instant::now() < t.refresh_at
-        {
-            return Ok(t.value.clone());
-        }
-        let HuaweiAuth::Password { user, password, domain } = &self.auth else {
-            return cached.as_ref().map(|t| t.value.clone()).ok_or_else(|| auth_failure("no token"));
-        };
+    async fn load(&self, net: &dyn Net) -> Result<Issued, Failure> {
         let iam = self.iam.as_ref().ok_or_else(|| auth_failure("no IAM endpoint"))?;
-        let project = self.project();
-        let scope = match (&project, &self.region) {
+        let scope = match (&self.project, &self.region) {
             (Some(id), _) => ProjectScope::Id(id),
             (None, Some(region)) => ProjectScope::Name(region),
             (None, None) => return Err(auth_failure("neither a project id nor a region to scope the token to")),
         };
-        let body = wire::token_request_body(user, password, domain, scope);
+        let body = wire::token_request_body(&self.user, &self.password, &self.domain, scope);
         let uri = endpoint_uri(iam, "/v3/auth/tokens", "nocatalog=true")?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf8"));
@@ -153,65 +93,48 @@ impl Authenticator {
             .with_headers(headers)
             .with_body(body)
             .with_request_id_header("x-request-id");
-        // A transport error is transient: the engine retries the call that needed the token.
-        let response = net.send(request).await.map_err(|e| e.to_failure().retryable(true))?;
+        // No answer is transient: the engine retries the call that needed the token.
+        let response = net.send(request).await.map_err(|f| f.retryable(true))?;
         if !response.is_success() {
-            let failure = token_refused(&response);
-            if failure.kind == FailureKind::Auth {
-                *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure.clone());
-            }
-            return Err(failure);
+            return Err(token_refused(&response));
         }
         let value = response
             .header("x-subject-token")
             .map(Secret::new)
             .ok_or_else(|| auth_failure("IAM answered without X-Subject-Token"))?;
         let parsed: TokenResponse = serde_json::from_slice(&response.body).unwrap_or_default();
-        let token = parsed.token.unwrap_or_default();
-        let lifetime = token
-            .expires_at
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .and_then(|at| (at.with_timezone(&Utc) - Utc::now()).to_std().ok())
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        if let Some(id) = token.project.and_then(|p| p.id) {
-            self.set_project(id);
-        }
-        let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN.min(lifetime / 2));
-        tracing::debug!(?lifetime, "obtained IAM token");
-        *cached = Some(CachedToken { value: value.clone(), refresh_at });
-        Ok(value)
-    }
-
-    async fn lookup_project(&self, net: &dyn Net) -> Result<String, Failure> {
-        let region =
-            self.region.as_deref().ok_or_else(|| config_failure("no project id and no region to look it up by"))?;
-        let iam = self.iam.as_ref().ok_or_else(|| config_failure("no project id and no IAM endpoint"))?;
-        let query = vec![("name".to_string(), region.to_string())];
-        let uri = endpoint_uri(iam, "/v3/projects", &signer::canonical_query(&query))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
-        let mut request = OutgoingRequest::new(Method::GET, uri, "iam:KeystoneListProjects")
-            .with_headers(headers)
-            .with_request_id_header("x-request-id");
-        self.authorize(&mut request, None, Utc::now(), net).await?;
-        let response: HttpResponse = net.send(request).await.map_err(|e| e.to_failure())?;
-        if !response.is_success() {
-            return Err(failure_of(&response).0);
-        }
-        let projects: Projects = serde_json::from_slice(&response.body)
-            .map_err(|_| config_failure(&format!("unreadable project list: {}", snippet(&response.body))))?;
-        match projects.projects.as_slice() {
-            [one] => one.id.clone().ok_or_else(|| config_failure("project without an id")),
-            list => {
-                Err(config_failure(&format!("{} projects named {region}; set HUAWEICLOUD_SDK_PROJECT_ID", list.len())))
-            }
-        }
+        let expires_at = parsed
+            .token
+            .and_then(|t| t.expires_at)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map_or_else(|| Utc::now() + DEFAULT_TOKEN_LIFETIME, |at| at.with_timezone(&Utc));
+        Ok(Issued::until(Credential::Token(value), expires_at))
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+/// The project id of `region`, looked up in IAM (`GET /v3/projects?name=`)
+/// with the run's credentials: the one project of that name.
+pub(crate) async fn lookup_project(net: &dyn Net, iam: Option<&Url>, region: Option<&str>) -> Result<String, Failure> {
+    let region = region.ok_or_else(|| config_failure("no project id and no region to look it up by"))?;
+    let iam = iam.ok_or_else(|| config_failure("no project id and no IAM endpoint"))?;
+    let query = vec![("name".to_string(), region.to_string())];
+    let uri = endpoint_uri(iam, "/v3/projects", &signer::canonical_query(&query))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+    let request = OutgoingRequest::new(Method::GET, uri, "iam:KeystoneListProjects")
+        .with_headers(headers)
+        .with_request_id_header("x-request-id");
+    let response: HttpResponse = net.send(request).await?;
+    if !response.is_success() {
+        let (failure, advice) = failure_of(&response);
+        return Err(failure.retryable(advice.retryable));
+    }
+    let projects: Projects = serde_json::from_slice(&response.body)
+        .map_err(|_| config_failure(&format!("unreadable project list: {}", snippet(&response.body))))?;
+    match projects.projects.as_slice() {
+        [one] => one.id.clone().ok_or_else(|| config_failure("project without an id")),
+        list => Err(config_failure(&format!("{} projects named {region}; set HUAWEICLOUD_SDK_PROJECT_ID", list.len()))),
+    }
 }
 
 fn auth_failure(message: &str) -> Failure {

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use http::header::{HeaderName, HeaderValue};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CallKind, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile,
-    Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, shared_id,
+    Answer, Call, CallAnswer, CallKind, Credential, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest,
+    Profile, Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -20,10 +21,11 @@ use keypair_binder_core::{
 };
 use url::Url;
 
-use crate::auth::Authenticator;
+use crate::auth;
 use crate::config::{HuaweiBuilder, PROVIDER, Polling};
 use crate::errors::{failure_of, parse_error, snippet, vm_failure};
 use crate::request::KpsRequest;
+use crate::signer;
 use crate::wire::{
     AssociateBody, Auth, AuthType, BatchAssociateBody, BatchResponse, DisassociateBody, FailedTasks, MAX_BATCH,
     MAX_IN_OPERATION, Phase, RunningTasks, Server, ServerDetailResponse, TaskResponse, TaskStatus,
@@ -51,7 +53,11 @@ pub struct HuaweiBinder {
 struct Inner {
     endpoint: Url,
     ecs_endpoint: Url,
-    auth: Authenticator,
+    iam_endpoint: Option<Url>,
+    region: Option<String>,
+    /// Configured, or looked up by each run before its first call.
+    project: Option<String>,
+    auth_mode: &'static str,
     engine: Engine,
     user_agent: String,
     concurrency: Option<usize>,
@@ -63,7 +69,8 @@ impl fmt::Debug for HuaweiBinder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HuaweiBinder")
             .field("endpoint", &self.inner.endpoint.as_str())
-            .field("auth", &self.inner.auth.mode())
+            .field("auth", &self.inner.auth_mode)
+            .field("credentials", &self.inner.engine.credential_source())
             .field("polling", &self.inner.polling)
             .finish_non_exhaustive()
     }
@@ -82,12 +89,23 @@ impl HuaweiBuilder {
                 .collect::<Vec<_>>(),
         )?;
         let user_agent = http.options().user_agent.clone();
-        let auth = Authenticator::new(resolved.auth, resolved.iam_endpoint, resolved.region, resolved.project_id);
+        let auth_mode = resolved.auth.mode();
+        let credentials = auth::credentials(
+            resolved.auth,
+            resolved.iam_endpoint.clone(),
+            resolved.region.clone(),
+            resolved.project_id.clone(),
+        );
         let inner = Inner {
             endpoint: resolved.endpoint,
             ecs_endpoint: resolved.ecs_endpoint,
-            auth,
-            engine: Engine::new(Arc::new(http)).with_window(MAX_IN_OPERATION).with_rate_limit(self.client.rate_limit),
+            iam_endpoint: resolved.iam_endpoint,
+            region: resolved.region,
+            project: resolved.project_id,
+            auth_mode,
+            engine: Engine::new(Arc::new(http), credentials)
+                .with_window(MAX_IN_OPERATION)
+                .with_rate_limit(self.client.rate_limit),
             user_agent,
             concurrency: self.client.concurrency,
             retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),
@@ -225,7 +243,7 @@ impl HuaweiBinder {
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
-        let provider = HuaweiRun { inner, mode, profile };
+        let provider = HuaweiRun { inner, mode, profile, project: inner.project.clone() };
         inner.engine.run(&provider, spec).await
     }
 }
@@ -272,15 +290,20 @@ pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
 const RESET: CallKind = CallKind("reset");
 
 /// One run's pure parts.
+#[derive(Clone)]
 struct HuaweiRun<'a> {
     inner: &'a Inner,
     mode: Mode,
     profile: Profile,
+    /// The project calls name: configured, or found by `prepare`.
+    project: Option<String>,
 }
 
+const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+
 impl HuaweiRun<'_> {
-    fn project(&self) -> Result<String, Failure> {
-        self.inner.auth.project().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "project id not resolved"))
+    fn project(&self) -> Result<&str, Failure> {
+        self.project.as_deref().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "project id not resolved"))
     }
 
     fn outgoing(&self, call: KpsRequest) -> Result<OutgoingRequest, Failure> {
@@ -388,13 +411,32 @@ impl Provider for HuaweiRun<'_> {
         &self.profile
     }
 
-    async fn prepare(&self, net: &dyn Net) -> Result<(), Failure> {
-        self.inner.auth.resolve_project(net).await.map(drop)
+    /// Looks the project id up when none was configured; the run goes on with it.
+    async fn prepare<'s>(&'s self, net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
+        if self.project.is_some() {
+            return Ok(None);
+        }
+        let project = auth::lookup_project(net, self.inner.iam_endpoint.as_ref(), self.inner.region.as_deref()).await?;
+        Ok(Some(Box::new(HuaweiRun { project: Some(project), ..self.clone() })))
     }
 
-    async fn authorize(&self, request: &mut OutgoingRequest, now: DateTime<Utc>, net: &dyn Net) -> Result<(), Failure> {
-        let project = self.inner.auth.project();
-        self.inner.auth.authorize(request, project.as_deref(), now, net).await
+    fn authorize(
+        &self,
+        request: &mut OutgoingRequest,
+        credential: &Credential,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        match credential {
+            Credential::AccessKey(key) => signer::sign_outgoing(request, key, self.project.as_deref(), now),
+            Credential::Token(token) => {
+                let mut value = HeaderValue::from_str(token.expose())
+                    .map_err(|_| Failure::new(FailureKind::Auth, "the IAM token is not valid in an HTTP header"))?;
+                value.set_sensitive(true);
+                request.headers.insert(X_AUTH_TOKEN, value);
+            }
+            _ => return Err(Failure::new(FailureKind::Auth, "KPS takes AK/SK or an IAM token")),
+        }
+        Ok(())
     }
 
     fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
@@ -403,24 +445,18 @@ impl Provider for HuaweiRun<'_> {
         }
         let (failure, advice) = failure_of(response);
         match advice.kind {
-            // An expired token: one new token and one more try. Never for AK/SK:
-            // repeated signature failures lock the key.
-            FailureKind::Auth if response.status == 401 && self.inner.auth.can_refresh() => {
-                Some(CredentialProblem::Expired(failure))
-            }
+            // APIGW.0301 for an expired token or temporary AK: one fresh credential and one more
+            // try when its source can give one; refused otherwise (repeated signature failures
+            // lock an AK/SK).
+            FailureKind::Auth if response.status == 401 => Some(CredentialProblem::Expired(failure)),
             FailureKind::Auth | FailureKind::Permission => Some(CredentialProblem::Refused(failure)),
             _ => None,
         }
     }
 
-    async fn refresh_credentials(&self) -> bool {
-        self.inner.auth.invalidate().await;
-        self.inner.auth.can_refresh()
-    }
-
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
         let project = self.project()?;
-        self.outgoing(self.kps_call(&project, call))
+        self.outgoing(self.kps_call(project, call))
     }
 
     fn classify(&self, call: &Call<'_>, response: &HttpResponse) -> CallAnswer {
@@ -498,7 +534,7 @@ impl StateQueries for HuaweiRun<'_> {
 
     fn query(&self, instances: &[InstanceId]) -> Result<OutgoingRequest, Failure> {
         let id = instances.first().ok_or_else(|| Failure::new(FailureKind::InvalidRequest, "no instance"))?;
-        KpsRequest::server(&self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent)
+        KpsRequest::server(self.project()?, id.as_str()).outgoing(&self.inner.ecs_endpoint, &self.inner.user_agent)
     }
 
     fn read(&self, instances: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
@@ -541,11 +577,12 @@ impl StateQueries for HuaweiRun<'_> {
 }
 
 impl TaskQueries for HuaweiRun<'_> {
-    fn query(&self, task: &str, _instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        self.outgoing(KpsRequest::task(&self.project()?, task))
+    fn query(&self, task: &TaskRef<'_>) -> Result<OutgoingRequest, Failure> {
+        self.outgoing(KpsRequest::task(self.project()?, task.task))
     }
 
-    fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer {
+    fn read(&self, task: &TaskRef<'_>, response: &HttpResponse) -> TaskAnswer {
+        let task = task.task;
         if !response.is_success() {
             let (failure, advice) = failure_of(response);
             if advice.retryable || response.status >= 500 {
@@ -573,7 +610,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
     fn failure_query(&self, page: u32) -> Option<OutgoingRequest> {
         let project = self.project().ok()?;
-        self.outgoing(KpsRequest::failed_tasks(&project, PAGE, page * PAGE)).ok()
+        self.outgoing(KpsRequest::failed_tasks(project, PAGE, page * PAGE)).ok()
     }
 
     fn read_failures(&self, tasks: &[&str], response: &HttpResponse) -> (Vec<(String, Failure)>, bool) {
@@ -599,7 +636,7 @@ impl TaskQueries for HuaweiRun<'_> {
 
 impl Reconciler for HuaweiRun<'_> {
     fn query(&self, page: u32) -> Result<OutgoingRequest, Failure> {
-        self.outgoing(KpsRequest::running_tasks(&self.project()?, PAGE, page * PAGE))
+        self.outgoing(KpsRequest::running_tasks(self.project()?, PAGE, page * PAGE))
     }
 
     fn read(

@@ -330,12 +330,10 @@ pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
 }
 
 /// The `SDK-HMAC-SHA256` signature as the kit's
-/// [`Signer`](keypair_binder_core::kit::Signer): an access key
-/// and the project id the SDK adds as `X-Project-Id`.
+/// [`Signer`](keypair_binder_core::kit::Signer) with the project id the
+/// SDK adds as `X-Project-Id`.
 #[derive(Clone, Debug)]
 pub struct KpsSigner {
-    /// Access key, secret key, security token.
-    pub key: AkSk,
     /// Project id, when the call is project-scoped.
     pub project: Option<String>,
 }
@@ -399,8 +397,8 @@ pub fn sign_outgoing(
 }
 
 impl keypair_binder_core::kit::Signer for KpsSigner {
-    fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, time: DateTime<Utc>) {
-        sign_outgoing(request, &self.key, self.project.as_deref(), time);
+    fn sign(&self, request: &mut keypair_binder_core::kit::OutgoingRequest, key: &AkSk, time: DateTime<Utc>) {
+        sign_outgoing(request, key, self.project.as_deref(), time);
     }
 
     fn added_headers(&self) -> &'static [&'static str] {

@@ -159,8 +159,8 @@ proptest! {
         if !body.is_empty() {
             outgoing = outgoing.with_body(body.clone());
         }
-        let kit = signer::KpsSigner { key: key.clone(), project: project.clone() };
-        kit.sign(&mut outgoing, time);
+        let kit = signer::KpsSigner { project: project.clone() };
+        kit.sign(&mut outgoing, &key, time);
 
         let own: Vec<(String, String)> =
             map.iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string())).collect();

@@ -140,8 +140,8 @@ fn requests_match_the_official_sdk() {
                 let endpoint = url::Url::parse(&format!("http://{host}")).unwrap();
                 let mut outgoing =
                     same_bytes.clone().outgoing(&endpoint, header(captured, "User-Agent").unwrap()).unwrap();
-                let kit_signer = KpsSigner { key: credentials.clone(), project: project.map(str::to_string) };
-                kit_signer.sign(&mut outgoing, time);
+                let kit_signer = KpsSigner { project: project.map(str::to_string) };
+                kit_signer.sign(&mut outgoing, &credentials, time);
                 assert_eq!(outgoing.headers["authorization"], authorization, "step {step}: the kit signer");
                 assert_eq!(outgoing.headers["x-sdk-date"], date, "step {step}: date");
             } else {

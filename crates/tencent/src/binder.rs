@@ -10,15 +10,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Polling, Profile,
-    Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries, shared_id,
+    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, Net, OutgoingRequest,
+    Polling, Profile, Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries, TaskRef,
+    shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -52,7 +53,6 @@ pub struct TencentBinder {
 }
 
 struct Inner {
-    signer: CvmSigner,
     region: String,
     endpoint: Url,
     engine: Engine,
@@ -64,7 +64,7 @@ impl fmt::Debug for TencentBinder {
         f.debug_struct("TencentBinder")
             .field("region", &self.inner.region)
             .field("endpoint", &self.inner.endpoint.as_str())
-            .field("secret_id", &self.inner.signer.key.access_key)
+            .field("credentials", &self.inner.engine.credential_source())
             .finish_non_exhaustive()
     }
 }
@@ -82,10 +82,10 @@ impl TencentBuilder {
             .polling(Polling::adaptive(OPERATION_TIMEOUT))
             .settle_grace(self.settle_grace.unwrap_or(DEFAULT_SETTLE_GRACE));
         let per_second = |n: u32| RateLimit::per_second(n.try_into().unwrap_or(std::num::NonZeroU32::MIN));
-        let engine = Engine::new(Arc::new(http))
+        let engine = Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(key)))
             .with_rate_limit(self.client.rate_limit)
             .with_pacing(per_second(SUBMIT_RATE), per_second(READ_RATE));
-        let inner = Inner { signer: CvmSigner { key }, region, endpoint, engine, profile };
+        let inner = Inner { region, endpoint, engine, profile };
         Ok(TencentBinder { inner: Arc::new(inner) })
     }
 }
@@ -144,15 +144,8 @@ impl TencentBinder {
             Operation::Bind => Action::AssociateInstancesKeyPairs,
             Operation::Unbind => Action::DisassociateInstancesKeyPairs,
         };
-        let provider = TencentRun {
-            inner: &self.inner,
-            action,
-            operation,
-            keypair,
-            force_stop: common.force_stop,
-            key_id: OnceLock::new(),
-            before: Mutex::new(HashMap::new()),
-        };
+        let provider =
+            TencentRun { inner: &self.inner, action, operation, keypair, force_stop: common.force_stop, key_id: None };
         let post = post_conditions(operation, common.force_stop);
         self.inner.engine.run(&provider, RunSpec::new(operation, Some(keypair), common).post_conditions(post)).await
     }
@@ -193,17 +186,15 @@ fn post_conditions(operation: Operation, force_stop: bool) -> Vec<PostCondition>
 }
 
 /// One run's pure parts.
+#[derive(Clone)]
 struct TencentRun<'a> {
     inner: &'a Inner,
     action: Action,
     operation: Operation,
     keypair: &'a KeyPairRef,
     force_stop: bool,
-    /// The key id the calls carry, found once before the first call.
-    key_id: OnceLock<String>,
-    /// Each instance's latest operation as read before sending: an
-    /// operation that is still this one has not shown yet.
-    before: Mutex<HashMap<String, Option<String>>>,
+    /// The key id the calls carry, found by `prepare` before the first call.
+    key_id: Option<String>,
 }
 
 impl TencentRun<'_> {
@@ -215,8 +206,7 @@ impl TencentRun<'_> {
 
     fn key_id(&self) -> Result<&str, Failure> {
         self.key_id
-            .get()
-            .map(String::as_str)
+            .as_deref()
             .ok_or_else(|| Failure::new(FailureKind::KeyPairNotFound, "the key pair was not resolved"))
     }
 
@@ -228,7 +218,7 @@ impl TencentRun<'_> {
 
     /// Whether the instance holds the run's key pair.
     fn holds(&self, instance: &Instance) -> bool {
-        self.key_id.get().is_some_and(|key| instance.key_ids().iter().any(|k| k == key))
+        self.key_id.as_ref().is_some_and(|key| instance.key_ids().iter().any(|k| k == key))
     }
 
     /// Whether the operation's effect shows: the key there after a bind, gone after an unbind.
@@ -236,15 +226,15 @@ impl TencentRun<'_> {
         self.holds(instance) == (self.operation == Operation::Bind)
     }
 
-    /// Where an instance's operation `task` is, from its view.
-    fn task_answer(&self, task: &str, instance: Option<&Instance>) -> TaskAnswer {
+    /// Where an instance's operation is, from its view.
+    fn task_answer(&self, followed: &TaskRef<'_>, instance: Option<&Instance>) -> TaskAnswer {
+        let task = followed.task;
         let Some(instance) = instance else {
             return TaskAnswer::Lost(Failure::new(FailureKind::InstanceNotFound, "the instance is no longer listed"));
         };
         let latest = instance.latest_operation_request_id.as_deref().unwrap_or("");
         if latest != task {
-            let before = self.before.lock().unwrap_or_else(|e| e.into_inner()).get(&instance.instance_id).cloned();
-            if before.is_some_and(|b| b.as_deref().unwrap_or("") == latest) {
+            if followed.before.unwrap_or("") == latest {
                 // CVM shows a new operation late.
                 return TaskAnswer::Running;
             }
@@ -325,8 +315,8 @@ impl Provider for TencentRun<'_> {
     }
 
     /// Finds the key id once (`DescribeKeyPairs`): by id it must exist, by
-    /// name exactly one key pair must carry it.
-    async fn prepare(&self, net: &dyn Net) -> Result<(), Failure> {
+    /// name exactly one key pair must carry it. The run goes on with it.
+    async fn prepare<'s>(&'s self, net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
         let wanted = [self.keypair.as_str()];
         let call = match self.keypair {
             KeyPairRef::Id(_) => DescribeKeyPairsCall { key_ids: &wanted, filters: Vec::new(), limit: None },
@@ -336,12 +326,11 @@ impl Provider for TencentRun<'_> {
                 limit: Some(DESCRIBE_LIMIT),
             },
         };
-        let mut request = self.request(Action::DescribeKeyPairs, &call)?;
-        self.inner.signer.sign(&mut request, Utc::now());
-        let response = net
-            .send(request)
-            .await
-            .map_err(|e| e.to_failure().with_message(format!("DescribeKeyPairs failed: {e}")))?;
+        let request = self.request(Action::DescribeKeyPairs, &call)?;
+        let response = net.send(request).await.map_err(|f| {
+            let message = format!("DescribeKeyPairs failed: {}", f.message);
+            f.with_message(message)
+        })?;
         let (answer, request_id) = read::<KeyPairsAnswer>(&response, Action::DescribeKeyPairs)?;
         let found: Vec<_> = match self.keypair {
             KeyPairRef::Id(id) => answer.key_pair_set.iter().filter(|k| &k.key_id == id).collect(),
@@ -349,10 +338,7 @@ impl Provider for TencentRun<'_> {
             KeyPairRef::Name(name) => answer.key_pair_set.iter().filter(|k| &k.key_name == name).collect(),
         };
         match found.as_slice() {
-            [key] => {
-                let _ = self.key_id.set(key.key_id.clone());
-                Ok(())
-            }
+            [key] => Ok(Some(Box::new(TencentRun { key_id: Some(key.key_id.clone()), ..self.clone() }))),
             [] => Err(Failure::new(
                 FailureKind::KeyPairNotFound,
                 format!("no key pair {} in {}", self.keypair.as_str(), self.inner.region),
@@ -365,20 +351,28 @@ impl Provider for TencentRun<'_> {
         }
     }
 
-    async fn authorize(
+    fn authorize(
         &self,
         request: &mut OutgoingRequest,
+        credential: &Credential,
         now: DateTime<Utc>,
-        _net: &dyn Net,
     ) -> Result<(), Failure> {
-        self.inner.signer.sign(request, now);
+        CvmSigner.sign(request, credential.access_key()?, now);
         Ok(())
     }
 
     fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
         let error = wire::head(&response.body)?.error?;
         let (failure, class, _) = failure_of(&error, None);
-        (class == Class::Credentials).then_some(CredentialProblem::Refused(failure))
+        if class != Class::Credentials {
+            return None;
+        }
+        // A bad or expired STS token: one fresh credential and one more try, when the source can give one.
+        Some(if error.code == "AuthFailure.TokenFailure" {
+            CredentialProblem::Expired(failure)
+        } else {
+            CredentialProblem::Refused(failure)
+        })
     }
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {
@@ -459,11 +453,11 @@ impl Provider for TencentRun<'_> {
 }
 
 impl TaskQueries for TencentRun<'_> {
-    fn query(&self, _task: &str, instance: &InstanceId) -> Result<OutgoingRequest, Failure> {
-        self.describe(std::slice::from_ref(instance))
+    fn query(&self, task: &TaskRef<'_>) -> Result<OutgoingRequest, Failure> {
+        self.describe(std::slice::from_ref(task.instance))
     }
 
-    fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer {
+    fn read(&self, task: &TaskRef<'_>, response: &HttpResponse) -> TaskAnswer {
         match Self::instances(response) {
             Ok(instances) => self.task_answer(task, instances.first()),
             Err(f) => TaskAnswer::Transient(f),
@@ -474,16 +468,16 @@ impl TaskQueries for TencentRun<'_> {
         MAX_IDS_PER_CALL
     }
 
-    fn query_many(&self, tasks: &[(&str, &InstanceId)]) -> Result<OutgoingRequest, Failure> {
-        let ids: Vec<InstanceId> = tasks.iter().map(|(_, id)| (*id).clone()).collect();
+    fn query_many(&self, tasks: &[TaskRef<'_>]) -> Result<OutgoingRequest, Failure> {
+        let ids: Vec<InstanceId> = tasks.iter().map(|t| t.instance.clone()).collect();
         self.describe(&ids)
     }
 
-    fn read_many(&self, tasks: &[(&str, &InstanceId)], response: &HttpResponse) -> Vec<TaskAnswer> {
+    fn read_many(&self, tasks: &[TaskRef<'_>], response: &HttpResponse) -> Vec<TaskAnswer> {
         match Self::instances(response) {
             Ok(instances) => {
                 let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.instance_id.as_str(), i)).collect();
-                tasks.iter().map(|(task, id)| self.task_answer(task, by_id.get(id.as_str()).copied())).collect()
+                tasks.iter().map(|t| self.task_answer(t, by_id.get(t.instance.as_str()).copied())).collect()
             }
             Err(f) => tasks.iter().map(|_| TaskAnswer::Transient(f.clone())).collect(),
         }
@@ -501,16 +495,14 @@ impl StateQueries for TencentRun<'_> {
 
     fn read(&self, queried: &[InstanceId], response: &HttpResponse) -> Result<Vec<InstanceView>, Failure> {
         let instances = Self::instances(response)?;
-        let mut before = self.before.lock().unwrap_or_else(|e| e.into_inner());
         Ok(instances
             .into_iter()
             .enumerate()
             .filter_map(|(at, i)| {
                 let id = shared_id(queried, &i.instance_id, at)?;
-                before.insert(i.instance_id.clone(), i.latest_operation_request_id.clone());
                 let (name, key) = if self.holds(&i) {
                     let name = matches!(self.keypair, KeyPairRef::Name(_)).then(|| self.keypair.as_str().to_string());
-                    (name, self.key_id.get().cloned())
+                    (name, self.key_id.clone())
                 } else {
                     (None, i.key_ids().first().cloned())
                 };
@@ -580,17 +572,14 @@ mod tests {
     }
 
     fn run<'a>(binder: &'a TencentBinder, keypair: &'a KeyPairRef) -> TencentRun<'a> {
-        let run = TencentRun {
+        TencentRun {
             inner: &binder.inner,
             action: Action::AssociateInstancesKeyPairs,
             operation: Operation::Bind,
             keypair,
             force_stop: false,
-            key_id: OnceLock::new(),
-            before: Mutex::new(HashMap::new()),
-        };
-        run.key_id.set("skey-aaaaaaaa".into()).unwrap();
-        run
+            key_id: Some("skey-aaaaaaaa".into()),
+        }
     }
 
     fn ids(list: &[&str]) -> Vec<InstanceId> {
@@ -659,7 +648,9 @@ mod tests {
             matches!(run.classify(&call, &throttled), CallAnswer::All(Answer::Retry(f)) if f.kind == FailureKind::Throttled)
         );
         let refused = error("AuthFailure.SignatureFailure", "bad signature");
-        assert!(run.credential_problem(&refused).is_some());
+        assert!(matches!(run.credential_problem(&refused), Some(CredentialProblem::Refused(_))));
+        let expired = error("AuthFailure.TokenFailure", "the token has expired");
+        assert!(matches!(run.credential_problem(&expired), Some(CredentialProblem::Expired(_))));
         assert!(run.credential_problem(&throttled).is_none());
     }
 
@@ -679,19 +670,21 @@ mod tests {
     fn an_operation_ends_by_its_request_id_and_the_key_list() {
         let (binder, kp) = (binder(), KeyPairRef::name("kp").unwrap());
         let run = run(&binder, &kp);
-        let answer = |i: &Instance| run.task_answer("r-ours", Some(i));
+        let id = InstanceId::new("ins-aaaaaaa1").unwrap();
+        let ours = TaskRef::new("r-ours", &id);
+        let answer = |i: &Instance| run.task_answer(&ours, Some(i));
         assert_eq!(answer(&instance("r-ours", "OPERATING", &[])), TaskAnswer::Running);
         assert_eq!(answer(&instance("r-ours", "SUCCESS", &["skey-aaaaaaaa"])), TaskAnswer::Succeeded);
         assert!(matches!(answer(&instance("r-ours", "SUCCESS", &["skey-other"])), TaskAnswer::Lost(_)));
         let TaskAnswer::Failed(Some(f)) = answer(&instance("r-ours", "FAILED", &[])) else { panic!() };
         assert_eq!(f.message, "cloud-init did not answer");
         // Still the operation read before sending: ours has not shown yet.
-        run.before.lock().unwrap().insert("ins-aaaaaaa1".into(), Some("r-before".into()));
-        assert_eq!(answer(&instance("r-before", "SUCCESS", &[])), TaskAnswer::Running);
+        let late = ours.with_before(Some("r-before"));
+        assert_eq!(run.task_answer(&late, Some(&instance("r-before", "SUCCESS", &[]))), TaskAnswer::Running);
         // Someone else's came after ours: the key list decides.
         assert_eq!(answer(&instance("r-later", "SUCCESS", &["skey-aaaaaaaa"])), TaskAnswer::Succeeded);
         assert!(matches!(answer(&instance("r-later", "SUCCESS", &[])), TaskAnswer::Lost(_)));
-        assert!(matches!(run.task_answer("r-ours", None), TaskAnswer::Lost(_)));
+        assert!(matches!(run.task_answer(&ours, None), TaskAnswer::Lost(_)));
     }
 
     #[test]

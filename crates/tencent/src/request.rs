@@ -36,14 +36,11 @@ pub fn unsigned(endpoint: &Url, action: Action, region: &str, body: Vec<u8>) -> 
 
 /// TC3-HMAC-SHA256 as the kit's [`Signer`]: `X-TC-Timestamp` from the time
 /// (unless set), `content-type` and `host` signed, the token in `X-TC-Token`.
-#[derive(Clone, Debug)]
-pub struct CvmSigner {
-    /// SecretId, SecretKey and token.
-    pub key: Credentials,
-}
+#[derive(Clone, Copy, Debug)]
+pub struct CvmSigner;
 
 impl Signer for CvmSigner {
-    fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
+    fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
         let timestamp = match request.headers.get(&X_TC_TIMESTAMP).and_then(|v| v.to_str().ok()?.parse().ok()) {
             Some(t) => t,
             None => {
@@ -62,11 +59,11 @@ impl Signer for CvmSigner {
             unsigned_payload: false,
             timestamp,
         };
-        let signature = sign_tc3(&signable, &self.key);
+        let signature = sign_tc3(&signable, key);
         if let Ok(value) = HeaderValue::try_from(signature.authorization) {
             request.headers.insert(AUTHORIZATION, value);
         }
-        if let Some(token) = &self.key.token
+        if let Some(token) = &key.token
             && let Ok(mut value) = HeaderValue::from_str(token.expose())
         {
             value.set_sensitive(true);

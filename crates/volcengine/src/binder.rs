@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest, Profile, Provider,
-    Readiness, RunSpec, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, OutgoingRequest,
+    Profile, Provider, Readiness, RunSpec, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -50,7 +50,7 @@ impl fmt::Debug for VolcengineBinder {
         f.debug_struct("VolcengineBinder")
             .field("region", &self.inner.signer.region)
             .field("endpoint", &self.inner.endpoint.as_str())
-            .field("access_key", &self.inner.signer.credentials.access_key)
+            .field("credentials", &self.inner.engine.credential_source())
             .finish_non_exhaustive()
     }
 }
@@ -68,9 +68,10 @@ impl VolcengineBuilder {
             .precheck_states(self.precheck_states)
             .verify_bindings(self.verify_bindings);
         let inner = Inner {
-            signer: EcsSigner::new(credentials, region),
+            signer: EcsSigner { region },
             endpoint,
-            engine: Engine::new(Arc::new(http)).with_rate_limit(self.client.rate_limit),
+            engine: Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(credentials)))
+                .with_rate_limit(self.client.rate_limit),
             profile,
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),
@@ -175,20 +176,27 @@ impl Provider for VolcengineRun<'_> {
         &self.inner.profile
     }
 
-    async fn authorize(
+    fn authorize(
         &self,
         request: &mut OutgoingRequest,
+        credential: &Credential,
         now: DateTime<Utc>,
-        _net: &dyn Net,
     ) -> Result<(), Failure> {
-        self.inner.signer.sign(request, now);
+        self.inner.signer.sign(request, credential.access_key()?, now);
         Ok(())
     }
 
     fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem> {
         let failure = carried_error(response)?;
-        matches!(failure.kind, FailureKind::Auth | FailureKind::Permission)
-            .then_some(CredentialProblem::Refused(failure))
+        if !matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) {
+            return None;
+        }
+        // A bad or expired STS token: one fresh credential and one more try, when the source can give one.
+        Some(if failure.code.as_deref() == Some("InvalidSecretToken") {
+            CredentialProblem::Expired(failure)
+        } else {
+            CredentialProblem::Refused(failure)
+        })
     }
 
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure> {

@@ -116,17 +116,6 @@ fn is_signed(name: &str) -> bool {
 /// `X-Security-Token` and `Authorization`, over the canonical form of the
 /// query on the URL (the query itself when it was built canonical).
 pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentials, time: DateTime<Utc>) {
-    let key = |date: &str| signer::signing_key(credentials.secret_key.expose(), date, region, signer::SERVICE);
-    sign_with(request, region, credentials, time, &key);
-}
-
-fn sign_with(
-    request: &mut OutgoingRequest,
-    region: &str,
-    credentials: &Credentials,
-    time: DateTime<Utc>,
-    signing_key: &dyn Fn(&str) -> Vec<u8>,
-) {
     let x_date = signer::format_x_date(time);
     let host = uri_host(&request.uri);
     let payload_hash: Cow<'_, str> =
@@ -144,7 +133,7 @@ fn sign_with(
     if let Some(token) = token {
         signed.push(("x-security-token", token));
     }
-    let key = signing_key(&x_date[..8]);
+    let key = signer::signing_key(credentials.secret_key.expose(), &x_date[..8], region, signer::SERVICE);
     let authorization = signer::authorization(
         request.method.as_str(),
         request.uri.path(),
@@ -177,41 +166,16 @@ const X_DATE: HeaderName = HeaderName::from_static("x-date");
 const X_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-content-sha256");
 const X_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-security-token");
 
-/// The ECS signature as the kit's [`Signer`]: credentials and region, and
-/// the signing key of the day, derived once.
-#[derive(Debug)]
+/// The ECS signature as the kit's [`Signer`], for one region.
+#[derive(Clone, Debug)]
 pub struct EcsSigner {
-    /// Access key, secret key, session token.
-    pub credentials: Credentials,
     /// Region of the credential scope.
     pub region: String,
-    /// The signing key (hex) and the date it is for.
-    key: std::sync::Mutex<Option<(String, keypair_binder_core::Secret)>>,
-}
-
-impl EcsSigner {
-    /// A signer for `region`.
-    pub fn new(credentials: Credentials, region: impl Into<String>) -> Self {
-        Self { credentials, region: region.into(), key: std::sync::Mutex::new(None) }
-    }
-
-    fn signing_key(&self, date: &str) -> Vec<u8> {
-        let mut cached = self.key.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((day, key)) = cached.as_ref()
-            && day == date
-            && let Ok(bytes) = hex::decode(key.expose())
-        {
-            return bytes;
-        }
-        let key = signer::signing_key(self.credentials.secret_key.expose(), date, &self.region, signer::SERVICE);
-        *cached = Some((date.to_string(), keypair_binder_core::Secret::new(hex::encode(&key))));
-        key
-    }
 }
 
 impl Signer for EcsSigner {
-    fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>) {
-        sign_with(request, &self.region, &self.credentials, time, &|date| self.signing_key(date));
+    fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
+        sign(request, &self.region, key, time);
     }
 
     fn added_headers(&self) -> &'static [&'static str] {

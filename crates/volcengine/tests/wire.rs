@@ -125,7 +125,7 @@ fn rebuild(name: &str, request: &Value) -> Rebuilt {
     // and the kit's signer over it.
     let params = wire::keypair_call_params(action, &instances, &keypair, token.as_deref());
     let mut outgoing = unsigned_params(&endpoint, &params, Some(invocation), "AttachKeyPair").unwrap();
-    EcsSigner::new(credentials.clone(), scope[2]).sign(&mut outgoing, Utc.from_utc_datetime(&time));
+    EcsSigner { region: scope[2].to_string() }.sign(&mut outgoing, &credentials, Utc.from_utc_datetime(&time));
     assert_eq!(outgoing.headers["authorization"], authorization, "{name}: the kit signer");
     let segments = |query: &str| query.split('&').map(str::to_string).collect::<BTreeSet<_>>();
     assert_eq!(segments(outgoing.uri.query().unwrap()), segments(raw), "{name}: the query as sent");

@@ -256,7 +256,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 }
                 Some(Prior::InFlight { task: Some(task), .. }) => {
                     self.insts[m].busy = true;
-                    tasks.push(Followed { member: m, id, task: task.clone() });
+                    tasks.push(self.followed(m, task.clone()));
                 }
                 Some(Prior::InFlight { instances, token: Some(token), .. }) => {
                     let inst = &mut self.insts[m];
@@ -375,6 +375,12 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         };
         let (run, provider) = (self.run, self.provider);
         self.polls.push(Box::pin(poll::follow(run, provider, tasks, group)));
+    }
+
+    /// A task of member `m` to follow, with the operation its state showed before.
+    fn followed(&self, m: usize, task: String) -> Followed {
+        let inst = &self.insts[m];
+        Followed { member: m, id: inst.id.clone(), task, before: inst.marker.clone().flatten() }
     }
 
     fn record_task(&self, task: &Followed) {
@@ -555,7 +561,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                 Answer::Failed(f) => self.finalize(m, InstanceOutcome::failed(f), &mut finished),
                 Answer::Retry(f) => retry.push((m, f)),
                 Answer::CheckState(f) => check.push((m, f)),
-                Answer::Task(task) => tasks.push(Followed { member: m, id: self.insts[m].id.clone(), task }),
+                Answer::Task(task) => tasks.push(self.followed(m, task)),
                 Answer::Ambiguous(f) if read_unsaid => unsaid.push((m, f)),
                 Answer::Ambiguous(f) => ambiguous.push((m, f)),
                 Answer::Resend(f) => resend.push((m, f)),
@@ -864,7 +870,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
         for (m, cause) in list {
             let id = self.insts[m].id.clone();
             match found.remove(&id) {
-                Some(task) => tasks.push(Followed { member: m, id, task }),
+                Some(task) => tasks.push(self.followed(m, task)),
                 None if complete => idle.push((m, cause)),
                 None => {
                     let checked = if complete {
@@ -942,7 +948,7 @@ impl<'r, 'a> ChunkRun<'r, 'a> {
                     (Some(true), _) => self.finalize(m, InstanceOutcome::Bound, &mut finished),
                     (_, Some(v)) if moved => {
                         let task = v.latest_operation.clone().unwrap_or_default();
-                        started.push(Followed { member: m, id: self.insts[m].id.clone(), task });
+                        started.push(self.followed(m, task));
                     }
                     _ => still.push((m, cause)),
                 }

@@ -16,6 +16,7 @@ use crate::binder::PostCondition;
 use crate::error::Error;
 use crate::ids::{InstanceId, KeyPairRef};
 use crate::kit::chunk::ChunkRun;
+use crate::kit::credentials::Credentials;
 use crate::kit::gate::Gate;
 use crate::kit::polling::Estimator;
 use crate::kit::provider::Provider;
@@ -56,20 +57,26 @@ impl<'a> RunSpec<'a> {
     }
 }
 
-/// One binder's engine: its transport and, where the cloud has one, the
-/// in-operation window every run of the binder shares.
+/// One binder's engine: its transport, its credentials and, where the cloud
+/// has one, the in-operation window every run of the binder shares.
 #[derive(Debug, Clone)]
 pub struct Engine {
     transport: Arc<dyn Transport>,
+    credentials: Arc<Credentials>,
     window: Option<Arc<Window>>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pacing: Option<Arc<Pacing>>,
 }
 
 impl Engine {
-    /// An engine sending through `transport`.
-    pub fn new(transport: Arc<dyn Transport>) -> Self {
-        Self { transport, window: None, limiter: None, pacing: None }
+    /// An engine sending through `transport`, signing with `credentials`.
+    pub fn new(transport: Arc<dyn Transport>, credentials: Credentials) -> Self {
+        Self { transport, credentials: Arc::new(credentials), window: None, limiter: None, pacing: None }
+    }
+
+    /// Where this engine's credentials come from.
+    pub fn credential_source(&self) -> &'static str {
+        self.credentials.source_name()
     }
 
     /// Limits every call of every run of this binder to `rate`.
@@ -102,6 +109,7 @@ impl Engine {
         let run = RunState {
             provider: profile.provider,
             transport: self.transport.as_ref(),
+            credentials: &self.credentials,
             window: self.window.as_deref(),
             limiter: self.limiter.as_deref(),
             pacing: self.pacing.as_deref(),
@@ -135,8 +143,8 @@ impl Engine {
         run.emit(ProgressEvent::Started { total: instances.len() });
 
         let prepared = {
-            let _pass = run.gate.enter().await;
-            let net = RunNet { run: &run };
+            // Setup calls go through the send path: the first of them proves the credentials.
+            let net = RunNet { run: &run, provider };
             // Setup is a read: a retryable refusal (throttled, 5xx) is asked again within the policy.
             let mut retries = ReadRetries::default();
             loop {
@@ -163,13 +171,16 @@ impl Engine {
                 if matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) {
                     run.abort(&failure);
                 }
+                // Refused credentials are the reason, whatever the setup call made of them.
+                let failure = run.aborted().unwrap_or(failure);
                 let failure = Failure::new(failure.kind, format!("not sent: {}", failure.message))
                     .with_code_opt(failure.code.clone())
                     .with_status_opt(failure.http_status)
                     .retryable(failure.retryable);
                 instances.iter().map(|id| (id.clone(), InstanceOutcome::failed(failure.clone()))).collect()
             }
-            Ok(()) => {
+            Ok(replaced) => {
+                let provider: &dyn Provider = replaced.as_deref().unwrap_or(provider);
                 let cap = profile.max_per_call;
                 let run_ref = &run;
                 let count = instances.len().div_ceil(cap);

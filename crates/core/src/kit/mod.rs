@@ -2,7 +2,8 @@
 //! runs it.
 //!
 //! A provider supplies pure parts through [`Provider`]: a [`Profile`] (caps,
-//! defaults), `authorize` (sign a request at a given time), `build_call` and
+//! defaults), `authorize` (sign a request with a credential at a given
+//! time), `build_call` and
 //! `classify` (one call and its answer, per instance), and optionally
 //! [`TaskQueries`], a [`Reconciler`] and [`StateQueries`]. The [`Engine`]
 //! owns everything else: the one send path, chunking, concurrency, the
@@ -24,8 +25,10 @@
 //! re-exported by the facade.
 
 mod chunk;
+mod credentials;
 mod engine;
 mod gate;
+mod net;
 mod outgoing;
 mod poll;
 mod polling;
@@ -39,12 +42,14 @@ mod window;
 pub use crate::plan::chunks;
 pub use crate::rate::{RateLimit, RateLimitError};
 pub use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT};
+pub use credentials::{Credential, CredentialSource, Credentials, FixedCredential, Issued};
 pub use engine::{Engine, RunSpec};
+pub use net::Net;
 pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{
-    Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Net, Profile, Provider, Readiness,
-    Reconciler, StateQueries, TaskAnswer, TaskQueries, shared_id,
+    Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Profile, Provider, Readiness,
+    Reconciler, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 pub use signer::{Signer, signed_by};
 pub use token::derive_token;

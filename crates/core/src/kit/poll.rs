@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ids::InstanceId;
-use crate::kit::provider::{Provider, TaskAnswer, TaskQueries};
+use crate::kit::provider::{Provider, TaskAnswer, TaskQueries, TaskRef};
 use crate::kit::run::{Exchange, Halt, Purpose, RunState};
 use crate::report::{Failure, FailureKind, InstanceOutcome};
 
@@ -24,6 +24,14 @@ pub(crate) struct Followed {
     pub member: usize,
     pub id: InstanceId,
     pub task: String,
+    /// The instance's latest operation as read before the task started.
+    pub before: Option<String>,
+}
+
+impl Followed {
+    fn task_ref(&self) -> TaskRef<'_> {
+        TaskRef::new(&self.task, &self.id).with_before(self.before.as_deref())
+    }
 }
 
 /// The tasks of one submission, answered at the same moment.
@@ -80,7 +88,7 @@ async fn query_part(
     tasks: &dyn TaskQueries,
     part: &[Followed],
 ) -> Vec<Step> {
-    let asked: Vec<(&str, &InstanceId)> = part.iter().map(|t| (t.task.as_str(), &t.id)).collect();
+    let asked: Vec<TaskRef<'_>> = part.iter().map(Followed::task_ref).collect();
     let each = |step: &dyn Fn() -> Step| part.iter().map(|_| step()).collect();
     match run.exchange(provider, Purpose::Read, &|| tasks.query_many(&asked)).await {
         Exchange::Answered(response) => {

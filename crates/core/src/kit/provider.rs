@@ -7,8 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::http::{HttpResponse, TransportError};
+use crate::http::HttpResponse;
 use crate::ids::InstanceId;
+use crate::kit::credentials::Credential;
+use crate::kit::net::Net;
 use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Polling;
 use crate::report::Failure;
@@ -216,16 +218,9 @@ pub enum CallAnswer {
 pub enum CredentialProblem {
     /// Refused (wrong key, no permission): stop the whole run at once.
     Refused(Failure),
-    /// Expired: worth one refresh and one more try, when the provider can refresh.
+    /// Expired: worth one fresh credential and one more try, when the
+    /// credential source can give a different one; refused otherwise.
     Expired(Failure),
-}
-
-/// Calls a provider may make for its own setup (IAM tokens, project ids),
-/// through the engine's send path: counted, bounded, stopped with the run.
-#[async_trait]
-pub trait Net: Send + Sync {
-    /// Sends one request and reads its answer.
-    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError>;
 }
 
 /// A provider's name for a kind of call, where the call an instance needs
@@ -242,30 +237,34 @@ impl CallKind {
 
 /// A provider's pure parts for one run (bind or unbind, one key pair).
 ///
-/// `prepare` and `authorize` may ask the engine to send setup calls through
-/// [`Net`]; everything else is a pure function of its arguments.
+/// Only `prepare` sends, through the engine's [`Net`]; everything else is a
+/// pure function of its arguments. What a run learns is held by the engine
+/// (per instance: [`InstanceView`], [`TaskRef::before`]) or by the provider
+/// value `prepare` returns, which is immutable: no provider keeps locks.
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Caps, defaults and the optional parts to use.
     fn profile(&self) -> &Profile;
 
-    /// Runs once before the first call (resolve a project id, obtain a token).
-    async fn prepare(&self, _net: &dyn Net) -> Result<(), Failure> {
-        Ok(())
+    /// Runs once before the first call: setup reads whose answers every call
+    /// of the run needs (a key id, a project id). Returns the provider the
+    /// run continues with, holding what they found; `None` to keep this one.
+    async fn prepare<'s>(&'s self, _net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
+        Ok(None)
     }
 
-    /// Authenticates a request right before each send, at `now` (a fresh
-    /// signature every attempt). A failure of kind `Auth` or `Permission`
-    /// stops the run; any other is a retryable not-sent failure.
-    async fn authorize(&self, request: &mut OutgoingRequest, now: DateTime<Utc>, net: &dyn Net) -> Result<(), Failure>;
+    /// Authenticates a request with `credential` at `now`, right before each
+    /// send (a fresh signature every attempt). A failure of kind `Auth` or
+    /// `Permission` stops the run; any other is a retryable not-sent failure.
+    fn authorize(
+        &self,
+        request: &mut OutgoingRequest,
+        credential: &Credential,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure>;
 
     /// Whether a response is a refusal of the credentials.
     fn credential_problem(&self, response: &HttpResponse) -> Option<CredentialProblem>;
-
-    /// Forgets cached credentials after an expiry; `true` when a fresh one may help.
-    async fn refresh_credentials(&self) -> bool {
-        false
-    }
 
     /// Builds the call that binds (or unbinds) these instances.
     fn build_call(&self, call: &Call<'_>) -> Result<OutgoingRequest, Failure>;
@@ -310,13 +309,40 @@ pub enum TaskAnswer {
     Lost(Failure),
 }
 
+/// One task the engine follows, with what the run knew of its instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskRef<'a> {
+    /// The task (or operation) id.
+    pub task: &'a str,
+    /// Its instance.
+    pub instance: &'a InstanceId,
+    /// The instance's latest operation when its state was last read before
+    /// the task started, on clouds that show one: while the instance still
+    /// shows this one, the task has not shown yet.
+    pub before: Option<&'a str>,
+}
+
+impl<'a> TaskRef<'a> {
+    /// A task of `instance`, for providers' tests.
+    pub fn new(task: &'a str, instance: &'a InstanceId) -> Self {
+        Self { task, instance, before: None }
+    }
+
+    /// The same task, with the instance's operation read before it started.
+    pub fn with_before(mut self, before: Option<&'a str>) -> Self {
+        self.before = before;
+        self
+    }
+}
+
 /// A provider's task status queries.
 pub trait TaskQueries: Send + Sync {
     /// The status query of one task.
-    fn query(&self, task: &str, instance: &InstanceId) -> Result<OutgoingRequest, Failure>;
+    fn query(&self, task: &TaskRef<'_>) -> Result<OutgoingRequest, Failure>;
 
     /// Reads a status answer.
-    fn read(&self, task: &str, response: &HttpResponse) -> TaskAnswer;
+    fn read(&self, task: &TaskRef<'_>, response: &HttpResponse) -> TaskAnswer;
 
     /// Most tasks one status query can ask about; above 1, the engine asks
     /// about the rest of a submission with [`query_many`](Self::query_many).
@@ -324,17 +350,17 @@ pub trait TaskQueries: Send + Sync {
         1
     }
 
-    /// One status query for several tasks, each with its instance.
-    fn query_many(&self, tasks: &[(&str, &InstanceId)]) -> Result<OutgoingRequest, Failure> {
+    /// One status query for several tasks.
+    fn query_many(&self, tasks: &[TaskRef<'_>]) -> Result<OutgoingRequest, Failure> {
         match tasks {
-            [(task, instance)] => self.query(task, instance),
+            [task] => self.query(task),
             _ => Err(Failure::new(crate::report::FailureKind::ProviderError, "one task per status query")),
         }
     }
 
     /// Reads a several-task answer: one answer per task, in order.
-    fn read_many(&self, tasks: &[(&str, &InstanceId)], response: &HttpResponse) -> Vec<TaskAnswer> {
-        tasks.iter().map(|(task, _)| self.read(task, response)).collect()
+    fn read_many(&self, tasks: &[TaskRef<'_>], response: &HttpResponse) -> Vec<TaskAnswer> {
+        tasks.iter().map(|task| self.read(task, response)).collect()
     }
 
     /// Page `page` of the failed-task list, when failure reasons live there.

@@ -16,10 +16,12 @@ use crate::error::Error;
 use crate::http::{HttpResponse, TransportError};
 use crate::ids::{InstanceId, KeyPairRef};
 use crate::journal::Journal;
+use crate::kit::credentials::Credentials;
 use crate::kit::gate::Gate;
+use crate::kit::net::Net;
 use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Estimator;
-use crate::kit::provider::{CredentialProblem, Net, Provider};
+use crate::kit::provider::{CredentialProblem, Provider};
 use crate::kit::transport::Transport;
 use crate::kit::window::{Slot, Window};
 use crate::progress::{ProgressEvent, ProgressObserver};
@@ -37,6 +39,8 @@ pub(crate) struct Pacing {
 pub(crate) struct RunState<'a> {
     pub(crate) provider: &'static str,
     pub(crate) transport: &'a dyn Transport,
+    /// The binder's credentials, asked before each signature.
+    pub(crate) credentials: &'a Credentials,
     pub(crate) window: Option<&'a Window>,
     pub(crate) limiter: Option<&'a DefaultDirectRateLimiter>,
     pub(crate) pacing: Option<&'a Pacing>,
@@ -310,18 +314,23 @@ impl RunState<'_> {
                 Ok(r) => r,
                 Err(f) => return Exchange::NotSent(f),
             };
-            let net = RunNet { run: self };
-            let authorized = tokio::select! {
-                a = provider.authorize(&mut request, chrono::Utc::now(), &net) => a,
+            // The credential to sign with: cached, or loaded now (one load for every caller).
+            let source_net = SourceNet { run: self };
+            let loaded = tokio::select! {
+                loaded = self.credentials.current(&source_net) => loaded,
                 () = self.stopped() => Err(self.stop_failure()),
             };
-            if let Err(failure) = authorized {
-                if matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) {
+            let authorized = loaded.and_then(|current| {
+                provider.authorize(&mut request, &current.issued.credential, chrono::Utc::now()).map(|()| current)
+            });
+            let current = match authorized {
+                Ok(current) => current,
+                Err(failure) if matches!(failure.kind, FailureKind::Auth | FailureKind::Permission) => {
                     self.abort(&failure);
                     return Exchange::Held(Halt::Aborted(failure));
                 }
-                return Exchange::NotSent(failure.retryable(true));
-            }
+                Err(failure) => return Exchange::NotSent(failure.retryable(true)),
+            };
             let response = match self.transmit(request, purpose).await {
                 Ok(r) => r,
                 Err(e) if e.maybe_applied() => return Exchange::NoAnswer(e.to_failure()),
@@ -333,8 +342,9 @@ impl RunState<'_> {
                     return Exchange::Answered(response);
                 }
                 Some(CredentialProblem::Expired(failure)) => {
-                    if !refreshed && provider.refresh_credentials().await {
-                        tracing::debug!(provider = self.provider, "credentials expired; refreshing them once");
+                    // Not a refusal: one fresh credential and one more try, when the source can give one.
+                    if !refreshed && self.credentials.expire(&current).await {
+                        tracing::debug!(provider = self.provider, "credentials expired; loading fresh ones once");
                         refreshed = true;
                         drop(pass);
                         continue;
@@ -393,18 +403,38 @@ impl RunState<'_> {
     }
 }
 
-/// The engine's send path, lent to a provider's setup calls.
+/// The engine's send path, lent to a provider's setup calls: authorised,
+/// gated and checked like every other call.
 pub(crate) struct RunNet<'a, 'b> {
     pub(crate) run: &'a RunState<'b>,
+    pub(crate) provider: &'a dyn Provider,
 }
 
 #[async_trait]
 impl Net for RunNet<'_, '_> {
-    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, TransportError> {
-        if let Some(f) = self.run.aborted() {
-            return Err(TransportError::NotSent(format!("not sent: {}", f.message)));
+    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, Failure> {
+        // Setup calls (key lookups, project ids) are reads as far as pacing goes.
+        match self.run.exchange(self.provider, Purpose::Read, &|| Ok(request.clone())).await {
+            Exchange::Answered(response) => Ok(response),
+            Exchange::NotSent(f) | Exchange::NoAnswer(f) | Exchange::Refused(f) => Err(f),
+            Exchange::Held(Halt::Aborted(f)) => Err(f),
+            Exchange::Held(_) => Err(self.run.stop_failure()),
         }
-        // Setup calls (key lookups, tokens) are reads as far as pacing goes.
-        self.run.transmit(request, Purpose::Read).await
+    }
+}
+
+/// The send path as a credential source uses it: counted, paced and within
+/// the hard stop, sent as it is (a source has no credential to sign with).
+struct SourceNet<'a, 'b> {
+    run: &'a RunState<'b>,
+}
+
+#[async_trait]
+impl Net for SourceNet<'_, '_> {
+    async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, Failure> {
+        if let Some(f) = self.run.aborted() {
+            return Err(f);
+        }
+        self.run.transmit(request, Purpose::Read).await.map_err(|e| e.to_failure())
     }
 }

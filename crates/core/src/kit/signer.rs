@@ -8,11 +8,13 @@ use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use http::{Method, Uri};
 
 use crate::kit::outgoing::OutgoingRequest;
+use crate::signing::AccessKey;
 
-/// Signs requests: a pure function of the request, the credentials it holds and the time.
+/// Signs requests: a pure function of the request, the key, the settings
+/// the signer holds (a region, a project) and the time.
 pub trait Signer: Send + Sync {
-    /// Adds the headers that authenticate `request` at `time`.
-    fn sign(&self, request: &mut OutgoingRequest, time: DateTime<Utc>);
+    /// Adds the headers that authenticate `request` with `key` at `time`.
+    fn sign(&self, request: &mut OutgoingRequest, key: &AccessKey, time: DateTime<Utc>);
 
     /// Headers (lower case) the signer adds itself, from its credentials or
     /// the time; they are left out when a received request is signed again.
@@ -20,10 +22,11 @@ pub trait Signer: Send + Sync {
 }
 
 /// Whether a received request carries the `Authorization` that `signer`
-/// makes at `time`: the request is rebuilt from the headers its
+/// makes with `key` at `time`: the request is rebuilt from the headers its
 /// `Authorization` names as signed, and signed again.
 pub fn signed_by(
     signer: &dyn Signer,
+    key: &AccessKey,
     method: Method,
     uri: Uri,
     headers: &HeaderMap,
@@ -44,6 +47,6 @@ pub fn signed_by(
         }
     }
     let mut rebuilt = OutgoingRequest::new(method, uri, "verify").with_headers(kept).with_body(body);
-    signer.sign(&mut rebuilt, time);
+    signer.sign(&mut rebuilt, key, time);
     rebuilt.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(received)
 }

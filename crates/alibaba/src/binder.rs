@@ -11,13 +11,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, OutgoingRequest,
-    Profile, Provider, Readiness, RunSpec, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView,
+    OutgoingRequest, Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
 };
-use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
+    UnbindRequest,
 };
 use url::Url;
 
@@ -30,8 +29,8 @@ use crate::wire::{self, Action, DescribeInstancesResult, KeyPairCallResult, MAX_
 const BIND_POST_CONDITIONS: [PostCondition; 3] =
     [PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled, PostCondition::ExistingKeyPairReplaced];
 
-/// Least wait before checking an instance that is changing state again.
-const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// First wait before a retry (the SDK retries nothing by default).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Binds key pairs to Alibaba Cloud ECS instances, 50 a call.
 #[derive(Clone)]
@@ -63,7 +62,7 @@ impl AlibabaBuilder {
         let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(4))
-            .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
+            .retry(self.client.retry_or(RetryPolicy::cloud(FIRST_BACKOFF)))
             .converge(true);
         let inner = Inner {
             region,
@@ -73,16 +72,6 @@ impl AlibabaBuilder {
             profile,
         };
         Ok(AlibabaBinder { inner: Arc::new(inner) })
-    }
-}
-
-/// Default retry policy for Alibaba Cloud (the SDK retries nothing by default).
-pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 5,
-        initial_backoff: Duration::from_millis(500),
-        max_backoff: Duration::from_secs(20),
-        ..RetryPolicy::default()
     }
 }
 
@@ -101,49 +90,53 @@ impl AlibabaBinder {
     pub fn region(&self) -> &str {
         &self.inner.region
     }
+}
 
-    fn keypair_name(keypair: &KeyPairRef) -> Result<&str, Error> {
-        match keypair {
-            KeyPairRef::Name(name) => Ok(name),
-            KeyPairRef::Id(_) => Err(Error::unsupported(PROVIDER, "keypair_id", "ECS names key pairs; pass the name")),
-        }
+/// What ECS does not take.
+const REFUSALS: Refusals = Refusals::NONE
+    .credential("ECS binds without the VM's credential")
+    .ssh_port("ECS does not take an SSH port")
+    .client_token("AttachKeyPair takes no idempotency token")
+    .force_stop("ECS binds without stopping instances")
+    .disable_password("AttachKeyPair always disables password login")
+    .keypair_id("ECS names key pairs; pass the name")
+    .unbind_needs_keypair();
+
+impl CloudBinder for AlibabaBinder {
+    type Run<'a> = AlibabaRun<'a>;
+    const PROVIDER: &'static str = PROVIDER;
+    const REFUSALS: Refusals = REFUSALS;
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
-    fn check_common(common: &RequestCommon) -> Result<(), Error> {
-        if common.credential.is_some() {
-            return Err(Error::unsupported(PROVIDER, "credential", "ECS binds without the VM's credential"));
-        }
-        if common.ssh_port.is_some() {
-            return Err(Error::unsupported(PROVIDER, "ssh_port", "ECS does not take an SSH port"));
-        }
-        if common.client_token.is_some() {
-            return Err(Error::unsupported(PROVIDER, "client_token", "AttachKeyPair takes no idempotency token"));
-        }
-        if common.force_stop {
-            return Err(Error::unsupported(PROVIDER, "force_stop", "ECS binds without stopping instances"));
-        }
-        Ok(())
+    fn cloud_capabilities(&self) -> Capabilities {
+        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL).post_conditions(BIND_POST_CONDITIONS.to_vec())
     }
 
-    async fn run(
-        &self,
-        operation: Operation,
-        keypair: &KeyPairRef,
-        common: &RequestCommon,
-    ) -> Result<BindReport, Error> {
-        let name = Self::keypair_name(keypair)?;
-        let action = if operation == Operation::Bind { Action::AttachKeyPair } else { Action::DetachKeyPair };
-        let provider = AlibabaRun { inner: &self.inner, action, keypair: name };
-        let post = match operation {
-            Operation::Bind => BIND_POST_CONDITIONS.to_vec(),
-            Operation::Unbind => vec![PostCondition::RebootRequired],
-        };
-        self.inner.engine.run(&provider, RunSpec::new(operation, Some(keypair), common).post_conditions(post)).await
+    fn bind_run<'a>(&'a self, request: &'a BindRequest) -> Result<RunOf<AlibabaRun<'a>>, Error> {
+        let run = AlibabaRun { inner: &self.inner, action: Action::AttachKeyPair, keypair: request.keypair().as_str() };
+        Ok(RunOf::new(run, BIND_POST_CONDITIONS.to_vec()))
+    }
+
+    fn unbind_run<'a>(
+        &'a self,
+        _request: &'a UnbindRequest,
+        keypair: Option<&'a KeyPairRef>,
+    ) -> Result<RunOf<AlibabaRun<'a>>, Error> {
+        let keypair = keypair.map(KeyPairRef::as_str).unwrap_or_default();
+        let run = AlibabaRun { inner: &self.inner, action: Action::DetachKeyPair, keypair };
+        Ok(RunOf::new(run, vec![PostCondition::RebootRequired]))
+    }
+
+    fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        plan(request)
     }
 }
 
 /// One run's pure parts.
-struct AlibabaRun<'a> {
+pub struct AlibabaRun<'a> {
     inner: &'a Inner,
     action: Action,
     keypair: &'a str,
@@ -247,21 +240,14 @@ impl StateQueries for AlibabaRun<'_> {
             .filter_map(|(at, i)| {
                 let id = shared_id(instances, &i.instance_id, at)?;
                 let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
-                    Readiness::Refuse(Failure::new(
-                        FailureKind::UnsupportedImage,
-                        "key pairs cannot be used with Windows",
-                    ))
+                    Readiness::windows()
                 } else {
                     match i.status.as_str() {
                         "Running" | "Stopped" => Readiness::Ready,
-                        "Starting" | "Stopping" | "Pending" => Readiness::Wait(
-                            Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status))
-                                .retryable(true)
-                                .with_retry_after(Some(STATE_CHANGE_WAIT)),
-                        ),
-                        other => {
-                            Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("instance is {other}")))
+                        "Starting" | "Stopping" | "Pending" => {
+                            Readiness::changing(format!("instance is {}", i.status), STATE_CHANGE_WAIT)
                         }
+                        other => Readiness::refused(format!("instance is {other}")),
                     }
                 };
                 Some(InstanceView::new(id, i.status, readiness).with_keypair(Some(i.key_pair_name), None))
@@ -270,39 +256,9 @@ impl StateQueries for AlibabaRun<'_> {
     }
 }
 
-#[async_trait]
-impl KeypairBinder for AlibabaBinder {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL).post_conditions(BIND_POST_CONDITIONS.to_vec())
-    }
-
-    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
-        check_bind(&request)?;
-        self.run(Operation::Bind, request.keypair(), request.common()).await
-    }
-
-    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
-        Self::check_common(request.common())?;
-        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
-    }
-
-    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
-        plan(request)
-    }
-}
-
 /// The calls a bind would make, without a binder or any network: one
 /// `AttachKeyPair` per 50 instances.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
-    check_bind(request)?;
+    REFUSALS.check_bind(PROVIDER, request)?;
     Ok(Plan::of_bind(PROVIDER, request, MAX_INSTANCES_PER_CALL, Action::AttachKeyPair.as_str()))
-}
-
-fn check_bind(request: &BindRequest) -> Result<(), Error> {
-    AlibabaBinder::check_common(request.common())?;
-    AlibabaBinder::keypair_name(request.keypair())?;
-    if request.disable_password().is_some() {
-        return Err(Error::unsupported(PROVIDER, "disable_password", "AttachKeyPair always disables password login"));
-    }
-    Ok(())
 }

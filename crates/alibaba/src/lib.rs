@@ -34,5 +34,5 @@ pub mod request;
 pub mod signer;
 pub mod wire;
 
-pub use binder::{AlibabaBinder, default_retry_policy, plan};
+pub use binder::{AlibabaBinder, plan};
 pub use config::{AlibabaBuilder, AlibabaConfigKey, default_endpoint};

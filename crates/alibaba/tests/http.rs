@@ -136,9 +136,8 @@ async fn start(instances: usize, windows: &[&str], faults: Vec<Fault>) -> (Strin
 
 fn binder(endpoint: &str, secret: &str) -> AlibabaBinder {
     let fast = keypair_binder_core::RetryPolicy {
-        initial_backoff: std::time::Duration::from_millis(5),
         max_backoff: std::time::Duration::from_millis(50),
-        ..keypair_binder_alibaba::default_retry_policy()
+        ..keypair_binder_core::RetryPolicy::cloud(std::time::Duration::from_millis(5))
     };
     AlibabaBinder::builder()
         .credentials(AK, secret)

@@ -396,7 +396,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.project_id(p);
             }
             if let Some(n) = args.max_retries {
-                b = b.retry_policy(keypair_binder::huawei::default_retry_policy().with_max_retries(n));
+                b = b.max_retries(n);
             }
             if let Some(rate) = args.rate {
                 b = b.rate_limit(rate);
@@ -415,7 +415,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
-                b = b.retry_policy(keypair_binder::volcengine::default_retry_policy().with_max_retries(n));
+                b = b.max_retries(n);
             }
             if let Some(rate) = args.rate {
                 b = b.rate_limit(rate);
@@ -432,7 +432,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
-                b = b.retry_policy(keypair_binder::alibaba::default_retry_policy().with_max_retries(n));
+                b = b.max_retries(n);
             }
             if let Some(rate) = args.rate {
                 b = b.rate_limit(rate);
@@ -448,7 +448,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
-                b = b.retry_policy(keypair_binder::tencent::default_retry_policy().with_max_retries(n));
+                b = b.max_retries(n);
             }
             if let Some(rate) = args.rate {
                 b = b.rate_limit(rate);

@@ -52,8 +52,22 @@ pub struct ClientSettings {
     pub concurrency: Option<usize>,
     /// Retry policy when a request does not say.
     pub retry: Option<crate::RetryPolicy>,
+    /// Retries of that policy (the cloud's default unless set), when set.
+    pub max_retries: Option<u32>,
     /// Client-side limit on the calls of every run.
     pub rate_limit: Option<crate::rate::RateLimit>,
+}
+
+impl ClientSettings {
+    /// The retry policy of the binder: the one set, else the cloud's
+    /// default, with `max_retries` when set.
+    pub fn retry_or(&self, cloud_default: crate::RetryPolicy) -> crate::RetryPolicy {
+        let policy = self.retry.clone().unwrap_or(cloud_default);
+        match self.max_retries {
+            Some(n) => policy.with_max_retries(n),
+            None => policy,
+        }
+    }
 }
 
 /// The [`ClientSettings`] setters, for a builder with a `client: ClientSettings` field.
@@ -89,6 +103,12 @@ macro_rules! client_setters {
         /// Retry policy when a request does not say.
         pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
             self.client.retry = Some(policy);
+            self
+        }
+
+        /// Retries of the retry policy (the cloud's default unless one is set).
+        pub fn max_retries(mut self, retries: u32) -> Self {
+            self.client.max_retries = Some(retries);
             self
         }
 

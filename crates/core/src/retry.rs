@@ -99,6 +99,14 @@ impl ReadRetries {
     }
 }
 
+impl RetryPolicy {
+    /// A cloud binder's default: five retries from `first_backoff` (the
+    /// cloud's own throttling pace), backing off to 20 s.
+    pub fn cloud(first_backoff: Duration) -> Self {
+        Self { max_retries: 5, initial_backoff: first_backoff, max_backoff: Duration::from_secs(20), ..Self::default() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,13 +11,14 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderName, HeaderValue};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CallKind, Credential, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest,
-    Profile, Provider, Readiness, Reconciler, RunSpec, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
+    Answer, Call, CallAnswer, CallKind, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, Net,
+    OutgoingRequest, Profile, Provider, Readiness, Reconciler, Refusals, RunOf, STATE_CHANGE_WAIT, StateQueries,
+    TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, Secret, UnbindRequest, VmCredential,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
+    Secret, UnbindRequest, VmCredential,
 };
 use url::Url;
 
@@ -35,8 +36,8 @@ use crate::wire::{
 pub const AGENT_SOURCE_CIDR: &str = "100.125.0.0/16";
 /// Wait suggested by Huawei after `APIGW.0308` when no `Retry-After` is given.
 const THROTTLE_WAIT: Duration = Duration::from_secs(2);
-/// Least wait before checking a server that is changing state again.
-const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// First wait before a retry (the SDK retries nothing by default).
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Rows per page of the task lists.
 const PAGE: u32 = 1000;
 
@@ -108,20 +109,10 @@ impl HuaweiBuilder {
                 .with_rate_limit(self.client.rate_limit),
             user_agent,
             concurrency: self.client.concurrency,
-            retry: self.client.retry.clone().unwrap_or_else(default_retry_policy),
+            retry: self.client.retry_or(RetryPolicy::cloud(FIRST_BACKOFF)),
             polling: self.polling,
         };
         Ok(HuaweiBinder { inner: Arc::new(inner) })
-    }
-}
-
-/// Default retry policy for Huawei (the SDK retries nothing by default).
-pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 5,
-        initial_backoff: Duration::from_millis(500),
-        max_backoff: Duration::from_secs(20),
-        ..RetryPolicy::default()
     }
 }
 
@@ -195,32 +186,18 @@ impl HuaweiBinder {
         HuaweiBuilder::from_env().build()
     }
 
-    fn check_common(common: &RequestCommon) -> Result<(), Error> {
-        if common.client_token.is_some() {
-            return Err(Error::unsupported(PROVIDER, "client_token", "KPS calls take no idempotency token"));
-        }
-        if common.force_stop {
-            return Err(Error::unsupported(PROVIDER, "force_stop", "KPS never stops instances to bind"));
-        }
-        Ok(())
-    }
-
-    fn bind_mode(request: &BindRequest) -> Result<Mode, Error> {
-        Self::check_common(request.common())?;
-        let KeyPairRef::Name(keypair) = request.keypair() else {
-            return Err(Error::unsupported(PROVIDER, "keypair_id", "KPS names key pairs; pass the key pair name"));
-        };
+    fn bind_mode(request: &BindRequest) -> Mode {
         let common = request.common();
         let server = ServerTemplate {
             credential: credential_of(common.credential.as_ref()),
             disable_password: request.disable_password(),
             port: common.ssh_port,
         };
-        let keypair = keypair.clone();
-        Ok(match common.credential {
+        let keypair = request.keypair().as_str().to_string();
+        match common.credential {
             Some(VmCredential::Password(_)) => Mode::Batch { keypair, server },
             _ => Mode::Single { keypair, server },
-        })
+        }
     }
 
     fn post_conditions(disable_password: Option<bool>) -> Vec<PostCondition> {
@@ -231,50 +208,62 @@ impl HuaweiBinder {
         conditions
     }
 
-    async fn run(&self, mode: Mode, spec: RunSpec<'_>) -> Result<BindReport, Error> {
-        let inner = &self.inner;
+    fn run<'a>(&'a self, mode: Mode, common: &RequestCommon) -> HuaweiRun<'a> {
+        let inner = &*self.inner;
         let default_concurrency = if matches!(mode, Mode::Batch { .. }) { 3 } else { MAX_IN_OPERATION };
         // The ECS read before each VM's first send (skipped with `force`) decides what it is sent:
         // KPS refuses a batch for a VM with a key pair, a replace without the current private key,
         // and any call for a VM neither running nor stopped.
         let profile = Profile::new(PROVIDER, mode.cap())
             .converge(true)
-            .precheck_states(!spec.common.options.force)
+            .precheck_states(!common.options.force)
             .concurrency(inner.concurrency.unwrap_or(default_concurrency))
             .retry(inner.retry.clone())
             .polling(inner.polling);
-        let provider = HuaweiRun { inner, mode, profile, project: inner.project.clone() };
-        inner.engine.run(&provider, spec).await
+        HuaweiRun { inner, mode, profile, project: inner.project.clone() }
     }
 }
 
-#[async_trait]
-impl KeypairBinder for HuaweiBinder {
-    fn capabilities(&self) -> Capabilities {
+/// What KPS does not take.
+const REFUSALS: Refusals = Refusals::NONE
+    .client_token("KPS calls take no idempotency token")
+    .force_stop("KPS never stops instances to bind")
+    .keypair_id("KPS names key pairs; pass the key pair name");
+
+impl CloudBinder for HuaweiBinder {
+    type Run<'a> = HuaweiRun<'a>;
+    const PROVIDER: &'static str = PROVIDER;
+    const REFUSALS: Refusals = REFUSALS;
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn cloud_capabilities(&self) -> Capabilities {
         Capabilities::new(PROVIDER, MAX_BATCH).async_tasks(true).post_conditions(Self::post_conditions(None))
     }
 
-    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
-        let mode = Self::bind_mode(&request)?;
-        let spec = RunSpec::new(Operation::Bind, Some(request.keypair()), request.common())
-            .post_conditions(Self::post_conditions(request.disable_password()));
-        self.run(mode, spec).await
+    fn bind_run<'a>(&'a self, request: &'a BindRequest) -> Result<RunOf<HuaweiRun<'a>>, Error> {
+        let run = self.run(Self::bind_mode(request), request.common());
+        Ok(RunOf::new(run, Self::post_conditions(request.disable_password())))
     }
 
-    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
+    fn unbind_run<'a>(
+        &'a self,
+        request: &'a UnbindRequest,
+        keypair: Option<&'a KeyPairRef>,
+    ) -> Result<RunOf<HuaweiRun<'a>>, Error> {
         let common = request.common();
-        Self::check_common(common)?;
         let server = ServerTemplate {
             credential: credential_of(common.credential.as_ref()),
             disable_password: None,
             port: common.ssh_port,
         };
-        let keypair = request.keypair().map(|k| k.as_str().to_string());
-        let spec = RunSpec::new(Operation::Unbind, request.keypair(), common);
-        self.run(Mode::Unbind { keypair, server }, spec).await
+        let keypair = keypair.map(|k| k.as_str().to_string());
+        Ok(RunOf::new(self.run(Mode::Unbind { keypair, server }, common), Vec::new()))
     }
 
-    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+    fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         plan(request)
     }
 }
@@ -282,7 +271,8 @@ impl KeypairBinder for HuaweiBinder {
 /// The calls a bind would make, without a binder or any network: batches of
 /// 10 with a root password, else one associate per VM.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
-    let mode = HuaweiBinder::bind_mode(request)?;
+    REFUSALS.check_bind(PROVIDER, request)?;
+    let mode = HuaweiBinder::bind_mode(request);
     Ok(Plan::of_bind(PROVIDER, request, mode.cap(), mode.action()))
 }
 
@@ -291,7 +281,7 @@ const RESET: CallKind = CallKind("reset");
 
 /// One run's pure parts.
 #[derive(Clone)]
-struct HuaweiRun<'a> {
+pub struct HuaweiRun<'a> {
     inner: &'a Inner,
     mode: Mode,
     profile: Profile,
@@ -564,11 +554,7 @@ impl StateQueries for HuaweiRun<'_> {
             "ACTIVE" => self.running_readiness(server.key_name.as_deref()),
             // Transitional (REBOOT, BUILD, …) or stuck (ERROR, …): KPS refuses both; read until it is
             // running or stopped, within the run's bound.
-            s => Readiness::Wait(
-                Failure::new(FailureKind::InvalidState, format!("server is {s}"))
-                    .retryable(true)
-                    .with_retry_after(Some(STATE_CHANGE_WAIT)),
-            ),
+            s => Readiness::changing(format!("server is {s}"), STATE_CHANGE_WAIT),
         };
         // A stopped VM is reset, alone and without a credential: the engine sends it so.
         let kind = if status == "SHUTOFF" { RESET } else { CallKind::SAME };

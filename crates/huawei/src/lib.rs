@@ -35,5 +35,5 @@ pub mod request;
 pub mod signer;
 pub mod wire;
 
-pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, default_retry_policy, plan};
+pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, plan};
 pub use config::{HuaweiAuth, HuaweiBuilder, HuaweiConfigKey, Polling, REGIONS};

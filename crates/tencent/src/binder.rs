@@ -17,14 +17,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, Net, OutgoingRequest,
-    Polling, Profile, Provider, RateLimit, Readiness, RunSpec, Signer, StateQueries, TaskAnswer, TaskQueries, TaskRef,
-    shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView, Net,
+    OutgoingRequest, Polling, Profile, Provider, RateLimit, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer,
+    StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Operation, Plan, PostCondition,
+    RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -36,8 +36,8 @@ use crate::wire::{
     KeyPairsAnswer, KeyPairsCall, MAX_IDS_PER_CALL,
 };
 
-/// Least wait before checking an instance that is changing state again.
-const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// First wait before a retry: throttling starts at a second (the SDK retries nothing unless asked).
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Default time an ambiguous call's instances are watched (Terraform waits 10 s; the spec says ≥ 30 s).
 const DEFAULT_SETTLE_GRACE: Duration = Duration::from_secs(30);
 /// Longest one instance's operation may run before it is reported unknown.
@@ -76,7 +76,7 @@ impl TencentBuilder {
         let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_IDS_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(4))
-            .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
+            .retry(self.client.retry_or(RetryPolicy::cloud(FIRST_BACKOFF)))
             .precheck_states(true)
             .converge(true)
             .polling(Polling::adaptive(OPERATION_TIMEOUT))
@@ -87,17 +87,6 @@ impl TencentBuilder {
             .with_pacing(per_second(SUBMIT_RATE), per_second(READ_RATE));
         let inner = Inner { region, endpoint, engine, profile };
         Ok(TencentBinder { inner: Arc::new(inner) })
-    }
-}
-
-/// Default retry policy for Tencent Cloud: throttling starts at a second
-/// (the SDK retries nothing unless asked).
-pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 5,
-        initial_backoff: Duration::from_secs(1),
-        max_backoff: Duration::from_secs(20),
-        ..RetryPolicy::default()
     }
 }
 
@@ -116,38 +105,61 @@ impl TencentBinder {
     pub fn region(&self) -> &str {
         &self.inner.region
     }
+}
 
-    fn check_common(common: &RequestCommon) -> Result<(), Error> {
-        if common.credential.is_some() {
-            return Err(Error::unsupported(PROVIDER, "credential", "CVM binds without the VM's credential"));
-        }
-        if common.ssh_port.is_some() {
-            return Err(Error::unsupported(PROVIDER, "ssh_port", "CVM does not take an SSH port"));
-        }
-        if common.client_token.is_some() {
-            return Err(Error::unsupported(
-                PROVIDER,
-                "client_token",
-                "AssociateInstancesKeyPairs takes no idempotency token",
-            ));
-        }
-        Ok(())
-    }
+/// What CVM does not take.
+const REFUSALS: Refusals = Refusals::NONE
+    .credential("CVM binds without the VM's credential")
+    .ssh_port("CVM does not take an SSH port")
+    .client_token("AssociateInstancesKeyPairs takes no idempotency token")
+    .disable_password("AssociateInstancesKeyPairs always disables password login")
+    .unbind_needs_keypair();
 
-    async fn run(
-        &self,
+impl TencentBinder {
+    fn run<'a>(
+        &'a self,
         operation: Operation,
-        keypair: &KeyPairRef,
+        keypair: &'a KeyPairRef,
         common: &RequestCommon,
-    ) -> Result<BindReport, Error> {
+    ) -> RunOf<TencentRun<'a>> {
         let action = match operation {
             Operation::Bind => Action::AssociateInstancesKeyPairs,
             Operation::Unbind => Action::DisassociateInstancesKeyPairs,
         };
-        let provider =
-            TencentRun { inner: &self.inner, action, operation, keypair, force_stop: common.force_stop, key_id: None };
-        let post = post_conditions(operation, common.force_stop);
-        self.inner.engine.run(&provider, RunSpec::new(operation, Some(keypair), common).post_conditions(post)).await
+        let force_stop = common.force_stop;
+        let run = TencentRun { inner: &self.inner, action, operation, keypair, force_stop, key_id: None };
+        RunOf::new(run, post_conditions(operation, force_stop))
+    }
+}
+
+impl CloudBinder for TencentBinder {
+    type Run<'a> = TencentRun<'a>;
+    const PROVIDER: &'static str = PROVIDER;
+    const REFUSALS: Refusals = REFUSALS;
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn cloud_capabilities(&self) -> Capabilities {
+        Capabilities::new(PROVIDER, MAX_IDS_PER_CALL).post_conditions(post_conditions(Operation::Bind, false))
+    }
+
+    fn bind_run<'a>(&'a self, request: &'a BindRequest) -> Result<RunOf<TencentRun<'a>>, Error> {
+        Ok(self.run(Operation::Bind, request.keypair(), request.common()))
+    }
+
+    fn unbind_run<'a>(
+        &'a self,
+        request: &'a UnbindRequest,
+        keypair: Option<&'a KeyPairRef>,
+    ) -> Result<RunOf<TencentRun<'a>>, Error> {
+        let keypair = keypair.map_or_else(|| request.required_keypair(), Ok)?;
+        Ok(self.run(Operation::Unbind, keypair, request.common()))
+    }
+
+    fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        plan(request)
     }
 }
 
@@ -187,7 +199,7 @@ fn post_conditions(operation: Operation, force_stop: bool) -> Vec<PostCondition>
 
 /// One run's pure parts.
 #[derive(Clone)]
-struct TencentRun<'a> {
+pub struct TencentRun<'a> {
     inner: &'a Inner,
     action: Action,
     operation: Operation,
@@ -276,34 +288,26 @@ impl TencentRun<'_> {
 
     fn readiness(&self, instance: &Instance) -> Readiness {
         let state = instance.instance_state.as_deref().unwrap_or("UNKNOWN");
-        let refuse = |kind, message: String| Readiness::Refuse(Failure::new(kind, message));
-        let wait = |message: String| {
-            Readiness::Wait(
-                Failure::new(FailureKind::InvalidState, message)
-                    .retryable(true)
-                    .with_retry_after(Some(STATE_CHANGE_WAIT)),
-            )
-        };
         if instance.os_name.as_deref().is_some_and(|os| os.to_ascii_lowercase().contains("windows")) {
-            return refuse(FailureKind::UnsupportedImage, "key pairs cannot be used with Windows".into());
+            return Readiness::windows();
         }
         if instance.latest_operation_state.as_deref() == Some("OPERATING") {
             let what = instance.latest_operation.as_deref().unwrap_or("another operation");
-            return wait(format!("{what} is still running on the instance"));
+            return Readiness::changing(format!("{what} is still running on the instance"), STATE_CHANGE_WAIT);
         }
         match state {
-            "STOPPED" if instance.stop_charging_mode.as_deref() == Some("STOP_CHARGING") => refuse(
-                FailureKind::InvalidState,
-                "the instance is stopped without charging (StopChargingMode=STOP_CHARGING); start it, or stop it with charging kept".into(),
+            "STOPPED" if instance.stop_charging_mode.as_deref() == Some("STOP_CHARGING") => Readiness::refused(
+                "the instance is stopped without charging (StopChargingMode=STOP_CHARGING); start it, or stop it with charging kept",
             ),
             "STOPPED" => Readiness::Ready,
             "RUNNING" if self.force_stop => Readiness::Ready,
-            "RUNNING" => refuse(
-                FailureKind::InvalidState,
-                "the instance is RUNNING and CVM must stop it for the change: stop it first, or consent to a forced stop and restart (--force-stop)".into(),
+            "RUNNING" => Readiness::refused(
+                "the instance is RUNNING and CVM must stop it for the change: stop it first, or consent to a forced stop and restart (--force-stop)",
             ),
-            "PENDING" | "STARTING" | "STOPPING" | "REBOOTING" => wait(format!("the instance is {state}")),
-            other => refuse(FailureKind::InvalidState, format!("the instance is {other}")),
+            "PENDING" | "STARTING" | "STOPPING" | "REBOOTING" => {
+                Readiness::changing(format!("the instance is {state}"), STATE_CHANGE_WAIT)
+            }
+            other => Readiness::refused(format!("the instance is {other}")),
         }
     }
 }
@@ -517,45 +521,12 @@ impl StateQueries for TencentRun<'_> {
     }
 }
 
-#[async_trait]
-impl KeypairBinder for TencentBinder {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(PROVIDER, MAX_IDS_PER_CALL).post_conditions(post_conditions(Operation::Bind, false))
-    }
-
-    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
-        check_bind(&request)?;
-        self.run(Operation::Bind, request.keypair(), request.common()).await
-    }
-
-    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
-        Self::check_common(request.common())?;
-        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
-    }
-
-    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
-        plan(request)
-    }
-}
-
 /// The calls a bind would make, without a binder or any network: one
 /// `AssociateInstancesKeyPairs` per 100 instances (after one
 /// `DescribeKeyPairs` and the `DescribeInstances` pre-checks).
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
-    check_bind(request)?;
+    REFUSALS.check_bind(PROVIDER, request)?;
     Ok(Plan::of_bind(PROVIDER, request, MAX_IDS_PER_CALL, Action::AssociateInstancesKeyPairs.as_str()))
-}
-
-fn check_bind(request: &BindRequest) -> Result<(), Error> {
-    TencentBinder::check_common(request.common())?;
-    if request.disable_password().is_some() {
-        return Err(Error::unsupported(
-            PROVIDER,
-            "disable_password",
-            "AssociateInstancesKeyPairs always disables password login",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -44,5 +44,5 @@ pub mod request;
 pub mod signer;
 pub mod wire;
 
-pub use binder::{TencentBinder, default_retry_policy, plan};
+pub use binder::{TencentBinder, plan};
 pub use config::{TencentBuilder, TencentConfigKey, default_endpoint};

@@ -9,13 +9,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, Credential, CredentialProblem, Credentials, Engine, InstanceView, OutgoingRequest,
-    Profile, Provider, Readiness, RunSpec, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView,
+    OutgoingRequest, Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
 };
-use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindReport, BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, KeypairBinder,
-    Operation, Plan, PostCondition, RetryPolicy, UnbindRequest,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
+    UnbindRequest,
 };
 use url::Url;
 
@@ -24,8 +23,8 @@ use crate::errors::{CallError, instance_failure, parse_error, read_result};
 use crate::request::{EcsSigner, Invocation, unsigned_params};
 use crate::wire::{self, Action, DescribeInstancesResult, Envelope, MAX_INSTANCES_PER_CALL, OperationResult};
 
-/// Default least wait before re-issuing an instance that is changing state.
-const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+/// First wait before a retry: the SDK's 300 ms base.
+const FIRST_BACKOFF: Duration = Duration::from_millis(300);
 /// Default least wait before re-issuing instances throttled one by one.
 const THROTTLE_WAIT: Duration = Duration::from_millis(500);
 
@@ -62,7 +61,7 @@ impl VolcengineBuilder {
         let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(8))
-            .retry(self.client.retry.clone().unwrap_or_else(default_retry_policy))
+            .retry(self.client.retry_or(RetryPolicy::cloud(FIRST_BACKOFF)))
             .idempotency_tokens(true)
             .converge(true)
             .precheck_states(self.precheck_states)
@@ -100,46 +99,54 @@ impl VolcengineBinder {
     pub fn endpoint(&self) -> &Url {
         &self.inner.endpoint
     }
+}
 
-    fn check_common(common: &RequestCommon) -> Result<(), Error> {
-        if common.credential.is_some() {
-            return Err(Error::unsupported(
-                PROVIDER,
-                "credential",
-                "Volcengine binds through its agent; no VM credential is used",
-            ));
-        }
-        if common.ssh_port.is_some() {
-            return Err(Error::unsupported(PROVIDER, "ssh_port", "Volcengine does not take an SSH port"));
-        }
-        if common.force_stop {
-            return Err(Error::unsupported(PROVIDER, "force_stop", "Volcengine never stops instances to bind"));
-        }
-        Ok(())
+/// What Volcengine does not take.
+const REFUSALS: Refusals = Refusals::NONE
+    .credential("Volcengine binds through its agent; no VM credential is used")
+    .ssh_port("Volcengine does not take an SSH port")
+    .force_stop("Volcengine never stops instances to bind")
+    .disable_password("Volcengine always disables password login on attach")
+    .unbind_needs_keypair();
+
+impl CloudBinder for VolcengineBinder {
+    type Run<'a> = VolcengineRun<'a>;
+    const PROVIDER: &'static str = PROVIDER;
+    const REFUSALS: Refusals = REFUSALS;
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
-    async fn run(
-        &self,
-        operation: Operation,
-        keypair: &KeyPairRef,
-        common: &RequestCommon,
-    ) -> Result<BindReport, Error> {
-        let action = match operation {
-            Operation::Bind => Action::AttachKeyPair,
-            Operation::Unbind => Action::DetachKeyPair,
-        };
-        let provider = VolcengineRun { inner: &self.inner, action, keypair };
-        let post_conditions = match operation {
-            Operation::Bind => vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled],
-            Operation::Unbind => vec![PostCondition::RebootRequired],
-        };
-        let spec = RunSpec::new(operation, Some(keypair), common).post_conditions(post_conditions);
-        self.inner.engine.run(&provider, spec).await
+    fn cloud_capabilities(&self) -> Capabilities {
+        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL)
+            .idempotency_token(true)
+            .keypair_by_id(true)
+            .post_conditions(vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled])
+    }
+
+    fn bind_run<'a>(&'a self, request: &'a BindRequest) -> Result<RunOf<VolcengineRun<'a>>, Error> {
+        let run = VolcengineRun { inner: &self.inner, action: Action::AttachKeyPair, keypair: request.keypair() };
+        Ok(RunOf::new(run, vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled]))
+    }
+
+    fn unbind_run<'a>(
+        &'a self,
+        request: &'a UnbindRequest,
+        keypair: Option<&'a KeyPairRef>,
+    ) -> Result<RunOf<VolcengineRun<'a>>, Error> {
+        let keypair = keypair.map_or_else(|| request.required_keypair(), Ok)?;
+        let run = VolcengineRun { inner: &self.inner, action: Action::DetachKeyPair, keypair };
+        Ok(RunOf::new(run, vec![PostCondition::RebootRequired]))
+    }
+
+    fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
+        plan(request)
     }
 }
 
 /// One run's pure parts: Attach or Detach, one key pair.
-struct VolcengineRun<'a> {
+pub struct VolcengineRun<'a> {
     inner: &'a Inner,
     action: Action,
     keypair: &'a KeyPairRef,
@@ -272,20 +279,13 @@ impl StateQueries for VolcengineRun<'_> {
             .filter_map(|(at, i)| {
                 let id = shared_id(instances, &i.instance_id, at)?;
                 let readiness = if i.os_type.eq_ignore_ascii_case("windows") {
-                    Readiness::Refuse(Failure::new(
-                        FailureKind::UnsupportedImage,
-                        "key pairs cannot be used with Windows",
-                    ))
+                    Readiness::windows()
                 } else if wire::is_transitional(&i.status) {
-                    Readiness::Wait(
-                        Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status))
-                            .retryable(true)
-                            .with_retry_after(Some(self.inner.state_change_wait)),
-                    )
+                    Readiness::changing(format!("instance is {}", i.status), self.inner.state_change_wait)
                 } else if ["RUNNING", "STOPPED"].iter().any(|s| i.status.eq_ignore_ascii_case(s)) {
                     Readiness::Ready
                 } else {
-                    Readiness::Refuse(Failure::new(FailureKind::InvalidState, format!("instance is {}", i.status)))
+                    Readiness::refused(format!("instance is {}", i.status))
                 };
                 Some(
                     InstanceView::new(id, i.status, readiness)
@@ -296,58 +296,11 @@ impl StateQueries for VolcengineRun<'_> {
     }
 }
 
-#[async_trait]
-impl KeypairBinder for VolcengineBinder {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(PROVIDER, MAX_INSTANCES_PER_CALL)
-            .idempotency_token(true)
-            .keypair_by_id(true)
-            .post_conditions(vec![PostCondition::RebootRequired, PostCondition::PasswordLoginDisabled])
-    }
-
-    async fn bind(&self, request: BindRequest) -> Result<BindReport, Error> {
-        check_bind(&request)?;
-        self.run(Operation::Bind, request.keypair(), request.common()).await
-    }
-
-    async fn unbind(&self, request: UnbindRequest) -> Result<BindReport, Error> {
-        Self::check_common(request.common())?;
-        self.run(Operation::Unbind, request.required_keypair()?, request.common()).await
-    }
-
-    fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
-        plan(request)
-    }
-}
-
 /// The calls a bind would make, without a binder or any network: one
 /// `AttachKeyPair` per 100 instances.
 pub fn plan(request: &BindRequest) -> Result<Plan, Error> {
-    check_bind(request)?;
+    REFUSALS.check_bind(PROVIDER, request)?;
     Ok(Plan::of_bind(PROVIDER, request, MAX_INSTANCES_PER_CALL, Action::AttachKeyPair.as_str()))
-}
-
-/// Options of a bind that Volcengine cannot honour.
-fn check_bind(request: &BindRequest) -> Result<(), Error> {
-    VolcengineBinder::check_common(request.common())?;
-    if request.disable_password().is_some() {
-        return Err(Error::unsupported(
-            PROVIDER,
-            "disable_password",
-            "Volcengine always disables password login on attach",
-        ));
-    }
-    Ok(())
-}
-
-/// Default retry policy for Volcengine: the SDK's 300 ms base, more patience.
-pub fn default_retry_policy() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 6,
-        initial_backoff: Duration::from_millis(300),
-        max_backoff: Duration::from_secs(20),
-        ..RetryPolicy::default()
-    }
 }
 
 #[cfg(test)]

@@ -31,5 +31,5 @@ pub mod request;
 pub mod signer;
 pub mod wire;
 
-pub use binder::{VolcengineBinder, default_retry_policy, plan};
+pub use binder::{VolcengineBinder, plan};
 pub use config::{BOOTSTRAP_REGIONS, GLOBAL_HOST, VolcengineBuilder, VolcengineConfigKey, default_endpoint};

@@ -34,6 +34,7 @@ mod poll;
 mod polling;
 mod provider;
 mod run;
+mod shell;
 mod signer;
 mod token;
 mod transport;
@@ -49,8 +50,9 @@ pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{
     Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Profile, Provider, Readiness,
-    Reconciler, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
+    Reconciler, STATE_CHANGE_WAIT, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
+pub use shell::{CloudBinder, Refusals, RunOf};
 pub use signer::{Signer, signed_by};
 pub use token::derive_token;
 pub use transport::Transport;

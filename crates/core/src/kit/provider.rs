@@ -13,7 +13,7 @@ use crate::kit::credentials::Credential;
 use crate::kit::net::Net;
 use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Polling;
-use crate::report::Failure;
+use crate::report::{Failure, FailureKind};
 use crate::retry::RetryPolicy;
 
 /// What a provider's run is like: caps, defaults and which optional parts the
@@ -354,7 +354,7 @@ pub trait TaskQueries: Send + Sync {
     fn query_many(&self, tasks: &[TaskRef<'_>]) -> Result<OutgoingRequest, Failure> {
         match tasks {
             [task] => self.query(task),
-            _ => Err(Failure::new(crate::report::FailureKind::ProviderError, "one task per status query")),
+            _ => Err(Failure::new(FailureKind::ProviderError, "one task per status query")),
         }
     }
 
@@ -398,6 +398,27 @@ pub enum Readiness {
     Wait(Failure),
     /// Cannot take it: fail without sending.
     Refuse(Failure),
+}
+
+/// Least wait before an instance that is changing state is read again, on every cloud.
+pub const STATE_CHANGE_WAIT: Duration = Duration::from_secs(5);
+
+impl Readiness {
+    /// Changing state (starting, stopping, an operation running): read it
+    /// again after `wait` ([`STATE_CHANGE_WAIT`] unless the binder says).
+    pub fn changing(message: impl Into<String>, wait: Duration) -> Self {
+        Self::Wait(Failure::new(FailureKind::InvalidState, message).retryable(true).with_retry_after(Some(wait)))
+    }
+
+    /// In a state the operation cannot take: fail without sending.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refuse(Failure::new(FailureKind::InvalidState, message))
+    }
+
+    /// A Windows image: no cloud binds SSH key pairs to one.
+    pub fn windows() -> Self {
+        Self::Refuse(Failure::new(FailureKind::UnsupportedImage, "key pairs cannot be used with Windows"))
+    }
 }
 
 /// What a state query shows of one instance.

@@ -14,12 +14,7 @@ use keypair_binder_emulator::{Cloud, DEFAULT_KEYPAIR, Emulator, EmulatorBuilder,
 pub const CLOUDS: [Cloud; 2] = [Cloud::Huawei, Cloud::Volcengine];
 
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 6,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(50),
-        ..RetryPolicy::default()
-    }
+    RetryPolicy::default().with_max_retries(6).with_backoff(Duration::from_millis(5), Duration::from_millis(50))
 }
 
 /// The default (adaptive) polling, with a task timeout fit for tests.
@@ -137,6 +132,7 @@ pub fn assert_consistent(emu: &Emulator, cloud: Cloud, report: &keypair_binder::
                 assert_eq!(applied, 0, "{cloud:?} {id}: reported failed ({f}) but applied")
             }
             keypair_binder::InstanceOutcome::Unknown(_) => {}
+            other => panic!("{cloud:?} {id}: an outcome this check does not know: {other:?}"),
         }
     }
 }

@@ -184,8 +184,9 @@ impl Provider for AlibabaRun<'_> {
             let (failure, class) = failure_of(response);
             return CallAnswer::All(match class {
                 Class::Retry => Answer::Retry(failure),
-                Class::Ambiguous => Answer::Ambiguous(failure),
                 Class::Fail | Class::Credentials => Answer::Failed(failure),
+                // Ambiguous, or a class this reading does not know: it may have been applied.
+                _ => Answer::Ambiguous(failure),
             });
         }
         let Ok(result) = serde_json::from_slice::<KeyPairCallResult>(&response.body) else {

@@ -1,13 +1,17 @@
 //! Alibaba Cloud ECS provider: binds key pairs with `AttachKeyPair` and
 //! removes them with `DetachKeyPair` (API 2014-05-26), 50 instances a call.
 //!
-//! - [`signer`]: ACS3-HMAC-SHA256 (the SDK's default) and the legacy RPC
+//! - `signer`: ACS3-HMAC-SHA256 (the SDK's default) and the legacy RPC
 //!   signature (HMAC-SHA1, `SignatureVersion=1.0`).
-//! - [`wire`]: parameters and answers of AttachKeyPair, DetachKeyPair and
+//! - `wire`: parameters and answers of AttachKeyPair, DetachKeyPair and
 //!   DescribeInstances.
-//! - [`request`]: a call built without I/O, and [`request::AcsSigner`].
-//! - [`errors`]: ECS codes to failure kinds.
+//! - `request`: a call built without I/O, and `AcsSigner`.
+//! - `errors`: ECS codes to failure kinds.
 //! - [`AlibabaBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! `signer`, `wire`, `request` and `errors` are public only with the
+//! `internals` feature, which is unstable and outside semver (the emulator,
+//! benchmarks and fuzz targets use it).
 //!
 //! ```no_run
 //! use keypair_binder_alibaba::AlibabaBinder;
@@ -29,10 +33,7 @@
 
 mod binder;
 mod config;
-pub mod errors;
-pub mod request;
-pub mod signer;
-pub mod wire;
+keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{AlibabaBinder, plan};
 pub use config::{AlibabaBuilder, AlibabaConfigKey, default_endpoint};

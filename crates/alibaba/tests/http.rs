@@ -135,10 +135,8 @@ async fn start(instances: usize, windows: &[&str], faults: Vec<Fault>) -> (Strin
 }
 
 fn binder(endpoint: &str, secret: &str) -> AlibabaBinder {
-    let fast = keypair_binder_core::RetryPolicy {
-        max_backoff: std::time::Duration::from_millis(50),
-        ..keypair_binder_core::RetryPolicy::cloud(std::time::Duration::from_millis(5))
-    };
+    let fast = keypair_binder_core::RetryPolicy::cloud(std::time::Duration::from_millis(5))
+        .with_backoff(std::time::Duration::from_millis(5), std::time::Duration::from_millis(50));
     AlibabaBinder::builder()
         .credentials(AK, secret)
         .region("cn-hangzhou")

@@ -66,11 +66,7 @@ impl Serialize for Instances<'_> {
 impl Serialize for Entry<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (id, outcome) = (self.0, self.1);
-        let status = match outcome {
-            InstanceOutcome::Bound | InstanceOutcome::Unchanged => "succeeded",
-            InstanceOutcome::Failed(_) => "failed",
-            InstanceOutcome::Unknown(_) => "unknown",
-        };
+        let status = outcome.status();
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("id", id.as_str())?;
         map.serialize_entry("status", status)?;

@@ -97,6 +97,7 @@ impl TryFrom<String> for InstanceId {
 /// Which key pair to bind: clouds name key pairs, and some also give them ids.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum KeyPairRef {
     /// The key pair's name (every provider).
     Name(String),

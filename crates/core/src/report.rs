@@ -10,6 +10,7 @@ use crate::ids::{InstanceId, KeyPairRef};
 /// Which way a run went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Operation {
     /// Bind a key pair to instances.
     Bind,
@@ -184,6 +185,7 @@ impl fmt::Display for Failure {
 /// The definite outcome of one instance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", content = "error", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum InstanceOutcome {
     /// The operation was applied and confirmed.
     Bound,
@@ -198,6 +200,16 @@ pub enum InstanceOutcome {
 }
 
 impl InstanceOutcome {
+    /// The outcome in one word: `succeeded` (bound or unchanged), `failed`
+    /// or `unknown`, as reports and scripts name them.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Bound | Self::Unchanged => "succeeded",
+            Self::Failed(_) => "failed",
+            Self::Unknown(_) => "unknown",
+        }
+    }
+
     /// Not applied, for this reason.
     pub fn failed(failure: Failure) -> Self {
         Self::Failed(Box::new(failure))

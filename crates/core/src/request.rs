@@ -22,6 +22,7 @@ pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
 /// none, the current private key replaces a bound key, and no credential
 /// resets a stopped VM.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VmCredential {
     /// The VM's root password.
     Password(Secret),
@@ -170,6 +171,7 @@ impl Targets {
 
 /// What every request carries besides its key pair.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct RequestCommon {
     /// The instances.
     pub targets: Targets,

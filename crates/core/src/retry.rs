@@ -14,6 +14,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// How often and how patiently to retry a retryable failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after errors other than throttling; 0 disables them.
     pub max_retries: u32,
@@ -51,6 +52,19 @@ impl RetryPolicy {
     /// Sets the number of retries.
     pub fn with_max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets the number of retries after throttling.
+    pub fn with_max_throttled_retries(mut self, retries: u32) -> Self {
+        self.max_throttled_retries = retries;
+        self
+    }
+
+    /// Sets the first backoff's ceiling and any backoff's.
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
         self
     }
 

@@ -23,12 +23,10 @@ fn id(s: &str) -> InstanceId {
 
 /// The same allowance for throttling and for other errors.
 fn policy(max_retries: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_retries,
-        max_throttled_retries: max_retries,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(2),
-    }
+    RetryPolicy::default()
+        .with_max_retries(max_retries)
+        .with_max_throttled_retries(max_retries)
+        .with_backoff(Duration::from_millis(50), Duration::from_secs(2))
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -194,6 +192,7 @@ proptest! {
                     prop_assert_eq!(binder.started(&d), 0, "{} reported failed but applied: {}", d, f);
                 }
                 InstanceOutcome::Unknown(_) => prop_assert!(sent, "{} unknown but never sent", d),
+                other => prop_assert!(false, "{}: an outcome this test does not know: {:?}", d, other),
             }
             if !sent {
                 prop_assert!(matches!(outcome, InstanceOutcome::Failed(_)), "{} never sent: {:?}", d, outcome);

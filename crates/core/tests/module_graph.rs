@@ -8,11 +8,11 @@ use std::path::Path;
 /// Module name of a source file: `binder`, `kit::chunk`, `kit` for `kit/mod.rs`.
 fn module_of(path: &Path, src: &Path) -> String {
     let relative = path.strip_prefix(src).unwrap().with_extension("");
-    let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-    match parts.as_slice() {
-        [dir, last] if last == "mod" => dir.clone(),
-        _ => parts.join("::"),
+    let mut parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    if parts.len() > 1 && parts.last().is_some_and(|last| last == "mod") {
+        parts.pop();
     }
+    parts.join("::")
 }
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -26,10 +26,15 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Every `crate::a` or `crate::a::b` a file names, resolved to a known module.
+/// Every `crate::a` or `crate::a::b` a file names, resolved to a known module
+/// (a macro's `$crate::` paths are its callers', not the file's).
 fn edges(text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (at, _) in text.match_indices("crate::") {
+        // `$crate::…` in a macro body names a path for the macro's callers.
+        if text[..at].ends_with('$') {
+            continue;
+        }
         let rest = &text[at + "crate::".len()..];
         let path: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':').collect();
         let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();

@@ -169,10 +169,12 @@ impl ServerTemplate {
 }
 
 fn credential_of(credential: Option<&VmCredential>) -> Option<(AuthType, Secret)> {
-    credential.map(|c| match c {
-        VmCredential::Password(s) => (AuthType::Password, s.clone()),
-        VmCredential::PrivateKey(s) => (AuthType::Keypair, s.clone()),
-    })
+    match credential? {
+        VmCredential::Password(s) => Some((AuthType::Password, s.clone())),
+        VmCredential::PrivateKey(s) => Some((AuthType::Keypair, s.clone())),
+        // A kind KPS does not take: sent without one, a running VM is refused unsent.
+        _ => None,
+    }
 }
 
 impl HuaweiBinder {

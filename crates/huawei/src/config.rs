@@ -49,6 +49,7 @@ pub const REGIONS: &[&str] = &[
 
 /// How requests are authenticated.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum HuaweiAuth {
     /// AK/SK signing (`SDK-HMAC-SHA256`), optionally temporary with a security token.
     AkSk(AkSk),
@@ -78,6 +79,7 @@ impl HuaweiAuth {
 
 /// A setting, with the environment variables that supply it (first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HuaweiConfigKey {
     /// Access key.
     AccessKey,

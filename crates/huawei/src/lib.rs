@@ -1,11 +1,15 @@
 //! Huawei Cloud KPS provider: binds key pairs to ECS VMs with associate and
 //! batch-associate, removes them with disassociate, and polls every task to its end.
 //!
-//! - [`signer`]: the `SDK-HMAC-SHA256` signature, a pure function.
-//! - [`wire`]: request bodies, paths and response types.
-//! - [`request`]: one call, built without I/O.
-//! - [`errors`]: KPS and gateway codes to failure kinds and retry advice.
+//! - `signer`: the `SDK-HMAC-SHA256` signature, a pure function.
+//! - `wire`: request bodies, paths and response types.
+//! - `request`: one call, built without I/O.
+//! - `errors`: KPS and gateway codes to failure kinds and retry advice.
 //! - [`HuaweiBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! `signer`, `wire`, `request` and `errors` are public only with the
+//! `internals` feature, which is unstable and outside semver (the emulator,
+//! benchmarks and fuzz targets use it).
 //!
 //! ```no_run
 //! use keypair_binder_core::{BindRequest, KeypairBinder, VmCredential};
@@ -30,10 +34,7 @@
 mod auth;
 mod binder;
 mod config;
-pub mod errors;
-pub mod request;
-pub mod signer;
-pub mod wire;
+keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, plan};
 pub use config::{HuaweiAuth, HuaweiBuilder, HuaweiConfigKey, Polling, REGIONS};

@@ -122,9 +122,10 @@ impl TencentBinder {
         keypair: &'a KeyPairRef,
         common: &RequestCommon,
     ) -> RunOf<TencentRun<'a>> {
-        let action = match operation {
-            Operation::Bind => Action::AssociateInstancesKeyPairs,
-            Operation::Unbind => Action::DisassociateInstancesKeyPairs,
+        let action = if operation == Operation::Bind {
+            Action::AssociateInstancesKeyPairs
+        } else {
+            Action::DisassociateInstancesKeyPairs
         };
         let force_stop = common.force_stop;
         let run = TencentRun { inner: &self.inner, action, operation, keypair, force_stop, key_id: None };
@@ -322,13 +323,15 @@ impl Provider for TencentRun<'_> {
     /// name exactly one key pair must carry it. The run goes on with it.
     async fn prepare<'s>(&'s self, net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
         let wanted = [self.keypair.as_str()];
-        let call = match self.keypair {
-            KeyPairRef::Id(_) => DescribeKeyPairsCall { key_ids: &wanted, filters: Vec::new(), limit: None },
-            KeyPairRef::Name(name) => DescribeKeyPairsCall {
+        let by_id = matches!(self.keypair, KeyPairRef::Id(_));
+        let call = if by_id {
+            DescribeKeyPairsCall { key_ids: &wanted, filters: Vec::new(), limit: None }
+        } else {
+            DescribeKeyPairsCall {
                 key_ids: &[],
-                filters: vec![Filter { name: "key-name", values: vec![name.as_str()] }],
+                filters: vec![Filter { name: "key-name", values: wanted.to_vec() }],
                 limit: Some(DESCRIBE_LIMIT),
-            },
+            }
         };
         let request = self.request(Action::DescribeKeyPairs, &call)?;
         let response = net.send(request).await.map_err(|f| {
@@ -336,11 +339,12 @@ impl Provider for TencentRun<'_> {
             f.with_message(message)
         })?;
         let (answer, request_id) = read::<KeyPairsAnswer>(&response, Action::DescribeKeyPairs)?;
-        let found: Vec<_> = match self.keypair {
-            KeyPairRef::Id(id) => answer.key_pair_set.iter().filter(|k| &k.key_id == id).collect(),
-            // The filter may match loosely: the name must be exact.
-            KeyPairRef::Name(name) => answer.key_pair_set.iter().filter(|k| &k.key_name == name).collect(),
-        };
+        // The name filter may match loosely: the name must be exact.
+        let found: Vec<_> = answer
+            .key_pair_set
+            .iter()
+            .filter(|k| if by_id { k.key_id == wanted[0] } else { k.key_name == wanted[0] })
+            .collect();
         match found.as_slice() {
             [key] => Ok(Some(Box::new(TencentRun { key_id: Some(key.key_id.clone()), ..self.clone() }))),
             [] => Err(Failure::new(
@@ -409,8 +413,9 @@ impl Provider for TencentRun<'_> {
         let whole = |failure: Failure| match class {
             Class::Retry if scope == Scope::Instances => Answer::CheckState(failure),
             Class::Retry => Answer::Retry(failure),
-            Class::Ambiguous => Answer::Ambiguous(failure),
             Class::Fail | Class::Credentials => Answer::Failed(failure),
+            // Ambiguous, or a class this reading does not know: it may have started.
+            _ => Answer::Ambiguous(failure),
         };
         if scope == Scope::Request || call.instances.len() == 1 {
             return CallAnswer::All(whole(failure));
@@ -566,6 +571,7 @@ mod tests {
         match answer {
             CallAnswer::Instances(list) => list.into_iter().map(|(id, a)| (id.as_str().to_string(), a)).collect(),
             CallAnswer::All(a) => vec![("*".into(), a)],
+            other => panic!("an answer this test does not know: {other:?}"),
         }
     }
 

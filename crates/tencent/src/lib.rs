@@ -3,15 +3,19 @@
 //! `DisassociateInstancesKeyPairs` (API 2017-03-12), 100 instances a call,
 //! following each instance's asynchronous operation to its end.
 //!
-//! - [`signer`]: TC3-HMAC-SHA256 (the SDK's default) and the legacy
+//! - `signer`: TC3-HMAC-SHA256 (the SDK's default) and the legacy
 //!   signature (`HmacSHA1` / `HmacSHA256` over the sorted parameters).
-//! - [`config`]: credentials, region and endpoint from settings, the
+//! - [`TencentBuilder`]: credentials, region and endpoint from settings, the
 //!   environment (`TENCENTCLOUD_*`) and the tccli and SDK profile files.
-//! - [`request`]: one call built without I/O, and [`request::CvmSigner`],
+//! - `request`: one call built without I/O, and `CvmSigner`,
 //!   TC3 as the provider kit's signer.
-//! - [`wire`]: the JSON bodies and the `{"Response": …}` envelope.
-//! - [`errors`]: error codes mapped to failure kinds, class and scope.
+//! - `wire`: the JSON bodies and the `{"Response": …}` envelope.
+//! - `errors`: error codes mapped to failure kinds, class and scope.
 //! - [`TencentBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! `signer`, `wire`, `request` and `errors` are public only with the
+//! `internals` feature, which is unstable and outside semver (the emulator,
+//! benchmarks and fuzz targets use it).
 //!
 //! Running instances are never stopped without consent: they fail unsent
 //! unless the request consents with `force_stop(true)` on its builder.
@@ -38,11 +42,8 @@
 #![warn(missing_docs)]
 
 mod binder;
-pub mod config;
-pub mod errors;
-pub mod request;
-pub mod signer;
-pub mod wire;
+mod config;
+keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{TencentBinder, plan};
 pub use config::{TencentBuilder, TencentConfigKey, default_endpoint};

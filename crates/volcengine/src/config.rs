@@ -22,6 +22,7 @@ pub const BOOTSTRAP_REGIONS: &[&str] =
 
 /// A setting, with the environment variables that supply it (first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VolcengineConfigKey {
     /// Access key id.
     AccessKey,

@@ -1,11 +1,15 @@
 //! Volcengine ECS provider: binds key pairs with `AttachKeyPair` and removes
 //! them with `DetachKeyPair` (API version 2020-04-01).
 //!
-//! - [`signer`]: the `HMAC-SHA256` signature, a pure function.
-//! - [`wire`]: query parameters and response types.
-//! - [`request`]: a signed call, built without I/O.
-//! - [`errors`]: error codes to failure kinds and retry advice.
+//! - `signer`: the `HMAC-SHA256` signature, a pure function.
+//! - `wire`: query parameters and response types.
+//! - `request`: a signed call, built without I/O.
+//! - `errors`: error codes to failure kinds and retry advice.
 //! - [`VolcengineBinder`]: the [`KeypairBinder`](keypair_binder_core::KeypairBinder).
+//!
+//! `signer`, `wire`, `request` and `errors` are public only with the
+//! `internals` feature, which is unstable and outside semver (the emulator,
+//! benchmarks and fuzz targets use it).
 //!
 //! ```no_run
 //! use keypair_binder_core::{BindRequest, KeypairBinder};
@@ -26,10 +30,7 @@
 
 mod binder;
 mod config;
-pub mod errors;
-pub mod request;
-pub mod signer;
-pub mod wire;
+keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{VolcengineBinder, plan};
 pub use config::{BOOTSTRAP_REGIONS, GLOBAL_HOST, VolcengineBuilder, VolcengineConfigKey, default_endpoint};

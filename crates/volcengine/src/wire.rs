@@ -60,11 +60,13 @@ pub fn keypair_call(
         query.push(("ClientToken".into(), token.into()));
     }
     push_ids(&mut query, "InstanceIds", instances);
-    match keypair {
-        KeyPairRef::Name(name) => query.push(("KeyPairName".into(), name.clone())),
-        KeyPairRef::Id(id) => query.push(("KeyPairId".into(), id.clone())),
-    }
+    query.push((keypair_param(keypair).into(), keypair.as_str().to_string()));
     finish(query, action)
+}
+
+/// The parameter that names the key pair: by id, or by name.
+fn keypair_param(keypair: &KeyPairRef) -> &'static str {
+    if matches!(keypair, KeyPairRef::Id(_)) { "KeyPairId" } else { "KeyPairName" }
 }
 
 /// A call's parameters, decoded, in canonical order (keys sorted as text):
@@ -86,10 +88,7 @@ pub fn keypair_call_params<'a>(
         params.push((Cow::Borrowed("ClientToken"), token));
     }
     push_id_params(&mut params, instances);
-    params.push(match keypair {
-        KeyPairRef::Id(id) => (Cow::Borrowed("KeyPairId"), id.as_str()),
-        KeyPairRef::Name(name) => (Cow::Borrowed("KeyPairName"), name.as_str()),
-    });
+    params.push((Cow::Borrowed(keypair_param(keypair)), keypair.as_str()));
     params.push((Cow::Borrowed("Version"), API_VERSION));
     params
 }

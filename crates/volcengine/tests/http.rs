@@ -169,7 +169,7 @@ async fn hostile_answers_are_clear_failures() {
             }
         })
         .await;
-        let options = HttpOptions { max_body_bytes: 64 * 1024, ..HttpOptions::default() };
+        let options = HttpOptions::default().with_max_body_bytes(64 * 1024);
         let report = builder(&endpoint).http_options(options).build().unwrap().bind(bind(ids(2))).await.unwrap();
         for (_, outcome) in &report.outcomes {
             let failure = outcome.failure().unwrap_or_else(|| panic!("{expected}: bound?"));

@@ -56,3 +56,22 @@ pub use shell::{CloudBinder, Refusals, RunOf};
 pub use signer::{Signer, signed_by};
 pub use token::derive_token;
 pub use transport::Transport;
+
+/// Declares a provider crate's internal modules (wire types, signer,
+/// request builder, error map): public, and unstable, with the crate's
+/// `internals` feature (for the emulator, benchmarks and fuzz targets);
+/// private otherwise.
+#[macro_export]
+macro_rules! internal_modules {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$attr])*
+            #[cfg(feature = "internals")]
+            pub mod $name;
+            $(#[$attr])*
+            #[cfg(not(feature = "internals"))]
+            #[allow(dead_code, unused_imports)]
+            mod $name;
+        )*
+    };
+}

@@ -163,6 +163,7 @@ pub fn shared_id(sent: &[InstanceId], id: &str, at: usize) -> Option<InstanceId>
 
 /// What an answer says about one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Answer {
     /// Applied and confirmed.
     Bound,
@@ -192,6 +193,7 @@ pub enum Answer {
 /// What an error answer means for the call, as a provider's error map
 /// decides it from the cloud's code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// Not applied; send it again after a wait.
     Retry,
@@ -205,6 +207,7 @@ pub enum ErrorClass {
 
 /// A provider's reading of a call's response.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallAnswer {
     /// One answer per instance; an instance the list leaves out is ambiguous.
     /// [`Call::answered_id`] turns the id an answer names into the call's own.
@@ -215,6 +218,7 @@ pub enum CallAnswer {
 
 /// A response that says the credentials are the problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CredentialProblem {
     /// Refused (wrong key, no permission): stop the whole run at once.
     Refused(Failure),
@@ -296,6 +300,7 @@ pub trait Provider: Send + Sync {
 
 /// What a task status query said.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TaskAnswer {
     /// Still running.
     Running,
@@ -391,6 +396,7 @@ pub trait Reconciler: Send + Sync {
 
 /// Whether an instance can take the operation now.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Readiness {
     /// Send it.
     Ready,

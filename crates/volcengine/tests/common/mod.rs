@@ -133,12 +133,12 @@ pub fn builder(endpoint: &str) -> VolcengineBuilder {
         .credentials(AK, SK)
         .region("cn-beijing")
         .endpoint(endpoint)
-        .retry_policy(RetryPolicy {
-            max_retries: 3,
-            max_throttled_retries: 3,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-        })
+        .retry_policy(
+            RetryPolicy::default()
+                .with_max_retries(3)
+                .with_max_throttled_retries(3)
+                .with_backoff(Duration::from_millis(5), Duration::from_millis(20)),
+        )
         .throttle_wait(Duration::from_millis(10))
         .state_change_wait(Duration::from_millis(10))
 }

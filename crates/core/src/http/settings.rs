@@ -1,0 +1,139 @@
+//! What a provider's builder takes about HTTP: timeouts, limits, the
+//! application's own client, concurrency, retries and rate, and the builder
+//! setters for them.
+
+use std::time::Duration;
+
+/// Timeouts and limits of the HTTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpOptions {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, response body included.
+    pub request_timeout: Duration,
+    /// Largest response body read; a larger one is an error.
+    pub max_body_bytes: usize,
+    /// The `User-Agent` sent.
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_body_bytes: 4 * 1024 * 1024,
+            user_agent: concat!("keypair-binder/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// Sets the time to establish a connection.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the time for a whole request.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest response body read.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets the `User-Agent`.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+}
+
+/// What every provider's builder takes about talking to its cloud, beside
+/// credentials and endpoints.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ClientSettings {
+    /// The application's own client (its proxies, roots, timeouts and pool), used as given.
+    pub http_client: Option<reqwest::Client>,
+    /// Plain `http://` allowed to a non-loopback endpoint.
+    pub allow_http: bool,
+    /// Timeouts and limits.
+    pub http: HttpOptions,
+    /// Writes in flight when a request does not say (state reads have a budget of the same size).
+    pub concurrency: Option<usize>,
+    /// Retry policy when a request does not say.
+    pub retry: Option<crate::RetryPolicy>,
+    /// Retries of that policy (the cloud's default unless set), when set.
+    pub max_retries: Option<u32>,
+    /// Client-side limit on the calls of every run.
+    pub rate_limit: Option<crate::rate::RateLimit>,
+}
+
+impl ClientSettings {
+    /// The retry policy of the binder: the one set, else the cloud's
+    /// default, with `max_retries` when set.
+    pub fn retry_or(&self, cloud_default: crate::RetryPolicy) -> crate::RetryPolicy {
+        let policy = self.retry.clone().unwrap_or(cloud_default);
+        match self.max_retries {
+            Some(n) => policy.with_max_retries(n),
+            None => policy,
+        }
+    }
+}
+
+/// The [`ClientSettings`] setters, for a builder with a `client: ClientSettings` field.
+#[macro_export]
+macro_rules! client_setters {
+    () => {
+        /// Allows plain `http://` to a non-loopback endpoint (insecure; for proxies you trust).
+        pub fn allow_http(mut self, allow: bool) -> Self {
+            self.client.allow_http = allow;
+            self
+        }
+
+        /// Sends through the application's own `reqwest` client, as it is
+        /// configured (proxies, root certificates, timeouts, pool); the
+        /// library adds only its per-call deadline and body limit.
+        pub fn http_client(mut self, client: $crate::reqwest::Client) -> Self {
+            self.client.http_client = Some(client);
+            self
+        }
+
+        /// HTTP timeouts and limits.
+        pub fn http_options(mut self, options: $crate::http::HttpOptions) -> Self {
+            self.client.http = options;
+            self
+        }
+
+        /// Writes in flight when a request does not say (state reads have a budget of the same size).
+        pub fn concurrency(mut self, concurrency: usize) -> Self {
+            self.client.concurrency = Some(concurrency);
+            self
+        }
+
+        /// Retry policy when a request does not say.
+        pub fn retry_policy(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.client.retry = Some(policy);
+            self
+        }
+
+        /// Retries of the retry policy (the cloud's default unless one is set).
+        pub fn max_retries(mut self, retries: u32) -> Self {
+            self.client.max_retries = Some(retries);
+            self
+        }
+
+        /// A client-side limit on every API call (binds, polls, reads), across runs.
+        pub fn rate_limit(mut self, rate: $crate::rate::RateLimit) -> Self {
+            self.client.rate_limit = Some(rate);
+            self
+        }
+    };
+}

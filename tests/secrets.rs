@@ -48,6 +48,9 @@ fn secrets(emu: &Emulator) -> Vec<String> {
         emu.credentials().tencent.sts_secret_key.clone(),
         emu.credentials().tencent.token.clone(),
     ]
+    .into_iter()
+    .chain(emu.issued_secrets())
+    .collect()
 }
 
 #[tokio::test]
@@ -162,6 +165,64 @@ async fn no_secret_in_logs_debug_or_display() {
     let request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instance(&tc_ids[0]).build().unwrap();
     let err = wrong.bind(request).await.unwrap_err();
     texts.extend([format!("{err:?}"), format!("{err}")]);
+
+    // The VM's role on every cloud: temporary keys and tokens from the metadata services.
+    let metadata = emu.base_url().to_string();
+    let role_binders: [(Cloud, Box<dyn KeypairBinder>); 4] = [
+        (
+            Cloud::Huawei,
+            Box::new(
+                HuaweiBinder::builder()
+                    .endpoint(emu.base_url().as_str())
+                    .region(&h.region)
+                    .project_id(&h.project_id)
+                    .metadata_endpoint(&metadata)
+                    .polling(fast_polling())
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        (
+            Cloud::Volcengine,
+            Box::new(
+                VolcengineBinder::builder()
+                    .endpoint(emu.base_url().as_str())
+                    .region(&v.region)
+                    .metadata_endpoint(&metadata)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        (
+            Cloud::Alibaba,
+            Box::new(
+                AlibabaBinder::builder()
+                    .endpoint(emu.base_url().as_str())
+                    .region(&a.region)
+                    .metadata_endpoint(&metadata)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        (
+            Cloud::Tencent,
+            Box::new(
+                keypair_binder::tencent::TencentBinder::builder()
+                    .endpoint(emu.base_url().as_str())
+                    .region(&t.region)
+                    .metadata_endpoint(&metadata)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+    ];
+    for (cloud, binder) in &role_binders {
+        let ids = &emu.inventory().ids(*cloud)[hw_ids.len() - 3..];
+        let report = binder.bind(bind_request(*cloud, &emu, ids)).await.unwrap();
+        texts.push(format!("{report:?}"));
+        texts.push(format!("{binder:?}"));
+    }
+    assert!(!emu.issued_secrets().is_empty(), "keys were issued and are checked below");
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("api_call") && logs.contains("BatchAssociateKeypair") && logs.contains("AttachKeyPair"));

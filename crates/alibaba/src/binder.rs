@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView,
-    OutgoingRequest, Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, OutgoingRequest,
+    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::{
     BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
@@ -58,7 +58,7 @@ impl fmt::Debug for AlibabaBinder {
 impl AlibabaBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<AlibabaBinder, Error> {
-        let (key, region, endpoint) = self.resolve()?;
+        let (credentials, region, endpoint) = self.resolve()?;
         let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_INSTANCES_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(4))
@@ -67,8 +67,7 @@ impl AlibabaBuilder {
         let inner = Inner {
             region,
             endpoint,
-            engine: Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(key)))
-                .with_rate_limit(self.client.rate_limit),
+            engine: Engine::new(Arc::new(http), credentials).with_rate_limit(self.client.rate_limit),
             profile,
         };
         Ok(AlibabaBinder { inner: Arc::new(inner) })

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
+use keypair_binder_core::kit::{Credential, Credentials, credentials_or_role};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
+use crate::instance_role;
 use crate::signer::AccessKey;
 
 pub(crate) const PROVIDER: &str = "alibaba";
@@ -32,6 +34,10 @@ pub enum AlibabaConfigKey {
     Endpoint,
     /// INI credentials file path.
     CredentialsFile,
+    /// The ECS RAM role to ask the metadata service for.
+    EcsMetadata,
+    /// `true`: never ask the metadata service.
+    EcsMetadataDisabled,
 }
 
 impl AlibabaConfigKey {
@@ -57,6 +63,8 @@ impl AlibabaConfigKey {
             Self::Profile => &["ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE"],
             Self::Endpoint => &["ALIBABA_CLOUD_ENDPOINT"],
             Self::CredentialsFile => &["ALIBABA_CLOUD_CREDENTIALS_FILE"],
+            Self::EcsMetadata => &["ALIBABA_CLOUD_ECS_METADATA"],
+            Self::EcsMetadataDisabled => &["ALIBABA_CLOUD_ECS_METADATA_DISABLED"],
         }
     }
 }
@@ -84,6 +92,8 @@ struct CliProfile {
     sts_token: String,
     #[serde(default)]
     region_id: String,
+    #[serde(default)]
+    ram_role_name: String,
 }
 
 /// Settings of an Alibaba Cloud binder. Holds secrets, so no `Debug`.
@@ -129,7 +139,11 @@ impl AlibabaBuilder {
                 .map(Secret::new),
             region: var(AlibabaConfigKey::Region).or_else(|| from_files(&cli.region_id, &ini.region_id)),
             endpoint: var(AlibabaConfigKey::Endpoint),
-            client: ClientSettings::default(),
+            // The default chain ends with the VM's RAM role, unless told not to ask.
+            client: ClientSettings::default().with_instance_role(
+                var(AlibabaConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
+                var(AlibabaConfigKey::EcsMetadata).or_else(|| from_files(&cli.ram_role_name, &ini.role_name)),
+            ),
         }
     }
 
@@ -142,7 +156,9 @@ impl AlibabaBuilder {
             AlibabaConfigKey::SecurityToken => self.security_token = Some(Secret::new(value)),
             AlibabaConfigKey::Region => self.region = Some(value),
             AlibabaConfigKey::Endpoint => self.endpoint = Some(value),
-            AlibabaConfigKey::Profile | AlibabaConfigKey::CredentialsFile => {}
+            AlibabaConfigKey::EcsMetadata => self.client.instance_role_name = Some(value),
+            AlibabaConfigKey::EcsMetadataDisabled => self.client.instance_role = value != "true",
+            _ => {}
         }
         self
     }
@@ -174,13 +190,22 @@ impl AlibabaBuilder {
 
     keypair_binder_core::client_setters!();
 
-    pub(crate) fn resolve(&self) -> Result<(AccessKey, String, Url), Error> {
-        let (Some(id), Some(secret)) = (&self.access_key_id, &self.access_key_secret) else {
-            return Err(Error::config(
-                PROVIDER,
-                "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or a profile in ~/.aliyun/config.json or ~/.alibabacloud/credentials)",
-            ));
+    pub(crate) fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
+        let given = match (&self.access_key_id, &self.access_key_secret) {
+            (Some(id), Some(secret)) => Some(Credential::AccessKey(AccessKey {
+                access_key: id.clone(),
+                secret_key: secret.clone(),
+                token: self.security_token.clone(),
+            })),
+            _ => None,
         };
+        let credentials = credentials_or_role(
+            PROVIDER,
+            &self.client,
+            given,
+            &instance_role::METADATA,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (nor a profile in ~/.aliyun/config.json or ~/.alibabacloud/credentials)",
+        )?;
         let region = self
             .region
             .clone()
@@ -192,8 +217,7 @@ impl AlibabaBuilder {
             None => default_endpoint(&region),
         };
         check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
-        let key = AccessKey { access_key: id.clone(), secret_key: secret.clone(), token: self.security_token.clone() };
-        Ok((key, region, endpoint))
+        Ok((credentials, region, endpoint))
     }
 }
 
@@ -213,7 +237,7 @@ fn cli_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<CliProfile> {
     let config: CliConfig = serde_json::from_str(&env.read_file(&path)?).ok()?;
     let wanted = name.map(str::to_string).unwrap_or(config.current.clone());
     let profile = config.profiles.into_iter().find(|p| p.name == wanted)?;
-    matches!(profile.mode.as_str(), "AK" | "StsToken" | "").then_some(profile)
+    matches!(profile.mode.as_str(), "AK" | "StsToken" | "EcsRamRole" | "").then_some(profile)
 }
 
 /// The fields of an INI profile section.
@@ -223,6 +247,7 @@ struct IniProfile {
     access_key_secret: String,
     security_token: String,
     region_id: String,
+    role_name: String,
 }
 
 fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
@@ -243,10 +268,11 @@ fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
             "access_key_secret" => profile.access_key_secret = value,
             "security_token" => profile.security_token = value,
             "region_id" => profile.region_id = value,
+            "role_name" => profile.role_name = value,
             _ => {}
         }
     }
-    (kind.is_empty() || kind == "access_key" || kind == "sts").then_some(profile)
+    matches!(kind.as_str(), "" | "access_key" | "sts" | "ecs_ram_role").then_some(profile)
 }
 
 #[cfg(test)]
@@ -272,8 +298,8 @@ mod tests {
             .with_home("/home/u")
             .with_file("/home/u/.alibabacloud/credentials.ini", ini)
             .with_var("ALIBABA_CLOUD_REGION_ID", "cn-shanghai");
-        let (key, region, endpoint) = AlibabaBuilder::from_env_with(&env).resolve().unwrap();
-        assert_eq!((key.access_key.as_str(), region.as_str()), ("LTAIini", "cn-shanghai"));
+        let (credentials, region, endpoint) = AlibabaBuilder::from_env_with(&env).resolve().unwrap();
+        assert_eq!((credentials.source_name(), region.as_str()), ("static", "cn-shanghai"));
         assert_eq!(endpoint.as_str(), "https://ecs.cn-shanghai.aliyuncs.com/");
         assert_eq!(default_endpoint("cn-hangzhou").as_str(), "https://ecs-cn-hangzhou.aliyuncs.com/");
         let err = AlibabaBuilder::new().region("cn-hangzhou").resolve().unwrap_err();

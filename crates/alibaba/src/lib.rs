@@ -33,6 +33,7 @@
 
 mod binder;
 mod config;
+mod instance_role;
 keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{AlibabaBinder, plan};

@@ -122,6 +122,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N/s|N/m")]
     pub rate: Option<keypair_binder::RateLimit>,
 
+    /// Where the instance metadata service is, for the role of the VM this
+    /// runs on when no keys are given (default: the cloud's own address).
+    #[arg(long, value_name = "URL")]
+    pub metadata_endpoint: Option<String>,
+
     /// Huawei: project id.
     #[arg(long)]
     pub project_id: Option<String>,
@@ -193,4 +198,7 @@ pub struct EmulatorArgs {
     /// Also write the inventory served (instance ids included) to this file.
     #[arg(long, value_name = "FILE")]
     pub write_inventory: Option<PathBuf>,
+    /// Lifetime of the temporary keys its metadata services issue, like 15m.
+    #[arg(long, value_parser = positive_duration)]
+    pub credential_ttl: Option<Duration>,
 }

@@ -30,6 +30,9 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
     if let Some(duration) = args.task_duration {
         builder = builder.task_duration(duration);
     }
+    if let Some(ttl) = args.credential_ttl {
+        builder = builder.credential_ttl(ttl);
+    }
     if let Some(spec) = &args.faults {
         match spec.parse::<FaultRates>() {
             Ok(rates) => builder = builder.faults(rates),

@@ -27,7 +27,7 @@ struct ErrorDoc<'a>(&'a keypair_binder::Failure);
 impl Serialize for Document<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
-        let mut map = s.serialize_map(Some(6))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("provider", r.provider)?;
         map.serialize_entry("operation", &r.operation)?;
         map.serialize_entry("keypair", &r.keypair.as_ref().map(|k| k.as_str()))?;
@@ -35,6 +35,9 @@ impl Serialize for Document<'_> {
         map.serialize_entry("instances", &Instances(r))?;
         let conditions: Vec<String> = r.post_conditions.iter().map(|p| p.to_string()).collect();
         map.serialize_entry("post_conditions", &conditions)?;
+        if let Some(source) = r.credential_source {
+            map.serialize_entry("credential_source", source)?;
+        }
         map.end()
     }
 }

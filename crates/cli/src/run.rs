@@ -383,6 +383,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
+            if let Some(m) = &args.metadata_endpoint {
+                b = b.metadata_endpoint(m);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -411,6 +414,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
+            if let Some(m) = &args.metadata_endpoint {
+                b = b.metadata_endpoint(m);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -428,6 +434,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
+            if let Some(m) = &args.metadata_endpoint {
+                b = b.metadata_endpoint(m);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -443,6 +452,9 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             let mut b = TencentBuilder::from_env();
             if let Some(r) = &args.region {
                 b = b.region(r);
+            }
+            if let Some(m) = &args.metadata_endpoint {
+                b = b.metadata_endpoint(m);
             }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);

@@ -209,19 +209,44 @@ async fn bad_credentials_exit_1_and_missing_ones_name_the_variables() {
     assert!(out.json()["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"));
     assert!(!out.stdout.contains("wrong-secret-key-7f3a") && !out.stderr.contains("wrong-secret-key-7f3a"));
 
-    let out = run(
-        kpbind(&[]),
-        &["bind", "--provider", "huawei", "--keypair", "kp", "--instance", "vm", "--region", "cn-north-4"],
-        None,
-    )
-    .await;
-    assert_eq!(out.code, 1);
-    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
-    assert!(out.stderr.contains("HUAWEICLOUD_SDK_AK"), "{}", out.stderr);
-    let out =
-        run(kpbind(&[]), &["bind", "--provider", "volcengine", "--keypair", "kp", "--instance", "i-1"], None).await;
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("VOLCENGINE_ACCESS_KEY"), "{}", out.stderr);
+    // No keys anywhere, and no metadata service where it is said to be: exit 1
+    // at once, naming what was looked for, before any cloud call.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let metadata = format!("http://{closed}");
+    let calls = emu.total_calls();
+    for (provider, region, variable, source) in [
+        ("huawei", "cn-north-4", "HUAWEICLOUD_SDK_AK", "ecs_agency"),
+        ("volcengine", "cn-beijing", "VOLCENGINE_ACCESS_KEY", "ecs_role"),
+        ("alibaba", "cn-hangzhou", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ecs_ram_role"),
+        ("tencent", "ap-guangzhou", "TENCENTCLOUD_SECRET_ID", "cvm_role"),
+    ] {
+        let args = [
+            "bind",
+            "--provider",
+            provider,
+            "--keypair",
+            "kp",
+            "--instance",
+            "i-1",
+            "--region",
+            region,
+            "--endpoint",
+            &endpoint,
+            "--metadata-endpoint",
+            &metadata,
+            "--project-id",
+            "p",
+        ];
+        let args: Vec<&str> =
+            args.into_iter().take(if provider == "huawei" { args.len() } else { args.len() - 2 }).collect();
+        let out = run(kpbind(&[]), &args, None).await;
+        assert_eq!(out.code, 1, "{provider}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+        for named in [variable, source, "metadata service", "unreachable"] {
+            assert!(out.stderr.contains(named), "{provider}: {named}: {}", out.stderr);
+        }
+    }
+    assert_eq!(emu.total_calls(), calls, "no cloud call");
 }
 
 #[tokio::test]
@@ -958,4 +983,43 @@ async fn usage_details_a_newcomer_meets() {
     let verbose = [&args[..], &["--verbose"]].concat();
     let out = run(kpbind(&[]), &verbose, Some(&ids)).await;
     assert!(out.stdout.contains("i-plan00000") && out.stdout.contains("i-plan02999"), "--verbose lists the ids");
+}
+
+#[tokio::test]
+async fn with_no_keys_the_role_of_the_vm_binds_and_the_report_names_its_source() {
+    let emu = emulator(2).await;
+    let endpoint = emu.base_url().to_string();
+    let c = emu.credentials();
+    for (cloud, provider, region, source) in [
+        (Cloud::Alibaba, "alibaba", c.alibaba.region.as_str(), "ecs_ram_role"),
+        (Cloud::Tencent, "tencent", c.tencent.region.as_str(), "cvm_role"),
+        (Cloud::Volcengine, "volcengine", c.volcengine.region.as_str(), "ecs_role"),
+    ] {
+        let id = emu.inventory().ids(cloud)[0].clone();
+        let args = [
+            "bind",
+            "--provider",
+            provider,
+            "--keypair",
+            DEFAULT_KEYPAIR,
+            "--instance",
+            &id,
+            "--region",
+            region,
+            "--endpoint",
+            &endpoint,
+            "--metadata-endpoint",
+            &endpoint,
+            "--output",
+            "json",
+        ];
+        let out = run(kpbind(&[]), &args, None).await;
+        assert_eq!(out.code, 0, "{provider}: {}", out.stderr);
+        let doc = out.json();
+        assert_eq!(doc["credential_source"], source, "{provider}: {doc}");
+        assert_eq!(doc["instances"][0]["status"], "succeeded", "{provider}: {doc}");
+        for secret in emu.issued_secrets() {
+            assert!(!out.stdout.contains(&secret) && !out.stderr.contains(&secret), "{provider}: a secret leaked");
+        }
+    }
 }

@@ -31,6 +31,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// No source of the credential chain yielded credentials; nothing was sent to the cloud.
+    #[error("{provider}: {failure}")]
+    NoCredentials {
+        /// The provider.
+        provider: &'static str,
+        /// The sources tried and why each had none.
+        failure: Box<Failure>,
+    },
     /// The cloud refused the credentials; nothing was applied.
     #[error("{provider}: authentication failed: {failure}")]
     Authentication {

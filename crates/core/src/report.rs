@@ -276,6 +276,8 @@ pub struct BindReport {
     pub stats: RunStats,
     /// What the caller must still do or know (reboot, SSH rule).
     pub post_conditions: Vec<PostCondition>,
+    /// Where the credentials came from (`static`, `ecs_ram_role`), never what they were.
+    pub credential_source: Option<&'static str>,
 }
 
 impl BindReport {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::inventory::{Cloud, Os, VmState};
+use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
 
 /// The action of an ACS3 call (`x-acs-action`), if this is one.
@@ -43,19 +44,32 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     let Some(access_key) = authorization.split("Credential=").nth(1).and_then(|r| r.split(',').next()) else {
         return Err(error(StatusCode::BAD_REQUEST, "IncompleteSignature", "The Authorization header is malformed."));
     };
-    let (sk, token) = if access_key == creds.ak {
-        (&creds.sk, None)
-    } else if access_key == creds.sts_ak {
-        if req.header("x-acs-security-token") != Some(creds.security_token.as_str()) {
+    let temporary = |sk: &str, token: &str| {
+        if req.header("x-acs-security-token") != Some(token) {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "InvalidSecurityToken.Malformed",
                 "The security token is invalid.",
             ));
         }
-        (&creds.sts_sk, Some(creds.security_token.clone()))
+        Ok((sk.to_string(), Some(token.to_string())))
+    };
+    let (sk, token) = if access_key == creds.ak {
+        (creds.sk.clone(), None)
+    } else if access_key == creds.sts_ak {
+        temporary(&creds.sts_sk, &creds.security_token)?
     } else {
-        return Err(error(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "Specified access key is not found."));
+        match issued(shared, Cloud::Alibaba, access_key) {
+            Issued::Valid { secret, token } => temporary(&secret, &token)?,
+            Issued::Expired => {
+                let message = "Specified SecurityToken is expired.";
+                return Err(error(StatusCode::BAD_REQUEST, "InvalidSecurityToken.Expired", message));
+            }
+            Issued::Unknown => {
+                let message = "Specified access key is not found.";
+                return Err(error(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", message));
+            }
+        }
     };
     let Some(at) = req
         .header("x-acs-date")

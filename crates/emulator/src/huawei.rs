@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::faults::Fault;
 use crate::inventory::{Cloud, Os, VmState};
+use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
 use crate::state::{Task, World};
 use crate::{Shared, Timing};
@@ -159,12 +160,18 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     let Some(auth) = parse_authorization(authorization) else {
         return Err(unauthorized("invalid Authorization header"));
     };
-    let (sk, temporary) = if auth.access_key == creds.ak {
-        (&creds.sk, false)
+    let (sk, token) = if auth.access_key == creds.ak {
+        (creds.sk.clone(), None)
     } else if auth.access_key == creds.temp_ak {
-        (&creds.temp_sk, true)
+        (creds.temp_sk.clone(), Some(creds.security_token.clone()))
     } else {
-        return Err(unauthorized(&format!("Get secretKey failed,ak:{},err:ak not exist", auth.access_key)));
+        match issued(shared, Cloud::Huawei, &auth.access_key) {
+            Issued::Valid { secret, token } => (secret, Some(token)),
+            Issued::Expired => return Err(unauthorized("calc ak sk signature fail:signature expired")),
+            Issued::Unknown => {
+                return Err(unauthorized(&format!("Get secretKey failed,ak:{},err:ak not exist", auth.access_key)));
+            }
+        }
     };
     if !auth.signed_headers.iter().any(|h| h == "host") || !auth.signed_headers.iter().any(|h| h == "x-sdk-date") {
         return Err(unauthorized("host and x-sdk-date must be signed"));
@@ -177,13 +184,13 @@ fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     if skew > shared.timing.max_skew {
         return Err(unauthorized("x-sdk-date is expired"));
     }
-    if temporary && req.header("x-security-token") != Some(creds.security_token.as_str()) {
+    if token.as_deref().is_some_and(|t| req.header("x-security-token") != Some(t)) {
         return Err(unauthorized("security token is invalid"));
     }
     let key = AkSk {
         access_key: auth.access_key.clone(),
         secret_key: Secret::new(sk.as_str()),
-        token: temporary.then(|| Secret::new(creds.security_token.as_str())),
+        token: token.map(Secret::new),
     };
     let signer = KpsSigner { project: req.header("x-project-id").map(str::to_string) };
     let query = keypair_binder_huawei::signer::canonical_query(&req.query);

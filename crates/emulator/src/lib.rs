@@ -24,6 +24,7 @@ mod alibaba;
 mod faults;
 mod huawei;
 mod inventory;
+mod metadata;
 mod server;
 mod state;
 mod tencent;
@@ -39,6 +40,7 @@ use url::Url;
 
 pub use faults::{Fault, FaultRates, FaultSpecError, ScriptedFault};
 pub use inventory::{Cloud, DEFAULT_KEYPAIR, InstanceSpec, Inventory, InventoryError, KeypairSpec, Os, VmState};
+pub use metadata::INSTANCE_ROLE;
 pub use state::{LogEntry, private_key_for};
 
 use faults::Faults;
@@ -71,6 +73,8 @@ pub struct HuaweiCredentials {
     pub region: String,
     /// Root password of generated VMs.
     pub vm_password: String,
+    /// The role the metadata service says is attached to every VM.
+    pub instance_role: String,
 }
 
 /// Credentials the emulated Volcengine accepts. Made up; printing them is fine.
@@ -88,6 +92,8 @@ pub struct VolcengineCredentials {
     pub session_token: String,
     /// The region.
     pub region: String,
+    /// The role the metadata service says is attached to every VM.
+    pub instance_role: String,
 }
 
 /// Everything a client needs to talk to the emulator.
@@ -118,6 +124,8 @@ pub struct TencentCredentials {
     pub token: String,
     /// The region.
     pub region: String,
+    /// The role the metadata service says is attached to every VM.
+    pub instance_role: String,
 }
 
 /// Credentials the emulated Alibaba Cloud accepts. Made up; printing them is fine.
@@ -135,6 +143,8 @@ pub struct AlibabaCredentials {
     pub security_token: String,
     /// The region.
     pub region: String,
+    /// The role the metadata service says is attached to every VM.
+    pub instance_role: String,
 }
 
 impl Default for Credentials {
@@ -153,6 +163,7 @@ impl Default for Credentials {
                 domain: "emulator-account".into(),
                 region: "cn-north-4".into(),
                 vm_password: "Emulator#VmRootPw1".into(),
+                instance_role: INSTANCE_ROLE.into(),
             },
             volcengine: VolcengineCredentials {
                 ak: "AKLTemulatoraccesskey000001".into(),
@@ -161,6 +172,7 @@ impl Default for Credentials {
                 sts_sk: "ZW11bGF0b3Itc3RzLXNlY3JldC0wMDAwMDI=".into(),
                 session_token: "EMULATOR-STS-SESSION-TOKEN-0001".into(),
                 region: "cn-beijing".into(),
+                instance_role: INSTANCE_ROLE.into(),
             },
             alibaba: AlibabaCredentials {
                 ak: "LTAI5tEmulatorAccessKey01".into(),
@@ -169,6 +181,7 @@ impl Default for Credentials {
                 sts_sk: "EmulatorAlibabaStsSecret00000002".into(),
                 security_token: "EMULATOR-ALIBABA-STS-TOKEN-0001".into(),
                 region: "cn-hangzhou".into(),
+                instance_role: INSTANCE_ROLE.into(),
             },
             tencent: TencentCredentials {
                 secret_id: "AKIDEmulatorSecretId0000000000000001".into(),
@@ -177,6 +190,7 @@ impl Default for Credentials {
                 sts_secret_key: "EmulatorTencentStsSecretKey00002".into(),
                 token: "EMULATOR-TENCENT-STS-TOKEN-0001".into(),
                 region: "ap-guangzhou".into(),
+                instance_role: INSTANCE_ROLE.into(),
             },
         }
     }
@@ -189,6 +203,8 @@ pub(crate) struct Timing {
     pub task_duration: Duration,
     pub transition: Duration,
     pub token_lifetime: Duration,
+    /// Lifetime of the temporary keys the metadata services issue.
+    pub credential_ttl: Duration,
     pub max_skew: Duration,
     pub processing: Duration,
 }
@@ -231,6 +247,7 @@ impl Default for EmulatorBuilder {
                 task_duration: Duration::from_millis(200),
                 transition: Duration::from_secs(2),
                 token_lifetime: Duration::from_secs(24 * 3600),
+                credential_ttl: Duration::from_secs(15 * 60),
                 max_skew: Duration::from_secs(15 * 60),
                 processing: Duration::ZERO,
             },
@@ -288,6 +305,13 @@ impl EmulatorBuilder {
     /// Lifetime of IAM tokens it issues (default 24 h).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.timing.token_lifetime = lifetime;
+        self
+    }
+
+    /// Lifetime of the temporary keys the metadata services issue (default
+    /// 15 min); the compute APIs refuse them after it, as expired.
+    pub fn credential_ttl(mut self, ttl: Duration) -> Self {
+        self.timing.credential_ttl = ttl;
         self
     }
 
@@ -438,6 +462,23 @@ impl Emulator {
         for expiry in world.iam_tokens.values_mut() {
             *expiry = now;
         }
+    }
+
+    /// Expires every temporary key the metadata services issued so far, as
+    /// if their time had run out: the compute APIs answer with each cloud's
+    /// expired-token error until the client fetches new ones.
+    pub fn expire_issued_keys(&self) {
+        let now = tokio::time::Instant::now();
+        for key in self.shared.world().issued_keys.values_mut() {
+            key.expires = now;
+        }
+    }
+
+    /// The secret keys and tokens the metadata services issued so far (for
+    /// tests that check nothing leaks them).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let world = self.shared.world();
+        world.issued_keys.values().flat_map(|k| [k.secret.clone(), k.token.clone()]).collect()
     }
 
     /// Stops serving and waits for the server to end.

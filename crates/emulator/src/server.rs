@@ -129,7 +129,22 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         headers: parts.headers,
         body,
     };
-    // The clouds are told apart by their signing headers.
+    // Metadata calls by their paths; the clouds by their signing headers.
+    if let Some((cloud, action)) = crate::metadata::route(&incoming) {
+        let answer = crate::metadata::handle(&shared, &incoming, cloud, action);
+        let entry = LogEntry {
+            cloud,
+            action: action.to_string(),
+            status: answer.response.status().as_u16(),
+            fault: None,
+            instances: 0,
+            signed_at: None,
+            instance_ids: Vec::new(),
+            received,
+        };
+        shared.world().record(entry);
+        return answer.response;
+    }
     let (cloud, action) = if let Some(action) = tencent::action(&incoming) {
         (Cloud::Tencent, action)
     } else if let Some(action) = alibaba::action(&incoming) {

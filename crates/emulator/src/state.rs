@@ -137,6 +137,10 @@ pub(crate) struct World {
     pub tokens: HashMap<String, TokenRecord>,
     pub iam_tokens: HashMap<String, Instant>,
     pub revoked_static_token: bool,
+    /// Temporary keys the metadata services issued, by access key.
+    pub issued_keys: HashMap<String, crate::metadata::IssuedKey>,
+    /// Metadata session tokens handed out.
+    pub metadata_tokens: std::collections::HashSet<String>,
     pub applications: HashMap<(Cloud, String), u32>,
     pub calls: BTreeMap<String, u64>,
     pub log: VecDeque<LogEntry>,
@@ -191,6 +195,8 @@ impl World {
             tokens: HashMap::new(),
             iam_tokens: HashMap::new(),
             revoked_static_token: false,
+            issued_keys: HashMap::new(),
+            metadata_tokens: std::collections::HashSet::new(),
             applications: HashMap::new(),
             calls: BTreeMap::new(),
             log: VecDeque::new(),

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::inventory::{Cloud, Os, VmState};
+use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
 use crate::state::{TencentOp, World};
 use crate::{Shared, Timing};
@@ -62,15 +63,22 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     let Some(secret_id) = authorization.split("Credential=").nth(1).and_then(|r| r.split('/').next()) else {
         return Err(error("AuthFailure.InvalidAuthorization", "The Authorization header is malformed."));
     };
-    let (secret_key, token) = if secret_id == creds.secret_id {
-        (&creds.secret_key, None)
-    } else if secret_id == creds.sts_secret_id {
-        if req.header("x-tc-token") != Some(creds.token.as_str()) {
+    let temporary = |secret: &str, token: &str| {
+        if req.header("x-tc-token") != Some(token) {
             return Err(error("AuthFailure.TokenFailure", "The token is invalid or expired."));
         }
-        (&creds.sts_secret_key, Some(creds.token.clone()))
+        Ok((secret.to_string(), Some(token.to_string())))
+    };
+    let (secret_key, token) = if secret_id == creds.secret_id {
+        (creds.secret_key.clone(), None)
+    } else if secret_id == creds.sts_secret_id {
+        temporary(&creds.sts_secret_key, &creds.token)?
     } else {
-        return Err(error("AuthFailure.SecretIdNotFound", "The SecretId is not found."));
+        match issued(shared, Cloud::Tencent, secret_id) {
+            Issued::Valid { secret, token } => temporary(&secret, &token)?,
+            Issued::Expired => return Err(error("AuthFailure.TokenFailure", "The token has expired.")),
+            Issued::Unknown => return Err(error("AuthFailure.SecretIdNotFound", "The SecretId is not found.")),
+        }
     };
     let Some(timestamp) = req.header("x-tc-timestamp").and_then(|t| t.parse::<i64>().ok()) else {
         return Err(error("MissingParameter", "The request is missing X-TC-Timestamp."));

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::faults::Fault;
 use crate::inventory::{Cloud, Os, VmState};
+use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
 use crate::state::{TokenRecord, World};
 
@@ -89,13 +90,21 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
     let Some(auth) = parse_authorization(authorization) else {
         return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "the Authorization header is malformed", 100_024);
     };
-    let (sk, sts) = if auth.access_key == creds.ak {
-        (&creds.sk, false)
+    let (sk, token) = if auth.access_key == creds.ak {
+        (creds.sk.clone(), None)
     } else if auth.access_key == creds.sts_ak {
-        (&creds.sts_sk, true)
+        (creds.sts_sk.clone(), Some(creds.session_token.clone()))
     } else {
-        let message = format!("access key {} is not known to this server", auth.access_key);
-        return fail(StatusCode::UNAUTHORIZED, "InvalidAccessKey", &message, 100_009);
+        match issued(shared, Cloud::Volcengine, &auth.access_key) {
+            Issued::Valid { secret, token } => (secret, Some(token)),
+            Issued::Expired => {
+                return fail(StatusCode::UNAUTHORIZED, "InvalidSecretToken", "the session token has expired", 100_026);
+            }
+            Issued::Unknown => {
+                let message = format!("access key {} is not known to this server", auth.access_key);
+                return fail(StatusCode::UNAUTHORIZED, "InvalidAccessKey", &message, 100_009);
+            }
+        }
     };
     if !auth.signed_headers.iter().any(|h| h == "host") || !auth.signed_headers.iter().any(|h| h == "x-date") {
         return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "host and x-date must be signed", 100_024);
@@ -109,7 +118,7 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
     {
         return fail(StatusCode::FORBIDDEN, "InvalidTimestamp", "X-Date is too far from the server's clock", 100_011);
     }
-    if sts && req.header("x-security-token") != Some(creds.session_token.as_str()) {
+    if token.as_deref().is_some_and(|t| req.header("x-security-token") != Some(t)) {
         return fail(StatusCode::UNAUTHORIZED, "InvalidSecretToken", "session token missing or invalid", 100_026);
     }
     let body_hash = sha256_hex(&req.body);
@@ -124,7 +133,7 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
     let credentials = Credentials {
         access_key: auth.access_key.clone(),
         secret_key: Secret::new(sk.as_str()),
-        token: sts.then(|| Secret::new(creds.session_token.as_str())),
+        token: token.map(Secret::new),
     };
     let signer = EcsSigner { region: auth.region.clone() };
     let query = keypair_binder_volcengine::signer::canonical_query(&req.query);

@@ -10,29 +10,36 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use keypair_binder_core::http::ClientSettings;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{
-    Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, endpoint_uri,
+    Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, credentials_or_role,
+    endpoint_uri,
 };
-use keypair_binder_core::{Failure, FailureKind, Secret};
+use keypair_binder_core::{Error, Failure, FailureKind, Secret};
 use url::Url;
 
-use crate::config::HuaweiAuth;
+use crate::config::{HuaweiAuth, MISSING_CREDENTIALS, PROVIDER};
 use crate::errors::{failure_of, snippet};
+use crate::instance_role;
 use crate::signer;
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
 
 /// Assumed lifetime of a token whose answer gives none (IAM tokens last 24 h).
-const DEFAULT_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::hours(23);
+const DEFAULT_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(23 * 3600);
 
-/// The binder's credentials for `auth`.
+/// The binder's credentials for `auth`; none given: the ECS agency when the settings allow it.
 pub(crate) fn credentials(
-    auth: HuaweiAuth,
+    auth: Option<HuaweiAuth>,
+    settings: &ClientSettings,
     iam: Option<Url>,
     region: Option<String>,
     project: Option<String>,
-) -> Credentials {
-    match auth {
+) -> Result<Credentials, Error> {
+    let Some(auth) = auth else {
+        return credentials_or_role(PROVIDER, settings, None, &instance_role::METADATA, MISSING_CREDENTIALS);
+    };
+    Ok(match auth {
         HuaweiAuth::AkSk(key) => Credentials::fixed(Credential::AccessKey(key)),
         HuaweiAuth::Token(token) => {
             Credentials::new(Arc::new(Named("iam_token", FixedCredential::new(Credential::Token(token)))))
@@ -40,7 +47,7 @@ pub(crate) fn credentials(
         HuaweiAuth::Password { user, password, domain } => {
             Credentials::new(Arc::new(IamPassword { user, password, domain, iam, region, project }))
         }
-    }
+    })
 }
 
 /// A fixed credential under a mode's own name.
@@ -103,12 +110,11 @@ impl CredentialSource for IamPassword {
             .map(Secret::new)
             .ok_or_else(|| auth_failure("IAM answered without X-Subject-Token"))?;
         let parsed: TokenResponse = serde_json::from_slice(&response.body).unwrap_or_default();
-        let expires_at = parsed
-            .token
-            .and_then(|t| t.expires_at)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map_or_else(|| Utc::now() + DEFAULT_TOKEN_LIFETIME, |at| at.with_timezone(&Utc));
-        Ok(Issued::until(Credential::Token(value), expires_at))
+        let expires_at = parsed.token.and_then(|t| t.expires_at).and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+        Ok(match expires_at {
+            Some(at) => Issued::until(Credential::Token(value), at.with_timezone(&Utc)),
+            None => Issued::lasting_for(Credential::Token(value), DEFAULT_TOKEN_LIFETIME),
+        })
     }
 }
 

@@ -77,6 +77,9 @@ impl HuaweiAuth {
     }
 }
 
+/// What was looked for before the metadata service, for messages.
+pub(crate) const MISSING_CREDENTIALS: &str = "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK are not set (nor HW_ACCESS_KEY/HW_SECRET_KEY, HW_AUTH_TOKEN, HW_USER_NAME/HW_USER_PASSWORD/HW_DOMAIN_NAME, nor ~/.huaweicloud/credentials)";
+
 /// A setting, with the environment variables that supply it (first wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -180,6 +183,8 @@ impl HuaweiBuilder {
                     })
                 })
                 .or_else(|| aksk(from_profile("ak"), from_profile("sk"), from_profile("security_token")));
+        // The default chain ends with the ECS agency, from the metadata service.
+        builder.client = builder.client.with_instance_role(true, None);
         builder
     }
 
@@ -267,12 +272,10 @@ impl HuaweiBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
-        let auth = self.auth.clone().ok_or_else(|| {
-            Error::config(
-                PROVIDER,
-                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or HW_ACCESS_KEY/HW_SECRET_KEY, HW_AUTH_TOKEN, or HW_USER_NAME/HW_USER_PASSWORD/HW_DOMAIN_NAME)",
-            )
-        })?;
+        let auth = self.auth.clone();
+        if auth.is_none() && !self.client.instance_role {
+            return Err(Error::config(PROVIDER, format!("no credentials: {MISSING_CREDENTIALS}")));
+        }
         let known = |r: &String| REGIONS.contains(&r.as_str());
         let endpoint = match (&self.endpoint, &self.region) {
             (Some(e), _) => parse_url(e)?,
@@ -304,14 +307,14 @@ impl HuaweiBuilder {
         if let Some(iam) = &iam_endpoint {
             check_endpoint(PROVIDER, iam, self.client.allow_http)?;
         }
-        let needs_iam = matches!(auth, HuaweiAuth::Password { .. }) || self.project_id.is_none();
+        let needs_iam = matches!(auth, Some(HuaweiAuth::Password { .. })) || self.project_id.is_none();
         if needs_iam && iam_endpoint.is_none() {
             return Err(Error::config(
                 PROVIDER,
                 "no IAM endpoint to obtain a token or the project id from: set HUAWEICLOUD_SDK_PROJECT_ID, a known region, or HUAWEICLOUD_SDK_IAM_ENDPOINT",
             ));
         }
-        if matches!(auth, HuaweiAuth::Token(_)) && self.project_id.is_none() {
+        if matches!(auth, Some(HuaweiAuth::Token(_))) && self.project_id.is_none() {
             return Err(Error::config(PROVIDER, "token auth needs the project id: set HUAWEICLOUD_SDK_PROJECT_ID"));
         }
         Ok(Resolved {
@@ -326,7 +329,8 @@ impl HuaweiBuilder {
 }
 
 pub(crate) struct Resolved {
-    pub auth: HuaweiAuth,
+    /// `None`: the ECS agency, from the metadata service.
+    pub auth: Option<HuaweiAuth>,
     pub endpoint: Url,
     pub ecs_endpoint: Url,
     pub iam_endpoint: Option<Url>,
@@ -382,7 +386,7 @@ mod tests {
             .with_var("HW_PROJECT_ID", "p1");
         let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
         assert!(
-            matches!(&resolved.auth, HuaweiAuth::AkSk(a) if a.access_key == "AK1" && a.secret_key.expose() == "SK1")
+            matches!(&resolved.auth, Some(HuaweiAuth::AkSk(a)) if a.access_key == "AK1" && a.secret_key.expose() == "SK1")
         );
         assert_eq!(resolved.endpoint.as_str(), "https://kms.cn-north-4.myhuaweicloud.com/");
         assert_eq!(resolved.project_id.as_deref(), Some("p1"));
@@ -394,14 +398,14 @@ mod tests {
             .with_var("HW_AUTH_TOKEN", "tok")
             .with_var("HW_REGION_NAME", "cn-east-3")
             .with_var("HW_PROJECT_ID", "p");
-        assert!(matches!(HuaweiBuilder::from_env_with(&env).resolve().unwrap().auth, HuaweiAuth::Token(_)));
+        assert!(matches!(HuaweiBuilder::from_env_with(&env).resolve().unwrap().auth, Some(HuaweiAuth::Token(_))));
         let env = StaticEnv::new()
             .with_var("HW_USER_NAME", "u")
             .with_var("HW_USER_PASSWORD", "pw")
             .with_var("HW_DOMAIN_NAME", "acct")
             .with_var("HW_REGION_NAME", "cn-east-3");
         let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
-        assert!(matches!(resolved.auth, HuaweiAuth::Password { ref user, .. } if user == "u"));
+        assert!(matches!(resolved.auth, Some(HuaweiAuth::Password { ref user, .. }) if user == "u"));
         assert_eq!(resolved.iam_endpoint.unwrap().as_str(), "https://iam.cn-east-3.myhuaweicloud.com/");
     }
 
@@ -416,7 +420,7 @@ mod tests {
                 "[global]\nak = G\n\n[basic]\nak = PAK\nsk = PSK\nproject_id = pp\n",
             );
         let resolved = HuaweiBuilder::from_env_with(&env).resolve().unwrap();
-        assert!(matches!(&resolved.auth, HuaweiAuth::AkSk(a) if a.access_key == "PAK"));
+        assert!(matches!(&resolved.auth, Some(HuaweiAuth::AkSk(a)) if a.access_key == "PAK"));
         assert_eq!(resolved.project_id.as_deref(), Some("pp"));
         assert_eq!(resolved.endpoint.as_str(), "https://kms.internal.example:8443/");
     }
@@ -434,7 +438,10 @@ mod tests {
                 .resolve()
                 .is_ok()
         );
-        let err = HuaweiBuilder::from_env_with(&StaticEnv::new()).resolve().err().unwrap();
+        // No keys anywhere: the default chain ends with the ECS agency; without it, a typed error.
+        let chain = HuaweiBuilder::from_env_with(&StaticEnv::new()).region("cn-north-4").resolve().unwrap();
+        assert!(chain.auth.is_none());
+        let err = HuaweiBuilder::from_env_with(&StaticEnv::new()).instance_role(false).resolve().err().unwrap();
         assert!(err.to_string().contains("HUAWEICLOUD_SDK_AK"), "{err}");
         let err = HuaweiBuilder::new()
             .credentials("a", "s")

@@ -34,6 +34,7 @@
 mod auth;
 mod binder;
 mod config;
+mod instance_role;
 keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, plan};

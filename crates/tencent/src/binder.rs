@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView, Net,
-    OutgoingRequest, Polling, Profile, Provider, RateLimit, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer,
-    StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest,
+    Polling, Profile, Provider, RateLimit, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries,
+    TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
@@ -72,7 +72,7 @@ impl fmt::Debug for TencentBinder {
 impl TencentBuilder {
     /// Checks the settings and builds the binder; nothing is sent.
     pub fn build(self) -> Result<TencentBinder, Error> {
-        let (key, region, endpoint) = self.resolve()?;
+        let (credentials, region, endpoint) = self.resolve()?;
         let http = HttpClient::for_provider(PROVIDER, &self.client, &[&endpoint])?;
         let profile = Profile::new(PROVIDER, MAX_IDS_PER_CALL)
             .concurrency(self.client.concurrency.unwrap_or(4))
@@ -82,7 +82,7 @@ impl TencentBuilder {
             .polling(Polling::adaptive(OPERATION_TIMEOUT))
             .settle_grace(self.settle_grace.unwrap_or(DEFAULT_SETTLE_GRACE));
         let per_second = |n: u32| RateLimit::per_second(n.try_into().unwrap_or(std::num::NonZeroU32::MIN));
-        let engine = Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(key)))
+        let engine = Engine::new(Arc::new(http), credentials)
             .with_rate_limit(self.client.rate_limit)
             .with_pacing(per_second(SUBMIT_RATE), per_second(READ_RATE));
         let inner = Inner { region, endpoint, engine, profile };

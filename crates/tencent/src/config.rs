@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
+use keypair_binder_core::kit;
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
+use crate::instance_role;
 use crate::signer::Credentials;
 
 pub(crate) const PROVIDER: &str = "tencent";
@@ -127,7 +129,8 @@ impl TencentBuilder {
             region: var(TencentConfigKey::Region).or_else(|| non_empty(configure.sys.region)),
             endpoint: var(TencentConfigKey::Endpoint),
             settle_grace: None,
-            client: ClientSettings::default(),
+            // The default chain ends with the CVM's role.
+            client: ClientSettings::default().with_instance_role(true, None),
         }
     }
 
@@ -183,17 +186,27 @@ impl TencentBuilder {
     /// Checks the settings before any call: credentials present and without
     /// surrounding spaces (the SDKs refuse those too), a region, an HTTPS
     /// endpoint (plain http only on loopback or with `allow_http`).
-    pub fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
-        let (Some(id), Some(key)) = (&self.secret_id, &self.secret_key) else {
-            return Err(Error::config(
-                PROVIDER,
-                "no credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or a tccli profile, or ~/.tencentcloud/credentials)",
-            ));
-        };
-        let padded = |v: &str| v.trim() != v;
-        if padded(id) || padded(key.expose()) {
-            return Err(Error::config(PROVIDER, "the SecretId or SecretKey has leading or trailing spaces"));
+    /// The keys given (settings, environment, profiles), if any.
+    pub(crate) fn given_key(&self) -> Option<Credentials> {
+        let (id, key) = (self.secret_id.as_ref()?, self.secret_key.as_ref()?);
+        Some(Credentials { access_key: id.clone(), secret_key: key.clone(), token: self.token.clone() })
+    }
+
+    pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
+        let given = self.given_key();
+        if let Some(key) = &given {
+            let padded = |v: &str| v.trim() != v;
+            if padded(&key.access_key) || padded(key.secret_key.expose()) {
+                return Err(Error::config(PROVIDER, "the SecretId or SecretKey has leading or trailing spaces"));
+            }
         }
+        let credentials = kit::credentials_or_role(
+            PROVIDER,
+            &self.client,
+            given.map(kit::Credential::AccessKey),
+            &instance_role::METADATA,
+            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY are not set (nor a tccli profile, nor ~/.tencentcloud/credentials)",
+        )?;
         let region =
             self.region.clone().ok_or_else(|| Error::config(PROVIDER, "missing region: set TENCENTCLOUD_REGION"))?;
         check_region(PROVIDER, &region)?;
@@ -202,7 +215,6 @@ impl TencentBuilder {
             None => default_endpoint(&region),
         };
         check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
-        let credentials = Credentials { access_key: id.clone(), secret_key: key.clone(), token: self.token.clone() };
         Ok((credentials, region, endpoint))
     }
 }
@@ -242,7 +254,8 @@ mod tests {
             .with_file("/home/u/.tccli/default.credential", credential)
             .with_file("/home/u/.tccli/default.configure", configure)
             .with_file("/home/u/.tencentcloud/credentials", ini);
-        let (creds, region, endpoint) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        let builder = TencentBuilder::from_env_with(&env);
+        let (creds, (_, region, endpoint)) = (builder.given_key().unwrap(), builder.resolve().unwrap());
         assert_eq!((creds.access_key.as_str(), creds.secret_key.expose()), ("AKIDcli", "cli-key"));
         assert_eq!(creds.token.as_ref().map(|t| t.expose()), Some("cli-token"));
         assert_eq!(
@@ -251,7 +264,8 @@ mod tests {
         );
 
         let env = env.with_var("TCCLI_PROFILE", "none").with_var("TENCENTCLOUD_REGION", "ap-guangzhou");
-        let (creds, region, _) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        let builder = TencentBuilder::from_env_with(&env);
+        let (creds, (_, region, _)) = (builder.given_key().unwrap(), builder.resolve().unwrap());
         assert_eq!((creds.access_key.as_str(), region.as_str()), ("AKIDini", "ap-guangzhou"));
         assert!(creds.token.is_none());
 
@@ -259,7 +273,7 @@ mod tests {
             .with_var("TENCENTCLOUD_SECRET_ID", "AKIDenv")
             .with_var("TENCENTCLOUD_SECRET_KEY", "env-key")
             .with_var("TENCENTCLOUD_SECURITY_TOKEN", "env-token");
-        let (creds, _, _) = TencentBuilder::from_env_with(&env).resolve().unwrap();
+        let creds = TencentBuilder::from_env_with(&env).given_key().unwrap();
         assert_eq!(creds.access_key, "AKIDenv");
         assert_eq!(creds.token.as_ref().map(|t| t.expose()), Some("env-token"));
     }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
-    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Credentials, Engine, InstanceView,
-    OutgoingRequest, Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
+    Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, OutgoingRequest,
+    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
 };
 use keypair_binder_core::{
     BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
@@ -69,8 +69,7 @@ impl VolcengineBuilder {
         let inner = Inner {
             signer: EcsSigner { region },
             endpoint,
-            engine: Engine::new(Arc::new(http), Credentials::fixed(Credential::AccessKey(credentials)))
-                .with_rate_limit(self.client.rate_limit),
+            engine: Engine::new(Arc::new(http), credentials).with_rate_limit(self.client.rate_limit),
             profile,
             throttle_wait: self.throttle_wait.unwrap_or(THROTTLE_WAIT),
             state_change_wait: self.state_change_wait.unwrap_or(STATE_CHANGE_WAIT),

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
+use keypair_binder_core::kit;
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
+use crate::instance_role;
 use crate::signer::Credentials;
 
 pub(crate) const PROVIDER: &str = "volcengine";
@@ -34,6 +36,10 @@ pub enum VolcengineConfigKey {
     Region,
     /// Endpoint URL override.
     Endpoint,
+    /// The ECS role to ask the metadata service for.
+    EcsMetadata,
+    /// `true`: never ask the metadata service.
+    EcsMetadataDisabled,
 }
 
 impl VolcengineConfigKey {
@@ -45,6 +51,8 @@ impl VolcengineConfigKey {
             Self::SessionToken => &["VOLCENGINE_SESSION_TOKEN", "VOLCSTACK_SESSION_TOKEN"],
             Self::Region => &["VOLCENGINE_REGION"],
             Self::Endpoint => &["VOLCENGINE_ENDPOINT"],
+            Self::EcsMetadata => &["VOLCENGINE_ECS_METADATA"],
+            Self::EcsMetadataDisabled => &["VOLCENGINE_ECS_METADATA_DISABLED"],
         }
     }
 }
@@ -110,6 +118,12 @@ impl VolcengineBuilder {
         builder.session_token = pick(VolcengineConfigKey::SessionToken, &profile.session_token).map(Secret::new);
         builder.region = pick(VolcengineConfigKey::Region, &profile.region);
         builder.endpoint = pick(VolcengineConfigKey::Endpoint, &profile.endpoint);
+        // The default chain ends with the instance's role, unless told not to ask.
+        let var = |key: VolcengineConfigKey| env.first_var(key.env_names());
+        builder.client = builder.client.with_instance_role(
+            var(VolcengineConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
+            var(VolcengineConfigKey::EcsMetadata),
+        );
         builder
     }
 
@@ -122,6 +136,8 @@ impl VolcengineBuilder {
             VolcengineConfigKey::SessionToken => self.session_token = Some(Secret::new(value)),
             VolcengineConfigKey::Region => self.region = Some(value),
             VolcengineConfigKey::Endpoint => self.endpoint = Some(value),
+            VolcengineConfigKey::EcsMetadata => self.client.instance_role_name = Some(value),
+            VolcengineConfigKey::EcsMetadataDisabled => self.client.instance_role = value != "true",
         }
         self
     }
@@ -180,16 +196,25 @@ impl VolcengineBuilder {
         self
     }
 
-    pub(crate) fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
+    pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
         let missing = |what: &str, key: VolcengineConfigKey| {
             Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
         };
-        let (Some(access_key), Some(secret_key)) = (self.access_key.clone(), self.secret_key.clone()) else {
-            return Err(Error::config(
-                PROVIDER,
-                "missing credentials: set VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY (or configure a profile with `ve configure`)",
-            ));
+        let given = match (self.access_key.clone(), self.secret_key.clone()) {
+            (Some(access_key), Some(secret_key)) => Some(kit::Credential::AccessKey(Credentials {
+                access_key,
+                secret_key,
+                token: self.session_token.clone(),
+            })),
+            _ => None,
         };
+        let credentials = kit::credentials_or_role(
+            PROVIDER,
+            &self.client,
+            given,
+            &instance_role::METADATA,
+            "VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY are not set (nor a profile made with `ve configure`)",
+        )?;
         let region = self.region.clone().ok_or_else(|| missing("region", VolcengineConfigKey::Region))?;
         check_region(PROVIDER, &region)?;
         let endpoint = match &self.endpoint {
@@ -199,7 +224,7 @@ impl VolcengineBuilder {
             None => default_endpoint(&region),
         };
         check_endpoint(PROVIDER, &endpoint, self.client.allow_http)?;
-        Ok((Credentials { access_key, secret_key, token: self.session_token.clone() }, region, endpoint))
+        Ok((credentials, region, endpoint))
     }
 }
 
@@ -263,7 +288,11 @@ mod tests {
 
     #[test]
     fn missing_settings_name_the_variable() {
-        let err = VolcengineBuilder::from_env_with(&StaticEnv::new()).resolve().unwrap_err();
+        // No keys anywhere: the default chain ends with the instance's role, unless disabled.
+        let chain = VolcengineBuilder::from_env_with(&StaticEnv::new().with_var("VOLCENGINE_REGION", "cn-beijing"));
+        assert_eq!(chain.resolve().unwrap().0.source_name(), "ecs_role");
+        let disabled = StaticEnv::new().with_var("VOLCENGINE_ECS_METADATA_DISABLED", "true");
+        let err = VolcengineBuilder::from_env_with(&disabled).resolve().unwrap_err();
         assert!(err.to_string().contains("VOLCENGINE_ACCESS_KEY"), "{err}");
         let err = VolcengineBuilder::new().credentials("a", "s").resolve().unwrap_err();
         assert!(err.to_string().contains("VOLCENGINE_REGION"), "{err}");

@@ -101,7 +101,8 @@ impl HttpClient {
             request_id = tracing::field::Empty,
         );
         async {
-            let result = match tokio::time::timeout(self.options.request_timeout, self.send_inner(request)).await {
+            let limit = info.timeout.map_or(self.options.request_timeout, |t| t.min(self.options.request_timeout));
+            let result = match tokio::time::timeout(limit, self.send_inner(request)).await {
                 Ok(result) => result,
                 Err(_) => Err(TransportError::Timeout),
             };
@@ -256,7 +257,7 @@ mod tests {
 
     async fn get(client: &HttpClient, uri: &str) -> Result<HttpResponse, TransportError> {
         let request = ::http::Request::builder().uri(uri).body(Bytes::new()).unwrap();
-        let info = CallInfo { provider: "test", action: "Get", instances: 1, request_id_header: None };
+        let info = CallInfo { provider: "test", action: "Get", instances: 1, request_id_header: None, timeout: None };
         client.send(request, info).await
     }
 
@@ -288,7 +289,7 @@ mod tests {
             .header("user-agent", "sdk/1.0")
             .body(Bytes::from_static(b"{\"a\":1}"))
             .unwrap();
-        let info = CallInfo { provider: "test", action: "Post", instances: 1, request_id_header: None };
+        let info = CallInfo { provider: "test", action: "Post", instances: 1, request_id_header: None, timeout: None };
         client(HttpOptions::default(), &[]).send(request, info).await.unwrap();
         let head = head.await.unwrap();
         assert!(head.starts_with("POST / HTTP/1.1\r\n"), "{head}");

@@ -105,6 +105,8 @@ pub struct CallInfo<'a> {
     pub instances: usize,
     /// The response header holding the request id, if the cloud sends one there.
     pub request_id_header: Option<&'static str>,
+    /// Time for this call, when shorter than the client's.
+    pub timeout: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -74,9 +74,25 @@ pub struct ClientSettings {
     pub max_retries: Option<u32>,
     /// Client-side limit on the calls of every run.
     pub rate_limit: Option<crate::rate::RateLimit>,
+    /// When no credentials are given, use the role of the VM this runs on,
+    /// from the cloud's metadata service (`from_env` turns it on, as the
+    /// SDKs' default chains do).
+    pub instance_role: bool,
+    /// The role to ask the metadata service for, instead of the one it names.
+    pub instance_role_name: Option<String>,
+    /// Where the metadata service is, instead of the cloud's fixed address.
+    pub metadata_endpoint: Option<String>,
 }
 
 impl ClientSettings {
+    /// The same settings, using the VM's role when `on` (asking for `role`
+    /// by name when given): what a default chain read from the environment.
+    pub fn with_instance_role(mut self, on: bool, role: Option<String>) -> Self {
+        self.instance_role = on;
+        self.instance_role_name = role.filter(|r| !r.is_empty());
+        self
+    }
+
     /// The retry policy of the binder: the one set, else the cloud's
     /// default, with `max_retries` when set.
     pub fn retry_or(&self, cloud_default: crate::RetryPolicy) -> crate::RetryPolicy {
@@ -127,6 +143,27 @@ macro_rules! client_setters {
         /// Retries of the retry policy (the cloud's default unless one is set).
         pub fn max_retries(mut self, retries: u32) -> Self {
             self.client.max_retries = Some(retries);
+            self
+        }
+
+        /// When no credentials are given, uses the role of the VM this runs
+        /// on, from the cloud's metadata service (on by default in `from_env`).
+        pub fn instance_role(mut self, on: bool) -> Self {
+            self.client.instance_role = on;
+            self
+        }
+
+        /// Asks the metadata service for this role instead of the one it names.
+        pub fn instance_role_name(mut self, role: impl Into<String>) -> Self {
+            self.client.instance_role_name = Some(role.into());
+            self
+        }
+
+        /// Where the metadata service is, instead of the cloud's fixed
+        /// address (plain http is right for it); turns the instance role on.
+        pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
+            self.client.metadata_endpoint = Some(url.into());
+            self.client.instance_role = true;
             self
         }
 

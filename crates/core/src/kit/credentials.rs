@@ -72,6 +72,13 @@ impl Issued {
     pub fn until(credential: Credential, expires_at: DateTime<Utc>) -> Self {
         Self { credential, expires_at: Some(expires_at) }
     }
+
+    /// A credential that lasts `lifetime` from now (for answers that give
+    /// a lifetime, or none and the cloud's documented one is assumed).
+    pub fn lasting_for(credential: Credential, lifetime: Duration) -> Self {
+        let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::MAX);
+        Self { credential, expires_at: Utc::now().checked_add_signed(lifetime) }
+    }
 }
 
 /// Where credentials come from (the environment, a profile, a metadata

@@ -110,6 +110,7 @@ impl Engine {
             provider: profile.provider,
             transport: self.transport.as_ref(),
             credentials: &self.credentials,
+            no_credentials: OnceLock::new(),
             window: self.window.as_deref(),
             limiter: self.limiter.as_deref(),
             pacing: self.pacing.as_deref(),
@@ -221,6 +222,7 @@ impl Engine {
             outcomes,
             stats,
             post_conditions: spec.post_conditions.clone(),
+            credential_source: Some(self.credentials.source_name()),
         };
         run.request_level_error(report)
     }

@@ -28,6 +28,7 @@ mod chunk;
 mod credentials;
 mod engine;
 mod gate;
+mod instance_role;
 mod net;
 mod outgoing;
 mod poll;
@@ -45,6 +46,9 @@ pub use crate::rate::{RateLimit, RateLimitError};
 pub use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT};
 pub use credentials::{Credential, CredentialSource, Credentials, FixedCredential, Issued};
 pub use engine::{Engine, RunSpec};
+pub use instance_role::{
+    InstanceRole, METADATA_TIMEOUT, MetadataService, MetadataToken, credentials_or_role, first_line_role,
+};
 pub use net::Net;
 pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};

@@ -31,6 +31,8 @@ pub struct OutgoingRequest {
     pub instances: usize,
     /// Response header holding the cloud's request id, if it sends one there.
     pub request_id_header: Option<&'static str>,
+    /// Time for this call, when shorter than the client's (metadata services).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl OutgoingRequest {
@@ -44,6 +46,7 @@ impl OutgoingRequest {
             action,
             instances: 0,
             request_id_header: None,
+            timeout: None,
         }
     }
 
@@ -62,6 +65,12 @@ impl OutgoingRequest {
     /// Sets how many instances the request concerns.
     pub fn with_instances(mut self, instances: usize) -> Self {
         self.instances = instances;
+        self
+    }
+
+    /// Bounds this call's time below the client's.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 

@@ -41,6 +41,8 @@ pub(crate) struct RunState<'a> {
     pub(crate) transport: &'a dyn Transport,
     /// The binder's credentials, asked before each signature.
     pub(crate) credentials: &'a Credentials,
+    /// Their source had none to give.
+    pub(crate) no_credentials: OnceLock<()>,
     pub(crate) window: Option<&'a Window>,
     pub(crate) limiter: Option<&'a DefaultDirectRateLimiter>,
     pub(crate) pacing: Option<&'a Pacing>,
@@ -320,6 +322,12 @@ impl RunState<'_> {
                 loaded = self.credentials.current(&source_net) => loaded,
                 () = self.stopped() => Err(self.stop_failure()),
             };
+            if let Err(failure) = &loaded
+                && !failure.retryable
+            {
+                // No credentials at all: nothing goes to the cloud.
+                let _ = self.no_credentials.set(());
+            }
             let authorized = loaded.and_then(|current| {
                 provider.authorize(&mut request, &current.issued.credential, chrono::Utc::now()).map(|()| current)
             });
@@ -389,6 +397,9 @@ impl RunState<'_> {
         if let Some(failure) = self.aborted().filter(|f| matches!(f.kind, FailureKind::Auth | FailureKind::Permission))
         {
             let failure = Box::new(failure);
+            if self.no_credentials.get().is_some() {
+                return Err(Error::NoCredentials { provider, failure });
+            }
             return Err(match failure.kind {
                 FailureKind::Permission => Error::PermissionDenied { provider, failure },
                 _ => Error::Authentication { provider, failure },

@@ -23,6 +23,7 @@ impl Transport for HttpClient {
             action: request.action,
             instances: request.instances,
             request_id_header: request.request_id_header,
+            timeout: request.timeout,
         };
         let mut built = http::Request::new(request.body);
         *built.method_mut() = request.method;

@@ -64,6 +64,17 @@ struct Inst {
     kind: CallKind,
 }
 
+impl Inst {
+    /// Back to waiting and out of operation (its window slot goes back):
+    /// taken up again at once, or after the wait `failure` asks for, never
+    /// past `bound`.
+    fn release(&mut self, failure: Failure, now: Instant, bound: Duration) {
+        self.not_before = now + failure.retry_after.unwrap_or_default().min(bound);
+        self.last = Some(failure);
+        self.slot = None;
+    }
+}
+
 /// An instance waiting, by reading, for a state its call accepts.
 struct Awaiting {
     since: Instant,

@@ -8,11 +8,7 @@ impl ChunkRun<'_, '_> {
     pub(super) fn requeue(&mut self, list: Vec<(usize, Failure)>) {
         let now = Instant::now();
         for (m, f) in list {
-            let inst = &mut self.insts[m];
-            // The first read at once, unless the state asks for a wait (never past the wait's bound).
-            inst.not_before = now + f.retry_after.unwrap_or_default().min(self.run.state_wait);
-            inst.last = Some(f);
-            inst.slot = None;
+            self.insts[m].release(f, now, self.run.state_wait);
         }
     }
 

@@ -42,8 +42,11 @@ impl ChunkRun<'_, '_> {
                 self.schedule_retry(members.iter().map(|&m| (m, failure.clone())).collect());
                 return;
             }
-            Err(_) => {
-                tracing::warn!(instances = members.len(), "state read failed; sending without it");
+            Err(failure) => {
+                // A run that stopped sending (refused or missing credentials) says so once, elsewhere.
+                if self.run.aborted().is_none() {
+                    tracing::warn!(instances = members.len(), reason = %failure.message, "state read failed; sending without it");
+                }
                 for &m in members {
                     self.insts[m].checked = true;
                 }
@@ -92,11 +95,8 @@ impl ChunkRun<'_, '_> {
         let now = Instant::now();
         for (m, f) in list {
             let inst = &mut self.insts[m];
-            // The first read at once, unless the state asks for a wait (never past the wait's bound).
-            inst.not_before = now + f.retry_after.unwrap_or_default().min(self.run.state_wait);
-            inst.last = Some(f);
-            // Not in operation while it waits: its window slot goes back.
-            inst.slot = None;
+            // The first read at once, unless the state asks for a wait.
+            inst.release(f, now, self.run.state_wait);
             if inst.awaiting.is_none() {
                 inst.awaiting = Some(Awaiting { since: now, reads: 0, status: None, after_write });
             }

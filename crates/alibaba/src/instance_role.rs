@@ -1,0 +1,72 @@
+//! The ECS RAM role of the VM this runs on, from the instance metadata
+//! service at `100.100.100.200` (with its session token, IMDSv2).
+
+use chrono::NaiveDateTime;
+use keypair_binder_core::Secret;
+use keypair_binder_core::kit::{Credential, Issued, MetadataService, MetadataToken, first_line_role};
+use keypair_binder_core::signing::AccessKey;
+use serde::Deserialize;
+
+/// The ECS metadata service as the credentials SDK asks it.
+pub(crate) static METADATA: MetadataService = MetadataService {
+    source: "ecs_ram_role",
+    endpoint: "http://100.100.100.200",
+    token: Some(MetadataToken {
+        path: "/latest/api/token",
+        ttl_header: "x-aliyun-ecs-metadata-token-ttl-seconds",
+        header: "x-aliyun-ecs-metadata-token",
+    }),
+    roles: Some("/latest/meta-data/ram/security-credentials/"),
+    credentials: "/latest/meta-data/ram/security-credentials/",
+    read_role: first_line_role,
+    read_credentials,
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleCredentials {
+    code: Option<String>,
+    access_key_id: Option<String>,
+    access_key_secret: Option<String>,
+    security_token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// `Code` must be `Success`; the expiry is UTC `%Y-%m-%dT%H:%M:%SZ`.
+fn read_credentials(body: &[u8]) -> Result<Issued, String> {
+    let answer: RoleCredentials = serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
+    if answer.code.as_deref() != Some("Success") {
+        return Err(format!("Code is {:?}, not Success", answer.code.unwrap_or_default()));
+    }
+    let (Some(id), Some(secret), Some(token)) = (answer.access_key_id, answer.access_key_secret, answer.security_token)
+    else {
+        return Err("the answer lacks AccessKeyId, AccessKeySecret or SecurityToken".into());
+    };
+    let expiration = answer.expiration.unwrap_or_default();
+    let expires_at = NaiveDateTime::parse_from_str(&expiration, "%Y-%m-%dT%H:%M:%SZ")
+        .map_err(|_| format!("unreadable Expiration {expiration:?}"))?
+        .and_utc();
+    let key = AccessKey { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
+    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_credentials_are_read_as_the_sdk_reads_them() {
+        let body = br#"{"Code":"Success","AccessKeyId":"STS.id","AccessKeySecret":"s3cr3t","SecurityToken":"tok","Expiration":"2026-12-07T18:00:00Z","LastUpdated":"2026-12-07T12:00:00Z"}"#;
+        let issued = read_credentials(body).unwrap();
+        assert_eq!(issued.expires_at.unwrap().to_rfc3339(), "2026-12-07T18:00:00+00:00");
+        let Credential::AccessKey(key) = &issued.credential else { panic!("an access key") };
+        assert_eq!((key.access_key.as_str(), key.token.as_ref().map(|t| t.expose())), ("STS.id", Some("tok")));
+        assert!(read_credentials(br#"{"Code":"Failed"}"#).unwrap_err().contains("Failed"));
+        let no_token =
+            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","Expiration":"2026-12-07T18:00:00Z"}"#;
+        assert!(read_credentials(no_token).is_err());
+        let bad_time =
+            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","SecurityToken":"c","Expiration":"soon"}"#;
+        assert!(read_credentials(bad_time).unwrap_err().contains("soon"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Credentials of the VM's role, from each cloud's metadata service served
+//! by the emulator at its real paths: no keys on disk, temporary keys that
+//! expire and are fetched again ahead of time, an expired-key answer cured
+//! by one fresh fetch, and an unreachable service reported before any
+//! cloud call.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keypair_binder::alibaba::AlibabaBinder;
+use keypair_binder::huawei::HuaweiBinder;
+use keypair_binder::tencent::TencentBinder;
+use keypair_binder::volcengine::VolcengineBinder;
+use keypair_binder::{Error, KeypairBinder, RateLimit};
+use keypair_binder_emulator::{Cloud, Emulator};
+use support::*;
+
+/// A binder of `cloud` with no keys: the role of the VM, from the emulator's metadata service.
+fn role_binder(cloud: Cloud, emu: &Emulator, metadata: &str) -> Arc<dyn KeypairBinder> {
+    let url = emu.base_url();
+    let endpoint = url.as_str();
+    let c = emu.credentials();
+    match cloud {
+        Cloud::Huawei => Arc::new(
+            HuaweiBinder::builder()
+                .endpoint(endpoint)
+                .region(&c.huawei.region)
+                .project_id(&c.huawei.project_id)
+                .metadata_endpoint(metadata)
+                .retry_policy(fast_retry())
+                .polling(fast_polling())
+                .build()
+                .unwrap(),
+        ),
+        Cloud::Volcengine => Arc::new(
+            VolcengineBinder::builder()
+                .endpoint(endpoint)
+                .region(&c.volcengine.region)
+                .metadata_endpoint(metadata)
+                .retry_policy(fast_retry())
+                .build()
+                .unwrap(),
+        ),
+        Cloud::Alibaba => Arc::new(
+            AlibabaBinder::builder()
+                .endpoint(endpoint)
+                .region(&c.alibaba.region)
+                .metadata_endpoint(metadata)
+                .retry_policy(fast_retry())
+                .build()
+                .unwrap(),
+        ),
+        Cloud::Tencent => Arc::new(
+            TencentBinder::builder()
+                .endpoint(endpoint)
+                .region(&c.tencent.region)
+                .metadata_endpoint(metadata)
+                .retry_policy(fast_retry())
+                .settle_grace(Duration::from_millis(300))
+                .build()
+                .unwrap(),
+        ),
+    }
+}
+
+const CLOUDS: [(Cloud, &str, bool); 4] = [
+    (Cloud::Huawei, "ecs_agency", true),
+    (Cloud::Volcengine, "ecs_role", true),
+    (Cloud::Alibaba, "ecs_ram_role", true),
+    (Cloud::Tencent, "cvm_role", false),
+];
+
+/// Compute calls the cloud refused for an expired key, and all calls of
+/// `DescribeKeyPairs` (Tencent answers errors with 200; its refused call
+/// would be a run's first, that one, sent again).
+fn expired_answers(emu: &Emulator, cloud: Cloud) -> (usize, usize) {
+    let log = emu.request_log();
+    let refused = log
+        .iter()
+        .filter(|e| e.cloud == cloud && !e.action.starts_with("metadata:") && matches!(e.status, 400 | 401))
+        .count();
+    let setups = log.iter().filter(|e| e.cloud == cloud && e.action == "DescribeKeyPairs").count();
+    (refused, setups)
+}
+
+#[tokio::test]
+async fn every_cloud_binds_with_the_role_of_the_vm() {
+    let emu = emulator().instances(6).start().await.unwrap();
+    for (cloud, source, token_flow) in CLOUDS {
+        let ids = emu.inventory().ids(cloud);
+        let binder = role_binder(cloud, &emu, emu.base_url().as_str());
+        let report = binder.bind(bind_request(cloud, &emu, &ids)).await.unwrap();
+        assert!(report.all_bound(), "{cloud:?}: {report:?}");
+        assert_eq!(report.credential_source, Some(source), "{cloud:?}");
+        assert_consistent(&emu, cloud, &report, Some(keypair_binder_emulator::DEFAULT_KEYPAIR));
+        let calls = |action: &str| emu.request_log().iter().filter(|e| e.cloud == cloud && e.action == action).count();
+        // One fetch of the keys for the whole run, with the session token where the cloud has one.
+        assert_eq!(calls("metadata:credentials"), 1, "{cloud:?}");
+        assert_eq!(calls("metadata:token"), usize::from(token_flow), "{cloud:?}");
+        assert_eq!(expired_answers(&emu, cloud), (0, usize::from(cloud == Cloud::Tencent)), "{cloud:?}");
+    }
+}
+
+#[tokio::test]
+async fn short_lived_keys_are_fetched_again_before_they_expire() {
+    // Keys that live 1 s during runs stretched to about 3 s by a client-side rate limit.
+    let emu = emulator().instances(24).credential_ttl(Duration::from_secs(1)).start().await.unwrap();
+    let ids = emu.inventory().ids(Cloud::Volcengine);
+    let binder = VolcengineBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .region(&emu.credentials().volcengine.region)
+        .metadata_endpoint(emu.base_url().as_str())
+        .retry_policy(fast_retry())
+        .rate_limit(RateLimit::per_second(std::num::NonZeroU32::new(8).unwrap()))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    for pair in ids.chunks(2) {
+        let report = binder.bind(bind_request(Cloud::Volcengine, &emu, pair)).await.unwrap();
+        assert!(report.all_bound(), "{report:?}");
+    }
+    let lasted = started.elapsed();
+    assert!(lasted > Duration::from_secs(2), "the runs must outlive the keys: {lasted:?}");
+    assert_eq!(expired_answers(&emu, Cloud::Volcengine).0, 0, "no call went out with an expired key");
+    // A fetch about every 0.8 s (a fifth of the life before expiry): a handful, never one per call.
+    let fetched = emu.calls("metadata:credentials");
+    let calls = emu.request_log().iter().filter(|e| e.cloud == Cloud::Volcengine).count();
+    let most = lasted.as_secs_f64() / 0.8 + 2.0;
+    assert!(fetched >= 3 && (fetched as f64) <= most, "{fetched} fetches in {lasted:?} for {calls} calls");
+}
+
+#[tokio::test]
+async fn a_key_the_cloud_calls_expired_is_fetched_once_more_and_the_call_sent_again() {
+    let emu = emulator().instances(8).start().await.unwrap();
+    for (cloud, _, _) in CLOUDS {
+        let ids = emu.inventory().ids(cloud);
+        let binder = role_binder(cloud, &emu, emu.base_url().as_str());
+        assert!(binder.bind(bind_request(cloud, &emu, &ids[..4])).await.unwrap().all_bound());
+        let fetched =
+            emu.request_log().iter().filter(|e| e.cloud == cloud && e.action == "metadata:credentials").count();
+        let (_, setups) = expired_answers(&emu, cloud);
+        emu.expire_issued_keys();
+        let report = binder.bind(bind_request(cloud, &emu, &ids[4..])).await.unwrap();
+        assert!(report.all_bound(), "{cloud:?}: {report:?}");
+        assert_consistent(&emu, cloud, &report, Some(keypair_binder_emulator::DEFAULT_KEYPAIR));
+        let now = emu.request_log().iter().filter(|e| e.cloud == cloud && e.action == "metadata:credentials").count();
+        assert_eq!(now, fetched + 1, "{cloud:?}: one fresh fetch");
+        // One call answered expired, then sent again (Tencent: the run's DescribeKeyPairs, twice).
+        let expected = if cloud == Cloud::Tencent { (0, setups + 2) } else { (1, setups) };
+        assert_eq!(expired_answers(&emu, cloud), expected, "{cloud:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_metadata_service_fails_fast_before_any_cloud_call() {
+    let emu = emulator().instances(2).start().await.unwrap();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for (cloud, source, _) in CLOUDS {
+        let ids = emu.inventory().ids(cloud);
+        let binder = role_binder(cloud, &emu, &format!("http://{closed}"));
+        let started = std::time::Instant::now();
+        let err = binder.bind(bind_request(cloud, &emu, &ids)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{cloud:?}: {:?}", started.elapsed());
+        let Error::NoCredentials { failure, .. } = &err else { panic!("{cloud:?}: {err}") };
+        assert!(failure.message.contains(source) && failure.message.contains("unreachable"), "{err}");
+    }
+    assert_eq!(emu.total_calls(), 0, "no cloud call at all");
+}

@@ -169,3 +169,71 @@ async fn an_unreachable_metadata_service_fails_fast_before_any_cloud_call() {
     }
     assert_eq!(emu.total_calls(), 0, "no cloud call at all");
 }
+
+/// An Alibaba binder that gets its keys from the emulator's STS.
+fn alibaba_with_sts(emu: &Emulator) -> keypair_binder::alibaba::AlibabaBuilder {
+    AlibabaBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .region(&emu.credentials().alibaba.region)
+        .sts_endpoint(emu.base_url().as_str())
+        .retry_policy(fast_retry())
+}
+
+#[tokio::test]
+async fn an_oidc_token_is_exchanged_for_the_role_and_read_again_after_rotation() {
+    let emu = emulator().instances(8).start().await.unwrap();
+    let c = emu.credentials().alibaba.clone();
+    let ids = emu.inventory().ids(Cloud::Alibaba);
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let binder = alibaba_with_sts(&emu).oidc_role(&c.role_arn, &c.oidc_provider_arn, &token_file).build().unwrap();
+    let report = binder.bind(bind_request(Cloud::Alibaba, &emu, &ids[..4])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("oidc_role_arn"));
+    assert_eq!(emu.calls("sts:AssumeRoleWithOIDC"), 1);
+    // Kubernetes rotates the token; the keys run out: the new token is read from the file.
+    emu.rotate_oidc_token().unwrap();
+    emu.expire_issued_keys();
+    let report = binder.bind(bind_request(Cloud::Alibaba, &emu, &ids[4..])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(emu.calls("sts:AssumeRoleWithOIDC"), 2);
+    assert!(emu.request_log().iter().filter(|e| e.action.starts_with("sts:")).all(|e| e.status == 200));
+    // A token the STS does not take: no credentials, nothing sent to ECS.
+    let before = emu.calls("AttachKeyPair");
+    std::fs::write(emu.oidc_token_file(), "eyJ.not-the-token").unwrap();
+    let fresh = alibaba_with_sts(&emu).oidc_role(&c.role_arn, &c.oidc_provider_arn, &token_file).build().unwrap();
+    let err = fresh.bind(bind_request(Cloud::Alibaba, &emu, &ids[..1])).await.unwrap_err();
+    assert!(matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("OIDCToken")), "{err}");
+    assert_eq!(emu.calls("AttachKeyPair"), before);
+}
+
+#[tokio::test]
+async fn a_role_is_assumed_with_the_callers_keys_signed_as_the_sdk_signs() {
+    let emu = emulator().instances(4).start().await.unwrap();
+    let c = emu.credentials().alibaba.clone();
+    let ids = emu.inventory().ids(Cloud::Alibaba);
+    // The caller: permanent keys; the emulator checks AssumeRole's signature with the provider's signer.
+    let binder = alibaba_with_sts(&emu).credentials(&c.ak, &c.sk).assume_role(&c.role_arn).build().unwrap();
+    let report = binder.bind(bind_request(Cloud::Alibaba, &emu, &ids[..2])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("assume_role"));
+    assert_eq!(emu.calls("sts:AssumeRole"), 1);
+    // Role chaining: the caller is itself the VM's role (temporary keys and their token).
+    let chained = alibaba_with_sts(&emu)
+        .metadata_endpoint(emu.base_url().as_str())
+        .assume_role(&c.role_arn)
+        .role_session_name("rotation-2026")
+        .build()
+        .unwrap();
+    assert!(chained.bind(bind_request(Cloud::Alibaba, &emu, &ids[2..])).await.unwrap().all_bound());
+    assert_eq!(emu.calls("sts:AssumeRole"), 2);
+    // A caller whose signature does not verify: refused by STS, nothing sent to ECS.
+    let before = emu.calls("AttachKeyPair");
+    let wrong = alibaba_with_sts(&emu).credentials(&c.ak, "not-the-secret").assume_role(&c.role_arn).build().unwrap();
+    let err = wrong.bind(bind_request(Cloud::Alibaba, &emu, &ids[..1])).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("SignatureDoesNotMatch")),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("not-the-secret"));
+    assert_eq!(emu.calls("AttachKeyPair"), before);
+}

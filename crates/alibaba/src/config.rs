@@ -6,13 +6,16 @@ use std::path::PathBuf;
 
 use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
-use keypair_binder_core::kit::{Credential, Credentials, credentials_or_role};
+use std::sync::Arc;
+
+use keypair_binder_core::kit::{Credential, Credentials, RoleSource, credentials_or_role};
 use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
 use crate::instance_role;
 use crate::signer::AccessKey;
+use crate::sts::{Exchange, Sts, default_sts_endpoint};
 
 pub(crate) const PROVIDER: &str = "alibaba";
 
@@ -34,6 +37,18 @@ pub enum AlibabaConfigKey {
     Endpoint,
     /// INI credentials file path.
     CredentialsFile,
+    /// The role an OIDC token is exchanged for (RRSA).
+    RoleArn,
+    /// The OIDC provider of that token.
+    OidcProviderArn,
+    /// The file holding the OIDC token (read again on every refresh).
+    OidcTokenFile,
+    /// The session name of an assumed role.
+    RoleSessionName,
+    /// The region whose STS endpoint is used.
+    StsRegion,
+    /// `true`: the STS endpoint inside the VPC.
+    VpcEndpointEnabled,
     /// The ECS RAM role to ask the metadata service for.
     EcsMetadata,
     /// `true`: never ask the metadata service.
@@ -64,6 +79,12 @@ impl AlibabaConfigKey {
             Self::Endpoint => &["ALIBABA_CLOUD_ENDPOINT"],
             Self::CredentialsFile => &["ALIBABA_CLOUD_CREDENTIALS_FILE"],
             Self::EcsMetadata => &["ALIBABA_CLOUD_ECS_METADATA"],
+            Self::RoleArn => &["ALIBABA_CLOUD_ROLE_ARN"],
+            Self::OidcProviderArn => &["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"],
+            Self::OidcTokenFile => &["ALIBABA_CLOUD_OIDC_TOKEN_FILE"],
+            Self::RoleSessionName => &["ALIBABA_CLOUD_ROLE_SESSION_NAME"],
+            Self::StsRegion => &["ALIBABA_CLOUD_STS_REGION"],
+            Self::VpcEndpointEnabled => &["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"],
             Self::EcsMetadataDisabled => &["ALIBABA_CLOUD_ECS_METADATA_DISABLED"],
         }
     }
@@ -104,7 +125,18 @@ pub struct AlibabaBuilder {
     pub(crate) security_token: Option<Secret>,
     pub(crate) region: Option<String>,
     pub(crate) endpoint: Option<String>,
+    pub(crate) oidc: Option<Oidc>,
+    pub(crate) sts_region: Option<String>,
+    pub(crate) sts_vpc: bool,
     pub(crate) client: ClientSettings,
+}
+
+/// An OIDC role (RRSA on ACK): the role, its OIDC provider, the token file.
+#[derive(Clone)]
+pub(crate) struct Oidc {
+    role_arn: String,
+    provider_arn: String,
+    token_file: String,
 }
 
 impl AlibabaBuilder {
@@ -128,22 +160,40 @@ impl AlibabaBuilder {
         let var = |key: AlibabaConfigKey| env.first_var(key.env_names());
         let cli = cli.unwrap_or_default();
         let ini = ini.unwrap_or_default();
+        // The SDK's order: keys in the environment, an OIDC role (RRSA), then the profiles' keys.
+        let env_keys = var(AlibabaConfigKey::AccessKeyId).is_some();
+        let oidc = match (
+            var(AlibabaConfigKey::RoleArn),
+            var(AlibabaConfigKey::OidcProviderArn),
+            var(AlibabaConfigKey::OidcTokenFile),
+        ) {
+            (Some(role_arn), Some(provider_arn), Some(token_file)) if !env_keys => {
+                Some(Oidc { role_arn, provider_arn, token_file })
+            }
+            _ => None,
+        };
+        let keys_from_files = |cli: &str, ini: &str| if oidc.is_some() { None } else { from_files(cli, ini) };
+        let mut client = ClientSettings::default().with_instance_role(
+            var(AlibabaConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
+            var(AlibabaConfigKey::EcsMetadata).or_else(|| from_files(&cli.ram_role_name, &ini.role_name)),
+        );
+        client.role_session_name = var(AlibabaConfigKey::RoleSessionName);
         Self {
             access_key_id: var(AlibabaConfigKey::AccessKeyId)
-                .or_else(|| from_files(&cli.access_key_id, &ini.access_key_id)),
+                .or_else(|| keys_from_files(&cli.access_key_id, &ini.access_key_id)),
             access_key_secret: var(AlibabaConfigKey::AccessKeySecret)
-                .or_else(|| from_files(&cli.access_key_secret, &ini.access_key_secret))
+                .or_else(|| keys_from_files(&cli.access_key_secret, &ini.access_key_secret))
                 .map(Secret::new),
             security_token: var(AlibabaConfigKey::SecurityToken)
-                .or_else(|| from_files(&cli.sts_token, &ini.security_token))
+                .or_else(|| keys_from_files(&cli.sts_token, &ini.security_token))
                 .map(Secret::new),
             region: var(AlibabaConfigKey::Region).or_else(|| from_files(&cli.region_id, &ini.region_id)),
             endpoint: var(AlibabaConfigKey::Endpoint),
+            oidc,
+            sts_region: var(AlibabaConfigKey::StsRegion),
+            sts_vpc: var(AlibabaConfigKey::VpcEndpointEnabled).is_some_and(|v| v == "true"),
             // The default chain ends with the VM's RAM role, unless told not to ask.
-            client: ClientSettings::default().with_instance_role(
-                var(AlibabaConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
-                var(AlibabaConfigKey::EcsMetadata).or_else(|| from_files(&cli.ram_role_name, &ini.role_name)),
-            ),
+            client,
         }
     }
 
@@ -158,6 +208,9 @@ impl AlibabaBuilder {
             AlibabaConfigKey::Endpoint => self.endpoint = Some(value),
             AlibabaConfigKey::EcsMetadata => self.client.instance_role_name = Some(value),
             AlibabaConfigKey::EcsMetadataDisabled => self.client.instance_role = value != "true",
+            AlibabaConfigKey::RoleSessionName => self.client.role_session_name = Some(value),
+            AlibabaConfigKey::StsRegion => self.sts_region = Some(value),
+            AlibabaConfigKey::VpcEndpointEnabled => self.sts_vpc = value == "true",
             _ => {}
         }
         self
@@ -173,6 +226,19 @@ impl AlibabaBuilder {
     /// STS security token, for temporary credentials.
     pub fn security_token(mut self, token: impl Into<String>) -> Self {
         self.security_token = Some(Secret::new(token));
+        self
+    }
+
+    /// An OIDC role (RRSA): the token in `token_file` (read again on every
+    /// refresh) is exchanged for the role's keys with `AssumeRoleWithOIDC`.
+    pub fn oidc_role(
+        mut self,
+        role_arn: impl Into<String>,
+        provider_arn: impl Into<String>,
+        token_file: impl Into<String>,
+    ) -> Self {
+        self.oidc =
+            Some(Oidc { role_arn: role_arn.into(), provider_arn: provider_arn.into(), token_file: token_file.into() });
         self
     }
 
@@ -199,13 +265,40 @@ impl AlibabaBuilder {
             })),
             _ => None,
         };
-        let credentials = credentials_or_role(
-            PROVIDER,
-            &self.client,
-            given,
-            &instance_role::METADATA,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (nor a profile in ~/.aliyun/config.json or ~/.alibabacloud/credentials)",
-        )?;
+        let sts = |exchange: Exchange, role_arn: &str| -> Result<Box<Sts>, Error> {
+            let endpoint = match &self.client.sts_endpoint {
+                Some(e) => {
+                    let url =
+                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
+                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
+                    url
+                }
+                None => default_sts_endpoint(self.sts_region.as_deref(), self.sts_vpc),
+            };
+            let session_name = self.client.session_name();
+            Ok(Box::new(Sts { endpoint, role_arn: role_arn.to_string(), session_name, exchange }))
+        };
+        let credentials = match (&given, &self.oidc) {
+            (None, Some(oidc)) => {
+                let exchange = Exchange::Oidc { provider_arn: oidc.provider_arn.clone() };
+                let source = RoleSource::web_identity(sts(exchange, &oidc.role_arn)?, &oidc.token_file);
+                Credentials::new(Arc::new(source))
+            }
+            _ => credentials_or_role(
+                PROVIDER,
+                &self.client,
+                given,
+                &instance_role::METADATA,
+                "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET are not set (nor an OIDC role, nor a profile in ~/.aliyun/config.json or ~/.alibabacloud/credentials)",
+            )?,
+        };
+        // A role in another account, assumed with whatever the chain found.
+        let credentials = match &self.client.assume_role {
+            Some(role_arn) => {
+                Credentials::new(Arc::new(RoleSource::assumed(sts(Exchange::AssumeRole, role_arn)?, credentials)))
+            }
+            None => credentials,
+        };
         let region = self
             .region
             .clone()
@@ -304,5 +397,34 @@ mod tests {
         assert_eq!(default_endpoint("cn-hangzhou").as_str(), "https://ecs-cn-hangzhou.aliyuncs.com/");
         let err = AlibabaBuilder::new().region("cn-hangzhou").resolve().unwrap_err();
         assert!(err.to_string().contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{err}");
+    }
+
+    #[test]
+    fn the_chain_takes_env_keys_then_an_oidc_role_then_profiles_then_the_vm_role() {
+        let cli = r#"{"current":"work","profiles":[{"name":"work","mode":"AK","access_key_id":"LTAIcli","access_key_secret":"cli-secret","region_id":"cn-beijing"}]}"#;
+        let oidc = [
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/var/run/token"),
+        ];
+        let files = StaticEnv::new().with_home("/home/u").with_file("/home/u/.aliyun/config.json", cli);
+        let with_oidc = oidc.iter().fold(files.clone(), |env, (k, v)| env.with_var(k, v));
+        let source = |env: &StaticEnv| AlibabaBuilder::from_env_with(env).resolve().unwrap().0.source_name();
+        // An OIDC role comes before the profile's keys.
+        assert_eq!(source(&with_oidc), "oidc_role_arn");
+        // Keys in the environment come before both.
+        let with_keys = with_oidc
+            .clone()
+            .with_var("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")
+            .with_var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret");
+        assert_eq!(source(&with_keys), "static");
+        assert_eq!(AlibabaBuilder::from_env_with(&with_keys).access_key_id.as_deref(), Some("LTAIenv"));
+        // The profile's keys, then (with no keys anywhere) the VM's role.
+        assert_eq!(source(&files), "static");
+        let bare = StaticEnv::new().with_var("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou");
+        assert_eq!(source(&bare), "ecs_ram_role");
+        // A role to assume wraps whatever the chain found.
+        let assumed = AlibabaBuilder::from_env_with(&files).assume_role("acs:ram::2:role/x").resolve().unwrap();
+        assert_eq!(assumed.0.source_name(), "assume_role");
     }
 }

@@ -127,6 +127,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub metadata_endpoint: Option<String>,
 
+    /// A role to assume with whatever credentials were found (Alibaba: its ARN).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The session name of the assumed role (default kpbind-<random>).
+    #[arg(long, value_name = "NAME", requires = "role_arn")]
+    pub role_session_name: Option<String>,
+    /// Where the cloud's STS is, instead of its default host.
+    #[arg(long, value_name = "URL")]
+    pub sts_endpoint: Option<String>,
+
     /// Huawei: project id.
     #[arg(long)]
     pub project_id: Option<String>,

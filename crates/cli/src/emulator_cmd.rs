@@ -64,6 +64,7 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
         "volcengine": credentials.volcengine,
         "alibaba": credentials.alibaba,
         "tencent": credentials.tencent,
+        "oidc_token_file": emulator.oidc_token_file(),
     });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{first_line}").and_then(|_| stdout.flush()).is_err() {

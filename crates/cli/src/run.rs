@@ -386,6 +386,15 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(m) = &args.metadata_endpoint {
                 b = b.metadata_endpoint(m);
             }
+            if let Some(arn) = &args.role_arn {
+                b = b.assume_role(arn);
+            }
+            if let Some(name) = &args.role_session_name {
+                b = b.role_session_name(name);
+            }
+            if let Some(url) = &args.sts_endpoint {
+                b = b.sts_endpoint(url);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -417,6 +426,15 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(m) = &args.metadata_endpoint {
                 b = b.metadata_endpoint(m);
             }
+            if let Some(arn) = &args.role_arn {
+                b = b.assume_role(arn);
+            }
+            if let Some(name) = &args.role_session_name {
+                b = b.role_session_name(name);
+            }
+            if let Some(url) = &args.sts_endpoint {
+                b = b.sts_endpoint(url);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -437,6 +455,15 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(m) = &args.metadata_endpoint {
                 b = b.metadata_endpoint(m);
             }
+            if let Some(arn) = &args.role_arn {
+                b = b.assume_role(arn);
+            }
+            if let Some(name) = &args.role_session_name {
+                b = b.role_session_name(name);
+            }
+            if let Some(url) = &args.sts_endpoint {
+                b = b.sts_endpoint(url);
+            }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -455,6 +482,15 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             }
             if let Some(m) = &args.metadata_endpoint {
                 b = b.metadata_endpoint(m);
+            }
+            if let Some(arn) = &args.role_arn {
+                b = b.assume_role(arn);
+            }
+            if let Some(name) = &args.role_session_name {
+                b = b.role_session_name(name);
+            }
+            if let Some(url) = &args.sts_endpoint {
+                b = b.sts_endpoint(url);
             }
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);

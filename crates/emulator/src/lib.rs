@@ -27,6 +27,7 @@ mod inventory;
 mod metadata;
 mod server;
 mod state;
+mod sts;
 mod tencent;
 mod volcengine;
 
@@ -145,6 +146,10 @@ pub struct AlibabaCredentials {
     pub region: String,
     /// The role the metadata service says is attached to every VM.
     pub instance_role: String,
+    /// The RAM role `AssumeRole` and `AssumeRoleWithOIDC` hand out.
+    pub role_arn: String,
+    /// The OIDC provider whose tokens `AssumeRoleWithOIDC` takes.
+    pub oidc_provider_arn: String,
 }
 
 impl Default for Credentials {
@@ -182,6 +187,8 @@ impl Default for Credentials {
                 security_token: "EMULATOR-ALIBABA-STS-TOKEN-0001".into(),
                 region: "cn-hangzhou".into(),
                 instance_role: INSTANCE_ROLE.into(),
+                role_arn: sts::ALIBABA_ROLE_ARN.into(),
+                oidc_provider_arn: sts::ALIBABA_OIDC_PROVIDER_ARN.into(),
             },
             tencent: TencentCredentials {
                 secret_id: "AKIDEmulatorSecretId0000000000000001".into(),
@@ -346,9 +353,14 @@ impl EmulatorBuilder {
         });
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
+        // The web identity token a pod would have, in a file of its own.
+        let oidc_token_file =
+            std::env::temp_dir().join(format!("kpbind-emulator-{}-{}.token", std::process::id(), addr.port()));
+        let token = shared.world().oidc_token.clone();
+        std::fs::write(&oidc_token_file, token)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), stopped));
-        Ok(Emulator { addr, shared, inventory, stop, task: Mutex::new(Some(task)) })
+        Ok(Emulator { addr, shared, inventory, stop, task: Mutex::new(Some(task)), oidc_token_file })
     }
 }
 
@@ -359,6 +371,7 @@ pub struct Emulator {
     inventory: Inventory,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    oidc_token_file: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -464,6 +477,20 @@ impl Emulator {
         }
     }
 
+    /// The file holding the web identity token its STS accepts (OIDC).
+    pub fn oidc_token_file(&self) -> &std::path::Path {
+        &self.oidc_token_file
+    }
+
+    /// Writes a new web identity token to the file, as Kubernetes rotates
+    /// projected tokens; the old one is refused from now on.
+    pub fn rotate_oidc_token(&self) -> std::io::Result<()> {
+        let token = sts::new_oidc_token();
+        std::fs::write(&self.oidc_token_file, &token)?;
+        self.shared.world().oidc_token = token;
+        Ok(())
+    }
+
     /// Expires every temporary key the metadata services issued so far, as
     /// if their time had run out: the compute APIs answer with each cloud's
     /// expired-token error until the client fetches new ones.
@@ -494,5 +521,6 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        let _ = std::fs::remove_file(&self.oidc_token_file);
     }
 }

@@ -112,8 +112,9 @@ pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action:
     }
 }
 
-/// Issues temporary keys for `cloud`, answered in its service's format.
-fn issue(shared: &Shared, cloud: Cloud) -> Response {
+/// New temporary keys of `cloud`, recorded so the compute APIs take them
+/// until they expire: the access key, the key, and its expiry as wall time.
+pub(crate) fn issue_key(shared: &Shared, cloud: Cloud) -> (String, IssuedKey, chrono::DateTime<Utc>) {
     let ttl = shared.timing.credential_ttl;
     let n = uuid::Uuid::new_v4().simple().to_string();
     let access_key = match cloud {
@@ -129,6 +130,13 @@ fn issue(shared: &Shared, cloud: Cloud) -> Response {
         expires: Instant::now() + ttl,
     };
     let expires = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    shared.world().issued_keys.insert(access_key.clone(), key.clone());
+    (access_key, key, expires)
+}
+
+/// Issues temporary keys for `cloud`, answered in its metadata service's format.
+fn issue(shared: &Shared, cloud: Cloud) -> Response {
+    let (access_key, key, expires) = issue_key(shared, cloud);
     let body = match cloud {
         Cloud::Alibaba => json!({
             "Code": "Success", "AccessKeyId": access_key, "AccessKeySecret": key.secret,
@@ -148,6 +156,5 @@ fn issue(shared: &Shared, cloud: Cloud) -> Response {
             "ExpiredTime": expires.to_rfc3339_opts(SecondsFormat::Millis, true),
         }),
     };
-    shared.world().issued_keys.insert(access_key, key);
     axum::Json(body).into_response()
 }

@@ -129,9 +129,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         headers: parts.headers,
         body,
     };
-    // Metadata calls by their paths; the clouds by their signing headers.
-    if let Some((cloud, action)) = crate::metadata::route(&incoming) {
-        let answer = crate::metadata::handle(&shared, &incoming, cloud, action);
+    // Metadata and STS calls by their paths and actions; the clouds by their signing headers.
+    if let Some((cloud, action)) = crate::metadata::route(&incoming).or_else(|| crate::sts::route(&incoming)) {
+        let answer = if action.starts_with("sts:") {
+            crate::sts::handle(&shared, &incoming, action)
+        } else {
+            crate::metadata::handle(&shared, &incoming, cloud, action)
+        };
         let entry = LogEntry {
             cloud,
             action: action.to_string(),

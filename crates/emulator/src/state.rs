@@ -141,6 +141,8 @@ pub(crate) struct World {
     pub issued_keys: HashMap<String, crate::metadata::IssuedKey>,
     /// Metadata session tokens handed out.
     pub metadata_tokens: std::collections::HashSet<String>,
+    /// The web identity token STS accepts now.
+    pub oidc_token: String,
     pub applications: HashMap<(Cloud, String), u32>,
     pub calls: BTreeMap<String, u64>,
     pub log: VecDeque<LogEntry>,
@@ -197,6 +199,7 @@ impl World {
             revoked_static_token: false,
             issued_keys: HashMap::new(),
             metadata_tokens: std::collections::HashSet::new(),
+            oidc_token: crate::sts::new_oidc_token(),
             applications: HashMap::new(),
             calls: BTreeMap::new(),
             log: VecDeque::new(),

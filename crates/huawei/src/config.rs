@@ -272,6 +272,7 @@ impl HuaweiBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
+        self.client.refuse_assume_role(PROVIDER)?;
         let auth = self.auth.clone();
         if auth.is_none() && !self.client.instance_role {
             return Err(Error::config(PROVIDER, format!("no credentials: {MISSING_CREDENTIALS}")));

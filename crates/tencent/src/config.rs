@@ -193,6 +193,7 @@ impl TencentBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
+        self.client.refuse_assume_role(PROVIDER)?;
         let given = self.given_key();
         if let Some(key) = &given {
             let padded = |v: &str| v.trim() != v;

@@ -200,6 +200,7 @@ impl VolcengineBuilder {
         let missing = |what: &str, key: VolcengineConfigKey| {
             Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
         };
+        self.client.refuse_assume_role(PROVIDER)?;
         let given = match (self.access_key.clone(), self.secret_key.clone()) {
             (Some(access_key), Some(secret_key)) => Some(kit::Credential::AccessKey(Credentials {
                 access_key,

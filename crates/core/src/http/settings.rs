@@ -82,9 +82,33 @@ pub struct ClientSettings {
     pub instance_role_name: Option<String>,
     /// Where the metadata service is, instead of the cloud's fixed address.
     pub metadata_endpoint: Option<String>,
+    /// A role to assume with whatever credentials the chain found.
+    pub assume_role: Option<String>,
+    /// The session name of an assumed role (default `kpbind-<random>`).
+    pub role_session_name: Option<String>,
+    /// Where the cloud's STS is, instead of its default host.
+    pub sts_endpoint: Option<String>,
 }
 
 impl ClientSettings {
+    /// Refuses a role to assume or an STS endpoint, for a provider that
+    /// cannot assume roles yet: never bind with the caller's own keys instead.
+    pub fn refuse_assume_role(&self, provider: &'static str) -> Result<(), crate::Error> {
+        if self.assume_role.is_some() || self.sts_endpoint.is_some() {
+            return Err(crate::Error::config(provider, "assuming a role (STS) is not supported by this provider yet"));
+        }
+        Ok(())
+    }
+
+    /// The session name of an assumed role: the one set, else `kpbind-` and
+    /// a random suffix (STS session names allow `[\w+=,.@-]`, 2 to 64).
+    pub fn session_name(&self) -> String {
+        self.role_session_name.clone().unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            format!("kpbind-{}", &id[..12])
+        })
+    }
+
     /// The same settings, using the VM's role when `on` (asking for `role`
     /// by name when given): what a default chain read from the environment.
     pub fn with_instance_role(mut self, on: bool, role: Option<String>) -> Self {
@@ -164,6 +188,24 @@ macro_rules! client_setters {
         pub fn metadata_endpoint(mut self, url: impl Into<String>) -> Self {
             self.client.metadata_endpoint = Some(url.into());
             self.client.instance_role = true;
+            self
+        }
+
+        /// Assumes this role (its ARN) with whatever credentials the chain found.
+        pub fn assume_role(mut self, role_arn: impl Into<String>) -> Self {
+            self.client.assume_role = Some(role_arn.into());
+            self
+        }
+
+        /// The session name of an assumed role (default `kpbind-<random>`).
+        pub fn role_session_name(mut self, name: impl Into<String>) -> Self {
+            self.client.role_session_name = Some(name.into());
+            self
+        }
+
+        /// Where the cloud's STS is, instead of its default host.
+        pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
+            self.client.sts_endpoint = Some(url.into());
             self
         }
 

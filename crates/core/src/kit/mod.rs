@@ -34,6 +34,7 @@ mod outgoing;
 mod poll;
 mod polling;
 mod provider;
+mod role_exchange;
 mod run;
 mod shell;
 mod signer;
@@ -56,6 +57,7 @@ pub use provider::{
     Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Profile, Provider, Readiness,
     Reconciler, STATE_CHANGE_WAIT, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
+pub use role_exchange::{RoleExchange, RoleSource};
 pub use shell::{CloudBinder, Refusals, RunOf};
 pub use signer::{Signer, signed_by};
 pub use token::derive_token;

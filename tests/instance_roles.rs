@@ -237,3 +237,36 @@ async fn a_role_is_assumed_with_the_callers_keys_signed_as_the_sdk_signs() {
     assert!(!err.to_string().contains("not-the-secret"));
     assert_eq!(emu.calls("AttachKeyPair"), before);
 }
+
+#[tokio::test]
+async fn volcengine_takes_an_oidc_role_and_assumes_roles_too() {
+    let emu = emulator().instances(6).start().await.unwrap();
+    let c = emu.credentials().volcengine.clone();
+    let ids = emu.inventory().ids(Cloud::Volcengine);
+    let sts = || {
+        VolcengineBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .region(&c.region)
+            .sts_endpoint(emu.base_url().as_str())
+            .retry_policy(fast_retry())
+    };
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let oidc = sts().oidc_role(&c.role_trn, &token_file).build().unwrap();
+    let report = oidc.bind(bind_request(Cloud::Volcengine, &emu, &ids[..2])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("oidc_role_trn"));
+    emu.rotate_oidc_token().unwrap();
+    emu.expire_issued_keys();
+    assert!(oidc.bind(bind_request(Cloud::Volcengine, &emu, &ids[2..4])).await.unwrap().all_bound());
+    assert_eq!(emu.calls("sts:AssumeRoleWithOIDC"), 2, "the rotated token was read from the file");
+
+    let assumed = sts().credentials(&c.ak, &c.sk).assume_role(&c.role_trn).build().unwrap();
+    let report = assumed.bind(bind_request(Cloud::Volcengine, &emu, &ids[4..])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("assume_role"));
+    assert_eq!(emu.calls("sts:AssumeRole"), 1);
+    assert!(emu.request_log().iter().filter(|e| e.action.starts_with("sts:")).all(|e| e.status == 200));
+    let wrong = sts().credentials(&c.ak, "not-the-secret").assume_role(&c.role_trn).build().unwrap();
+    let err = wrong.bind(bind_request(Cloud::Volcengine, &emu, &ids[..1])).await.unwrap_err();
+    assert!(matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("SignatureDoesNotMatch")), "{err}");
+}

@@ -95,6 +95,8 @@ pub struct VolcengineCredentials {
     pub region: String,
     /// The role the metadata service says is attached to every VM.
     pub instance_role: String,
+    /// The role `AssumeRole` and `AssumeRoleWithOIDC` hand out.
+    pub role_trn: String,
 }
 
 /// Everything a client needs to talk to the emulator.
@@ -178,6 +180,7 @@ impl Default for Credentials {
                 session_token: "EMULATOR-STS-SESSION-TOKEN-0001".into(),
                 region: "cn-beijing".into(),
                 instance_role: INSTANCE_ROLE.into(),
+                role_trn: sts::VOLCENGINE_ROLE_TRN.into(),
             },
             alibaba: AlibabaCredentials {
                 ak: "LTAI5tEmulatorAccessKey01".into(),

@@ -132,7 +132,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     // Metadata and STS calls by their paths and actions; the clouds by their signing headers.
     if let Some((cloud, action)) = crate::metadata::route(&incoming).or_else(|| crate::sts::route(&incoming)) {
         let answer = if action.starts_with("sts:") {
-            crate::sts::handle(&shared, &incoming, action)
+            crate::sts::handle(&shared, &incoming, cloud, action)
         } else {
             crate::metadata::handle(&shared, &incoming, cloud, action)
         };

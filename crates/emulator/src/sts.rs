@@ -1,8 +1,8 @@
-//! Alibaba Cloud STS (2015-04-01) on the emulator's port: `AssumeRole`,
-//! whose RPC signature is checked with the provider crate's signer against
-//! the caller's keys (permanent, STS or issued), and `AssumeRoleWithOIDC`,
-//! which takes the current web identity token only. Both hand out keys
-//! that live `credential_ttl`.
+//! The clouds' STS on the emulator's port: Alibaba (2015-04-01) and
+//! Volcengine (2018-01-01) `AssumeRole`, whose signature is checked with the
+//! provider crate's signer against the caller's keys (permanent, STS or
+//! issued), and `AssumeRoleWithOIDC`, which takes the current web identity
+//! token only. Both hand out keys that live `credential_ttl`.
 
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
@@ -20,6 +20,9 @@ pub const ALIBABA_ROLE_ARN: &str = "acs:ram::1000000000000001:role/kpbind-emulat
 /// The OIDC provider whose tokens it takes.
 pub const ALIBABA_OIDC_PROVIDER_ARN: &str = "acs:ram::1000000000000001:oidc-provider/kpbind-emulator";
 
+/// The role the emulated Volcengine STS hands out.
+pub const VOLCENGINE_ROLE_TRN: &str = "trn:iam::2100000001:role/kpbind-emulator-role";
+
 /// A new web identity token (shaped like a JWT, signed by nobody).
 pub(crate) fn new_oidc_token() -> String {
     format!("eyJhbGciOiJub25lIn0.{}.emulator", uuid::Uuid::new_v4().simple())
@@ -27,12 +30,17 @@ pub(crate) fn new_oidc_token() -> String {
 
 /// The STS call `incoming` is, if it is one.
 pub(crate) fn route(incoming: &Incoming) -> Option<(Cloud, &'static str)> {
-    if incoming.method != Method::GET || incoming.path != "/" || incoming.param("Version") != Some("2015-04-01") {
+    if incoming.path != "/" {
         return None;
     }
+    let cloud = match incoming.param("Version")? {
+        "2015-04-01" if incoming.method == Method::GET => Cloud::Alibaba,
+        "2018-01-01" => Cloud::Volcengine,
+        _ => return None,
+    };
     match incoming.param("Action")? {
-        "AssumeRole" => Some((Cloud::Alibaba, "sts:AssumeRole")),
-        "AssumeRoleWithOIDC" => Some((Cloud::Alibaba, "sts:AssumeRoleWithOIDC")),
+        "AssumeRole" => Some((cloud, "sts:AssumeRole")),
+        "AssumeRoleWithOIDC" => Some((cloud, "sts:AssumeRoleWithOIDC")),
         _ => None,
     }
 }
@@ -43,7 +51,10 @@ fn error(status: StatusCode, code: &str, message: &str) -> Answer {
 }
 
 /// Answers one STS call.
-pub(crate) fn handle(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
+pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action: &str) -> Answer {
+    if cloud == Cloud::Volcengine {
+        return volcengine(shared, incoming, action);
+    }
     if incoming.param("RoleArn") != Some(ALIBABA_ROLE_ARN) {
         return error(StatusCode::NOT_FOUND, "EntityNotExist.Role", "The role does not exist.");
     }
@@ -125,4 +136,55 @@ fn check_signature(shared: &Shared, incoming: &Incoming) -> Result<(), Answer> {
         ));
     }
     Ok(())
+}
+
+/// A Volcengine STS error in its envelope.
+fn volc_error(status: StatusCode, code: &str, message: &str, action: &str) -> Answer {
+    let body = json!({"ResponseMetadata": {
+        "RequestId": uuid::Uuid::new_v4().to_string(), "Action": action, "Version": "2018-01-01",
+        "Service": "sts", "Region": "cn-beijing", "Error": {"Code": code, "Message": message},
+    }});
+    Answer::new((status, axum::Json(body)).into_response(), 0)
+}
+
+/// Volcengine `AssumeRole` (signed in the `sts` scope, `GET`) and
+/// `AssumeRoleWithOIDC` (unsigned, `POST` with a form body).
+fn volcengine(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
+    let name = action.trim_start_matches("sts:");
+    let params: Vec<(String, String)> = if incoming.method == Method::POST {
+        url::form_urlencoded::parse(&incoming.body).into_owned().collect()
+    } else {
+        incoming.query.clone()
+    };
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if param("RoleTrn") != Some(VOLCENGINE_ROLE_TRN) {
+        return volc_error(StatusCode::NOT_FOUND, "RoleNotExist", "the role does not exist", name);
+    }
+    if name == "AssumeRole" {
+        if let Err(refused) = crate::volcengine::authenticate_as(shared, incoming, name, "sts") {
+            return Answer::new(refused, 0);
+        }
+    } else {
+        if incoming.header("authorization").is_some() {
+            return volc_error(StatusCode::BAD_REQUEST, "InvalidParameter", "AssumeRoleWithOIDC is not signed", name);
+        }
+        let current = shared.world().oidc_token.clone();
+        if param("OIDCToken") != Some(current.as_str()) {
+            return volc_error(StatusCode::BAD_REQUEST, "InvalidIdentityToken", "the OIDC token is invalid", name);
+        }
+    }
+    let (access_key, key, expires) = issue_key(shared, Cloud::Volcengine);
+    let expiry = expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = json!({
+        "ResponseMetadata": {"RequestId": uuid::Uuid::new_v4().to_string(), "Action": name, "Version": "2018-01-01", "Service": "sts", "Region": "cn-beijing"},
+        "Result": {
+            "Credentials": {
+                "AccessKeyId": access_key, "SecretAccessKey": key.secret, "SessionToken": key.token,
+                "ExpiredTime": expiry, "Expiration": expiry,
+                "CurrentTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+            "AssumedRoleUser": {"Trn": VOLCENGINE_ROLE_TRN, "AssumedRoleId": "2100000001:session"},
+        },
+    });
+    Answer::new(axum::Json(body).into_response(), 0)
 }

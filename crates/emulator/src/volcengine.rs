@@ -10,7 +10,7 @@ use chrono::Utc;
 use keypair_binder_core::Secret;
 use keypair_binder_core::sha256_hex;
 use keypair_binder_core::signing::parse_compact_utc;
-use keypair_binder_volcengine::request::EcsSigner;
+use keypair_binder_volcengine::request::{EcsSigner, StsSigner};
 use keypair_binder_volcengine::signer::{Credentials, parse_authorization};
 use keypair_binder_volcengine::wire::{API_VERSION, MAX_INSTANCES_PER_CALL};
 use serde_json::{Value, json};
@@ -80,8 +80,18 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
     Answer::new(response, count)
 }
 
-/// Verifies the signature; returns the region of its credential scope.
+/// Verifies the signature in the `ecs` scope; returns the region of its credential scope.
 fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String, Response> {
+    authenticate_as(shared, req, action, "ecs")
+}
+
+/// Verifies the signature in `service`'s scope (`ecs`, or `sts` for `AssumeRole`).
+pub(crate) fn authenticate_as(
+    shared: &Shared,
+    req: &Incoming,
+    action: &str,
+    service: &str,
+) -> Result<String, Response> {
     let creds = &shared.credentials.volcengine;
     let fail = |status, code: &str, message: &str, n| Err(error(status, code, message, action, Some(n)));
     let Some(authorization) = req.header("authorization") else {
@@ -135,9 +145,13 @@ fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String,
         secret_key: Secret::new(sk.as_str()),
         token: token.map(Secret::new),
     };
-    let signer = EcsSigner { region: auth.region.clone() };
     let query = keypair_binder_volcengine::signer::canonical_query(&req.query);
-    if auth.service != "ecs" || !req.signed_by(&signer, &credentials, &query, at) {
+    let signed = match (auth.service.as_str(), service) {
+        ("ecs", "ecs") => req.signed_by(&EcsSigner { region: auth.region.clone() }, &credentials, &query, at),
+        ("sts", "sts") => req.signed_by(&StsSigner { region: auth.region.clone() }, &credentials, &query, at),
+        _ => false,
+    };
+    if !signed {
         return fail(
             StatusCode::UNAUTHORIZED,
             "SignatureDoesNotMatch",

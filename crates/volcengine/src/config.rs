@@ -11,8 +11,11 @@ use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
+use std::sync::Arc;
+
 use crate::instance_role;
 use crate::signer::Credentials;
+use crate::sts::{Exchange, Sts, default_sts_endpoint};
 
 pub(crate) const PROVIDER: &str = "volcengine";
 
@@ -40,6 +43,12 @@ pub enum VolcengineConfigKey {
     EcsMetadata,
     /// `true`: never ask the metadata service.
     EcsMetadataDisabled,
+    /// The role an OIDC token is exchanged for (`trn:iam::<account>:role/<name>`).
+    OidcRoleTrn,
+    /// The file holding the OIDC token (read again on every refresh).
+    OidcTokenFile,
+    /// The session name of the role.
+    OidcRoleSessionName,
 }
 
 impl VolcengineConfigKey {
@@ -53,6 +62,9 @@ impl VolcengineConfigKey {
             Self::Endpoint => &["VOLCENGINE_ENDPOINT"],
             Self::EcsMetadata => &["VOLCENGINE_ECS_METADATA"],
             Self::EcsMetadataDisabled => &["VOLCENGINE_ECS_METADATA_DISABLED"],
+            Self::OidcRoleTrn => &["VOLCENGINE_OIDC_ROLE_TRN"],
+            Self::OidcTokenFile => &["VOLCENGINE_OIDC_TOKEN_FILE"],
+            Self::OidcRoleSessionName => &["VOLCENGINE_OIDC_ROLE_SESSION_NAME"],
         }
     }
 }
@@ -93,6 +105,8 @@ pub struct VolcengineBuilder {
     pub(crate) state_change_wait: Option<Duration>,
     pub(crate) verify_bindings: bool,
     pub(crate) precheck_states: bool,
+    /// An OIDC role: its TRN and the token file.
+    pub(crate) oidc: Option<(String, String)>,
 }
 
 impl VolcengineBuilder {
@@ -109,7 +123,17 @@ impl VolcengineBuilder {
     /// Reads an injected environment: variables first, then the CLI profile.
     pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
         let mut builder = Self::new();
-        let profile = cli_profile(env).unwrap_or_default();
+        let var = |key: VolcengineConfigKey| env.first_var(key.env_names());
+        // The SDK's order: keys in the environment, an OIDC role, then the CLI profile's keys.
+        let oidc = match (var(VolcengineConfigKey::OidcRoleTrn), var(VolcengineConfigKey::OidcTokenFile)) {
+            (Some(trn), Some(file)) if var(VolcengineConfigKey::AccessKey).is_none() => Some((trn, file)),
+            _ => None,
+        };
+        let mut profile = cli_profile(env).unwrap_or_default();
+        if oidc.is_some() {
+            (profile.access_key, profile.secret_key, profile.session_token) = Default::default();
+        }
+        builder.oidc = oidc;
         let pick = |key: VolcengineConfigKey, from_file: &str| {
             env.first_var(key.env_names()).or_else(|| (!from_file.is_empty()).then(|| from_file.to_string()))
         };
@@ -118,8 +142,8 @@ impl VolcengineBuilder {
         builder.session_token = pick(VolcengineConfigKey::SessionToken, &profile.session_token).map(Secret::new);
         builder.region = pick(VolcengineConfigKey::Region, &profile.region);
         builder.endpoint = pick(VolcengineConfigKey::Endpoint, &profile.endpoint);
+        builder.client.role_session_name = var(VolcengineConfigKey::OidcRoleSessionName);
         // The default chain ends with the instance's role, unless told not to ask.
-        let var = |key: VolcengineConfigKey| env.first_var(key.env_names());
         builder.client = builder.client.with_instance_role(
             var(VolcengineConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
             var(VolcengineConfigKey::EcsMetadata),
@@ -138,6 +162,8 @@ impl VolcengineBuilder {
             VolcengineConfigKey::Endpoint => self.endpoint = Some(value),
             VolcengineConfigKey::EcsMetadata => self.client.instance_role_name = Some(value),
             VolcengineConfigKey::EcsMetadataDisabled => self.client.instance_role = value != "true",
+            VolcengineConfigKey::OidcRoleSessionName => self.client.role_session_name = Some(value),
+            VolcengineConfigKey::OidcRoleTrn | VolcengineConfigKey::OidcTokenFile => {}
         }
         self
     }
@@ -152,6 +178,13 @@ impl VolcengineBuilder {
     /// STS session token, for temporary credentials.
     pub fn session_token(mut self, token: impl Into<String>) -> Self {
         self.session_token = Some(Secret::new(token));
+        self
+    }
+
+    /// An OIDC role: the token in `token_file` (read again on every refresh)
+    /// is exchanged for the role's keys with `AssumeRoleWithOIDC`.
+    pub fn oidc_role(mut self, role_trn: impl Into<String>, token_file: impl Into<String>) -> Self {
+        self.oidc = Some((role_trn.into(), token_file.into()));
         self
     }
 
@@ -200,7 +233,6 @@ impl VolcengineBuilder {
         let missing = |what: &str, key: VolcengineConfigKey| {
             Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
         };
-        self.client.refuse_assume_role(PROVIDER)?;
         let given = match (self.access_key.clone(), self.secret_key.clone()) {
             (Some(access_key), Some(secret_key)) => Some(kit::Credential::AccessKey(Credentials {
                 access_key,
@@ -209,13 +241,38 @@ impl VolcengineBuilder {
             })),
             _ => None,
         };
-        let credentials = kit::credentials_or_role(
-            PROVIDER,
-            &self.client,
-            given,
-            &instance_role::METADATA,
-            "VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY are not set (nor a profile made with `ve configure`)",
-        )?;
+        let sts = |exchange: Exchange, role_trn: &str| -> Result<Box<Sts>, Error> {
+            let endpoint = match &self.client.sts_endpoint {
+                Some(e) => {
+                    let url =
+                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
+                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
+                    url
+                }
+                None => default_sts_endpoint(),
+            };
+            let session_name = self.client.session_name();
+            Ok(Box::new(Sts { endpoint, role_trn: role_trn.to_string(), session_name, exchange }))
+        };
+        let credentials = match (&given, &self.oidc) {
+            (None, Some((trn, file))) => {
+                kit::Credentials::new(Arc::new(kit::RoleSource::web_identity(sts(Exchange::Oidc, trn)?, file)))
+            }
+            _ => kit::credentials_or_role(
+                PROVIDER,
+                &self.client,
+                given,
+                &instance_role::METADATA,
+                "VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY are not set (nor an OIDC role, nor a profile made with `ve configure`)",
+            )?,
+        };
+        // A role in another account, assumed with whatever the chain found.
+        let credentials = match &self.client.assume_role {
+            Some(trn) => {
+                kit::Credentials::new(Arc::new(kit::RoleSource::assumed(sts(Exchange::AssumeRole, trn)?, credentials)))
+            }
+            None => credentials,
+        };
         let region = self.region.clone().ok_or_else(|| missing("region", VolcengineConfigKey::Region))?;
         check_region(PROVIDER, &region)?;
         let endpoint = match &self.endpoint {
@@ -305,5 +362,24 @@ mod tests {
         assert!(b.clone().endpoint("http://127.0.0.1:9").resolve().is_ok());
         assert!(b.clone().endpoint("http://ecs.example.com").resolve().is_err());
         assert!(b.endpoint("http://ecs.example.com").allow_http(true).resolve().is_ok());
+    }
+
+    #[test]
+    fn the_chain_takes_env_keys_then_an_oidc_role_then_the_profile_then_the_vm_role() {
+        let config = r#"{"current":"default","profiles":{"default":{"mode":"ak","access-key":"AKLTcli","secret-key":"cli","region":"cn-beijing"}}}"#;
+        let files = StaticEnv::new().with_home("/home/u").with_file("/home/u/.volcengine/config.json", config);
+        let with_oidc = files
+            .clone()
+            .with_var("VOLCENGINE_OIDC_ROLE_TRN", "trn:iam::1:role/r")
+            .with_var("VOLCENGINE_OIDC_TOKEN_FILE", "/var/run/token");
+        let source = |env: &StaticEnv| VolcengineBuilder::from_env_with(env).resolve().unwrap().0.source_name();
+        assert_eq!(source(&with_oidc), "oidc_role_trn");
+        let with_keys =
+            with_oidc.clone().with_var("VOLCENGINE_ACCESS_KEY", "AKLTenv").with_var("VOLCENGINE_SECRET_KEY", "env");
+        assert_eq!(source(&with_keys), "static");
+        assert_eq!(source(&files), "static");
+        assert_eq!(source(&StaticEnv::new().with_var("VOLCENGINE_REGION", "cn-beijing")), "ecs_role");
+        let assumed = VolcengineBuilder::from_env_with(&files).assume_role("trn:iam::2:role/x").resolve().unwrap();
+        assert_eq!(assumed.0.source_name(), "assume_role");
     }
 }

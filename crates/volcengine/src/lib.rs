@@ -31,6 +31,7 @@
 mod binder;
 mod config;
 mod instance_role;
+mod sts;
 keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{VolcengineBinder, plan};

@@ -116,6 +116,17 @@ fn is_signed(name: &str) -> bool {
 /// `X-Security-Token` and `Authorization`, over the canonical form of the
 /// query on the URL (the query itself when it was built canonical).
 pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentials, time: DateTime<Utc>) {
+    sign_as(request, region, signer::SERVICE, credentials, time);
+}
+
+/// [`sign`] for another service's scope (`sts`).
+pub fn sign_as(
+    request: &mut OutgoingRequest,
+    region: &str,
+    service: &str,
+    credentials: &Credentials,
+    time: DateTime<Utc>,
+) {
     let x_date = signer::format_x_date(time);
     let host = uri_host(&request.uri);
     let payload_hash: Cow<'_, str> =
@@ -133,7 +144,7 @@ pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentia
     if let Some(token) = token {
         signed.push(("x-security-token", token));
     }
-    let key = signer::signing_key(credentials.secret_key.expose(), &x_date[..8], region, signer::SERVICE);
+    let key = signer::signing_key(credentials.secret_key.expose(), &x_date[..8], region, service);
     let authorization = signer::authorization(
         request.method.as_str(),
         request.uri.path(),
@@ -143,6 +154,7 @@ pub fn sign(request: &mut OutgoingRequest, region: &str, credentials: &Credentia
         &credentials.access_key,
         &key,
         region,
+        service,
         &x_date,
     );
     let headers = &mut request.headers;
@@ -176,6 +188,23 @@ pub struct EcsSigner {
 impl Signer for EcsSigner {
     fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
         sign(request, &self.region, key, time);
+    }
+
+    fn added_headers(&self) -> &'static [&'static str] {
+        &["x-date", "x-content-sha256", "x-security-token", "authorization"]
+    }
+}
+
+/// The same signature in the STS service's scope (`sts`), for `AssumeRole`.
+#[derive(Clone, Debug)]
+pub struct StsSigner {
+    /// Region of the credential scope.
+    pub region: String,
+}
+
+impl Signer for StsSigner {
+    fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
+        sign_as(request, &self.region, "sts", key, time);
     }
 
     fn added_headers(&self) -> &'static [&'static str] {

@@ -99,13 +99,14 @@ pub fn authorization(
     access_key: &str,
     signing_key: &[u8],
     region: &str,
+    service: &str,
     x_date: &str,
 ) -> String {
     let canonical =
         Canonical { method, path, query: canonical_query, headers: SignedHeaders::new(headers.iter().copied()) };
     let mut hash = Sha256::new();
     canonical.write(&mut hash, payload_hash);
-    let scope = Scope::new(x_date, region);
+    let scope = Scope::new(x_date, region, service);
     let (signature, _) = scope.sign(signing_key, x_date, hex_digest(&hash.finalize().into()).as_str());
     scope.authorization(access_key, canonical.headers.names(), &signature)
 }
@@ -132,9 +133,9 @@ impl Canonical<'_> {
 struct Scope(String);
 
 impl Scope {
-    fn new(x_date: &str, region: &str) -> Self {
+    fn new(x_date: &str, region: &str, service: &str) -> Self {
         let date = x_date.get(..8).unwrap_or(x_date);
-        Self(format!("{date}/{region}/{SERVICE}/request"))
+        Self(format!("{date}/{region}/{service}/request"))
     }
 
     /// The hex signature, and the string to sign it covers.
@@ -188,7 +189,7 @@ impl CanonicalRequest<'_> {
             Canonical { method: self.method, path: self.path, query: &query, headers: SignedHeaders::new(signed) };
         let mut canonical_request = String::with_capacity(query.len() + 512);
         canonical.write(&mut canonical_request, self.payload_hash);
-        let scope = Scope::new(x_date, region);
+        let scope = Scope::new(x_date, region, SERVICE);
         let hash = hex_digest(&Sha256::digest(canonical_request.as_bytes()).into());
         let key = signing_key(secret_key, x_date.get(..8).unwrap_or(x_date), region, SERVICE);
         let (signature, string_to_sign) = scope.sign(&key, x_date, hash.as_str());

@@ -130,7 +130,7 @@ pub struct RunArgs {
     /// A role to assume with whatever credentials were found (Alibaba: its ARN).
     #[arg(long, value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// The session name of the assumed role (default kpbind-<random>).
+    /// The session name of the assumed role (default: kpbind- and a random suffix).
     #[arg(long, value_name = "NAME", requires = "role_arn")]
     pub role_session_name: Option<String>,
     /// Where the cloud's STS is, instead of its default host.

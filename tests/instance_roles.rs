@@ -268,5 +268,44 @@ async fn volcengine_takes_an_oidc_role_and_assumes_roles_too() {
     assert!(emu.request_log().iter().filter(|e| e.action.starts_with("sts:")).all(|e| e.status == 200));
     let wrong = sts().credentials(&c.ak, "not-the-secret").assume_role(&c.role_trn).build().unwrap();
     let err = wrong.bind(bind_request(Cloud::Volcengine, &emu, &ids[..1])).await.unwrap_err();
-    assert!(matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("SignatureDoesNotMatch")), "{err}");
+    assert!(
+        matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("SignatureDoesNotMatch")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn tencent_takes_a_tke_web_identity_and_assumes_roles_too() {
+    let emu = emulator().instances(6).start().await.unwrap();
+    let c = emu.credentials().tencent.clone();
+    let ids = emu.inventory().ids(Cloud::Tencent);
+    let sts = || {
+        TencentBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .region(&c.region)
+            .sts_endpoint(emu.base_url().as_str())
+            .retry_policy(fast_retry())
+            .settle_grace(Duration::from_millis(300))
+    };
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let tke = sts().oidc_role(&c.role_arn, &c.oidc_provider_id, &token_file).build().unwrap();
+    let report = tke.bind(bind_request(Cloud::Tencent, &emu, &ids[..2])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("tke_oidc"));
+    emu.rotate_oidc_token().unwrap();
+    emu.expire_issued_keys();
+    assert!(tke.bind(bind_request(Cloud::Tencent, &emu, &ids[2..4])).await.unwrap().all_bound());
+    assert_eq!(emu.calls("sts:AssumeRoleWithWebIdentity"), 2, "the rotated token was read from the file");
+
+    let assumed = sts().credentials(&c.secret_id, &c.secret_key).assume_role(&c.role_arn).build().unwrap();
+    let report = assumed.bind(bind_request(Cloud::Tencent, &emu, &ids[4..])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("assume_role"));
+    assert_eq!(emu.calls("sts:AssumeRole"), 1);
+    let wrong = sts().credentials(&c.secret_id, "not-the-secret").assume_role(&c.role_arn).build().unwrap();
+    let err = wrong.bind(bind_request(Cloud::Tencent, &emu, &ids[..1])).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NoCredentials { failure, .. } if failure.message.contains("SignatureFailure")),
+        "{err}"
+    );
 }

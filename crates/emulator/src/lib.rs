@@ -129,6 +129,10 @@ pub struct TencentCredentials {
     pub region: String,
     /// The role the metadata service says is attached to every VM.
     pub instance_role: String,
+    /// The role `AssumeRole` and `AssumeRoleWithWebIdentity` hand out.
+    pub role_arn: String,
+    /// The OIDC provider id of the emulated TKE cluster.
+    pub oidc_provider_id: String,
 }
 
 /// Credentials the emulated Alibaba Cloud accepts. Made up; printing them is fine.
@@ -201,6 +205,8 @@ impl Default for Credentials {
                 token: "EMULATOR-TENCENT-STS-TOKEN-0001".into(),
                 region: "ap-guangzhou".into(),
                 instance_role: INSTANCE_ROLE.into(),
+                role_arn: sts::TENCENT_ROLE_ARN.into(),
+                oidc_provider_id: sts::TENCENT_PROVIDER_ID.into(),
             },
         }
     }

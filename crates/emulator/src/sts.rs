@@ -23,6 +23,11 @@ pub const ALIBABA_OIDC_PROVIDER_ARN: &str = "acs:ram::1000000000000001:oidc-prov
 /// The role the emulated Volcengine STS hands out.
 pub const VOLCENGINE_ROLE_TRN: &str = "trn:iam::2100000001:role/kpbind-emulator-role";
 
+/// The role the emulated Tencent STS hands out.
+pub const TENCENT_ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/kpbind-emulator-role";
+/// The TKE cluster's OIDC provider id.
+pub const TENCENT_PROVIDER_ID: &str = "kpbind-emulator-cluster";
+
 /// A new web identity token (shaped like a JWT, signed by nobody).
 pub(crate) fn new_oidc_token() -> String {
     format!("eyJhbGciOiJub25lIn0.{}.emulator", uuid::Uuid::new_v4().simple())
@@ -32,6 +37,13 @@ pub(crate) fn new_oidc_token() -> String {
 pub(crate) fn route(incoming: &Incoming) -> Option<(Cloud, &'static str)> {
     if incoming.path != "/" {
         return None;
+    }
+    if incoming.header("x-tc-version") == Some("2018-08-13") {
+        return match incoming.header("x-tc-action")? {
+            "AssumeRole" => Some((Cloud::Tencent, "sts:AssumeRole")),
+            "AssumeRoleWithWebIdentity" => Some((Cloud::Tencent, "sts:AssumeRoleWithWebIdentity")),
+            _ => None,
+        };
     }
     let cloud = match incoming.param("Version")? {
         "2015-04-01" if incoming.method == Method::GET => Cloud::Alibaba,
@@ -52,8 +64,10 @@ fn error(status: StatusCode, code: &str, message: &str) -> Answer {
 
 /// Answers one STS call.
 pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action: &str) -> Answer {
-    if cloud == Cloud::Volcengine {
-        return volcengine(shared, incoming, action);
+    match cloud {
+        Cloud::Volcengine => return volcengine(shared, incoming, action),
+        Cloud::Tencent => return tencent(shared, incoming, action),
+        _ => {}
     }
     if incoming.param("RoleArn") != Some(ALIBABA_ROLE_ARN) {
         return error(StatusCode::NOT_FOUND, "EntityNotExist.Role", "The role does not exist.");
@@ -186,5 +200,43 @@ fn volcengine(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
             "AssumedRoleUser": {"Trn": VOLCENGINE_ROLE_TRN, "AssumedRoleId": "2100000001:session"},
         },
     });
+    Answer::new(axum::Json(body).into_response(), 0)
+}
+
+/// Tencent `AssumeRole` (TC3 in the `sts` scope) and
+/// `AssumeRoleWithWebIdentity` (`Authorization: SKIP`); errors with status 200.
+fn tencent(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
+    let refused = |code: &str, message: &str| Answer::new(crate::tencent::error(code, message), 0);
+    let body: serde_json::Value = serde_json::from_slice(&incoming.body).unwrap_or_default();
+    if body["RoleArn"].as_str() != Some(TENCENT_ROLE_ARN) {
+        return refused("ResourceNotFound.RoleNotFound", "The role does not exist.");
+    }
+    if action == "sts:AssumeRole" {
+        if let Err(response) =
+            crate::tencent::authenticate_with(shared, incoming, &keypair_binder_tencent::request::StsSigner)
+        {
+            return Answer::new(response, 0);
+        }
+    } else {
+        if incoming.header("authorization") != Some("SKIP") {
+            return refused(
+                "AuthFailure.InvalidAuthorization",
+                "AssumeRoleWithWebIdentity is sent with Authorization: SKIP.",
+            );
+        }
+        let current = shared.world().oidc_token.clone();
+        if body["ProviderId"].as_str() != Some(TENCENT_PROVIDER_ID)
+            || body["WebIdentityToken"].as_str() != Some(current.as_str())
+        {
+            return refused("InvalidParameter.WebIdentityTokenError", "The web identity token is invalid.");
+        }
+    }
+    let (access_key, key, expires) = issue_key(shared, Cloud::Tencent);
+    let body = json!({"Response": {
+        "Credentials": {"Token": key.token, "TmpSecretId": access_key, "TmpSecretKey": key.secret},
+        "ExpiredTime": expires.timestamp(),
+        "Expiration": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "RequestId": uuid::Uuid::new_v4().to_string(),
+    }});
     Answer::new(axum::Json(body).into_response(), 0)
 }

@@ -56,6 +56,15 @@ pub(crate) fn gateway(status: StatusCode, message: &str) -> Response {
 }
 
 fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+    authenticate_with(shared, req, &CvmSigner)
+}
+
+/// Verifies a TC3 signature made by `signer` (CVM's scope, or STS's for `AssumeRole`).
+pub(crate) fn authenticate_with(
+    shared: &Shared,
+    req: &Incoming,
+    signer: &dyn keypair_binder_core::kit::Signer,
+) -> Result<(), Response> {
     let creds = &shared.credentials.tencent;
     let Some(authorization) = req.header("authorization") else {
         return Err(error("AuthFailure.InvalidAuthorization", "The Authorization header is missing."));
@@ -92,7 +101,7 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
         token: token.map(Secret::new),
     };
     let at = DateTime::<Utc>::from_timestamp(timestamp, 0).unwrap_or_default();
-    if !req.signed_by(&CvmSigner, &key, "", at) {
+    if !req.signed_by(signer, &key, "", at) {
         return Err(error("AuthFailure.SignatureFailure", "The provided credentials could not be validated."));
     }
     Ok(())

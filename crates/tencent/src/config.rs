@@ -13,8 +13,11 @@ use keypair_binder_core::{Error, Secret};
 use serde::Deserialize;
 use url::Url;
 
+use std::sync::Arc;
+
 use crate::instance_role;
 use crate::signer::Credentials;
+use crate::sts::{Exchange, Sts, default_sts_endpoint};
 
 pub(crate) const PROVIDER: &str = "tencent";
 
@@ -36,6 +39,14 @@ pub enum TencentConfigKey {
     Endpoint,
     /// INI credentials file path.
     CredentialsFile,
+    /// The role a TKE pod's web identity is exchanged for.
+    TkeRoleArn,
+    /// The TKE cluster's OIDC provider id.
+    TkeProviderId,
+    /// The file holding the pod's web identity token (read again on every refresh).
+    TkeWebIdentityTokenFile,
+    /// The region of the STS call.
+    TkeRegion,
 }
 
 impl TencentConfigKey {
@@ -49,6 +60,10 @@ impl TencentConfigKey {
             Self::Profile => &["TCCLI_PROFILE", "TENCENTCLOUD_PROFILE"],
             Self::Endpoint => &["TENCENTCLOUD_ENDPOINT"],
             Self::CredentialsFile => &["TENCENTCLOUD_CREDENTIALS_FILE"],
+            Self::TkeRoleArn => &["TKE_ROLE_ARN"],
+            Self::TkeProviderId => &["TKE_PROVIDER_ID"],
+            Self::TkeWebIdentityTokenFile => &["TKE_WEB_IDENTITY_TOKEN_FILE"],
+            Self::TkeRegion => &["TKE_REGION"],
         }
     }
 }
@@ -87,6 +102,17 @@ pub struct TencentBuilder {
     pub(crate) endpoint: Option<String>,
     pub(crate) settle_grace: Option<Duration>,
     pub(crate) client: ClientSettings,
+    /// A TKE OIDC role: its ARN, the OIDC provider id, the token file, the region.
+    pub(crate) oidc: Option<TkeOidc>,
+}
+
+/// The web identity of a TKE pod.
+#[derive(Clone)]
+pub(crate) struct TkeOidc {
+    role_arn: String,
+    provider_id: String,
+    token_file: String,
+    region: Option<String>,
 }
 
 impl TencentBuilder {
@@ -131,6 +157,16 @@ impl TencentBuilder {
             settle_grace: None,
             // The default chain ends with the CVM's role.
             client: ClientSettings::default().with_instance_role(true, None),
+            oidc: match (
+                var(TencentConfigKey::TkeRoleArn),
+                var(TencentConfigKey::TkeProviderId),
+                var(TencentConfigKey::TkeWebIdentityTokenFile),
+            ) {
+                (Some(role_arn), Some(provider_id), Some(token_file)) => {
+                    Some(TkeOidc { role_arn, provider_id, token_file, region: var(TencentConfigKey::TkeRegion) })
+                }
+                _ => None,
+            },
         }
     }
 
@@ -143,7 +179,7 @@ impl TencentBuilder {
             TencentConfigKey::Token => self.token = Some(Secret::new(value)),
             TencentConfigKey::Region => self.region = Some(value),
             TencentConfigKey::Endpoint => self.endpoint = Some(value),
-            TencentConfigKey::Profile | TencentConfigKey::CredentialsFile => {}
+            _ => {}
         }
         self
     }
@@ -158,6 +194,20 @@ impl TencentBuilder {
     /// STS token, for temporary credentials.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(Secret::new(token));
+        self
+    }
+
+    /// A TKE pod's web identity: the token in `token_file` (read again on
+    /// every refresh) is exchanged for the role's keys with
+    /// `AssumeRoleWithWebIdentity`.
+    pub fn oidc_role(
+        mut self,
+        role_arn: impl Into<String>,
+        provider_id: impl Into<String>,
+        token_file: impl Into<String>,
+    ) -> Self {
+        let (role_arn, provider_id, token_file) = (role_arn.into(), provider_id.into(), token_file.into());
+        self.oidc = Some(TkeOidc { role_arn, provider_id, token_file, region: None });
         self
     }
 
@@ -193,7 +243,6 @@ impl TencentBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
-        self.client.refuse_assume_role(PROVIDER)?;
         let given = self.given_key();
         if let Some(key) = &given {
             let padded = |v: &str| v.trim() != v;
@@ -201,13 +250,46 @@ impl TencentBuilder {
                 return Err(Error::config(PROVIDER, "the SecretId or SecretKey has leading or trailing spaces"));
             }
         }
-        let credentials = kit::credentials_or_role(
-            PROVIDER,
-            &self.client,
-            given.map(kit::Credential::AccessKey),
-            &instance_role::METADATA,
-            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY are not set (nor a tccli profile, nor ~/.tencentcloud/credentials)",
-        )?;
+        let sts = |exchange: Exchange, role_arn: &str, region: Option<&str>| -> Result<Box<Sts>, Error> {
+            let endpoint = match &self.client.sts_endpoint {
+                Some(e) => {
+                    let url =
+                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
+                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
+                    url
+                }
+                None => default_sts_endpoint(),
+            };
+            let region = region.unwrap_or("ap-guangzhou").to_string();
+            let session_name = self.client.session_name();
+            Ok(Box::new(Sts { endpoint, region, role_arn: role_arn.to_string(), session_name, exchange }))
+        };
+        // Keys given, then a TKE pod's web identity, then the CVM's role.
+        let credentials = match (&given, &self.oidc) {
+            (None, Some(oidc)) => {
+                let exchange = Exchange::WebIdentity { provider_id: oidc.provider_id.clone() };
+                let source = kit::RoleSource::web_identity(
+                    sts(exchange, &oidc.role_arn, oidc.region.as_deref())?,
+                    &oidc.token_file,
+                );
+                kit::Credentials::new(Arc::new(source))
+            }
+            _ => kit::credentials_or_role(
+                PROVIDER,
+                &self.client,
+                given.map(kit::Credential::AccessKey),
+                &instance_role::METADATA,
+                "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY are not set (nor a TKE web identity, nor a tccli profile, nor ~/.tencentcloud/credentials)",
+            )?,
+        };
+        // A role in another account, assumed with whatever the chain found.
+        let credentials = match &self.client.assume_role {
+            Some(arn) => {
+                let source = kit::RoleSource::assumed(sts(Exchange::AssumeRole, arn, None)?, credentials);
+                kit::Credentials::new(Arc::new(source))
+            }
+            None => credentials,
+        };
         let region =
             self.region.clone().ok_or_else(|| Error::config(PROVIDER, "missing region: set TENCENTCLOUD_REGION"))?;
         check_region(PROVIDER, &region)?;

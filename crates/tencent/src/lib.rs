@@ -44,6 +44,7 @@
 mod binder;
 mod config;
 mod instance_role;
+mod sts;
 keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{TencentBinder, plan};

@@ -8,7 +8,7 @@ use keypair_binder_core::kit::{OutgoingRequest, Signer, endpoint_uri, uri_host};
 use keypair_binder_core::report::Failure;
 use url::Url;
 
-use crate::signer::{Credentials, Tc3Request, sign_tc3};
+use crate::signer::{Credentials, Tc3Request, sign_tc3_for};
 use crate::wire::{Action, VERSION};
 
 const X_TC_ACTION: HeaderName = HeaderName::from_static("x-tc-action");
@@ -41,6 +41,32 @@ pub struct CvmSigner;
 
 impl Signer for CvmSigner {
     fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
+        sign_in_scope(request, key, time, crate::signer::SERVICE);
+    }
+
+    fn added_headers(&self) -> &'static [&'static str] {
+        &["x-tc-timestamp", "x-tc-token", "authorization"]
+    }
+}
+
+/// TC3 in the STS service's scope (`sts`), for `AssumeRole`.
+#[derive(Clone, Copy, Debug)]
+pub struct StsSigner;
+
+impl Signer for StsSigner {
+    fn sign(&self, request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>) {
+        sign_in_scope(request, key, time, "sts");
+    }
+
+    fn added_headers(&self) -> &'static [&'static str] {
+        &["x-tc-timestamp", "x-tc-token", "authorization"]
+    }
+}
+
+/// Signs `request` with TC3 in `service`'s scope: `X-TC-Timestamp` from the
+/// time (unless set), `content-type` and `host` signed, the token in `X-TC-Token`.
+fn sign_in_scope(request: &mut OutgoingRequest, key: &Credentials, time: DateTime<Utc>, service: &str) {
+    {
         let timestamp = match request.headers.get(&X_TC_TIMESTAMP).and_then(|v| v.to_str().ok()?.parse().ok()) {
             Some(t) => t,
             None => {
@@ -59,7 +85,7 @@ impl Signer for CvmSigner {
             unsigned_payload: false,
             timestamp,
         };
-        let signature = sign_tc3(&signable, key);
+        let signature = sign_tc3_for(&signable, key, service);
         if let Ok(value) = HeaderValue::try_from(signature.authorization) {
             request.headers.insert(AUTHORIZATION, value);
         }
@@ -69,9 +95,5 @@ impl Signer for CvmSigner {
             value.set_sensitive(true);
             request.headers.insert(X_TC_TOKEN, value);
         }
-    }
-
-    fn added_headers(&self) -> &'static [&'static str] {
-        &["x-tc-timestamp", "x-tc-token", "authorization"]
     }
 }

@@ -70,6 +70,11 @@ impl std::fmt::Debug for Tc3Signature {
 /// Signs with TC3-HMAC-SHA256: scope `<UTC date>/cvm/tc3_request`, key
 /// derived from `"TC3" + SecretKey`.
 pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signature {
+    sign_tc3_for(request, credentials, SERVICE)
+}
+
+/// [`sign_tc3`] in another service's scope (`sts`).
+pub fn sign_tc3_for(request: &Tc3Request<'_>, credentials: &Credentials, service: &str) -> Tc3Signature {
     let payload_hash =
         if request.unsigned_payload { sha256_hex(UNSIGNED_PAYLOAD.as_bytes()) } else { sha256_hex(request.payload) };
     let canonical_request = format!(
@@ -86,7 +91,7 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
             format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
         })
         .unwrap_or_default();
-    let credential_scope = format!("{date}/{SERVICE}/tc3_request");
+    let credential_scope = format!("{date}/{service}/tc3_request");
     let string_to_sign =
         format!("{TC3}\n{}\n{credential_scope}\n{}", request.timestamp, sha256_hex(canonical_request.as_bytes()));
     // The HMAC key holds the secret key: sized once (no copy left behind by
@@ -96,7 +101,7 @@ pub fn sign_tc3(request: &Tc3Request<'_>, credentials: &Credentials) -> Tc3Signa
     secret.push_str("TC3");
     secret.push_str(secret_key);
     let k_date = hmac_sha256(secret.as_bytes(), date.as_bytes());
-    let k_service = hmac_sha256(&k_date, SERVICE.as_bytes());
+    let k_service = hmac_sha256(&k_date, service.as_bytes());
     let k_signing = hmac_sha256(&k_service, b"tc3_request");
     let signature = hex_lower(&hmac_sha256(&k_signing, string_to_sign.as_bytes()));
     let authorization = format!(

@@ -309,3 +309,40 @@ async fn tencent_takes_a_tke_web_identity_and_assumes_roles_too() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn huawei_takes_an_oidc_agency_and_assumes_agencies_too() {
+    let emu = emulator().instances(6).start().await.unwrap();
+    let c = emu.credentials().huawei.clone();
+    let ids = emu.inventory().ids(Cloud::Huawei);
+    let sts = || {
+        HuaweiBinder::builder()
+            .endpoint(emu.base_url().as_str())
+            .region(&c.region)
+            .project_id(&c.project_id)
+            .sts_endpoint(emu.base_url().as_str())
+            .retry_policy(fast_retry())
+            .polling(fast_polling())
+    };
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let oidc = sts().oidc_agency(&c.oidc_provider_urn, &c.agency_urn, &token_file).build().unwrap();
+    let report = oidc.bind(bind_request(Cloud::Huawei, &emu, &ids[..2])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("oidc_agency"));
+    emu.rotate_oidc_token().unwrap();
+    emu.expire_issued_keys();
+    assert!(oidc.bind(bind_request(Cloud::Huawei, &emu, &ids[2..4])).await.unwrap().all_bound());
+    assert_eq!(emu.calls("sts:AssumeAgencyWithOidc"), 2, "the rotated token was read from the file");
+
+    let assumed = sts().credentials(&c.ak, &c.sk).assume_role(&c.agency_urn).build().unwrap();
+    let report = assumed.bind(bind_request(Cloud::Huawei, &emu, &ids[4..])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("assume_role"));
+    assert_eq!(emu.calls("sts:AssumeAgency"), 1);
+    // A caller whose signature does not verify: at most one refused call, nothing sent to KPS.
+    let before = emu.total_calls();
+    let wrong = sts().credentials(&c.ak, "not-the-secret").assume_role(&c.agency_urn).build().unwrap();
+    let err = wrong.bind(bind_request(Cloud::Huawei, &emu, &ids[..1])).await.unwrap_err();
+    assert!(matches!(&err, Error::NoCredentials { .. }), "{err}");
+    assert_eq!(emu.total_calls(), before + 1, "one refused STS call, nothing else");
+}

@@ -1025,7 +1025,7 @@ async fn with_no_keys_the_role_of_the_vm_binds_and_the_report_names_its_source()
 }
 
 #[tokio::test]
-async fn a_role_is_assumed_on_alibaba_and_refused_where_not_supported() {
+async fn a_role_is_assumed_on_alibaba_and_an_agency_on_huawei() {
     let emu = emulator(2).await;
     let env = env_for(&emu);
     let endpoint = emu.base_url().to_string();
@@ -1056,22 +1056,28 @@ async fn a_role_is_assumed_on_alibaba_and_refused_where_not_supported() {
     assert_eq!(emu.calls("sts:AssumeRole"), 1);
 
     let hw = emu.inventory().ids(Cloud::Huawei)[0].clone();
+    let agency = emu.credentials().huawei.agency_urn.clone();
     let args = [
         "bind",
         "--provider",
         "huawei",
         "--keypair",
-        "kp",
+        DEFAULT_KEYPAIR,
         "--instance",
         &hw,
         "--endpoint",
         &endpoint,
+        "--sts-endpoint",
+        &endpoint,
         "--role-arn",
-        &role,
+        &agency,
+        "--current-password-env",
+        "VM_ROOT_PASSWORD",
+        "--output",
+        "json",
     ];
-    let calls = emu.total_calls();
     let out = run(kpbind(&as_refs(&env)), &args, None).await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("not supported"), "{}", out.stderr);
-    assert_eq!(emu.total_calls(), calls);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["credential_source"], "assume_role");
+    assert_eq!(emu.calls("sts:AssumeAgency"), 1);
 }

@@ -152,7 +152,7 @@ fn authenticate(shared: &Shared, req: &Incoming, now: Instant) -> Result<(), Res
     verify_aksk(shared, req)
 }
 
-fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
     let creds = &shared.credentials.huawei;
     let Some(authorization) = req.header("authorization") else {
         return Err(unauthorized("no authentication information"));

@@ -76,6 +76,10 @@ pub struct HuaweiCredentials {
     pub vm_password: String,
     /// The role the metadata service says is attached to every VM.
     pub instance_role: String,
+    /// The agency STS v5 hands out (`assume`, `assume-with-oidc`).
+    pub agency_urn: String,
+    /// The identity provider whose OIDC ID tokens it takes.
+    pub oidc_provider_urn: String,
 }
 
 /// Credentials the emulated Volcengine accepts. Made up; printing them is fine.
@@ -175,6 +179,8 @@ impl Default for Credentials {
                 region: "cn-north-4".into(),
                 vm_password: "Emulator#VmRootPw1".into(),
                 instance_role: INSTANCE_ROLE.into(),
+                agency_urn: sts::HUAWEI_AGENCY_URN.into(),
+                oidc_provider_urn: sts::HUAWEI_PROVIDER_URN.into(),
             },
             volcengine: VolcengineCredentials {
                 ak: "AKLTemulatoraccesskey000001".into(),

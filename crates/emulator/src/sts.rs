@@ -28,6 +28,11 @@ pub const TENCENT_ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/kpbind-e
 /// The TKE cluster's OIDC provider id.
 pub const TENCENT_PROVIDER_ID: &str = "kpbind-emulator-cluster";
 
+/// The agency the emulated Huawei STS hands out.
+pub const HUAWEI_AGENCY_URN: &str = "iam::0e0e0e0e0e0e0e0e:agency:kpbind-emulator-agency";
+/// The identity provider whose ID tokens it takes.
+pub const HUAWEI_PROVIDER_URN: &str = "iam::0e0e0e0e0e0e0e0e:identityprovider:kpbind-emulator";
+
 /// A new web identity token (shaped like a JWT, signed by nobody).
 pub(crate) fn new_oidc_token() -> String {
     format!("eyJhbGciOiJub25lIn0.{}.emulator", uuid::Uuid::new_v4().simple())
@@ -35,6 +40,13 @@ pub(crate) fn new_oidc_token() -> String {
 
 /// The STS call `incoming` is, if it is one.
 pub(crate) fn route(incoming: &Incoming) -> Option<(Cloud, &'static str)> {
+    if incoming.method == Method::POST {
+        match incoming.path.as_str() {
+            "/v5/agencies/assume" => return Some((Cloud::Huawei, "sts:AssumeAgency")),
+            "/v5/agencies/assume-with-oidc" => return Some((Cloud::Huawei, "sts:AssumeAgencyWithOidc")),
+            _ => {}
+        }
+    }
     if incoming.path != "/" {
         return None;
     }
@@ -67,7 +79,8 @@ pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action:
     match cloud {
         Cloud::Volcengine => return volcengine(shared, incoming, action),
         Cloud::Tencent => return tencent(shared, incoming, action),
-        _ => {}
+        Cloud::Huawei => return huawei(shared, incoming, action),
+        Cloud::Alibaba => {}
     }
     if incoming.param("RoleArn") != Some(ALIBABA_ROLE_ARN) {
         return error(StatusCode::NOT_FOUND, "EntityNotExist.Role", "The role does not exist.");
@@ -239,4 +252,40 @@ fn tencent(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
         "RequestId": uuid::Uuid::new_v4().to_string(),
     }});
     Answer::new(axum::Json(body).into_response(), 0)
+}
+
+/// Huawei STS v5 `assume` (AK/SK signed) and `assume-with-oidc` (unsigned).
+fn huawei(shared: &Shared, incoming: &Incoming, action: &str) -> Answer {
+    let refused = |status: StatusCode, code: &str, message: &str| {
+        let body = json!({"error_code": code, "error_msg": message, "request_id": uuid::Uuid::new_v4().to_string()});
+        Answer::new((status, axum::Json(body)).into_response(), 0)
+    };
+    let body: serde_json::Value = serde_json::from_slice(&incoming.body).unwrap_or_default();
+    if body["agency_urn"].as_str() != Some(HUAWEI_AGENCY_URN) {
+        return refused(StatusCode::NOT_FOUND, "STS.0404", "The agency does not exist.");
+    }
+    if action == "sts:AssumeAgency" {
+        if let Err(response) = crate::huawei::verify_aksk(shared, incoming) {
+            return Answer::new(response, 0);
+        }
+    } else {
+        if incoming.header("authorization").is_some() {
+            return refused(StatusCode::BAD_REQUEST, "STS.0001", "assume-with-oidc is not signed.");
+        }
+        let current = shared.world().oidc_token.clone();
+        if body["provider_urn"].as_str() != Some(HUAWEI_PROVIDER_URN)
+            || body["id_token"].as_str() != Some(current.as_str())
+        {
+            return refused(StatusCode::BAD_REQUEST, "STS.0101", "The ID token is invalid.");
+        }
+    }
+    let (access_key, key, expires) = issue_key(shared, Cloud::Huawei);
+    let body = json!({
+        "credentials": {
+            "access_key_id": access_key, "secret_access_key": key.secret, "security_token": key.token,
+            "expiration": expires.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        },
+        "assumed_agency": {"agency_urn": HUAWEI_AGENCY_URN, "agency_session_id": "session"},
+    });
+    Answer::new((StatusCode::CREATED, axum::Json(body)).into_response(), 0)
 }

@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use keypair_binder_core::http::ClientSettings;
 use keypair_binder_core::http::HttpResponse;
+use keypair_binder_core::http::{ClientSettings, check_endpoint};
 use keypair_binder_core::kit::{
-    Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, credentials_or_role,
-    endpoint_uri,
+    Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, RoleSource,
+    credentials_or_role, endpoint_uri,
 };
 use keypair_binder_core::{Error, Failure, FailureKind, Secret};
 use url::Url;
@@ -23,31 +23,59 @@ use crate::config::{HuaweiAuth, MISSING_CREDENTIALS, PROVIDER};
 use crate::errors::{failure_of, snippet};
 use crate::instance_role;
 use crate::signer;
+use crate::sts::{Exchange, Sts, default_sts_endpoint};
 use crate::wire::{self, ProjectScope, Projects, TokenResponse};
 
 /// Assumed lifetime of a token whose answer gives none (IAM tokens last 24 h).
 const DEFAULT_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(23 * 3600);
 
-/// The binder's credentials for `auth`; none given: the ECS agency when the settings allow it.
-pub(crate) fn credentials(
-    auth: Option<HuaweiAuth>,
-    settings: &ClientSettings,
-    iam: Option<Url>,
-    region: Option<String>,
-    project: Option<String>,
-) -> Result<Credentials, Error> {
-    let Some(auth) = auth else {
-        return credentials_or_role(PROVIDER, settings, None, &instance_role::METADATA, MISSING_CREDENTIALS);
+/// Where a binder's credentials come from: its settings.
+pub(crate) struct Chain<'a> {
+    pub auth: Option<HuaweiAuth>,
+    pub oidc: Option<&'a (String, String, String)>,
+    pub settings: &'a ClientSettings,
+    pub iam: Option<Url>,
+    pub region: Option<String>,
+    pub project: Option<String>,
+}
+
+/// The binder's credentials: the mode given, else an OIDC agency, else the
+/// ECS agency when the settings allow it; a role to assume wraps them.
+pub(crate) fn credentials(chain: Chain<'_>) -> Result<Credentials, Error> {
+    let Chain { auth, oidc, settings, iam, region, project } = chain;
+    let sts = |exchange: Exchange, agency_urn: &str| -> Result<Box<Sts>, Error> {
+        let endpoint = match &settings.sts_endpoint {
+            Some(e) => {
+                let url = Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
+                check_endpoint(PROVIDER, &url, settings.allow_http)?;
+                url
+            }
+            None => default_sts_endpoint(region.as_deref()),
+        };
+        let session_name = settings.session_name();
+        Ok(Box::new(Sts { endpoint, agency_urn: agency_urn.to_string(), session_name, exchange }))
     };
-    Ok(match auth {
-        HuaweiAuth::AkSk(key) => Credentials::fixed(Credential::AccessKey(key)),
-        HuaweiAuth::Token(token) => {
+    let base = match (auth, oidc) {
+        (Some(HuaweiAuth::AkSk(key)), _) => Credentials::fixed(Credential::AccessKey(key)),
+        (Some(HuaweiAuth::Token(token)), _) => {
             Credentials::new(Arc::new(Named("iam_token", FixedCredential::new(Credential::Token(token)))))
         }
-        HuaweiAuth::Password { user, password, domain } => {
-            Credentials::new(Arc::new(IamPassword { user, password, domain, iam, region, project }))
+        (Some(HuaweiAuth::Password { user, password, domain }), _) => {
+            Credentials::new(Arc::new(IamPassword { user, password, domain, iam, region: region.clone(), project }))
         }
-    })
+        (None, Some((provider_urn, agency_urn, token_file))) => {
+            let exchange = Exchange::Oidc { provider_urn: provider_urn.clone() };
+            Credentials::new(Arc::new(RoleSource::web_identity(sts(exchange, agency_urn)?, token_file)))
+        }
+        (None, None) => credentials_or_role(PROVIDER, settings, None, &instance_role::METADATA, MISSING_CREDENTIALS)?,
+    };
+    // An agency in another account, assumed with whatever the chain found (AK/SK only).
+    match &settings.assume_role {
+        Some(agency_urn) => {
+            Ok(Credentials::new(Arc::new(RoleSource::assumed(sts(Exchange::Assume, agency_urn)?, base))))
+        }
+        None => Ok(base),
+    }
 }
 
 /// A fixed credential under a mode's own name.

@@ -23,7 +23,7 @@ use keypair_binder_core::{
 use url::Url;
 
 use crate::auth;
-use crate::config::{HuaweiAuth, HuaweiBuilder, PROVIDER, Polling};
+use crate::config::{HuaweiBuilder, PROVIDER, Polling};
 use crate::errors::{failure_of, parse_error, snippet, vm_failure};
 use crate::request::KpsRequest;
 use crate::signer;
@@ -90,14 +90,19 @@ impl HuaweiBuilder {
                 .collect::<Vec<_>>(),
         )?;
         let user_agent = http.options().user_agent.clone();
-        let auth_mode = resolved.auth.as_ref().map_or("ECS agency", HuaweiAuth::mode);
-        let credentials = auth::credentials(
-            resolved.auth,
-            &self.client,
-            resolved.iam_endpoint.clone(),
-            resolved.region.clone(),
-            resolved.project_id.clone(),
-        )?;
+        let auth_mode = match (&resolved.auth, &self.oidc) {
+            (Some(auth), _) => auth.mode(),
+            (None, Some(_)) => "OIDC agency",
+            (None, None) => "ECS agency",
+        };
+        let credentials = auth::credentials(auth::Chain {
+            auth: resolved.auth,
+            oidc: self.oidc.as_ref(),
+            settings: &self.client,
+            iam: resolved.iam_endpoint.clone(),
+            region: resolved.region.clone(),
+            project: resolved.project_id.clone(),
+        })?;
         let inner = Inner {
             endpoint: resolved.endpoint,
             ecs_endpoint: resolved.ecs_endpoint,

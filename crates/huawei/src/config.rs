@@ -106,6 +106,16 @@ pub enum HuaweiConfigKey {
     DomainName,
     /// Profile file path.
     CredentialsFile,
+    /// The identity provider of an OIDC ID token (`iam::<account>:identityprovider:<name>`).
+    OidcProviderUrn,
+    /// The agency the token is exchanged for (`iam::<account>:agency:<name>`).
+    OidcAgencyUrn,
+    /// The file holding the OIDC ID token (read again on every refresh).
+    OidcTokenFile,
+    /// The session name of the agency.
+    OidcSessionName,
+    /// The STS endpoint URL.
+    StsEndpoint,
 }
 
 impl HuaweiConfigKey {
@@ -123,6 +133,11 @@ impl HuaweiConfigKey {
             Self::UserPassword => &["HW_USER_PASSWORD"],
             Self::DomainName => &["HW_DOMAIN_NAME"],
             Self::CredentialsFile => &["HUAWEICLOUD_SDK_CREDENTIALS_FILE"],
+            Self::OidcProviderUrn => &["HUAWEICLOUD_OIDC_PROVIDER_URN"],
+            Self::OidcAgencyUrn => &["HUAWEICLOUD_OIDC_AGENCY_URN"],
+            Self::OidcTokenFile => &["HUAWEICLOUD_OIDC_TOKEN_FILE"],
+            Self::OidcSessionName => &["HUAWEICLOUD_OIDC_SESSION_NAME"],
+            Self::StsEndpoint => &["HUAWEICLOUD_SDK_STS_ENDPOINT"],
         }
     }
 }
@@ -138,6 +153,8 @@ pub struct HuaweiBuilder {
     pub(crate) auth: Option<HuaweiAuth>,
     pub(crate) client: ClientSettings,
     pub(crate) polling: Polling,
+    /// An OIDC agency: the identity provider, the agency, the token file.
+    pub(crate) oidc: Option<(String, String, String)>,
 }
 
 impl HuaweiBuilder {
@@ -185,7 +202,30 @@ impl HuaweiBuilder {
                 .or_else(|| aksk(from_profile("ak"), from_profile("sk"), from_profile("security_token")));
         // The default chain ends with the ECS agency, from the metadata service.
         builder.client = builder.client.with_instance_role(true, None);
+        builder.client.sts_endpoint = var(HuaweiConfigKey::StsEndpoint);
+        builder.client.role_session_name = var(HuaweiConfigKey::OidcSessionName);
+        // The SDK's chain starts with an OIDC agency (STS v5), before any key.
+        if let (Some(provider), Some(agency), Some(file)) = (
+            var(HuaweiConfigKey::OidcProviderUrn),
+            var(HuaweiConfigKey::OidcAgencyUrn),
+            var(HuaweiConfigKey::OidcTokenFile),
+        ) {
+            builder.oidc = Some((provider, agency, file));
+            builder.auth = None;
+        }
         builder
+    }
+
+    /// An OIDC agency (STS v5): the ID token in `token_file` (read again on
+    /// every refresh) is exchanged for the agency's keys.
+    pub fn oidc_agency(
+        mut self,
+        provider_urn: impl Into<String>,
+        agency_urn: impl Into<String>,
+        token_file: impl Into<String>,
+    ) -> Self {
+        self.oidc = Some((provider_urn.into(), agency_urn.into(), token_file.into()));
+        self
     }
 
     /// Region id (`cn-north-4`).
@@ -272,9 +312,8 @@ impl HuaweiBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
-        self.client.refuse_assume_role(PROVIDER)?;
         let auth = self.auth.clone();
-        if auth.is_none() && !self.client.instance_role {
+        if auth.is_none() && self.oidc.is_none() && !self.client.instance_role {
             return Err(Error::config(PROVIDER, format!("no credentials: {MISSING_CREDENTIALS}")));
         }
         let known = |r: &String| REGIONS.contains(&r.as_str());

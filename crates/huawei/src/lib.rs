@@ -35,6 +35,7 @@ mod auth;
 mod binder;
 mod config;
 mod instance_role;
+mod sts;
 keypair_binder_core::internal_modules!(errors, request, signer, wire);
 
 pub use binder::{AGENT_SOURCE_CIDR, HuaweiBinder, plan};

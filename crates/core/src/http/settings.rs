@@ -91,15 +91,6 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// Refuses a role to assume or an STS endpoint, for a provider that
-    /// cannot assume roles yet: never bind with the caller's own keys instead.
-    pub fn refuse_assume_role(&self, provider: &'static str) -> Result<(), crate::Error> {
-        if self.assume_role.is_some() || self.sts_endpoint.is_some() {
-            return Err(crate::Error::config(provider, "assuming a role (STS) is not supported by this provider yet"));
-        }
-        Ok(())
-    }
-
     /// The session name of an assumed role: the one set, else `kpbind-` and
     /// a random suffix (STS session names allow `[\w+=,.@-]`, 2 to 64).
     pub fn session_name(&self) -> String {

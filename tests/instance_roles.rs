@@ -346,3 +346,22 @@ async fn huawei_takes_an_oidc_agency_and_assumes_agencies_too() {
     assert!(matches!(&err, Error::NoCredentials { .. }), "{err}");
     assert_eq!(emu.total_calls(), before + 1, "one refused STS call, nothing else");
 }
+
+#[tokio::test]
+async fn alibaba_takes_keys_from_a_credentials_uri() {
+    let emu = emulator().instances(2).start().await.unwrap();
+    let ids = emu.inventory().ids(Cloud::Alibaba);
+    let uri =
+        format!("{}{}", emu.base_url().as_str().trim_end_matches('/'), keypair_binder_emulator::CREDENTIALS_URI_PATH);
+    let binder = AlibabaBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .region(&emu.credentials().alibaba.region)
+        .with_config(keypair_binder::alibaba::AlibabaConfigKey::CredentialsUri, uri)
+        .retry_policy(fast_retry())
+        .build()
+        .unwrap();
+    let report = binder.bind(bind_request(Cloud::Alibaba, &emu, &ids)).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("credentials_uri"));
+    assert_eq!(emu.calls("credentials:uri"), 1);
+}

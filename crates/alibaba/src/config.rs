@@ -49,6 +49,8 @@ pub enum AlibabaConfigKey {
     StsRegion,
     /// `true`: the STS endpoint inside the VPC.
     VpcEndpointEnabled,
+    /// A URI that answers with keys, the chain's last source.
+    CredentialsUri,
     /// The ECS RAM role to ask the metadata service for.
     EcsMetadata,
     /// `true`: never ask the metadata service.
@@ -85,6 +87,7 @@ impl AlibabaConfigKey {
             Self::RoleSessionName => &["ALIBABA_CLOUD_ROLE_SESSION_NAME"],
             Self::StsRegion => &["ALIBABA_CLOUD_STS_REGION"],
             Self::VpcEndpointEnabled => &["ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"],
+            Self::CredentialsUri => &["ALIBABA_CLOUD_CREDENTIALS_URI"],
             Self::EcsMetadataDisabled => &["ALIBABA_CLOUD_ECS_METADATA_DISABLED"],
         }
     }
@@ -115,6 +118,18 @@ struct CliProfile {
     region_id: String,
     #[serde(default)]
     ram_role_name: String,
+    #[serde(default)]
+    ram_role_arn: String,
+    #[serde(default)]
+    ram_session_name: String,
+    #[serde(default)]
+    oidc_provider_arn: String,
+    #[serde(default)]
+    oidc_token_file: String,
+    #[serde(default)]
+    role_session_name: String,
+    #[serde(default)]
+    source_profile: String,
 }
 
 /// Settings of an Alibaba Cloud binder. Holds secrets, so no `Debug`.
@@ -128,6 +143,7 @@ pub struct AlibabaBuilder {
     pub(crate) oidc: Option<Oidc>,
     pub(crate) sts_region: Option<String>,
     pub(crate) sts_vpc: bool,
+    pub(crate) credentials_uri: Option<String>,
     pub(crate) client: ClientSettings,
 }
 
@@ -172,12 +188,32 @@ impl AlibabaBuilder {
             }
             _ => None,
         };
-        let keys_from_files = |cli: &str, ini: &str| if oidc.is_some() { None } else { from_files(cli, ini) };
         let mut client = ClientSettings::default().with_instance_role(
             var(AlibabaConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
             var(AlibabaConfigKey::EcsMetadata).or_else(|| from_files(&cli.ram_role_name, &ini.role_name)),
         );
         client.role_session_name = var(AlibabaConfigKey::RoleSessionName);
+        // A profile in a role mode (CLI `RamRoleArn`, `ChainableRamRoleArn`, `OIDC`; INI
+        // `ram_role_arn`, `oidc_role_arn`), when the profiles are what the chain uses.
+        let env_oidc = oidc.is_some();
+        let mut oidc = oidc;
+        if !env_keys && !env_oidc {
+            let role = from_files(&cli.ram_role_arn, &ini.role_arn);
+            let session = from_files(&cli.ram_session_name, &ini.role_session_name)
+                .or_else(|| from_files(&cli.role_session_name, ""));
+            let provider = from_files(&cli.oidc_provider_arn, &ini.oidc_provider_arn);
+            let token_file = from_files(&cli.oidc_token_file, &ini.oidc_token_file);
+            match (role, provider, token_file) {
+                (Some(role_arn), Some(provider_arn), Some(token_file)) => {
+                    oidc = Some(Oidc { role_arn, provider_arn, token_file });
+                }
+                (Some(role_arn), _, _) => client.assume_role = Some(role_arn),
+                _ => {}
+            }
+            client.role_session_name = client.role_session_name.or(session);
+        }
+        // An OIDC role replaces the profiles' keys.
+        let keys_from_files = |cli: &str, ini: &str| if oidc.is_some() { None } else { from_files(cli, ini) };
         Self {
             access_key_id: var(AlibabaConfigKey::AccessKeyId)
                 .or_else(|| keys_from_files(&cli.access_key_id, &ini.access_key_id)),
@@ -192,6 +228,7 @@ impl AlibabaBuilder {
             oidc,
             sts_region: var(AlibabaConfigKey::StsRegion),
             sts_vpc: var(AlibabaConfigKey::VpcEndpointEnabled).is_some_and(|v| v == "true"),
+            credentials_uri: var(AlibabaConfigKey::CredentialsUri),
             // The default chain ends with the VM's RAM role, unless told not to ask.
             client,
         }
@@ -211,6 +248,7 @@ impl AlibabaBuilder {
             AlibabaConfigKey::RoleSessionName => self.client.role_session_name = Some(value),
             AlibabaConfigKey::StsRegion => self.sts_region = Some(value),
             AlibabaConfigKey::VpcEndpointEnabled => self.sts_vpc = value == "true",
+            AlibabaConfigKey::CredentialsUri => self.credentials_uri = Some(value),
             _ => {}
         }
         self
@@ -278,11 +316,17 @@ impl AlibabaBuilder {
             let session_name = self.client.session_name();
             Ok(Box::new(Sts { endpoint, role_arn: role_arn.to_string(), session_name, exchange }))
         };
-        let credentials = match (&given, &self.oidc) {
-            (None, Some(oidc)) => {
+        let credentials = match (&given, &self.oidc, &self.credentials_uri) {
+            (None, Some(oidc), _) => {
                 let exchange = Exchange::Oidc { provider_arn: oidc.provider_arn.clone() };
                 let source = RoleSource::web_identity(sts(exchange, &oidc.role_arn)?, &oidc.token_file);
                 Credentials::new(Arc::new(source))
+            }
+            // A credentials URI was asked for: used instead of probing the metadata service first.
+            (None, None, Some(uri)) => {
+                let uri = Url::parse(uri)
+                    .map_err(|e| Error::config(PROVIDER, format!("invalid ALIBABA_CLOUD_CREDENTIALS_URI: {e}")))?;
+                Credentials::new(Arc::new(instance_role::CredentialsUri { uri }))
             }
             _ => credentials_or_role(
                 PROVIDER,
@@ -329,8 +373,16 @@ fn cli_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<CliProfile> {
     let path = env.home_dir()?.join(".aliyun").join("config.json");
     let config: CliConfig = serde_json::from_str(&env.read_file(&path)?).ok()?;
     let wanted = name.map(str::to_string).unwrap_or(config.current.clone());
-    let profile = config.profiles.into_iter().find(|p| p.name == wanted)?;
-    matches!(profile.mode.as_str(), "AK" | "StsToken" | "EcsRamRole" | "").then_some(profile)
+    let find = |name: &str| config.profiles.iter().find(|p| p.name == name).cloned();
+    let mut profile = find(&wanted)?;
+    if profile.mode == "ChainableRamRoleArn" {
+        // The caller's keys come from another profile; the role is this one's.
+        let source = find(&profile.source_profile).filter(|s| matches!(s.mode.as_str(), "AK" | "StsToken" | ""))?;
+        (profile.access_key_id, profile.access_key_secret, profile.sts_token) =
+            (source.access_key_id, source.access_key_secret, source.sts_token);
+    }
+    let known = ["AK", "StsToken", "EcsRamRole", "RamRoleArn", "ChainableRamRoleArn", "OIDC", ""];
+    known.contains(&profile.mode.as_str()).then_some(profile)
 }
 
 /// The fields of an INI profile section.
@@ -341,6 +393,10 @@ struct IniProfile {
     security_token: String,
     region_id: String,
     role_name: String,
+    role_arn: String,
+    role_session_name: String,
+    oidc_provider_arn: String,
+    oidc_token_file: String,
 }
 
 fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
@@ -362,10 +418,15 @@ fn ini_profile(env: &dyn ConfigEnv, name: Option<&str>) -> Option<IniProfile> {
             "security_token" => profile.security_token = value,
             "region_id" => profile.region_id = value,
             "role_name" => profile.role_name = value,
+            "role_arn" => profile.role_arn = value,
+            "role_session_name" => profile.role_session_name = value,
+            "oidc_provider_arn" => profile.oidc_provider_arn = value,
+            "oidc_token_file_path" => profile.oidc_token_file = value,
             _ => {}
         }
     }
-    matches!(kind.as_str(), "" | "access_key" | "sts" | "ecs_ram_role").then_some(profile)
+    let known = ["", "access_key", "sts", "ecs_ram_role", "ram_role_arn", "oidc_role_arn"];
+    known.contains(&kind.as_str()).then_some(profile)
 }
 
 #[cfg(test)]
@@ -426,5 +487,39 @@ mod tests {
         // A role to assume wraps whatever the chain found.
         let assumed = AlibabaBuilder::from_env_with(&files).assume_role("acs:ram::2:role/x").resolve().unwrap();
         assert_eq!(assumed.0.source_name(), "assume_role");
+    }
+
+    #[test]
+    fn profiles_in_role_modes_assume_their_role_or_exchange_their_token() {
+        let cli = r#"{"current":"role","profiles":[
+            {"name":"keys","mode":"AK","access_key_id":"LTAIsrc","access_key_secret":"src-secret","region_id":"cn-beijing"},
+            {"name":"role","mode":"RamRoleArn","access_key_id":"LTAIcli","access_key_secret":"s","ram_role_arn":"acs:ram::1:role/a","ram_session_name":"rot"},
+            {"name":"chain","mode":"ChainableRamRoleArn","source_profile":"keys","ram_role_arn":"acs:ram::1:role/b"},
+            {"name":"pod","mode":"OIDC","ram_role_arn":"acs:ram::1:role/c","oidc_provider_arn":"acs:ram::1:oidc-provider/p","oidc_token_file":"/t"}]}"#;
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_file("/home/u/.aliyun/config.json", cli)
+            .with_var("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou");
+        let builder =
+            |profile: &str| AlibabaBuilder::from_env_with(&env.clone().with_var("ALIBABA_CLOUD_PROFILE", profile));
+        let role = builder("role");
+        assert_eq!(role.client.assume_role.as_deref(), Some("acs:ram::1:role/a"));
+        assert_eq!(role.client.role_session_name.as_deref(), Some("rot"));
+        assert_eq!(role.resolve().unwrap().0.source_name(), "assume_role");
+        let chain = builder("chain");
+        assert_eq!(chain.access_key_id.as_deref(), Some("LTAIsrc"), "the source profile's keys are the caller's");
+        assert_eq!(chain.client.assume_role.as_deref(), Some("acs:ram::1:role/b"));
+        let pod = builder("pod");
+        assert!(pod.access_key_id.is_none());
+        assert_eq!(pod.resolve().unwrap().0.source_name(), "oidc_role_arn");
+        // The same in the INI file.
+        let ini = "[default]\ntype = ram_role_arn\naccess_key_id = LTAIini\naccess_key_secret = s\nrole_arn = acs:ram::1:role/d\n\n[pod]\ntype = oidc_role_arn\nrole_arn = acs:ram::1:role/e\noidc_provider_arn = acs:ram::1:oidc-provider/p\noidc_token_file_path = /t\n";
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_file("/home/u/.alibabacloud/credentials", ini)
+            .with_var("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou");
+        assert_eq!(AlibabaBuilder::from_env_with(&env).client.assume_role.as_deref(), Some("acs:ram::1:role/d"));
+        let pod = AlibabaBuilder::from_env_with(&env.clone().with_var("ALIBABA_CLOUD_PROFILE", "pod"));
+        assert_eq!(pod.resolve().unwrap().0.source_name(), "oidc_role_arn");
     }
 }

@@ -70,3 +70,33 @@ mod tests {
         assert!(read_credentials(bad_time).unwrap_err().contains("soon"));
     }
 }
+
+/// Keys from `ALIBABA_CLOUD_CREDENTIALS_URI`, the chain's last source: a
+/// `GET` of the URI as given, answered like the metadata service.
+pub(crate) struct CredentialsUri {
+    pub(crate) uri: url::Url,
+}
+
+#[keypair_binder_core::async_trait]
+impl keypair_binder_core::kit::CredentialSource for CredentialsUri {
+    fn name(&self) -> &'static str {
+        "credentials_uri"
+    }
+
+    async fn load(&self, net: &dyn keypair_binder_core::kit::Net) -> Result<Issued, keypair_binder_core::Failure> {
+        use keypair_binder_core::{Failure, FailureKind};
+        let failure = |detail: String, retryable: bool| {
+            let kind = if retryable { FailureKind::Transport } else { FailureKind::Auth };
+            Failure::new(kind, format!("no credentials from the credentials URI {}: {detail}", self.uri))
+                .retryable(retryable)
+        };
+        let uri: http::Uri = self.uri.as_str().parse().map_err(|_| failure("not a URI".into(), false))?;
+        let request = keypair_binder_core::kit::OutgoingRequest::new(http::Method::GET, uri, "credentials:uri")
+            .with_timeout(std::time::Duration::from_secs(5));
+        let response = net.send(request).await.map_err(|f| failure(format!("unreachable: {}", f.message), false))?;
+        if !response.is_success() {
+            return Err(failure(format!("answered {}", response.status), response.status >= 500));
+        }
+        read_credentials(&response.body).map_err(|why| failure(why, false))
+    }
+}

@@ -41,7 +41,7 @@ use url::Url;
 
 pub use faults::{Fault, FaultRates, FaultSpecError, ScriptedFault};
 pub use inventory::{Cloud, DEFAULT_KEYPAIR, InstanceSpec, Inventory, InventoryError, KeypairSpec, Os, VmState};
-pub use metadata::INSTANCE_ROLE;
+pub use metadata::{CREDENTIALS_URI_PATH, INSTANCE_ROLE};
 pub use state::{LogEntry, private_key_for};
 
 use faults::Faults;

@@ -14,6 +14,9 @@ use crate::Shared;
 use crate::inventory::Cloud;
 use crate::server::{Answer, Incoming};
 
+/// The path of the Alibaba credentials URI the emulator serves.
+pub const CREDENTIALS_URI_PATH: &str = "/alibaba/credentials-uri";
+
 /// The role attached to every emulated VM.
 pub const INSTANCE_ROLE: &str = "kpbind-emulator-role";
 
@@ -62,6 +65,8 @@ pub(crate) fn route(incoming: &Incoming) -> Option<(Cloud, &'static str)> {
         "/latest/meta-data/cam/security-credentials/" => Some((Cloud::Tencent, "metadata:role")),
         "/volcstack/latest/iam/security_credentials" => Some((Cloud::Volcengine, "metadata:role")),
         "/openstack/latest/securitykey" => Some((Cloud::Huawei, "metadata:credentials")),
+        // What `ALIBABA_CLOUD_CREDENTIALS_URI` would point at: the same answer, no session token.
+        CREDENTIALS_URI_PATH => Some((Cloud::Alibaba, "credentials:uri")),
         _ if path.starts_with("/latest/meta-data/ram/security-credentials/") => {
             Some((Cloud::Alibaba, "metadata:credentials"))
         }
@@ -92,6 +97,9 @@ pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action:
         let token = uuid::Uuid::new_v4().simple().to_string();
         shared.world().metadata_tokens.insert(token.clone());
         return text(StatusCode::OK, token);
+    }
+    if action == "credentials:uri" {
+        return Answer::new(issue(shared, cloud), 0);
     }
     if let Some(header) = token_header(cloud) {
         let known = incoming.header(header).is_some_and(|t| shared.world().metadata_tokens.contains(t));

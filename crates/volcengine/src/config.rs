@@ -90,6 +90,16 @@ struct CliProfile {
     region: String,
     #[serde(default)]
     endpoint: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(rename = "role-name", default)]
+    role_name: String,
+    #[serde(rename = "account-id", default)]
+    account_id: String,
+    #[serde(rename = "role-trn", default)]
+    role_trn: String,
+    #[serde(rename = "oidc-token-file", default)]
+    oidc_token_file: String,
 }
 
 /// Settings of a Volcengine binder. Holds secrets, so no `Debug`.
@@ -133,6 +143,22 @@ impl VolcengineBuilder {
         if oidc.is_some() {
             (profile.access_key, profile.secret_key, profile.session_token) = Default::default();
         }
+        // A profile in a role mode, when the profile is what the chain uses.
+        let mut oidc = oidc;
+        let mut profile_role = None;
+        let mut ecs_role = None;
+        if oidc.is_none() && var(VolcengineConfigKey::AccessKey).is_none() {
+            match profile.mode.as_str() {
+                "RamRoleArn" if !profile.role_name.is_empty() && !profile.account_id.is_empty() => {
+                    profile_role = Some(format!("trn:iam::{}:role/{}", profile.account_id, profile.role_name));
+                }
+                "OIDC" if !profile.role_trn.is_empty() && !profile.oidc_token_file.is_empty() => {
+                    oidc = Some((profile.role_trn.clone(), profile.oidc_token_file.clone()));
+                }
+                "EcsRole" if !profile.role_name.is_empty() => ecs_role = Some(profile.role_name.clone()),
+                _ => {}
+            }
+        }
         builder.oidc = oidc;
         let pick = |key: VolcengineConfigKey, from_file: &str| {
             env.first_var(key.env_names()).or_else(|| (!from_file.is_empty()).then(|| from_file.to_string()))
@@ -146,8 +172,9 @@ impl VolcengineBuilder {
         // The default chain ends with the instance's role, unless told not to ask.
         builder.client = builder.client.with_instance_role(
             var(VolcengineConfigKey::EcsMetadataDisabled).is_none_or(|v| v != "true"),
-            var(VolcengineConfigKey::EcsMetadata),
+            var(VolcengineConfigKey::EcsMetadata).or(ecs_role),
         );
+        builder.client.assume_role = profile_role;
         builder
     }
 
@@ -381,5 +408,22 @@ mod tests {
         assert_eq!(source(&StaticEnv::new().with_var("VOLCENGINE_REGION", "cn-beijing")), "ecs_role");
         let assumed = VolcengineBuilder::from_env_with(&files).assume_role("trn:iam::2:role/x").resolve().unwrap();
         assert_eq!(assumed.0.source_name(), "assume_role");
+    }
+
+    #[test]
+    fn profiles_in_role_modes_assume_their_role_or_exchange_their_token() {
+        let config = r#"{"current":"ram","profiles":{
+            "ram":{"mode":"RamRoleArn","access-key":"AKLTcli","secret-key":"s","role-name":"ops","account-id":"21000","region":"cn-beijing"},
+            "pod":{"mode":"OIDC","role-trn":"trn:iam::21000:role/pod","oidc-token-file":"/t","region":"cn-beijing"},
+            "vm":{"mode":"EcsRole","role-name":"vm-role","region":"cn-beijing"}}}"#;
+        let env = StaticEnv::new().with_home("/home/u").with_file("/home/u/.volcengine/config.json", config);
+        let builder = |name: &str| VolcengineBuilder::from_env_with(&env.clone().with_var("VOLCENGINE_PROFILE", name));
+        let ram = builder("ram");
+        assert_eq!(ram.client.assume_role.as_deref(), Some("trn:iam::21000:role/ops"));
+        assert_eq!(ram.resolve().unwrap().0.source_name(), "assume_role");
+        assert_eq!(builder("pod").resolve().unwrap().0.source_name(), "oidc_role_trn");
+        let vm = builder("vm");
+        assert_eq!(vm.client.instance_role_name.as_deref(), Some("vm-role"));
+        assert_eq!(vm.resolve().unwrap().0.source_name(), "ecs_role");
     }
 }

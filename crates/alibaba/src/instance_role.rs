@@ -1,5 +1,6 @@
 //! The ECS RAM role of the VM this runs on, from the instance metadata
-//! service at `100.100.100.200` (with its session token, IMDSv2).
+//! service at `100.100.100.200` (with its session token, IMDSv2), and the
+//! credentials URI that answers the same way.
 
 use chrono::NaiveDateTime;
 use keypair_binder_core::Secret;
@@ -50,27 +51,6 @@ fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     Ok(Issued::until(Credential::AccessKey(key), expires_at))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_credentials_are_read_as_the_sdk_reads_them() {
-        let body = br#"{"Code":"Success","AccessKeyId":"STS.id","AccessKeySecret":"s3cr3t","SecurityToken":"tok","Expiration":"2026-12-07T18:00:00Z","LastUpdated":"2026-12-07T12:00:00Z"}"#;
-        let issued = read_credentials(body).unwrap();
-        assert_eq!(issued.expires_at.unwrap().to_rfc3339(), "2026-12-07T18:00:00+00:00");
-        let Credential::AccessKey(key) = &issued.credential else { panic!("an access key") };
-        assert_eq!((key.access_key.as_str(), key.token.as_ref().map(|t| t.expose())), ("STS.id", Some("tok")));
-        assert!(read_credentials(br#"{"Code":"Failed"}"#).unwrap_err().contains("Failed"));
-        let no_token =
-            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","Expiration":"2026-12-07T18:00:00Z"}"#;
-        assert!(read_credentials(no_token).is_err());
-        let bad_time =
-            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","SecurityToken":"c","Expiration":"soon"}"#;
-        assert!(read_credentials(bad_time).unwrap_err().contains("soon"));
-    }
-}
-
 /// Keys from `ALIBABA_CLOUD_CREDENTIALS_URI`, the chain's last source: a
 /// `GET` of the URI as given, answered like the metadata service.
 pub(crate) struct CredentialsUri {
@@ -98,5 +78,26 @@ impl keypair_binder_core::kit::CredentialSource for CredentialsUri {
             return Err(failure(format!("answered {}", response.status), response.status >= 500));
         }
         read_credentials(&response.body).map_err(|why| failure(why, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_credentials_are_read_as_the_sdk_reads_them() {
+        let body = br#"{"Code":"Success","AccessKeyId":"STS.id","AccessKeySecret":"s3cr3t","SecurityToken":"tok","Expiration":"2026-12-07T18:00:00Z","LastUpdated":"2026-12-07T12:00:00Z"}"#;
+        let issued = read_credentials(body).unwrap();
+        assert_eq!(issued.expires_at.unwrap().to_rfc3339(), "2026-12-07T18:00:00+00:00");
+        let Credential::AccessKey(key) = &issued.credential else { panic!("an access key") };
+        assert_eq!((key.access_key.as_str(), key.token.as_ref().map(|t| t.expose())), ("STS.id", Some("tok")));
+        assert!(read_credentials(br#"{"Code":"Failed"}"#).unwrap_err().contains("Failed"));
+        let no_token =
+            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","Expiration":"2026-12-07T18:00:00Z"}"#;
+        assert!(read_credentials(no_token).is_err());
+        let bad_time =
+            br#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"b","SecurityToken":"c","Expiration":"soon"}"#;
+        assert!(read_credentials(bad_time).unwrap_err().contains("soon"));
     }
 }

@@ -304,15 +304,9 @@ impl AlibabaBuilder {
             _ => None,
         };
         let sts = |exchange: Exchange, role_arn: &str| -> Result<Box<Sts>, Error> {
-            let endpoint = match &self.client.sts_endpoint {
-                Some(e) => {
-                    let url =
-                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
-                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
-                    url
-                }
-                None => default_sts_endpoint(self.sts_region.as_deref(), self.sts_vpc),
-            };
+            let endpoint = self
+                .client
+                .sts_endpoint_or(PROVIDER, || default_sts_endpoint(self.sts_region.as_deref(), self.sts_vpc))?;
             let session_name = self.client.session_name();
             Ok(Box::new(Sts { endpoint, role_arn: role_arn.to_string(), session_name, exchange }))
         };

@@ -383,18 +383,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
-            if let Some(m) = &args.metadata_endpoint {
-                b = b.metadata_endpoint(m);
-            }
-            if let Some(arn) = &args.role_arn {
-                b = b.assume_role(arn);
-            }
-            if let Some(name) = &args.role_session_name {
-                b = b.role_session_name(name);
-            }
-            if let Some(url) = &args.sts_endpoint {
-                b = b.sts_endpoint(url);
-            }
+            b = credential_settings!(b, args);
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -423,18 +412,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
-            if let Some(m) = &args.metadata_endpoint {
-                b = b.metadata_endpoint(m);
-            }
-            if let Some(arn) = &args.role_arn {
-                b = b.assume_role(arn);
-            }
-            if let Some(name) = &args.role_session_name {
-                b = b.role_session_name(name);
-            }
-            if let Some(url) = &args.sts_endpoint {
-                b = b.sts_endpoint(url);
-            }
+            b = credential_settings!(b, args);
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -452,18 +430,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
-            if let Some(m) = &args.metadata_endpoint {
-                b = b.metadata_endpoint(m);
-            }
-            if let Some(arn) = &args.role_arn {
-                b = b.assume_role(arn);
-            }
-            if let Some(name) = &args.role_session_name {
-                b = b.role_session_name(name);
-            }
-            if let Some(url) = &args.sts_endpoint {
-                b = b.sts_endpoint(url);
-            }
+            b = credential_settings!(b, args);
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -480,18 +447,7 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
             if let Some(r) = &args.region {
                 b = b.region(r);
             }
-            if let Some(m) = &args.metadata_endpoint {
-                b = b.metadata_endpoint(m);
-            }
-            if let Some(arn) = &args.role_arn {
-                b = b.assume_role(arn);
-            }
-            if let Some(name) = &args.role_session_name {
-                b = b.role_session_name(name);
-            }
-            if let Some(url) = &args.sts_endpoint {
-                b = b.sts_endpoint(url);
-            }
+            b = credential_settings!(b, args);
             if let Some(e) = &args.endpoint {
                 b = b.endpoint(e);
             }
@@ -508,6 +464,28 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
         }
     })
 }
+
+/// The credential chain's settings every provider's builder takes
+/// (`client_setters!`): the metadata service, a role to assume, the STS.
+macro_rules! credential_settings {
+    ($builder:expr, $args:expr) => {{
+        let (mut b, args) = ($builder, $args);
+        if let Some(m) = &args.metadata_endpoint {
+            b = b.metadata_endpoint(m);
+        }
+        if let Some(arn) = &args.role_arn {
+            b = b.assume_role(arn);
+        }
+        if let Some(name) = &args.role_session_name {
+            b = b.role_session_name(name);
+        }
+        if let Some(url) = &args.sts_endpoint {
+            b = b.sts_endpoint(url);
+        }
+        b
+    }};
+}
+use credential_settings;
 
 fn progress_bar(mode: Mode, args: &RunArgs, total: usize) -> Option<ProgressBar> {
     if mode == Mode::Plan || args.quiet || args.output != Output::Text || !std::io::stderr().is_terminal() {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use keypair_binder_core::http::ClientSettings;
 use keypair_binder_core::http::HttpResponse;
-use keypair_binder_core::http::{ClientSettings, check_endpoint};
 use keypair_binder_core::kit::{
     Credential, CredentialSource, Credentials, FixedCredential, Issued, Net, OutgoingRequest, RoleSource,
     credentials_or_role, endpoint_uri,
@@ -44,14 +44,7 @@ pub(crate) struct Chain<'a> {
 pub(crate) fn credentials(chain: Chain<'_>) -> Result<Credentials, Error> {
     let Chain { auth, oidc, settings, iam, region, project } = chain;
     let sts = |exchange: Exchange, agency_urn: &str| -> Result<Box<Sts>, Error> {
-        let endpoint = match &settings.sts_endpoint {
-            Some(e) => {
-                let url = Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
-                check_endpoint(PROVIDER, &url, settings.allow_http)?;
-                url
-            }
-            None => default_sts_endpoint(region.as_deref()),
-        };
+        let endpoint = settings.sts_endpoint_or(PROVIDER, || default_sts_endpoint(region.as_deref()))?;
         let session_name = settings.session_name();
         Ok(Box::new(Sts { endpoint, agency_urn: agency_urn.to_string(), session_name, exchange }))
     };

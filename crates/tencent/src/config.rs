@@ -251,15 +251,7 @@ impl TencentBuilder {
             }
         }
         let sts = |exchange: Exchange, role_arn: &str, region: Option<&str>| -> Result<Box<Sts>, Error> {
-            let endpoint = match &self.client.sts_endpoint {
-                Some(e) => {
-                    let url =
-                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
-                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
-                    url
-                }
-                None => default_sts_endpoint(),
-            };
+            let endpoint = self.client.sts_endpoint_or(PROVIDER, default_sts_endpoint)?;
             let region = region.unwrap_or("ap-guangzhou").to_string();
             let session_name = self.client.session_name();
             Ok(Box::new(Sts { endpoint, region, role_arn: role_arn.to_string(), session_name, exchange }))

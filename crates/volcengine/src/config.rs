@@ -269,15 +269,7 @@ impl VolcengineBuilder {
             _ => None,
         };
         let sts = |exchange: Exchange, role_trn: &str| -> Result<Box<Sts>, Error> {
-            let endpoint = match &self.client.sts_endpoint {
-                Some(e) => {
-                    let url =
-                        Url::parse(e).map_err(|e| Error::config(PROVIDER, format!("invalid STS endpoint: {e}")))?;
-                    check_endpoint(PROVIDER, &url, self.client.allow_http)?;
-                    url
-                }
-                None => default_sts_endpoint(),
-            };
+            let endpoint = self.client.sts_endpoint_or(PROVIDER, default_sts_endpoint)?;
             let session_name = self.client.session_name();
             Ok(Box::new(Sts { endpoint, role_trn: role_trn.to_string(), session_name, exchange }))
         };

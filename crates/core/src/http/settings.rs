@@ -91,6 +91,19 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// The STS endpoint: the one set (checked as every endpoint is), else the cloud's `default`.
+    pub fn sts_endpoint_or(
+        &self,
+        provider: &'static str,
+        default: impl FnOnce() -> url::Url,
+    ) -> Result<url::Url, crate::Error> {
+        let Some(text) = &self.sts_endpoint else { return Ok(default()) };
+        let url = url::Url::parse(text)
+            .map_err(|e| crate::Error::config(provider, format!("invalid STS endpoint {text:?}: {e}")))?;
+        super::check_endpoint(provider, &url, self.allow_http)?;
+        Ok(url)
+    }
+
     /// The session name of an assumed role: the one set, else `kpbind-` and
     /// a random suffix (STS session names allow `[\w+=,.@-]`, 2 to 64).
     pub fn session_name(&self) -> String {

@@ -365,3 +365,42 @@ async fn alibaba_takes_keys_from_a_credentials_uri() {
     assert_eq!(report.credential_source, Some("credentials_uri"));
     assert_eq!(emu.calls("credentials:uri"), 1);
 }
+
+#[tokio::test]
+async fn calls_in_flight_when_the_key_expires_share_one_fresh_fetch() {
+    // Thirty VMs, ten calls at a time, tasks that take a while: the keys are
+    // withdrawn while calls and task polls are in flight.
+    let emu = Emulator::builder()
+        .instances(30)
+        .task_duration(Duration::from_millis(400))
+        .latency(Duration::from_millis(60))
+        .seed(5)
+        .start()
+        .await
+        .unwrap();
+    let ids = emu.inventory().ids(Cloud::Huawei);
+    let c = emu.credentials().huawei.clone();
+    let binder = HuaweiBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .region(&c.region)
+        .project_id(&c.project_id)
+        .metadata_endpoint(emu.base_url().as_str())
+        .retry_policy(fast_retry())
+        .polling(fast_polling())
+        .concurrency(10)
+        .build()
+        .unwrap();
+    let run = binder.bind(bind_request(Cloud::Huawei, &emu, &ids));
+    let expire = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        emu.expire_issued_keys();
+    };
+    let (report, ()) = tokio::join!(run, expire);
+    let report = report.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_consistent(&emu, Cloud::Huawei, &report, Some(keypair_binder_emulator::DEFAULT_KEYPAIR));
+    let log = emu.request_log();
+    let expired = log.iter().filter(|e| !e.action.starts_with("metadata:") && e.status == 401).count();
+    assert!(expired >= 1, "some calls were answered expired");
+    assert_eq!(emu.calls("metadata:credentials"), 2, "{expired} expired answers, one fresh fetch");
+}

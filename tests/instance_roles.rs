@@ -404,3 +404,54 @@ async fn calls_in_flight_when_the_key_expires_share_one_fresh_fetch() {
     assert!(expired >= 1, "some calls were answered expired");
     assert_eq!(emu.calls("metadata:credentials"), 2, "{expired} expired answers, one fresh fetch");
 }
+
+#[tokio::test]
+async fn huawei_takes_a_federated_id_token_and_a_pod_identity_from_the_environment() {
+    use keypair_binder::huawei::HuaweiBuilder;
+    use keypair_binder_core::env::StaticEnv;
+
+    let emu = emulator().instances(4).start().await.unwrap();
+    let c = emu.credentials().huawei.clone();
+    let ids = emu.inventory().ids(Cloud::Huawei);
+    let url = emu.base_url().to_string();
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let base = StaticEnv::new()
+        .with_var("HW_REGION_NAME", &c.region)
+        .with_var("HUAWEICLOUD_SDK_PROJECT_ID", &c.project_id)
+        .with_var("HUAWEICLOUD_SDK_IAM_ENDPOINT", &url);
+    // A federated ID token comes before the AK/SK in the environment.
+    let federated = base
+        .clone()
+        .with_var("HUAWEICLOUD_SDK_AK", &c.ak)
+        .with_var("HUAWEICLOUD_SDK_SK", "not-used")
+        .with_var("HUAWEICLOUD_SDK_IDP_ID", keypair_binder_emulator::HUAWEI_IDP_ID)
+        .with_var("HUAWEICLOUD_SDK_ID_TOKEN_FILE", &token_file);
+    let binder = HuaweiBuilder::from_env_with(&federated)
+        .endpoint(&url)
+        .retry_policy(fast_retry())
+        .polling(fast_polling())
+        .build()
+        .unwrap();
+    let report = binder.bind(bind_request(Cloud::Huawei, &emu, &ids[..2])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("federation"));
+    assert_eq!(emu.calls("iam:CreateTokenWithIdToken"), 1);
+    assert_eq!(emu.calls("iam:CreateTemporaryAccessKeyByToken"), 1);
+
+    let pod = base
+        .with_var(
+            "HC_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}{}", url.trim_end_matches('/'), keypair_binder_emulator::POD_CREDENTIALS_PATH),
+        )
+        .with_var("HC_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file);
+    let binder = HuaweiBuilder::from_env_with(&pod)
+        .endpoint(&url)
+        .retry_policy(fast_retry())
+        .polling(fast_polling())
+        .build()
+        .unwrap();
+    let report = binder.bind(bind_request(Cloud::Huawei, &emu, &ids[2..])).await.unwrap();
+    assert!(report.all_bound(), "{report:?}");
+    assert_eq!(report.credential_source, Some("pod_identity"));
+    assert_eq!(emu.calls("pod:credentials"), 1);
+}

@@ -27,6 +27,8 @@ pub(crate) fn action(req: &Incoming) -> String {
     let post = req.method == "POST";
     let name = match segments.as_slice() {
         ["v3", "auth", "tokens"] if post => "iam:CreateToken",
+        ["v3.0", "OS-AUTH", "id-token", "tokens"] if post => "iam:CreateTokenWithIdToken",
+        ["v3.0", "OS-CREDENTIAL", "securitytokens"] if post => "iam:CreateTemporaryAccessKeyByToken",
         ["v3", "projects"] => "iam:KeystoneListProjects",
         ["v3", _, "keypairs", "associate"] if post => "AssociateKeypair",
         ["v3", _, "keypairs", "batch-associate"] if post => "BatchAssociateKeypair",
@@ -74,6 +76,8 @@ fn unauthorized(message: &str) -> Response {
 pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Option<&Fault>, now: Instant) -> Answer {
     match action {
         "iam:CreateToken" => return Answer::new(create_token(shared, req, now), 0),
+        "iam:CreateTokenWithIdToken" => return Answer::new(federated_token(shared, req, now), 0),
+        "iam:CreateTemporaryAccessKeyByToken" => return Answer::new(temporary_keys(shared, req, now), 0),
         "iam:KeystoneListProjects" => {
             if let Err(response) = authenticate(shared, req, now) {
                 return Answer::new(response, 0);
@@ -200,20 +204,51 @@ pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Respons
     Ok(())
 }
 
+/// The identity provider whose ID tokens IAM federates.
+pub const HUAWEI_IDP_ID: &str = "kpbind-emulator-idp";
+
+fn iam_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({"error": {"code": status.as_u16(), "message": message, "title": status.canonical_reason()}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /v3.0/OS-AUTH/id-token/tokens`: the current ID token of the
+/// identity provider `X-Idp-Id` names, for an unscoped token.
+fn federated_token(shared: &Shared, req: &Incoming, now: Instant) -> Response {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let current = shared.world().oidc_token.clone();
+    if req.header("x-idp-id") != Some(HUAWEI_IDP_ID) || body["auth"]["id_token"]["id"] != current.as_str() {
+        return iam_error(StatusCode::UNAUTHORIZED, "The ID token or identity provider is invalid.");
+    }
+    let token = format!("EMU-FED-TOKEN-{}", uuid::Uuid::new_v4().simple());
+    shared.world().iam_tokens.insert(token.clone(), now + shared.timing.token_lifetime);
+    let mut response = ok(StatusCode::CREATED, json!({"token": {"methods": ["mapped"]}}));
+    if let Ok(v) = HeaderValue::from_str(&token) {
+        response.headers_mut().insert("x-subject-token", v);
+    }
+    response
+}
+
+/// `POST /v3.0/OS-CREDENTIAL/securitytokens` with a token: temporary keys.
+fn temporary_keys(shared: &Shared, req: &Incoming, now: Instant) -> Response {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let token = body["auth"]["identity"]["token"]["id"].as_str().unwrap_or("");
+    if shared.world().iam_tokens.get(token).is_none_or(|expiry| *expiry <= now) {
+        return iam_error(StatusCode::UNAUTHORIZED, "The token is invalid or expired.");
+    }
+    let (access, key, expires) = crate::metadata::issue_key(shared, Cloud::Huawei);
+    ok(
+        StatusCode::CREATED,
+        json!({"credential": {"access": access, "secret": key.secret, "securitytoken": key.token,
+            "expires_at": expires.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}}),
+    )
+}
+
 fn create_token(shared: &Shared, req: &Incoming, now: Instant) -> Response {
     let creds = &shared.credentials.huawei;
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let user = &body["auth"]["identity"]["password"]["user"];
     let scope = &body["auth"]["scope"]["project"];
-    let iam_error = |status: StatusCode, message: &str| {
-        (
-            status,
-            axum::Json(
-                json!({"error": {"code": status.as_u16(), "message": message, "title": status.canonical_reason()}}),
-            ),
-        )
-            .into_response()
-    };
     if user["name"] != creds.user.as_str()
         || user["password"] != creds.password.as_str()
         || user["domain"]["name"] != creds.domain.as_str()

@@ -40,8 +40,9 @@ use tokio::sync::watch;
 use url::Url;
 
 pub use faults::{Fault, FaultRates, FaultSpecError, ScriptedFault};
+pub use huawei::HUAWEI_IDP_ID;
 pub use inventory::{Cloud, DEFAULT_KEYPAIR, InstanceSpec, Inventory, InventoryError, KeypairSpec, Os, VmState};
-pub use metadata::{CREDENTIALS_URI_PATH, INSTANCE_ROLE};
+pub use metadata::{CREDENTIALS_URI_PATH, INSTANCE_ROLE, POD_CREDENTIALS_PATH};
 pub use state::{LogEntry, private_key_for};
 
 use faults::Faults;

@@ -17,6 +17,13 @@ use crate::server::{Answer, Incoming};
 /// The path of the Alibaba credentials URI the emulator serves.
 pub const CREDENTIALS_URI_PATH: &str = "/alibaba/credentials-uri";
 
+/// The path of the Huawei pod identity endpoint the emulator serves.
+pub const POD_CREDENTIALS_PATH: &str = "/huawei/pod-credentials";
+
+fn is_post(incoming: &Incoming) -> bool {
+    incoming.method == Method::POST
+}
+
 /// The role attached to every emulated VM.
 pub const INSTANCE_ROLE: &str = "kpbind-emulator-role";
 
@@ -67,6 +74,8 @@ pub(crate) fn route(incoming: &Incoming) -> Option<(Cloud, &'static str)> {
         "/openstack/latest/securitykey" => Some((Cloud::Huawei, "metadata:credentials")),
         // What `ALIBABA_CLOUD_CREDENTIALS_URI` would point at: the same answer, no session token.
         CREDENTIALS_URI_PATH => Some((Cloud::Alibaba, "credentials:uri")),
+        // A CCE pod identity endpoint (`HC_CONTAINER_CREDENTIALS_FULL_URI`).
+        POD_CREDENTIALS_PATH if is_post(incoming) => Some((Cloud::Huawei, "pod:credentials")),
         _ if path.starts_with("/latest/meta-data/ram/security-credentials/") => {
             Some((Cloud::Alibaba, "metadata:credentials"))
         }
@@ -99,6 +108,14 @@ pub(crate) fn handle(shared: &Shared, incoming: &Incoming, cloud: Cloud, action:
         return text(StatusCode::OK, token);
     }
     if action == "credentials:uri" {
+        return Answer::new(issue(shared, cloud), 0);
+    }
+    if action == "pod:credentials" {
+        // The pod's token, as `Authorization`.
+        let current = shared.world().oidc_token.clone();
+        if incoming.header("authorization") != Some(current.as_str()) {
+            return text(StatusCode::UNAUTHORIZED, "the pod token is invalid".into());
+        }
         return Answer::new(issue(shared, cloud), 0);
     }
     if let Some(header) = token_header(cloud) {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use keypair_binder_core::env::{ConfigEnv, SystemEnv};
 use keypair_binder_core::http::ClientSettings;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{
@@ -33,6 +34,8 @@ const DEFAULT_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_se
 pub(crate) struct Chain<'a> {
     pub auth: Option<HuaweiAuth>,
     pub oidc: Option<&'a (String, String, String)>,
+    pub federation: Option<&'a (String, String)>,
+    pub pod: Option<&'a (String, String)>,
     pub settings: &'a ClientSettings,
     pub iam: Option<Url>,
     pub region: Option<String>,
@@ -42,7 +45,7 @@ pub(crate) struct Chain<'a> {
 /// The binder's credentials: the mode given, else an OIDC agency, else the
 /// ECS agency when the settings allow it; a role to assume wraps them.
 pub(crate) fn credentials(chain: Chain<'_>) -> Result<Credentials, Error> {
-    let Chain { auth, oidc, settings, iam, region, project } = chain;
+    let Chain { auth, oidc, federation, pod, settings, iam, region, project } = chain;
     let sts = |exchange: Exchange, agency_urn: &str| -> Result<Box<Sts>, Error> {
         let endpoint = settings.sts_endpoint_or(PROVIDER, || default_sts_endpoint(region.as_deref()))?;
         let session_name = settings.session_name();
@@ -60,7 +63,21 @@ pub(crate) fn credentials(chain: Chain<'_>) -> Result<Credentials, Error> {
             let exchange = Exchange::Oidc { provider_urn: provider_urn.clone() };
             Credentials::new(Arc::new(RoleSource::web_identity(sts(exchange, agency_urn)?, token_file)))
         }
-        (None, None) => credentials_or_role(PROVIDER, settings, None, &instance_role::METADATA, MISSING_CREDENTIALS)?,
+        (None, None) => match (federation, pod) {
+            (Some((idp_id, token_file)), _) => {
+                let iam =
+                    iam.clone().ok_or_else(|| Error::config(PROVIDER, "a federated ID token needs an IAM endpoint"))?;
+                Credentials::new(Arc::new(Federation { iam, idp_id: idp_id.clone(), token_file: token_file.into() }))
+            }
+            (None, Some((uri, token_file))) => {
+                let uri = Url::parse(uri)
+                    .map_err(|e| Error::config(PROVIDER, format!("invalid HC_CONTAINER_CREDENTIALS_FULL_URI: {e}")))?;
+                Credentials::new(Arc::new(PodIdentity { uri, token_file: token_file.into() }))
+            }
+            (None, None) => {
+                credentials_or_role(PROVIDER, settings, None, &instance_role::METADATA, MISSING_CREDENTIALS)?
+            }
+        },
     };
     // An agency in another account, assumed with whatever the chain found (AK/SK only).
     match &settings.assume_role {
@@ -136,6 +153,99 @@ impl CredentialSource for IamPassword {
             Some(at) => Issued::until(Credential::Token(value), at.with_timezone(&Utc)),
             None => Issued::lasting_for(Credential::Token(value), DEFAULT_TOKEN_LIFETIME),
         })
+    }
+}
+
+/// A token file's content, read anew (the token is rotated), trimmed.
+fn read_token(path: &std::path::Path, what: &str) -> Result<String, Failure> {
+    let text = SystemEnv
+        .read_file(path)
+        .filter(|t| t.len() <= 64 * 1024)
+        .ok_or_else(|| auth_failure(&format!("cannot read the {what} file {}", path.display())))?;
+    Ok(text.trim().to_string())
+}
+
+/// A federated ID token traded in IAM, unsigned: first for an unscoped token
+/// (`X-Idp-Id`, `/v3.0/OS-AUTH/id-token/tokens`), then for temporary keys
+/// (`/v3.0/OS-CREDENTIAL/securitytokens`).
+struct Federation {
+    iam: Url,
+    idp_id: String,
+    token_file: std::path::PathBuf,
+}
+
+#[async_trait]
+impl CredentialSource for Federation {
+    fn name(&self) -> &'static str {
+        "federation"
+    }
+
+    async fn load(&self, net: &dyn Net) -> Result<Issued, Failure> {
+        let id_token = read_token(&self.token_file, "ID token")?;
+        let json = |body: serde_json::Value| serde_json::to_vec(&body).unwrap_or_default();
+        let mut first = OutgoingRequest::new(
+            Method::POST,
+            endpoint_uri(&self.iam, "/v3.0/OS-AUTH/id-token/tokens", "")?,
+            "iam:CreateTokenWithIdToken",
+        )
+        .with_body(json(serde_json::json!({"auth": {"id_token": {"id": id_token}}})))
+        .with_request_id_header("x-request-id");
+        first.headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+        let idp = HeaderValue::from_str(&self.idp_id)
+            .map_err(|_| auth_failure("the identity provider id is not a header value"))?;
+        first.headers.insert(http::header::HeaderName::from_static("x-idp-id"), idp);
+        let answer = net.send(first).await?;
+        if !answer.is_success() {
+            return Err(token_refused(&answer));
+        }
+        let token =
+            answer.header("x-subject-token").ok_or_else(|| auth_failure("IAM answered without X-Subject-Token"))?;
+        let body = serde_json::json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token, "duration_seconds": 21600}}}});
+        let mut second = OutgoingRequest::new(
+            Method::POST,
+            endpoint_uri(&self.iam, "/v3.0/OS-CREDENTIAL/securitytokens", "")?,
+            "iam:CreateTemporaryAccessKeyByToken",
+        )
+        .with_body(json(body))
+        .with_request_id_header("x-request-id");
+        second.headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+        let answer = net.send(second).await?;
+        if !answer.is_success() {
+            return Err(token_refused(&answer));
+        }
+        instance_role::read_security_key(&answer.body).map_err(|why| auth_failure(&why))
+    }
+}
+
+/// A CCE pod's identity: `POST` to the endpoint with the token file's content as `Authorization`.
+struct PodIdentity {
+    uri: Url,
+    token_file: std::path::PathBuf,
+}
+
+#[async_trait]
+impl CredentialSource for PodIdentity {
+    fn name(&self) -> &'static str {
+        "pod_identity"
+    }
+
+    async fn load(&self, net: &dyn Net) -> Result<Issued, Failure> {
+        let token = read_token(&self.token_file, "pod authorization token")?;
+        let uri: http::Uri =
+            self.uri.as_str().parse().map_err(|_| auth_failure("the pod identity URI is not a URI"))?;
+        let mut request = OutgoingRequest::new(Method::POST, uri, "pod:credentials")
+            .with_body(b"{}".to_vec())
+            .with_timeout(std::time::Duration::from_secs(5));
+        request.headers.insert(CONTENT_TYPE, HeaderValue::from_static(wire::CONTENT_TYPE_JSON));
+        let mut value =
+            HeaderValue::from_str(&token).map_err(|_| auth_failure("the pod token is not a header value"))?;
+        value.set_sensitive(true);
+        request.headers.insert(http::header::AUTHORIZATION, value);
+        let answer = net.send(request).await?;
+        if !answer.is_success() {
+            return Err(auth_failure(&format!("the pod identity endpoint answered {}", answer.status)));
+        }
+        instance_role::read_security_key(&answer.body).map_err(|why| auth_failure(&why))
     }
 }
 

@@ -93,11 +93,15 @@ impl HuaweiBuilder {
         let auth_mode = match (&resolved.auth, &self.oidc) {
             (Some(auth), _) => auth.mode(),
             (None, Some(_)) => "OIDC agency",
+            (None, None) if self.federation.is_some() => "federation",
+            (None, None) if self.pod.is_some() => "pod identity",
             (None, None) => "ECS agency",
         };
         let credentials = auth::credentials(auth::Chain {
             auth: resolved.auth,
             oidc: self.oidc.as_ref(),
+            federation: self.federation.as_ref(),
+            pod: self.pod.as_ref(),
             settings: &self.client,
             iam: resolved.iam_endpoint.clone(),
             region: resolved.region.clone(),

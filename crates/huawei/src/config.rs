@@ -116,6 +116,14 @@ pub enum HuaweiConfigKey {
     OidcSessionName,
     /// The STS endpoint URL.
     StsEndpoint,
+    /// The identity provider of a federated ID token (IAM).
+    IdpId,
+    /// The file holding that ID token (read again on every refresh).
+    IdTokenFile,
+    /// The pod identity endpoint (CCE), answered with an agency's keys.
+    PodCredentialsUri,
+    /// The file holding the pod's authorization token.
+    PodTokenFile,
 }
 
 impl HuaweiConfigKey {
@@ -138,6 +146,10 @@ impl HuaweiConfigKey {
             Self::OidcTokenFile => &["HUAWEICLOUD_OIDC_TOKEN_FILE"],
             Self::OidcSessionName => &["HUAWEICLOUD_OIDC_SESSION_NAME"],
             Self::StsEndpoint => &["HUAWEICLOUD_SDK_STS_ENDPOINT"],
+            Self::IdpId => &["HUAWEICLOUD_SDK_IDP_ID"],
+            Self::IdTokenFile => &["HUAWEICLOUD_SDK_ID_TOKEN_FILE"],
+            Self::PodCredentialsUri => &["HC_CONTAINER_CREDENTIALS_FULL_URI"],
+            Self::PodTokenFile => &["HC_CONTAINER_AUTHORIZATION_TOKEN_FILE"],
         }
     }
 }
@@ -155,6 +167,10 @@ pub struct HuaweiBuilder {
     pub(crate) polling: Polling,
     /// An OIDC agency: the identity provider, the agency, the token file.
     pub(crate) oidc: Option<(String, String, String)>,
+    /// A federated ID token: the identity provider, the token file.
+    pub(crate) federation: Option<(String, String)>,
+    /// A pod identity: the endpoint, the token file.
+    pub(crate) pod: Option<(String, String)>,
 }
 
 impl HuaweiBuilder {
@@ -204,6 +220,19 @@ impl HuaweiBuilder {
         builder.client = builder.client.with_instance_role(true, None);
         builder.client.sts_endpoint = var(HuaweiConfigKey::StsEndpoint);
         builder.client.role_session_name = var(HuaweiConfigKey::OidcSessionName);
+        // In the environment, a federated ID token comes before the AK/SK; in the profile, after.
+        let federation = |idp: Option<String>, file: Option<String>| Some((idp?, file?));
+        let env_federation = federation(var(HuaweiConfigKey::IdpId), var(HuaweiConfigKey::IdTokenFile));
+        if env_federation.is_some() {
+            builder.auth = None;
+            builder.federation = env_federation;
+        } else if builder.auth.is_none() {
+            builder.federation = federation(from_profile("idp_id"), from_profile("id_token_file"));
+        }
+        builder.pod = match (var(HuaweiConfigKey::PodCredentialsUri), var(HuaweiConfigKey::PodTokenFile)) {
+            (Some(uri), Some(file)) => Some((uri, file)),
+            _ => None,
+        };
         // The SDK's chain starts with an OIDC agency (STS v5), before any key.
         if let (Some(provider), Some(agency), Some(file)) = (
             var(HuaweiConfigKey::OidcProviderUrn),
@@ -212,6 +241,7 @@ impl HuaweiBuilder {
         ) {
             builder.oidc = Some((provider, agency, file));
             builder.auth = None;
+            builder.federation = None;
         }
         builder
     }
@@ -313,7 +343,8 @@ impl HuaweiBuilder {
 
     pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
         let auth = self.auth.clone();
-        if auth.is_none() && self.oidc.is_none() && !self.client.instance_role {
+        let chained = self.oidc.is_some() || self.federation.is_some() || self.pod.is_some();
+        if auth.is_none() && !chained && !self.client.instance_role {
             return Err(Error::config(PROVIDER, format!("no credentials: {MISSING_CREDENTIALS}")));
         }
         let known = |r: &String| REGIONS.contains(&r.as_str());

@@ -20,7 +20,7 @@ pub(crate) static METADATA: MetadataService = MetadataService {
     roles: None,
     credentials: "/openstack/latest/securitykey",
     read_role: first_line_role,
-    read_credentials,
+    read_credentials: read_security_key,
 };
 
 #[derive(Deserialize)]
@@ -43,7 +43,7 @@ struct SecurityKey {
 
 /// `{"credential": {access, secret, securitytoken, expires_at}}`, the expiry
 /// UTC with microseconds (`2024-05-20T08:30:00.000000Z`).
-fn read_credentials(body: &[u8]) -> Result<Issued, String> {
+pub(crate) fn read_security_key(body: &[u8]) -> Result<Issued, String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
     let key = answer.credential.ok_or("the answer has no credential")?;
     let (Some(access), Some(secret), Some(token)) = (key.access, key.secret, key.securitytoken) else {
@@ -64,11 +64,11 @@ mod tests {
     #[test]
     fn the_security_key_is_read_as_the_sdk_reads_it() {
         let body = br#"{"credential":{"access":"HSTtmp","secret":"s3cr3t","securitytoken":"tok","expires_at":"2026-12-07T18:00:00.000000Z"}}"#;
-        let issued = read_credentials(body).unwrap();
+        let issued = read_security_key(body).unwrap();
         assert_eq!(issued.expires_at.unwrap().to_rfc3339(), "2026-12-07T18:00:00+00:00");
         let other = br#"{"credentials":{"accessKeyId":"a","secretAccessKey":"b","securityToken":"c","expiration":"2026-12-07T18:00:00Z"}}"#;
-        assert!(read_credentials(other).is_ok());
-        assert!(read_credentials(br#"{"credential":{"access":"a"}}"#).is_err());
-        assert!(read_credentials(b"{}").is_err());
+        assert!(read_security_key(other).is_ok());
+        assert!(read_security_key(br#"{"credential":{"access":"a"}}"#).is_err());
+        assert!(read_security_key(b"{}").is_err());
     }
 }

@@ -216,6 +216,18 @@ async fn no_secret_in_logs_debug_or_display() {
             ),
         ),
     ];
+    // Kubernetes service accounts: the web identity token is a secret too.
+    let token_file = emu.oidc_token_file().to_str().unwrap().to_string();
+    let oidc = AlibabaBinder::builder()
+        .endpoint(emu.base_url().as_str())
+        .region(&a.region)
+        .sts_endpoint(emu.base_url().as_str())
+        .oidc_role(&a.role_arn, &a.oidc_provider_arn, &token_file)
+        .build()
+        .unwrap();
+    let report = oidc.bind(bind_request(Cloud::Alibaba, &emu, &ali_ids[..2])).await.unwrap();
+    texts.push(format!("{report:?}"));
+    texts.push(format!("{oidc:?}"));
     for (cloud, binder) in &role_binders {
         let ids = &emu.inventory().ids(*cloud)[hw_ids.len() - 3..];
         let report = binder.bind(bind_request(*cloud, &emu, ids)).await.unwrap();

@@ -517,11 +517,13 @@ impl Emulator {
         }
     }
 
-    /// The secret keys and tokens the metadata services issued so far (for
-    /// tests that check nothing leaks them).
+    /// The secret keys and tokens the metadata services and STS issued so
+    /// far, and the current web identity token (for tests that check nothing
+    /// leaks them).
     pub fn issued_secrets(&self) -> Vec<String> {
         let world = self.shared.world();
-        world.issued_keys.values().flat_map(|k| [k.secret.clone(), k.token.clone()]).collect()
+        let keys = world.issued_keys.values().flat_map(|k| [k.secret.clone(), k.token.clone()]);
+        keys.chain([world.oidc_token.clone()]).collect()
     }
 
     /// Stops serving and waits for the server to end.

@@ -523,4 +523,24 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("plain http"), "{err}");
     }
+
+    #[test]
+    fn the_chain_starts_with_an_oidc_agency_then_a_federated_token_then_keys() {
+        let keys = StaticEnv::new()
+            .with_var("HUAWEICLOUD_SDK_AK", "AK1")
+            .with_var("HUAWEICLOUD_SDK_SK", "SK1")
+            .with_var("HW_REGION_NAME", "cn-north-4")
+            .with_var("HUAWEICLOUD_SDK_PROJECT_ID", "p");
+        let federated =
+            keys.clone().with_var("HUAWEICLOUD_SDK_IDP_ID", "idp").with_var("HUAWEICLOUD_SDK_ID_TOKEN_FILE", "/t");
+        let b = HuaweiBuilder::from_env_with(&federated);
+        assert!(b.auth.is_none() && b.federation.is_some(), "a federated token comes before the AK/SK");
+        let oidc = federated
+            .with_var("HUAWEICLOUD_OIDC_PROVIDER_URN", "iam::1:identityprovider:k")
+            .with_var("HUAWEICLOUD_OIDC_AGENCY_URN", "iam::1:agency:a")
+            .with_var("HUAWEICLOUD_OIDC_TOKEN_FILE", "/t");
+        let b = HuaweiBuilder::from_env_with(&oidc);
+        assert!(b.oidc.is_some() && b.auth.is_none() && b.federation.is_none(), "OIDC comes first");
+        assert!(HuaweiBuilder::from_env_with(&keys).auth.is_some());
+    }
 }

@@ -372,4 +372,20 @@ mod tests {
         }
         assert!(ok().endpoint("http://127.0.0.1:8080").resolve().is_ok(), "loopback http is fine");
     }
+
+    #[test]
+    fn keys_come_before_a_tke_identity_which_comes_before_the_cvm_role() {
+        let tke = StaticEnv::new()
+            .with_var("TENCENTCLOUD_REGION", "ap-guangzhou")
+            .with_var("TKE_ROLE_ARN", "qcs::cam::uin/1:roleName/r")
+            .with_var("TKE_PROVIDER_ID", "cls-1")
+            .with_var("TKE_WEB_IDENTITY_TOKEN_FILE", "/t");
+        let source = |env: &StaticEnv| TencentBuilder::from_env_with(env).resolve().unwrap().0.source_name();
+        assert_eq!(source(&tke), "tke_oidc");
+        let keys = tke.clone().with_var("TENCENTCLOUD_SECRET_ID", "AKID").with_var("TENCENTCLOUD_SECRET_KEY", "k");
+        assert_eq!(source(&keys), "static");
+        assert_eq!(source(&StaticEnv::new().with_var("TENCENTCLOUD_REGION", "ap-guangzhou")), "cvm_role");
+        let assumed = TencentBuilder::from_env_with(&keys).assume_role("qcs::cam::uin/2:roleName/x").resolve().unwrap();
+        assert_eq!(assumed.0.source_name(), "assume_role");
+    }
 }

@@ -170,7 +170,9 @@ impl AlibabaBuilder {
     /// then the INI profile.
     pub fn from_env_with(env: &dyn ConfigEnv) -> Self {
         let profile_name = env.first_var(AlibabaConfigKey::Profile.env_names());
-        let cli = cli_profile(env, profile_name.as_deref());
+        // `ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true` skips the CLI's config.json, as the SDK does.
+        let cli_disabled = env.var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").is_some_and(|v| v == "true");
+        let cli = if cli_disabled { None } else { cli_profile(env, profile_name.as_deref()) };
         let ini = ini_profile(env, profile_name.as_deref());
         let from_files = |cli: &str, ini: &str| [cli, ini].into_iter().find(|v| !v.is_empty()).map(str::to_string);
         let var = |key: AlibabaConfigKey| env.first_var(key.env_names());
@@ -474,6 +476,8 @@ mod tests {
             .with_var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret");
         assert_eq!(source(&with_keys), "static");
         assert_eq!(AlibabaBuilder::from_env_with(&with_keys).access_key_id.as_deref(), Some("LTAIenv"));
+        let disabled = files.clone().with_var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true");
+        assert!(AlibabaBuilder::from_env_with(&disabled).access_key_id.is_none(), "config.json skipped");
         // The profile's keys, then (with no keys anywhere) the VM's role.
         assert_eq!(source(&files), "static");
         let bare = StaticEnv::new().with_var("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou");

@@ -13,6 +13,7 @@
 pub mod binder;
 pub mod env;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod ids;
 pub mod journal;
@@ -31,6 +32,7 @@ pub mod validation;
 
 pub use binder::{Capabilities, KeypairBinder, PostCondition};
 pub use error::{Error, ValidationError};
+pub use fleet::{Fleet, FleetReport, FleetTarget, TargetReport};
 pub use ids::{InstanceId, KeyPairRef};
 pub use journal::{Journal, JournalError, JournalHeader, Prior};
 pub use plan::{Plan, PlannedCall};

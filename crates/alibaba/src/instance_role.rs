@@ -3,9 +3,7 @@
 //! credentials URI that answers the same way.
 
 use chrono::NaiveDateTime;
-use keypair_binder_core::Secret;
-use keypair_binder_core::kit::{Credential, Issued, MetadataService, MetadataToken, first_line_role};
-use keypair_binder_core::signing::AccessKey;
+use keypair_binder_core::kit::{Issued, MetadataService, MetadataToken, first_line_role};
 use serde::Deserialize;
 
 /// The ECS metadata service as the credentials SDK asks it.
@@ -39,16 +37,15 @@ fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     if answer.code.as_deref() != Some("Success") {
         return Err(format!("Code is {:?}, not Success", answer.code.unwrap_or_default()));
     }
-    let (Some(id), Some(secret), Some(token)) = (answer.access_key_id, answer.access_key_secret, answer.security_token)
-    else {
-        return Err("the answer lacks AccessKeyId, AccessKeySecret or SecurityToken".into());
-    };
     let expiration = answer.expiration.unwrap_or_default();
     let expires_at = NaiveDateTime::parse_from_str(&expiration, "%Y-%m-%dT%H:%M:%SZ")
         .map_err(|_| format!("unreadable Expiration {expiration:?}"))?
         .and_utc();
-    let key = AccessKey { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys(
+        (answer.access_key_id, answer.access_key_secret, answer.security_token),
+        expires_at,
+        "AccessKeyId, AccessKeySecret or SecurityToken",
+    )
 }
 
 /// Keys from `ALIBABA_CLOUD_CREDENTIALS_URI`, the chain's last source: a
@@ -84,6 +81,7 @@ impl keypair_binder_core::kit::CredentialSource for CredentialsUri {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keypair_binder_core::kit::Credential;
 
     #[test]
     fn role_credentials_are_read_as_the_sdk_reads_them() {

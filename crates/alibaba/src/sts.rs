@@ -4,10 +4,8 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::Method;
-use keypair_binder_core::Secret;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{Credential, Issued, OutgoingRequest, RoleExchange, sdk_query_uri};
-use keypair_binder_core::signing::AccessKey;
 use keypair_binder_core::{Failure, FailureKind};
 use serde::Deserialize;
 use url::Url;
@@ -135,20 +133,22 @@ struct StsCredentials {
 fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("unreadable STS answer: {e}"))?;
     let c = answer.credentials.ok_or("the STS answer has no Credentials")?;
-    let (Some(id), Some(secret), Some(token)) = (c.access_key_id, c.access_key_secret, c.security_token) else {
-        return Err("the STS answer lacks AccessKeyId, AccessKeySecret or SecurityToken".into());
-    };
     let expiration = c.expiration.unwrap_or_default();
     let expires_at = NaiveDateTime::parse_from_str(&expiration, "%Y-%m-%dT%H:%M:%SZ")
         .map_err(|_| format!("unreadable Expiration {expiration:?}"))?
         .and_utc();
-    let key = AccessKey { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys(
+        (c.access_key_id, c.access_key_secret, c.security_token),
+        expires_at,
+        "AccessKeyId, AccessKeySecret or SecurityToken",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keypair_binder_core::Secret;
+    use keypair_binder_core::signing::AccessKey;
 
     fn sts(exchange: Exchange) -> Sts {
         Sts {

@@ -2,11 +2,8 @@
 //! at `169.254.169.254` (with its session token, as the SDK asks it).
 
 use chrono::NaiveDateTime;
-use keypair_binder_core::Secret;
-use keypair_binder_core::kit::{Credential, Issued, MetadataService, MetadataToken, first_line_role};
+use keypair_binder_core::kit::{Issued, MetadataService, MetadataToken, first_line_role};
 use serde::Deserialize;
-
-use crate::signer::AkSk;
 
 /// The ECS metadata service as the SDK asks it.
 pub(crate) static METADATA: MetadataService = MetadataService {
@@ -46,15 +43,11 @@ struct SecurityKey {
 pub(crate) fn read_security_key(body: &[u8]) -> Result<Issued, String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
     let key = answer.credential.ok_or("the answer has no credential")?;
-    let (Some(access), Some(secret), Some(token)) = (key.access, key.secret, key.securitytoken) else {
-        return Err("the credential lacks access, secret or securitytoken".into());
-    };
     let expires = key.expires_at.unwrap_or_default();
     let expires_at = NaiveDateTime::parse_from_str(&expires, "%Y-%m-%dT%H:%M:%S%.fZ")
         .map_err(|_| format!("unreadable expires_at {expires:?}"))?
         .and_utc();
-    let key = AkSk { access_key: access, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys((key.access, key.secret, key.securitytoken), expires_at, "access, secret or securitytoken")
 }
 
 #[cfg(test)]

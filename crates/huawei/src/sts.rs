@@ -5,7 +5,6 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use keypair_binder_core::Secret;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{Credential, Issued, OutgoingRequest, RoleExchange, endpoint_uri};
 use keypair_binder_core::{Failure, FailureKind};
@@ -131,20 +130,21 @@ struct StsCredentials {
 fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("unreadable STS answer: {e}"))?;
     let c = answer.credentials.ok_or("the STS answer has no credentials")?;
-    let (Some(id), Some(secret), Some(token)) = (c.access_key_id, c.secret_access_key, c.security_token) else {
-        return Err("the STS answer lacks access_key_id, secret_access_key or security_token".into());
-    };
     let expiration = c.expiration.unwrap_or_default();
     let expires_at = NaiveDateTime::parse_from_str(&expiration, "%Y-%m-%dT%H:%M:%S%.fZ")
         .map_err(|_| format!("unreadable expiration {expiration:?}"))?
         .and_utc();
-    let key = AkSk { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys(
+        (c.access_key_id, c.secret_access_key, c.security_token),
+        expires_at,
+        "access_key_id, secret_access_key or security_token",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keypair_binder_core::Secret;
 
     #[test]
     fn assume_is_signed_and_oidc_is_not() {

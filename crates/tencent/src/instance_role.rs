@@ -2,9 +2,7 @@
 //! at `metadata.tencentyun.com` (no session token, as the SDK asks it).
 
 use chrono::DateTime;
-use keypair_binder_core::Secret;
-use keypair_binder_core::kit::{Credential, Issued, MetadataService, first_line_role};
-use keypair_binder_core::signing::AccessKey;
+use keypair_binder_core::kit::{Issued, MetadataService, first_line_role};
 use serde::Deserialize;
 
 /// The CVM metadata service as the SDK asks it.
@@ -34,20 +32,21 @@ fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     if answer.code.as_deref() != Some("Success") {
         return Err(format!("Code is {:?}, not Success", answer.code.unwrap_or_default()));
     }
-    let (Some(id), Some(secret), Some(token)) = (answer.tmp_secret_id, answer.tmp_secret_key, answer.token) else {
-        return Err("the answer lacks TmpSecretId, TmpSecretKey or Token".into());
-    };
     let expires_at = answer
         .expired_time
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .ok_or("the answer lacks a readable ExpiredTime")?;
-    let key = AccessKey { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys(
+        (answer.tmp_secret_id, answer.tmp_secret_key, answer.token),
+        expires_at,
+        "TmpSecretId, TmpSecretKey or Token",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keypair_binder_core::kit::Credential;
 
     #[test]
     fn role_credentials_are_read_as_the_sdk_reads_them() {

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use keypair_binder_core::Secret;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{Credential, Issued, OutgoingRequest, RoleExchange, Signer, endpoint_uri};
 use keypair_binder_core::{Failure, FailureKind};
@@ -13,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::request::{CONTENT_TYPE_JSON, StsSigner};
-use crate::signer::Credentials;
 
 /// STS API version.
 pub const STS_VERSION: &str = "2018-08-13";
@@ -167,18 +165,20 @@ fn read_credentials(body: &[u8]) -> Result<Issued, String> {
         ));
     }
     let c = answer.credentials.ok_or("the STS answer has no Credentials")?;
-    let (Some(id), Some(secret), Some(token)) = (c.tmp_secret_id, c.tmp_secret_key, c.token) else {
-        return Err("the STS answer lacks TmpSecretId, TmpSecretKey or Token".into());
-    };
     let expires_at =
         answer.expired_time.and_then(|t| DateTime::from_timestamp(t, 0)).ok_or("the STS answer has no ExpiredTime")?;
-    let key = Credentials { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at))
+    Issued::temporary_keys(
+        (c.tmp_secret_id, c.tmp_secret_key, c.token),
+        expires_at,
+        "TmpSecretId, TmpSecretKey or Token",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signer::Credentials;
+    use keypair_binder_core::Secret;
 
     #[test]
     fn web_identity_is_sent_with_skip_and_assume_role_signed_in_the_sts_scope() {

@@ -2,11 +2,8 @@
 //! metadata service at `100.96.0.96` (with its session token).
 
 use chrono::DateTime;
-use keypair_binder_core::Secret;
-use keypair_binder_core::kit::{Credential, Issued, MetadataService, MetadataToken, first_line_role};
+use keypair_binder_core::kit::{Issued, MetadataService, MetadataToken, first_line_role};
 use serde::Deserialize;
-
-use crate::signer::Credentials;
 
 /// The ECS metadata service as the SDK asks it.
 pub(crate) static METADATA: MetadataService = MetadataService {
@@ -43,15 +40,14 @@ struct RoleCredentials {
 /// The expiry is `ExpiredTime`, RFC 3339 with an offset.
 fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     let answer: RoleCredentials = serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
-    let (Some(id), Some(secret), Some(token)) = (answer.access_key_id, answer.secret_access_key, answer.session_token)
-    else {
-        return Err("the answer lacks AccessKeyId, SecretAccessKey or SessionToken".into());
-    };
     let expired = answer.expired_time.unwrap_or_default();
     let expires_at =
         DateTime::parse_from_rfc3339(&expired).map_err(|_| format!("unreadable ExpiredTime {expired:?}"))?;
-    let key = Credentials { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at.to_utc()))
+    Issued::temporary_keys(
+        (answer.access_key_id, answer.secret_access_key, answer.session_token),
+        expires_at.to_utc(),
+        "AccessKeyId, SecretAccessKey or SessionToken",
+    )
 }
 
 #[cfg(test)]

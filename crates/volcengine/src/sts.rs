@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use keypair_binder_core::Secret;
 use keypair_binder_core::http::HttpResponse;
 use keypair_binder_core::kit::{Credential, Issued, OutgoingRequest, RoleExchange, Signer, sdk_query_uri};
 use keypair_binder_core::{Failure, FailureKind};
@@ -13,7 +12,6 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::request::StsSigner;
-use crate::signer::Credentials;
 
 /// STS API version.
 pub const STS_VERSION: &str = "2018-01-01";
@@ -128,18 +126,20 @@ struct StsCredentials {
 fn read_credentials(body: &[u8]) -> Result<Issued, String> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("unreadable STS answer: {e}"))?;
     let c = answer.result.and_then(|r| r.credentials).ok_or("the STS answer has no Result.Credentials")?;
-    let (Some(id), Some(secret), Some(token)) = (c.access_key_id, c.secret_access_key, c.session_token) else {
-        return Err("the STS answer lacks AccessKeyId, SecretAccessKey or SessionToken".into());
-    };
     let expiry = c.expiration.or(c.expired_time).unwrap_or_default();
     let expires_at = DateTime::parse_from_rfc3339(&expiry).map_err(|_| format!("unreadable expiry {expiry:?}"))?;
-    let key = Credentials { access_key: id, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
-    Ok(Issued::until(Credential::AccessKey(key), expires_at.to_utc()))
+    Issued::temporary_keys(
+        (c.access_key_id, c.secret_access_key, c.session_token),
+        expires_at.to_utc(),
+        "AccessKeyId, SecretAccessKey or SessionToken",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signer::Credentials;
+    use keypair_binder_core::Secret;
 
     #[test]
     fn assume_role_is_signed_in_the_sts_scope_and_oidc_is_not_signed() {

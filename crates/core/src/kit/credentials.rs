@@ -73,6 +73,20 @@ impl Issued {
         Self { credential, expires_at: Some(expires_at) }
     }
 
+    /// Temporary keys as a metadata service or STS answers them: all three
+    /// parts present (else the error names `fields`), valid until `expires_at`.
+    pub fn temporary_keys(
+        parts: (Option<String>, Option<String>, Option<String>),
+        expires_at: DateTime<Utc>,
+        fields: &str,
+    ) -> Result<Self, String> {
+        let (Some(access_key), Some(secret), Some(token)) = parts else {
+            return Err(format!("the answer lacks {fields}"));
+        };
+        let key = AccessKey { access_key, secret_key: Secret::new(secret), token: Some(Secret::new(token)) };
+        Ok(Self::until(Credential::AccessKey(key), expires_at))
+    }
+
     /// A credential that lasts `lifetime` from now (for answers that give
     /// a lifetime, or none and the cloud's documented one is assumed).
     pub fn lasting_for(credential: Credential, lifetime: Duration) -> Self {

@@ -74,7 +74,12 @@ impl InstanceRole {
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
             return Err(format!("the metadata endpoint {endpoint} is not an http(s) URL"));
         }
-        Ok(Self { service, endpoint, role: role.filter(|r| !r.is_empty()), tried: None })
+        let role = role.filter(|r| !r.is_empty());
+        if let Some(name) = role.as_deref().filter(|r| !is_role_name(r)) {
+            // It goes into the path: letters, digits and `-_.@` only.
+            return Err(format!("the role name {name:?} is not a role name"));
+        }
+        Ok(Self { service, endpoint, role, tried: None })
     }
 
     /// Names the sources of the chain tried before this one, for the message
@@ -164,7 +169,7 @@ impl CredentialSource for InstanceRole {
                 let answer = self.get(net, roles, "metadata:role", token.as_ref()).await?;
                 let text = String::from_utf8_lossy(&answer.body);
                 let role = (self.service.read_role)(&text)
-                    .filter(|r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)))
+                    .filter(|r| is_role_name(r))
                     .ok_or_else(|| self.failure("named no role", "no role is attached to this instance", false))?;
                 format!("{}{}", self.service.credentials, role)
             }
@@ -204,6 +209,11 @@ pub fn credentials_or_role(
     Ok(Credentials::new(Arc::new(role)))
 }
 
+/// Whether `name` can be a role name in a metadata path.
+fn is_role_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+}
+
 /// The start of a body, for messages.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -213,4 +223,30 @@ fn snippet(body: &[u8]) -> String {
 /// The first role of a plain-text list (one name a line).
 pub fn first_line_role(text: &str) -> Option<String> {
     text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SERVICE: MetadataService = MetadataService {
+        source: "test_role",
+        endpoint: "http://169.254.0.1",
+        token: None,
+        roles: Some("/roles/"),
+        credentials: "/roles/",
+        read_role: first_line_role,
+        read_credentials: |_| Err("unused".into()),
+    };
+
+    #[test]
+    fn a_configured_role_name_cannot_leave_its_path() {
+        assert!(InstanceRole::new(&SERVICE, None, Some("ops-role.v2@acct".into())).is_ok());
+        for bad in ["../admin", "ops?x=1", "ops/other", "a b"] {
+            assert!(InstanceRole::new(&SERVICE, None, Some(bad.into())).is_err(), "{bad}");
+        }
+        let ftp = Url::parse("ftp://127.0.0.1/").unwrap();
+        assert!(InstanceRole::new(&SERVICE, Some(ftp), None).is_err());
+        assert_eq!(first_line_role("\n  ops \nother"), Some("ops".to_string()));
+    }
 }

@@ -49,24 +49,17 @@ enum Proof {
 pub struct RoleSource {
     exchange: Box<dyn RoleExchange>,
     proof: Proof,
-    env: Box<dyn ConfigEnv>,
 }
 
 impl RoleSource {
     /// Assumes a role with the caller's `credentials`.
     pub fn assumed(exchange: Box<dyn RoleExchange>, caller: Credentials) -> Self {
-        Self { exchange, proof: Proof::Caller(caller), env: Box::new(SystemEnv) }
+        Self { exchange, proof: Proof::Caller(caller) }
     }
 
     /// Exchanges the web identity token in `token_file` (read anew on every load).
     pub fn web_identity(exchange: Box<dyn RoleExchange>, token_file: impl Into<PathBuf>) -> Self {
-        Self { exchange, proof: Proof::TokenFile(token_file.into()), env: Box::new(SystemEnv) }
-    }
-
-    /// Reads the token file through `env` (tests).
-    pub fn with_env(mut self, env: Box<dyn ConfigEnv>) -> Self {
-        self.env = env;
-        self
+        Self { exchange, proof: Proof::TokenFile(token_file.into()) }
     }
 
     fn failure(&self, kind: FailureKind, detail: impl std::fmt::Display, retryable: bool) -> Failure {
@@ -88,7 +81,7 @@ impl CredentialSource for RoleSource {
                 (Some(current.issued.credential.clone()), None)
             }
             Proof::TokenFile(path) => {
-                let text = self.env.read_file(path).filter(|t| t.len() <= MAX_TOKEN_BYTES).ok_or_else(|| {
+                let text = SystemEnv.read_file(path).filter(|t| t.len() <= MAX_TOKEN_BYTES).ok_or_else(|| {
                     self.failure(FailureKind::Auth, format!("cannot read the token file {}", path.display()), false)
                 })?;
                 (None, Some(text))

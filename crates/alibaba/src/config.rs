@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use keypair_binder_core::env::{ConfigEnv, SystemEnv, ini_section};
+use keypair_binder_core::env::{ConfigEnv, ProfileEnv, SystemEnv, ini_section};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
 use std::sync::Arc;
 
@@ -145,6 +145,8 @@ pub struct AlibabaBuilder {
     pub(crate) sts_vpc: bool,
     pub(crate) credentials_uri: Option<String>,
     pub(crate) client: ClientSettings,
+    /// A named profile was asked for but is in neither file.
+    pub(crate) missing_profile: Option<String>,
 }
 
 /// An OIDC role (RRSA on ACK): the role, its OIDC provider, the token file.
@@ -233,7 +235,37 @@ impl AlibabaBuilder {
             credentials_uri: var(AlibabaConfigKey::CredentialsUri),
             // The default chain ends with the VM's RAM role, unless told not to ask.
             client,
+            missing_profile: None,
         }
+    }
+
+    /// Credentials from the named profile of `~/.aliyun/config.json` (the
+    /// CLI's) or `~/.alibabacloud/credentials`, instead of the default
+    /// chain: no variable of the environment is read but the files'
+    /// locations. A profile in neither file is an error at `build`.
+    pub fn profile(self, name: impl Into<String>) -> Self {
+        self.profile_with(name, &SystemEnv)
+    }
+
+    /// [`profile`](Self::profile) from an injected environment.
+    pub fn profile_with(mut self, name: impl Into<String>, env: &dyn ConfigEnv) -> Self {
+        let name = name.into();
+        let locations = AlibabaConfigKey::CredentialsFile.env_names();
+        let seen = ProfileEnv::new(env, &name, AlibabaConfigKey::Profile.env_names(), locations);
+        let from = Self::from_env_with(&seen);
+        // A section the INI file lacks reads as an empty profile.
+        let ini_found = ini_profile(&seen, Some(&name))
+            .is_some_and(|p| [&p.access_key_id, &p.role_arn, &p.role_name].iter().any(|v| !v.is_empty()));
+        let found = cli_profile(&seen, Some(&name)).is_some() || ini_found;
+        self.access_key_id = from.access_key_id;
+        self.access_key_secret = from.access_key_secret;
+        self.security_token = from.security_token;
+        self.oidc = from.oidc;
+        self.credentials_uri = None;
+        self.client.adopt_credential_chain(&from.client);
+        self.region = self.region.or(from.region);
+        self.missing_profile = (!found).then_some(name);
+        self
     }
 
     /// Sets one setting by key.
@@ -297,6 +329,12 @@ impl AlibabaBuilder {
     keypair_binder_core::client_setters!();
 
     pub(crate) fn resolve(&self) -> Result<(Credentials, String, Url), Error> {
+        if let Some(name) = &self.missing_profile {
+            return Err(Error::config(
+                PROVIDER,
+                format!("profile {name:?} is in neither ~/.aliyun/config.json nor ~/.alibabacloud/credentials"),
+            ));
+        }
         let given = match (&self.access_key_id, &self.access_key_secret) {
             (Some(id), Some(secret)) => Some(Credential::AccessKey(AccessKey {
                 access_key: id.clone(),
@@ -519,5 +557,23 @@ mod tests {
         assert_eq!(AlibabaBuilder::from_env_with(&env).client.assume_role.as_deref(), Some("acs:ram::1:role/d"));
         let pod = AlibabaBuilder::from_env_with(&env.clone().with_var("ALIBABA_CLOUD_PROFILE", "pod"));
         assert_eq!(pod.resolve().unwrap().0.source_name(), "oidc_role_arn");
+    }
+
+    #[test]
+    fn a_named_profile_wins_over_the_environment_and_a_missing_one_fails_at_build() {
+        let cli = r#"{"current":"a","profiles":[{"name":"a","mode":"AK","access_key_id":"LTAIa","access_key_secret":"sa","region_id":"cn-beijing"}]}"#;
+        let ini = "[staging]\ntype = access_key\naccess_key_id = LTAIini\naccess_key_secret = si\n";
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_var("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")
+            .with_var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env")
+            .with_file("/home/u/.aliyun/config.json", cli)
+            .with_file("/home/u/.alibabacloud/credentials", ini);
+        let from_cli = AlibabaBuilder::from_env_with(&env).profile_with("a", &env);
+        assert_eq!(from_cli.access_key_id.as_deref(), Some("LTAIa"));
+        let from_ini = AlibabaBuilder::new().profile_with("staging", &env);
+        assert_eq!(from_ini.access_key_id.as_deref(), Some("LTAIini"));
+        let err = AlibabaBuilder::new().region("cn-hangzhou").profile_with("nope", &env).resolve().unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 }

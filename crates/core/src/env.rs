@@ -91,6 +91,49 @@ impl ConfigEnv for StaticEnv {
     }
 }
 
+/// Another environment seen through one named profile: the variables that
+/// name a profile answer `name`, the variables that say where the profile
+/// files are pass through, and every other variable reads as unset. A
+/// builder reading it finds that profile's credentials and nothing from the
+/// process environment, so a fleet row naming a profile gets that profile
+/// even where the environment holds other keys.
+pub struct ProfileEnv<'a> {
+    inner: &'a dyn ConfigEnv,
+    name: &'a str,
+    profile_vars: &'a [&'a str],
+    location_vars: &'a [&'a str],
+}
+
+impl<'a> ProfileEnv<'a> {
+    /// `inner` through the profile `name`, which `profile_vars` name;
+    /// `location_vars` (file locations) read through.
+    pub fn new(
+        inner: &'a dyn ConfigEnv,
+        name: &'a str,
+        profile_vars: &'a [&'a str],
+        location_vars: &'a [&'a str],
+    ) -> Self {
+        Self { inner, name, profile_vars, location_vars }
+    }
+}
+
+impl ConfigEnv for ProfileEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        if self.profile_vars.contains(&name) {
+            return Some(self.name.to_string());
+        }
+        self.location_vars.contains(&name).then(|| self.inner.var(name)).flatten()
+    }
+
+    fn read_file(&self, path: &Path) -> Option<String> {
+        self.inner.read_file(path)
+    }
+
+    fn home_dir(&self) -> Option<PathBuf> {
+        self.inner.home_dir()
+    }
+}
+
 /// The `key = value` pairs of one `[section]` of an INI credentials file,
 /// as the clouds' SDKs read them: `#` and `;` start comments, keys and
 /// values are trimmed, lines outside the section are ignored.
@@ -125,5 +168,22 @@ mod tests {
             [("secret_id".to_string(), "AKID".to_string()), ("secret_key".to_string(), "sk".to_string())]
         );
         assert!(ini_section(text, "missing").is_empty());
+    }
+
+    #[test]
+    fn a_profile_env_hides_every_variable_but_the_profile_and_file_locations() {
+        let inner = StaticEnv::new()
+            .with_var("KEY", "from-env")
+            .with_var("FILE", "/etc/creds")
+            .with_var("PROFILE", "other")
+            .with_file("/etc/creds", "text")
+            .with_home("/home/u");
+        let env = ProfileEnv::new(&inner, "work", &["PROFILE", "PROFILE2"], &["FILE"]);
+        assert_eq!(env.var("PROFILE").as_deref(), Some("work"));
+        assert_eq!(env.var("PROFILE2").as_deref(), Some("work"));
+        assert_eq!(env.var("FILE").as_deref(), Some("/etc/creds"));
+        assert_eq!(env.var("KEY"), None);
+        assert_eq!(env.read_file(Path::new("/etc/creds")).as_deref(), Some("text"));
+        assert_eq!(env.home_dir(), Some(PathBuf::from("/home/u")));
     }
 }

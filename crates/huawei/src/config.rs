@@ -171,6 +171,8 @@ pub struct HuaweiBuilder {
     pub(crate) federation: Option<(String, String)>,
     /// A pod identity: the endpoint, the token file.
     pub(crate) pod: Option<(String, String)>,
+    /// A named profile was asked for but has no keys in the credentials file.
+    pub(crate) missing_profile: Option<String>,
 }
 
 impl HuaweiBuilder {
@@ -244,6 +246,42 @@ impl HuaweiBuilder {
             builder.federation = None;
         }
         builder
+    }
+
+    /// Keys (and the project id and IAM endpoint, unless set) from the
+    /// section `[name]` of `~/.huaweicloud/credentials` (or
+    /// `HUAWEICLOUD_SDK_CREDENTIALS_FILE`), with the SDK's keys (`ak`, `sk`,
+    /// `security_token`, `project_id`, `iam_endpoint`), instead of the
+    /// default chain. The official SDKs read only `[basic]` and `[global]`,
+    /// and KooCLI keeps its profiles encrypted, so a named section of the
+    /// SDK's own file is where several Huawei accounts live side by side. A
+    /// section without keys is an error at `build`.
+    pub fn profile(self, name: impl Into<String>) -> Self {
+        self.profile_with(name, &SystemEnv)
+    }
+
+    /// [`profile`](Self::profile) from an injected environment.
+    pub fn profile_with(mut self, name: impl Into<String>, env: &dyn ConfigEnv) -> Self {
+        let name = name.into();
+        let pairs = profile_section(env, &name);
+        let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        self.auth = match (value("ak"), value("sk")) {
+            (Some(access_key), Some(sk)) => Some(HuaweiAuth::AkSk(AkSk {
+                access_key,
+                secret_key: Secret::new(sk),
+                token: value("security_token").map(Secret::new),
+            })),
+            _ => None,
+        };
+        self.oidc = None;
+        self.federation = None;
+        self.pod = None;
+        // The profile's keys, or nothing: never the VM's agency instead.
+        self.client.instance_role = false;
+        self.project_id = self.project_id.or(value("project_id"));
+        self.iam_endpoint = self.iam_endpoint.or(value("iam_endpoint"));
+        self.missing_profile = self.auth.is_none().then_some(name);
+        self
     }
 
     /// An OIDC agency (STS v5): the ID token in `token_file` (read again on
@@ -342,6 +380,12 @@ impl HuaweiBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
+        if let Some(name) = &self.missing_profile {
+            return Err(Error::config(
+                PROVIDER,
+                format!("profile {name:?}: no section [{name}] with ak and sk in ~/.huaweicloud/credentials"),
+            ));
+        }
         let auth = self.auth.clone();
         let chained = self.oidc.is_some() || self.federation.is_some() || self.pod.is_some();
         if auth.is_none() && !chained && !self.client.instance_role {
@@ -415,6 +459,11 @@ fn parse_url(text: &str) -> Result<Url, Error> {
 
 /// The `[basic]` section of the SDK's profile file, as key/value pairs.
 fn profile(env: &dyn ConfigEnv) -> Vec<(String, String)> {
+    profile_section(env, "basic")
+}
+
+/// The pairs of one section of the SDK's credentials file.
+fn profile_section(env: &dyn ConfigEnv, wanted: &str) -> Vec<(String, String)> {
     let path = match env.first_var(HuaweiConfigKey::CredentialsFile.env_names()) {
         Some(p) => PathBuf::from(p),
         None => match env.home_dir() {
@@ -431,7 +480,7 @@ fn profile(env: &dyn ConfigEnv) -> Vec<(String, String)> {
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = name.trim().to_string();
-        } else if section == "basic"
+        } else if section == wanted
             && let Some((k, v)) = line.split_once('=')
             && !v.trim().is_empty()
         {
@@ -542,5 +591,23 @@ mod tests {
         let b = HuaweiBuilder::from_env_with(&oidc);
         assert!(b.oidc.is_some() && b.auth.is_none() && b.federation.is_none(), "OIDC comes first");
         assert!(HuaweiBuilder::from_env_with(&keys).auth.is_some());
+    }
+
+    #[test]
+    fn a_named_section_wins_over_the_environment_and_a_missing_one_fails_at_build() {
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_var("HUAWEICLOUD_SDK_AK", "ENVAK")
+            .with_var("HUAWEICLOUD_SDK_SK", "envsk")
+            .with_file(
+                "/home/u/.huaweicloud/credentials",
+                "[basic]\nak = B\nsk = b\n\n[staging]\nak = S\nsk = s\nproject_id = ps\n",
+            );
+        let b = HuaweiBuilder::from_env_with(&env).profile_with("staging", &env);
+        assert!(matches!(&b.auth, Some(HuaweiAuth::AkSk(k)) if k.access_key == "S"));
+        assert_eq!(b.project_id.as_deref(), Some("ps"));
+        assert!(!b.client.instance_role);
+        let err = HuaweiBuilder::new().region("cn-north-4").profile_with("nope", &env).resolve().err().unwrap();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 }

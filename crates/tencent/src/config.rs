@@ -104,6 +104,8 @@ pub struct TencentBuilder {
     pub(crate) client: ClientSettings,
     /// A TKE OIDC role: its ARN, the OIDC provider id, the token file, the region.
     pub(crate) oidc: Option<TkeOidc>,
+    /// A named profile was asked for but has no keys in tccli's files.
+    pub(crate) missing_profile: Option<String>,
 }
 
 /// The web identity of a TKE pod.
@@ -167,7 +169,36 @@ impl TencentBuilder {
                 }
                 _ => None,
             },
+            missing_profile: None,
         }
+    }
+
+    /// Keys (and the region, unless set) from the named tccli profile
+    /// (`~/.tccli/<name>.credential` and `.configure`), instead of the
+    /// default chain: no variable of the environment is read. A profile
+    /// without keys there is an error at `build`.
+    pub fn profile(self, name: impl Into<String>) -> Self {
+        self.profile_with(name, &SystemEnv)
+    }
+
+    /// [`profile`](Self::profile) from an injected environment.
+    pub fn profile_with(mut self, name: impl Into<String>, env: &dyn ConfigEnv) -> Self {
+        let name = name.into();
+        let tccli = |suffix: &str| env.read_file(&env.home_dir()?.join(".tccli").join(format!("{name}.{suffix}")));
+        let cli: TccliCredential = tccli("credential").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let configure: TccliConfigure =
+            tccli("configure").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let non_empty = |v: String| Some(v).filter(|v| !v.is_empty());
+        let found = !cli.secret_id.is_empty() && !cli.secret_key.is_empty();
+        self.secret_id = non_empty(cli.secret_id);
+        self.secret_key = non_empty(cli.secret_key).map(Secret::new);
+        self.token = non_empty(cli.token).map(Secret::new);
+        self.oidc = None;
+        // The profile's keys, or nothing: never the VM's role instead.
+        self.client.instance_role = false;
+        self.region = self.region.or(non_empty(configure.sys.region));
+        self.missing_profile = (!found).then_some(name);
+        self
     }
 
     /// Sets one setting by key.
@@ -243,6 +274,9 @@ impl TencentBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
+        if let Some(name) = &self.missing_profile {
+            return Err(Error::config(PROVIDER, format!("profile {name:?} has no keys in ~/.tccli/{name}.credential")));
+        }
         let given = self.given_key();
         if let Some(key) = &given {
             let padded = |v: &str| v.trim() != v;
@@ -387,5 +421,21 @@ mod tests {
         assert_eq!(source(&StaticEnv::new().with_var("TENCENTCLOUD_REGION", "ap-guangzhou")), "cvm_role");
         let assumed = TencentBuilder::from_env_with(&keys).assume_role("qcs::cam::uin/2:roleName/x").resolve().unwrap();
         assert_eq!(assumed.0.source_name(), "assume_role");
+    }
+
+    #[test]
+    fn a_named_profile_wins_over_the_environment_and_a_missing_one_fails_at_build() {
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_var("TENCENTCLOUD_SECRET_ID", "AKIDenv")
+            .with_var("TENCENTCLOUD_SECRET_KEY", "env")
+            .with_file("/home/u/.tccli/prod.credential", r#"{"secretId":"AKIDprod","secretKey":"kp"}"#)
+            .with_file("/home/u/.tccli/prod.configure", r#"{"_sys_param":{"region":"ap-shanghai"}}"#);
+        let b = TencentBuilder::from_env_with(&env).profile_with("prod", &env);
+        assert_eq!(b.secret_id.as_deref(), Some("AKIDprod"));
+        assert_eq!(b.region.as_deref(), Some("ap-shanghai"));
+        assert!(!b.client.instance_role);
+        let err = TencentBuilder::new().region("ap-guangzhou").profile_with("nope", &env).resolve().unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 }

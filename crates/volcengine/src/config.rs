@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keypair_binder_core::env::{ConfigEnv, SystemEnv};
+use keypair_binder_core::env::{ConfigEnv, ProfileEnv, SystemEnv};
 use keypair_binder_core::http::{ClientSettings, check_endpoint, check_region};
 use keypair_binder_core::kit;
 use keypair_binder_core::{Error, Secret};
@@ -69,6 +69,11 @@ impl VolcengineConfigKey {
     }
 }
 
+/// The profile of the `ve` CLI's `config.json` the chain reads.
+const PROFILE_VAR: &str = "VOLCENGINE_PROFILE";
+/// Where the `ve` CLI's `config.json` is, instead of `~/.volcengine/config.json`.
+const CONFIG_FILE_VAR: &str = "VOLCENGINE_CLI_CONFIG_FILE";
+
 /// The `ve` CLI's `config.json`.
 #[derive(Deserialize)]
 struct CliConfig {
@@ -117,6 +122,8 @@ pub struct VolcengineBuilder {
     pub(crate) precheck_states: bool,
     /// An OIDC role: its TRN and the token file.
     pub(crate) oidc: Option<(String, String)>,
+    /// A named profile was asked for but is not in the CLI's file.
+    pub(crate) missing_profile: Option<String>,
 }
 
 impl VolcengineBuilder {
@@ -176,6 +183,29 @@ impl VolcengineBuilder {
         );
         builder.client.assume_role = profile_role;
         builder
+    }
+
+    /// Credentials (and the region, unless set) from the named profile of
+    /// the `ve` CLI's `~/.volcengine/config.json`, instead of the default
+    /// chain: no variable of the environment is read but the file's
+    /// location. A profile not in the file is an error at `build`.
+    pub fn profile(self, name: impl Into<String>) -> Self {
+        self.profile_with(name, &SystemEnv)
+    }
+
+    /// [`profile`](Self::profile) from an injected environment.
+    pub fn profile_with(mut self, name: impl Into<String>, env: &dyn ConfigEnv) -> Self {
+        let name = name.into();
+        let seen = ProfileEnv::new(env, &name, &[PROFILE_VAR], &[CONFIG_FILE_VAR]);
+        let from = Self::from_env_with(&seen);
+        self.access_key = from.access_key;
+        self.secret_key = from.secret_key;
+        self.session_token = from.session_token;
+        self.oidc = from.oidc;
+        self.client.adopt_credential_chain(&from.client);
+        self.region = self.region.or(from.region);
+        self.missing_profile = cli_profile(&seen).is_none().then_some(name);
+        self
     }
 
     /// Sets one setting by key.
@@ -257,6 +287,9 @@ impl VolcengineBuilder {
     }
 
     pub(crate) fn resolve(&self) -> Result<(kit::Credentials, String, Url), Error> {
+        if let Some(name) = &self.missing_profile {
+            return Err(Error::config(PROVIDER, format!("profile {name:?} is not in ~/.volcengine/config.json")));
+        }
         let missing = |what: &str, key: VolcengineConfigKey| {
             Error::config(PROVIDER, format!("missing {what}: set {}", key.env_names()[0]))
         };
@@ -316,12 +349,12 @@ pub fn default_endpoint(region: &str) -> Url {
 }
 
 fn cli_profile(env: &dyn ConfigEnv) -> Option<CliProfile> {
-    let path = match env.var("VOLCENGINE_CLI_CONFIG_FILE") {
+    let path = match env.var(CONFIG_FILE_VAR) {
         Some(p) => PathBuf::from(p),
         None => env.home_dir()?.join(".volcengine").join("config.json"),
     };
     let mut config: CliConfig = serde_json::from_str(&env.read_file(&path)?).ok()?;
-    let name = env.var("VOLCENGINE_PROFILE").unwrap_or(config.current);
+    let name = env.var(PROFILE_VAR).unwrap_or(config.current);
     config.profiles.remove(&name)
 }
 
@@ -417,5 +450,23 @@ mod tests {
         let vm = builder("vm");
         assert_eq!(vm.client.instance_role_name.as_deref(), Some("vm-role"));
         assert_eq!(vm.resolve().unwrap().0.source_name(), "ecs_role");
+    }
+
+    #[test]
+    fn a_named_profile_wins_over_the_environment_and_a_missing_one_fails_at_build() {
+        let config = r#"{"current":"a","profiles":{
+            "a":{"mode":"ak","access-key":"AKLTa","secret-key":"sa","region":"cn-beijing"},
+            "b":{"mode":"ak","access-key":"AKLTb","secret-key":"sb","region":"cn-shanghai"}}}"#;
+        let env = StaticEnv::new()
+            .with_home("/home/u")
+            .with_var("VOLCENGINE_ACCESS_KEY", "AKLTenv")
+            .with_var("VOLCENGINE_SECRET_KEY", "env")
+            .with_file("/home/u/.volcengine/config.json", config);
+        let b = VolcengineBuilder::from_env_with(&env).profile_with("b", &env);
+        assert_eq!(b.access_key.as_deref(), Some("AKLTb"));
+        assert_eq!(b.region.as_deref(), Some("cn-beijing"), "a region already set is kept");
+        assert_eq!(VolcengineBuilder::new().profile_with("b", &env).region.as_deref(), Some("cn-shanghai"));
+        let err = VolcengineBuilder::from_env_with(&env).profile_with("nope", &env).resolve().unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 }

@@ -121,6 +121,16 @@ impl ClientSettings {
         self
     }
 
+    /// Takes `other`'s credential chain (the instance role and its name, the
+    /// role to assume and its session name), keeping every other setting:
+    /// how a builder adopts a named profile.
+    pub fn adopt_credential_chain(&mut self, other: &ClientSettings) {
+        self.instance_role = other.instance_role;
+        self.instance_role_name = other.instance_role_name.clone();
+        self.assume_role = other.assume_role.clone();
+        self.role_session_name = other.role_session_name.clone();
+    }
+
     /// The retry policy of the binder: the one set, else the cloud's
     /// default, with `max_retries` when set.
     pub fn retry_or(&self, cloud_default: crate::RetryPolicy) -> crate::RetryPolicy {

@@ -144,12 +144,18 @@ fn troubled(cloud: Cloud) -> (Inventory, Vec<(&'static str, Option<FailureKind>)
             name: DEFAULT_KEYPAIR.into(),
             id: Some("kp-emulatordefault001".into()),
             private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
         },
         KeypairSpec {
             provider: cloud,
             name: "kp-old".into(),
             id: Some("kp-emulatorold000001".into()),
             private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
         },
     ];
     (Inventory { instances, keypairs }, expected)

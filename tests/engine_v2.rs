@@ -89,7 +89,15 @@ async fn reconciliation_ignores_tasks_of_other_key_pairs() {
     let instances = (0..3).map(|i| InstanceSpec::new(HW, format!("vm-{i}"))).collect();
     let keypairs = [DEFAULT_KEYPAIR, "kp-other"]
         .iter()
-        .map(|name| KeypairSpec { provider: HW, name: name.to_string(), id: None, private_key: None })
+        .map(|name| KeypairSpec {
+            provider: HW,
+            name: name.to_string(),
+            id: None,
+            private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
+        })
         .collect();
     let emu = emulator()
         .inventory(Inventory { instances, keypairs })

@@ -48,7 +48,15 @@ async fn the_window_of_ten_is_filled_and_never_exceeded() {
 fn inventory(instances: Vec<InstanceSpec>) -> Inventory {
     let keypairs = [DEFAULT_KEYPAIR, "kp-old"]
         .iter()
-        .map(|name| KeypairSpec { provider: HW, name: name.to_string(), id: None, private_key: None })
+        .map(|name| KeypairSpec {
+            provider: HW,
+            name: name.to_string(),
+            id: None,
+            private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
+        })
         .collect();
     Inventory { instances, keypairs }
 }
@@ -257,6 +265,9 @@ async fn a_mixed_fleet_is_sent_only_what_kps_accepts() {
             name: name.into(),
             id: None,
             private_key: Some(private_key_for(name)),
+            public_key: None,
+            region: None,
+            account: None,
         })
         .to_vec();
     let emu = emulator().inventory(Inventory { instances, keypairs }).start().await.unwrap();

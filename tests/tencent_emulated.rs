@@ -20,6 +20,9 @@ fn inventory(instances: Vec<InstanceSpec>) -> Inventory {
         name: DEFAULT_KEYPAIR.into(),
         id: Some("skey-default1".into()),
         private_key: None,
+        public_key: None,
+        region: None,
+        account: None,
     }];
     Inventory { instances, keypairs }
 }

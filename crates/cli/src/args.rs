@@ -211,4 +211,16 @@ pub struct EmulatorArgs {
     /// Lifetime of the temporary keys its metadata services issue, like 15m.
     #[arg(long, value_parser = positive_duration)]
     pub credential_ttl: Option<Duration>,
+    /// Regions generated instances are dealt over: REGION (every cloud) or
+    /// CLOUD:REGION, comma-separated, like huawei:cn-north-4,huawei:cn-south-1.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Accounts generated instances are dealt over besides the default one's
+    /// keys, comma-separated, like default,staging (each gets its own keys).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Also write a fleet CSV of every instance served (provider, region,
+    /// instance, profile = the account when not `default`, endpoint).
+    #[arg(long, value_name = "FILE")]
+    pub write_fleet: Option<PathBuf>,
 }

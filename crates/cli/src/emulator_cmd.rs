@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use keypair_binder_emulator::{Emulator, FaultRates, Inventory};
+use keypair_binder_emulator::{Cloud, DEFAULT_ACCOUNT, Emulator, FaultRates, Inventory};
 use serde_json::json;
 
 use crate::args::EmulatorArgs;
@@ -33,6 +33,27 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
     if let Some(ttl) = args.credential_ttl {
         builder = builder.credential_ttl(ttl);
     }
+    let mut regions = Vec::new();
+    for entry in &args.regions {
+        match entry.split_once(':') {
+            None => regions.push((None, entry.clone())),
+            Some((cloud, region)) => match Cloud::parse(cloud) {
+                Some(cloud) => regions.push((Some(cloud), region.to_string())),
+                None => {
+                    eprintln!("kpbind: --regions: unknown cloud {cloud:?} (huawei, volcengine, alibaba or tencent)");
+                    return ExitCode::from(2);
+                }
+            },
+        }
+    }
+    if regions
+        .iter()
+        .any(|(_, r)| r.is_empty() || !r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        eprintln!("kpbind: --regions: a region id is lower-case letters, digits and dashes");
+        return ExitCode::from(2);
+    }
+    builder = builder.regions(regions).accounts(args.accounts.clone());
     if let Some(spec) = &args.faults {
         match spec.parse::<FaultRates>() {
             Ok(rates) => builder = builder.faults(rates),
@@ -58,6 +79,18 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
     }
     let credentials = emulator.credentials();
     let base_url = format!("http://{}", emulator.addr());
+    if let Some(path) = &args.write_fleet {
+        let mut csv = String::from("provider,region,instance,profile,endpoint\n");
+        for i in &emulator.inventory().instances {
+            let region = i.region.clone().unwrap_or_else(|| credentials.region_of(i.provider).to_string());
+            let profile = i.account.as_deref().filter(|a| *a != DEFAULT_ACCOUNT).unwrap_or("");
+            csv.push_str(&format!("{},{region},{},{profile},{base_url}\n", i.provider.as_str(), i.id));
+        }
+        if let Err(e) = std::fs::write(path, csv) {
+            eprintln!("kpbind: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let first_line = json!({
         "base_url": base_url,
         "huawei": credentials.huawei,
@@ -65,6 +98,7 @@ pub async fn serve(args: EmulatorArgs) -> ExitCode {
         "alibaba": credentials.alibaba,
         "tencent": credentials.tencent,
         "oidc_token_file": emulator.oidc_token_file(),
+        "accounts": credentials.accounts,
     });
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{first_line}").and_then(|_| stdout.flush()).is_err() {

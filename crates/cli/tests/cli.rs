@@ -773,6 +773,9 @@ async fn tencent_binds_by_key_id_and_power_cycles_only_with_consent() {
             name: "kp-prod".into(),
             id: Some("skey-prod0001".into()),
             private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
         }],
     };
     let emu = Emulator::builder().inventory(inventory).task_duration(Duration::from_millis(20)).start().await.unwrap();

@@ -17,6 +17,7 @@ use crate::Shared;
 use crate::inventory::{Cloud, Os, VmState};
 use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
+use crate::state::DEFAULT_ACCOUNT;
 
 /// The action of an ACS3 call (`x-acs-action`), if this is one.
 pub(crate) fn action(req: &Incoming) -> Option<String> {
@@ -36,7 +37,8 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+/// Checks the signature; the account the key belongs to.
+fn authenticate(shared: &Shared, req: &Incoming) -> Result<String, Response> {
     let creds = &shared.credentials.alibaba;
     let Some(authorization) = req.header("authorization") else {
         return Err(error(StatusCode::BAD_REQUEST, "IncompleteSignature", "The request signature is missing."));
@@ -54,8 +56,10 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
         }
         Ok((sk.to_string(), Some(token.to_string())))
     };
-    let (sk, token) = if access_key == creds.ak {
-        (creds.sk.clone(), None)
+    let mut account = DEFAULT_ACCOUNT.to_string();
+    let (sk, token) = if let Some((name, sk)) = shared.credentials.account_of(Cloud::Alibaba, access_key) {
+        account = name.to_string();
+        (sk.to_string(), None)
     } else if access_key == creds.sts_ak {
         temporary(&creds.sts_sk, &creds.security_token)?
     } else {
@@ -105,7 +109,7 @@ fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
             "Specified signature nonce was used already.",
         ));
     }
-    Ok(())
+    Ok(account)
 }
 
 pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str) -> Answer {
@@ -115,10 +119,12 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str) -> Answer {
             0,
         );
     }
-    if let Err(response) = authenticate(shared, req) {
-        return Answer::new(response, 0);
-    }
-    if req.param("RegionId") != Some(shared.credentials.alibaba.region.as_str()) {
+    let account = match authenticate(shared, req) {
+        Ok(account) => account,
+        Err(response) => return Answer::new(response, 0),
+    };
+    let region = req.param("RegionId").unwrap_or("");
+    if !shared.credentials.serves(Cloud::Alibaba, &account, region) {
         return Answer::new(
             error(StatusCode::NOT_FOUND, "InvalidRegionId.NotFound", "The specified RegionId does not exist."),
             0,
@@ -136,13 +142,20 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str) -> Answer {
     };
     let now = Instant::now();
     match action {
-        "AttachKeyPair" | "DetachKeyPair" => keypair_call(shared, req, action, &ids, now),
-        "DescribeInstances" => Answer::new(describe(shared, &ids, now), 0),
+        "AttachKeyPair" | "DetachKeyPair" => keypair_call(shared, req, (&account, region), action, &ids, now),
+        "DescribeInstances" => Answer::new(describe(shared, (&account, region), &ids, now), 0),
         _ => Answer::new(error(StatusCode::NOT_FOUND, "InvalidAction.NotFound", "Specified api is not found."), 0),
     }
 }
 
-fn keypair_call(shared: &Shared, req: &Incoming, action: &str, ids: &[String], now: Instant) -> Answer {
+fn keypair_call(
+    shared: &Shared,
+    req: &Incoming,
+    (account, region): (&str, &str),
+    action: &str,
+    ids: &[String],
+    now: Instant,
+) -> Answer {
     if ids.is_empty() || ids.len() > MAX_INSTANCES_PER_CALL {
         return Answer::new(
             error(
@@ -154,7 +167,8 @@ fn keypair_call(shared: &Shared, req: &Incoming, action: &str, ids: &[String], n
         );
     }
     let keypair = req.param("KeyPairName").unwrap_or("").to_string();
-    let mut world = shared.world();
+    let mut guard = shared.world();
+    let world = guard.place(account, region);
     if !world.ali_keypairs.contains(&keypair) {
         return Answer::new(
             error(
@@ -201,8 +215,9 @@ fn keypair_call(shared: &Shared, req: &Incoming, action: &str, ids: &[String], n
     Answer::new((StatusCode::OK, axum::Json(body)).into_response(), ids.len())
 }
 
-fn describe(shared: &Shared, ids: &[String], now: Instant) -> Response {
-    let mut world = shared.world();
+fn describe(shared: &Shared, (account, region): (&str, &str), ids: &[String], now: Instant) -> Response {
+    let mut guard = shared.world();
+    let world = guard.place(account, region);
     let instances: Vec<Value> = ids
         .iter()
         .filter_map(|id| {

@@ -18,7 +18,7 @@ use crate::faults::Fault;
 use crate::inventory::{Cloud, Os, VmState};
 use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
-use crate::state::{Task, World};
+use crate::state::{DEFAULT_ACCOUNT, Place, Task};
 use crate::{Shared, Timing};
 
 /// The action a request names, for logs, counters and scripted faults.
@@ -79,14 +79,15 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
         "iam:CreateTokenWithIdToken" => return Answer::new(federated_token(shared, req, now), 0),
         "iam:CreateTemporaryAccessKeyByToken" => return Answer::new(temporary_keys(shared, req, now), 0),
         "iam:KeystoneListProjects" => {
-            if let Err(response) = authenticate(shared, req, now) {
-                return Answer::new(response, 0);
-            }
-            let creds = &shared.credentials.huawei;
-            let projects = if req.param("name") == Some(creds.region.as_str()) {
-                json!([{"id": creds.project_id, "name": creds.region}])
-            } else {
-                json!([])
+            let account = match authenticate(shared, req, now) {
+                Ok(account) => account,
+                Err(response) => return Answer::new(response, 0),
+            };
+            let projects = shared.credentials.accounts.get(&account).map(|a| &a.huawei.projects);
+            let project = req.param("name").and_then(|name| Some((name, projects?.get(name)?)));
+            let projects = match project {
+                Some((name, id)) => json!([{"id": id, "name": name}]),
+                None => json!([]),
             };
             return Answer::new(ok(StatusCode::OK, json!({"projects": projects})), 0);
         }
@@ -96,13 +97,14 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
         let message = "The API does not exist or has not been published in the environment.";
         return Answer::new(error(StatusCode::NOT_FOUND, "APIGW.0101", message), 0);
     }
-    if let Err(response) = authenticate(shared, req, now) {
-        return Answer::new(response, 0);
-    }
+    let account = match authenticate(shared, req, now) {
+        Ok(account) => account,
+        Err(response) => return Answer::new(response, 0),
+    };
     let project = req.path.split('/').nth(2).unwrap_or("");
-    if project != shared.credentials.huawei.project_id {
+    let Some(region) = shared.credentials.huawei_project(project).filter(|(a, _)| *a == account).map(|(_, r)| r) else {
         return Answer::new(error(StatusCode::FORBIDDEN, "APIGW.0302", "project id does not match the credentials"), 0);
-    }
+    };
     if req.header("x-project-id").is_some_and(|p| p != project) {
         return Answer::new(unauthorized("X-Project-Id does not match the path"), 0);
     }
@@ -114,23 +116,24 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
             Err(_) => return Answer::new(param_error("the body is not JSON"), 0),
         }
     };
-    let mut world = shared.world();
-    advance_tasks(&mut world, &shared.timing, now);
+    let mut guard = shared.world();
+    let world = guard.place(&account, region);
+    advance_tasks(world, &shared.timing, now);
     let last = req.path.rsplit('/').next().unwrap_or("");
     match action {
-        "AssociateKeypair" => Answer::new(associate(&mut world, &body, now), 1),
+        "AssociateKeypair" => Answer::new(associate(world, &body, now), 1),
         "BatchAssociateKeypair" => {
             let n = body["batch_keypairs"].as_array().map_or(0, Vec::len);
             let without_task_id = matches!(fault, Some(Fault::DeliveredWithoutTaskId));
-            Answer::new(batch_associate(&mut world, &body, without_task_id, now), n)
+            Answer::new(batch_associate(world, &body, without_task_id, now), n)
         }
-        "DisassociateKeypair" => Answer::new(disassociate(&mut world, &body, now), 1),
-        "ListKeypairTask" => Answer::new(task_status(&world, last, &shared.timing, now), 1),
-        "ListFailedTask" => Answer::new(failed_tasks(&world, req), 0),
-        "ListRunningTask" => Answer::new(running_tasks(&world, req), 0),
-        "ListKeypairs" => Answer::new(list_keypairs(&world, req), 0),
-        "ShowServer" => Answer::new(show_server(&mut world, &percent_decode(last), now), 1),
-        _ => Answer::new(show_keypair(&world, &percent_decode(last)), 0),
+        "DisassociateKeypair" => Answer::new(disassociate(world, &body, now), 1),
+        "ListKeypairTask" => Answer::new(task_status(world, last, &shared.timing, now), 1),
+        "ListFailedTask" => Answer::new(failed_tasks(world, req), 0),
+        "ListRunningTask" => Answer::new(running_tasks(world, req), 0),
+        "ListKeypairs" => Answer::new(list_keypairs(world, req), 0),
+        "ShowServer" => Answer::new(show_server(world, &percent_decode(last), now), 1),
+        _ => Answer::new(show_keypair(world, &percent_decode(last)), 0),
     }
 }
 
@@ -138,17 +141,17 @@ fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
-/// An IAM token (`X-Auth-Token`) or an AK/SK signature.
-fn authenticate(shared: &Shared, req: &Incoming, now: Instant) -> Result<(), Response> {
+/// An IAM token (`X-Auth-Token`) or an AK/SK signature; the account it is of.
+fn authenticate(shared: &Shared, req: &Incoming, now: Instant) -> Result<String, Response> {
     if let Some(token) = req.header("x-auth-token") {
         if token == shared.credentials.huawei.token {
             if shared.world().revoked_static_token {
                 return Err(error(StatusCode::UNAUTHORIZED, "KPS.9001", "The token of the request is expired"));
             }
-            return Ok(());
+            return Ok(DEFAULT_ACCOUNT.to_string());
         }
         return match shared.world().iam_tokens.get(token) {
-            Some(expiry) if *expiry > now => Ok(()),
+            Some(expiry) if *expiry > now => Ok(DEFAULT_ACCOUNT.to_string()),
             Some(_) => Err(error(StatusCode::UNAUTHORIZED, "KPS.9001", "The token of the request is expired")),
             None => Err(unauthorized("decrypt token fail")),
         };
@@ -156,7 +159,8 @@ fn authenticate(shared: &Shared, req: &Incoming, now: Instant) -> Result<(), Res
     verify_aksk(shared, req)
 }
 
-pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+/// Checks an AK/SK signature; the account the key belongs to.
+pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<String, Response> {
     let creds = &shared.credentials.huawei;
     let Some(authorization) = req.header("authorization") else {
         return Err(unauthorized("no authentication information"));
@@ -164,8 +168,10 @@ pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Respons
     let Some(auth) = parse_authorization(authorization) else {
         return Err(unauthorized("invalid Authorization header"));
     };
-    let (sk, token) = if auth.access_key == creds.ak {
-        (creds.sk.clone(), None)
+    let mut account = DEFAULT_ACCOUNT.to_string();
+    let (sk, token) = if let Some((name, sk)) = shared.credentials.account_of(Cloud::Huawei, &auth.access_key) {
+        account = name.to_string();
+        (sk.to_string(), None)
     } else if auth.access_key == creds.temp_ak {
         (creds.temp_sk.clone(), Some(creds.security_token.clone()))
     } else {
@@ -201,7 +207,7 @@ pub(crate) fn verify_aksk(shared: &Shared, req: &Incoming) -> Result<(), Respons
     if !req.signed_by(&signer, &key, &query, at) {
         return Err(unauthorized("verify aksk signature fail"));
     }
-    Ok(())
+    Ok(account)
 }
 
 /// The identity provider whose ID tokens IAM federates.
@@ -255,9 +261,13 @@ fn create_token(shared: &Shared, req: &Incoming, now: Instant) -> Response {
     {
         return iam_error(StatusCode::UNAUTHORIZED, "The username or password is wrong.");
     }
-    if scope["id"] != creds.project_id.as_str() && scope["name"] != creds.region.as_str() {
+    let projects =
+        shared.credentials.accounts.get(DEFAULT_ACCOUNT).map(|a| a.huawei.projects.clone()).unwrap_or_default();
+    let Some((region, project_id)) =
+        projects.iter().find(|(region, id)| scope["id"] == id.as_str() || scope["name"] == region.as_str())
+    else {
         return iam_error(StatusCode::BAD_REQUEST, "The project in the scope does not exist.");
-    }
+    };
     let token = format!("EMU-TOKEN-{}", uuid::Uuid::new_v4().simple());
     let lifetime = shared.timing.token_lifetime;
     shared.world().iam_tokens.insert(token.clone(), now + lifetime);
@@ -265,7 +275,7 @@ fn create_token(shared: &Shared, req: &Incoming, now: Instant) -> Response {
     let mut response = ok(
         StatusCode::CREATED,
         json!({"token": {"expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "methods": ["password"], "project": {"id": creds.project_id, "name": creds.region}}}),
+            "methods": ["password"], "project": {"id": project_id, "name": region}}}),
     );
     if let Ok(v) = HeaderValue::from_str(&token) {
         response.headers_mut().insert("x-subject-token", v);
@@ -274,7 +284,7 @@ fn create_token(shared: &Shared, req: &Incoming, now: Instant) -> Response {
 }
 
 /// Ends the tasks whose time has come, applying their outcome exactly once.
-pub(crate) fn advance_tasks(world: &mut World, timing: &Timing, now: Instant) {
+pub(crate) fn advance_tasks(world: &mut Place, timing: &Timing, now: Instant) {
     let due: Vec<String> = world
         .active_tasks
         .iter()
@@ -301,7 +311,7 @@ pub(crate) fn advance_tasks(world: &mut World, timing: &Timing, now: Instant) {
 }
 
 /// Why a task on this VM will fail, decided when it is submitted.
-fn task_failure(world: &World, server_id: &str, auth: &Value, op: &str) -> Option<(String, String)> {
+fn task_failure(world: &Place, server_id: &str, auth: &Value, op: &str) -> Option<(String, String)> {
     let vm = &world.vms[&(Cloud::Huawei, server_id.to_string())];
     if vm.os == Os::Windows || !vm.image_supported {
         return Some(("KPS.0002".into(), "the server's image does not support key pair operations".into()));
@@ -321,7 +331,7 @@ fn task_failure(world: &World, server_id: &str, auth: &Value, op: &str) -> Optio
 }
 
 pub(crate) fn start_task(
-    world: &mut World,
+    world: &mut Place,
     server_id: &str,
     keypair: Option<&str>,
     op: &'static str,
@@ -348,11 +358,11 @@ pub(crate) fn start_task(
     id
 }
 
-fn window_full(world: &World) -> bool {
+fn window_full(world: &Place) -> bool {
     world.in_operation() >= MAX_IN_OPERATION
 }
 
-fn associate(world: &mut World, body: &Value, now: Instant) -> Response {
+fn associate(world: &mut Place, body: &Value, now: Instant) -> Response {
     let (Some(keypair), Some(server_id)) = (body["keypair_name"].as_str(), body["server"]["id"].as_str()) else {
         return param_error("keypair_name and server.id are required");
     };
@@ -387,7 +397,7 @@ fn associate(world: &mut World, body: &Value, now: Instant) -> Response {
     ok(StatusCode::ACCEPTED, json!({"task_id": task_id}))
 }
 
-fn batch_associate(world: &mut World, body: &Value, without_task_id: bool, now: Instant) -> Response {
+fn batch_associate(world: &mut Place, body: &Value, without_task_id: bool, now: Instant) -> Response {
     let Some(entries) = body["batch_keypairs"].as_array().filter(|e| !e.is_empty()) else {
         return param_error("batch_keypairs is required");
     };
@@ -442,7 +452,7 @@ fn batch_associate(world: &mut World, body: &Value, without_task_id: bool, now: 
     ok(StatusCode::ACCEPTED, json!({"tasks": tasks}))
 }
 
-fn disassociate(world: &mut World, body: &Value, now: Instant) -> Response {
+fn disassociate(world: &mut Place, body: &Value, now: Instant) -> Response {
     let Some(server_id) = body["server"]["id"].as_str() else {
         return param_error("server.id is required");
     };
@@ -471,7 +481,7 @@ fn disassociate(world: &mut World, body: &Value, now: Instant) -> Response {
     ok(StatusCode::ACCEPTED, json!({"task_id": task_id}))
 }
 
-fn task_status(world: &World, task_id: &str, timing: &Timing, now: Instant) -> Response {
+fn task_status(world: &Place, task_id: &str, timing: &Timing, now: Instant) -> Response {
     let Some(task) = world.tasks.get(task_id) else {
         return error(StatusCode::BAD_REQUEST, "KPS.0001", "taskId is illegal");
     };
@@ -500,7 +510,7 @@ fn millis(at: Instant) -> String {
     (Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default()).timestamp_millis().to_string()
 }
 
-fn failed_tasks(world: &World, req: &Incoming) -> Response {
+fn failed_tasks(world: &Place, req: &Incoming) -> Response {
     let (limit, offset) = page(req);
     let tasks: Vec<Value> = world
         .failed_tasks
@@ -519,7 +529,7 @@ fn failed_tasks(world: &World, req: &Incoming) -> Response {
     ok(StatusCode::OK, json!({"total": world.failed_tasks.len(), "tasks": tasks}))
 }
 
-fn running_tasks(world: &World, req: &Incoming) -> Response {
+fn running_tasks(world: &Place, req: &Incoming) -> Response {
     let (limit, offset) = page(req);
     let tasks: Vec<Value> = world
         .active_tasks
@@ -537,7 +547,7 @@ fn running_tasks(world: &World, req: &Incoming) -> Response {
 }
 
 /// ECS ShowServer: the server's status and key pair.
-fn show_server(world: &mut World, server_id: &str, now: Instant) -> Response {
+fn show_server(world: &mut Place, server_id: &str, now: Instant) -> Response {
     let Some(vm) = world.vms.get_mut(&(Cloud::Huawei, server_id.to_string())) else {
         let message = format!("Instance[{server_id}] could not be found.");
         // The API gateway names every answer's request in `X-Request-Id`.
@@ -569,7 +579,7 @@ fn keypair_json(name: &str) -> Value {
         "is_key_protection": false, "frozen_state": 0})
 }
 
-fn list_keypairs(world: &World, req: &Incoming) -> Response {
+fn list_keypairs(world: &Place, req: &Incoming) -> Response {
     let limit = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(50usize).clamp(1, 1000);
     let names: Vec<&String> = world
         .hw_keypairs
@@ -586,7 +596,7 @@ fn list_keypairs(world: &World, req: &Incoming) -> Response {
     ok(StatusCode::OK, json!({"keypairs": shown, "page_info": page_info}))
 }
 
-fn show_keypair(world: &World, name: &str) -> Response {
+fn show_keypair(world: &Place, name: &str) -> Response {
     if !world.hw_keypairs.contains_key(name) {
         return error(StatusCode::NOT_FOUND, "KPS.6004", "No Keypair find");
     }

@@ -49,6 +49,11 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    /// The cloud of a lower-case name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Huawei, Self::Volcengine, Self::Alibaba, Self::Tencent].into_iter().find(|c| c.as_str() == name)
+    }
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +120,12 @@ pub struct InstanceSpec {
     /// Root password.
     #[serde(default)]
     pub password: Option<String>,
+    /// Region (default: the cloud's region of the first output line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Account (default: `default`, whose credentials the first output line gives first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// One key pair of the inventory.
@@ -130,6 +141,23 @@ pub struct KeypairSpec {
     /// Private key text a Huawei replace must present.
     #[serde(default)]
     pub private_key: Option<String>,
+    /// OpenSSH public key (generated from the name when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// Region (default: the cloud's region of the first output line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Account (default: `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl KeypairSpec {
+    /// A key pair named `name` in the default account and region, its id,
+    /// private and public keys generated.
+    pub fn new(provider: Cloud, name: impl Into<String>) -> Self {
+        Self { provider, name: name.into(), id: None, private_key: None, public_key: None, region: None, account: None }
+    }
 }
 
 /// Instances and key pairs of every cloud.
@@ -168,12 +196,12 @@ impl Inventory {
         let inventory: Inventory = serde_json::from_str(text)?;
         let mut seen = std::collections::HashSet::new();
         for i in &inventory.instances {
-            if !seen.insert((i.provider, "instance", i.id.clone())) {
+            if !seen.insert((i.provider, "instance", i.id.clone(), i.region.clone(), i.account.clone())) {
                 return Err(InventoryError::Duplicate { what: "instance", value: i.id.clone() });
             }
         }
         for k in &inventory.keypairs {
-            if !seen.insert((k.provider, "keypair", k.name.clone())) {
+            if !seen.insert((k.provider, "keypair", k.name.clone(), k.region.clone(), k.account.clone())) {
                 return Err(InventoryError::Duplicate { what: "key pair", value: k.name.clone() });
             }
         }
@@ -183,39 +211,58 @@ impl Inventory {
     /// `per_cloud` running Linux instances on each cloud, ids in each cloud's
     /// format and the same for the same seed, plus [`DEFAULT_KEYPAIR`] on every cloud.
     pub fn generate(per_cloud: usize, seed: u64) -> Self {
+        Self::generate_spread(per_cloud, seed, &|_| vec![None], &[None])
+    }
+
+    /// As [`generate`](Self::generate), each cloud's instances dealt in turn
+    /// over its regions (`regions(cloud)`; `None` is the cloud's default) and
+    /// the accounts, with [`DEFAULT_KEYPAIR`] in every account and region.
+    pub fn generate_spread(
+        per_cloud: usize,
+        seed: u64,
+        regions: &dyn Fn(Cloud) -> Vec<Option<String>>,
+        accounts: &[Option<String>],
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut instances = Vec::with_capacity(per_cloud * 4);
-        for _ in 0..per_cloud {
-            instances.push(InstanceSpec::new(Cloud::Huawei, huawei_id(&mut rng)));
+        let mut keypairs = Vec::new();
+        let clouds = [Cloud::Huawei, Cloud::Volcengine, Cloud::Alibaba, Cloud::Tencent];
+        let places_of = |cloud: Cloud| -> Vec<(Option<String>, Option<String>)> {
+            let places: Vec<_> =
+                accounts.iter().flat_map(|a| regions(cloud).into_iter().map(move |r| (a.clone(), r))).collect();
+            if places.is_empty() { vec![(None, None)] } else { places }
+        };
+        for cloud in clouds {
+            let places = places_of(cloud);
+            for n in 0..per_cloud {
+                let id = match cloud {
+                    Cloud::Huawei => huawei_id(&mut rng),
+                    Cloud::Volcengine => volcengine_id(&mut rng, "i-"),
+                    Cloud::Alibaba => volcengine_id(&mut rng, "i-bp1"),
+                    Cloud::Tencent => tencent_id(&mut rng, "ins-"),
+                };
+                let mut spec = InstanceSpec::new(cloud, id);
+                // CVM binds key pairs to stopped instances (running ones only with consent to a forced stop).
+                if cloud == Cloud::Tencent {
+                    spec.state = VmState::Stopped;
+                }
+                (spec.account, spec.region) = places[n % places.len()].clone();
+                instances.push(spec);
+            }
         }
-        for _ in 0..per_cloud {
-            instances.push(InstanceSpec::new(Cloud::Volcengine, volcengine_id(&mut rng, "i-")));
+        // Key pair ids after every instance id, as generated inventories always drew them.
+        for cloud in clouds {
+            for (account, region) in places_of(cloud) {
+                let mut keypair = KeypairSpec::new(cloud, DEFAULT_KEYPAIR);
+                keypair.id = match cloud {
+                    Cloud::Volcengine => Some(volcengine_id(&mut rng, "kp-")),
+                    Cloud::Tencent => Some(tencent_id(&mut rng, "skey-")),
+                    _ => None,
+                };
+                (keypair.account, keypair.region) = (account, region);
+                keypairs.push(keypair);
+            }
         }
-        for _ in 0..per_cloud {
-            instances.push(InstanceSpec::new(Cloud::Alibaba, volcengine_id(&mut rng, "i-bp1")));
-        }
-        // CVM binds key pairs to stopped instances (running ones only with consent to a forced stop).
-        for _ in 0..per_cloud {
-            let mut spec = InstanceSpec::new(Cloud::Tencent, tencent_id(&mut rng, "ins-"));
-            spec.state = VmState::Stopped;
-            instances.push(spec);
-        }
-        let keypairs = vec![
-            KeypairSpec { provider: Cloud::Huawei, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
-            KeypairSpec {
-                provider: Cloud::Volcengine,
-                name: DEFAULT_KEYPAIR.into(),
-                id: Some(volcengine_id(&mut rng, "kp-")),
-                private_key: None,
-            },
-            KeypairSpec { provider: Cloud::Alibaba, name: DEFAULT_KEYPAIR.into(), id: None, private_key: None },
-            KeypairSpec {
-                provider: Cloud::Tencent,
-                name: DEFAULT_KEYPAIR.into(),
-                id: Some(tencent_id(&mut rng, "skey-")),
-                private_key: None,
-            },
-        ];
         Self { instances, keypairs }
     }
 
@@ -237,6 +284,8 @@ impl InstanceSpec {
             image_supported: true,
             keypair: None,
             password: None,
+            region: None,
+            account: None,
         }
     }
 }

@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use keypair_binder_core::sha256_hex;
 use serde::Serialize;
 use tokio::sync::watch;
 use url::Url;
@@ -43,7 +44,7 @@ pub use faults::{Fault, FaultRates, FaultSpecError, ScriptedFault};
 pub use huawei::HUAWEI_IDP_ID;
 pub use inventory::{Cloud, DEFAULT_KEYPAIR, InstanceSpec, Inventory, InventoryError, KeypairSpec, Os, VmState};
 pub use metadata::{CREDENTIALS_URI_PATH, INSTANCE_ROLE, POD_CREDENTIALS_PATH};
-pub use state::{LogEntry, private_key_for};
+pub use state::{DEFAULT_ACCOUNT, LogEntry, private_key_for, public_key_for};
 
 use faults::Faults;
 use state::World;
@@ -104,9 +105,58 @@ pub struct VolcengineCredentials {
     pub role_trn: String,
 }
 
+/// One account's access keys on every cloud, and the regions each cloud
+/// serves it (Huawei: the project id of each region). Made up.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountCredentials {
+    /// Huawei Cloud AK/SK and a project per region.
+    pub huawei: HuaweiAccount,
+    /// Volcengine access key.
+    pub volcengine: AccessKeyPair,
+    /// Alibaba Cloud AccessKey.
+    pub alibaba: AccessKeyPair,
+    /// Tencent Cloud SecretId and SecretKey.
+    pub tencent: TencentAccount,
+}
+
+/// An access key and its secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccessKeyPair {
+    /// Access key id.
+    pub ak: String,
+    /// Its secret.
+    pub sk: String,
+    /// Regions served to this account.
+    pub regions: Vec<String>,
+}
+
+/// A Huawei account: AK/SK and its projects.
+#[derive(Clone, Debug, Serialize)]
+pub struct HuaweiAccount {
+    /// Permanent access key.
+    pub ak: String,
+    /// Its secret key.
+    pub sk: String,
+    /// Project id by region.
+    pub projects: std::collections::BTreeMap<String, String>,
+}
+
+/// A Tencent account's keys.
+#[derive(Clone, Debug, Serialize)]
+pub struct TencentAccount {
+    /// SecretId.
+    pub secret_id: String,
+    /// SecretKey.
+    pub secret_key: String,
+    /// Regions served to this account.
+    pub regions: Vec<String>,
+}
+
 /// Everything a client needs to talk to the emulator.
 #[derive(Clone, Debug, Serialize)]
 pub struct Credentials {
+    /// Every account's keys, `default` (the keys above) first in name order.
+    pub accounts: std::collections::BTreeMap<String, AccountCredentials>,
     /// Huawei Cloud.
     pub huawei: HuaweiCredentials,
     /// Volcengine.
@@ -166,6 +216,7 @@ pub struct AlibabaCredentials {
 impl Default for Credentials {
     fn default() -> Self {
         Self {
+            accounts: std::collections::BTreeMap::new(),
             huawei: HuaweiCredentials {
                 ak: "HPUAEMULATORAK000001".into(),
                 sk: "EmulatorSecretKey000000000000000000000001".into(),
@@ -219,6 +270,104 @@ impl Default for Credentials {
     }
 }
 
+impl Credentials {
+    /// The accounts `names` (besides `default`), serving `regions` on every cloud:
+    /// keys derived from the account's name, `default`'s the fixed ones above.
+    fn with_accounts(mut self, names: &[String], regions: &dyn Fn(Cloud) -> Vec<String>) -> Self {
+        let derive = |account: &str, what: &str, len: usize| {
+            sha256_hex(format!("{account}/{what}").as_bytes())[..len].to_string()
+        };
+        let mut all = vec![state::DEFAULT_ACCOUNT.to_string()];
+        all.extend(names.iter().filter(|n| n.as_str() != state::DEFAULT_ACCOUNT).cloned());
+        for account in all {
+            let default = account == state::DEFAULT_ACCOUNT;
+            let pick = |fixed: &str, prefix: &str, what: &str, len: usize| {
+                if default { fixed.to_string() } else { format!("{prefix}{}", derive(&account, what, len)) }
+            };
+            let projects = regions(Cloud::Huawei)
+                .into_iter()
+                .map(|region| {
+                    let fixed = default && region == self.huawei.region;
+                    let id = if fixed {
+                        self.huawei.project_id.clone()
+                    } else {
+                        derive(&account, &format!("project/{region}"), 32)
+                    };
+                    (region, id)
+                })
+                .collect();
+            let entry = AccountCredentials {
+                huawei: HuaweiAccount {
+                    ak: pick(&self.huawei.ak, "HPUA", "huawei-ak", 16).to_uppercase(),
+                    sk: pick(&self.huawei.sk, "", "huawei-sk", 40),
+                    projects,
+                },
+                volcengine: AccessKeyPair {
+                    ak: pick(&self.volcengine.ak, "AKLT", "volcengine-ak", 24),
+                    sk: pick(&self.volcengine.sk, "", "volcengine-sk", 40),
+                    regions: regions(Cloud::Volcengine),
+                },
+                alibaba: AccessKeyPair {
+                    ak: pick(&self.alibaba.ak, "LTAI5t", "alibaba-ak", 18),
+                    sk: pick(&self.alibaba.sk, "", "alibaba-sk", 30),
+                    regions: regions(Cloud::Alibaba),
+                },
+                tencent: TencentAccount {
+                    secret_id: pick(&self.tencent.secret_id, "AKID", "tencent-id", 32),
+                    secret_key: pick(&self.tencent.secret_key, "", "tencent-key", 32),
+                    regions: regions(Cloud::Tencent),
+                },
+            };
+            self.accounts.insert(account, entry);
+        }
+        self
+    }
+
+    /// The account an access key of `cloud` belongs to, and its secret.
+    pub(crate) fn account_of(&self, cloud: Cloud, access_key: &str) -> Option<(&str, &str)> {
+        self.accounts.iter().find_map(|(name, a)| {
+            let (ak, sk) = match cloud {
+                Cloud::Huawei => (&a.huawei.ak, &a.huawei.sk),
+                Cloud::Volcengine => (&a.volcengine.ak, &a.volcengine.sk),
+                Cloud::Alibaba => (&a.alibaba.ak, &a.alibaba.sk),
+                Cloud::Tencent => (&a.tencent.secret_id, &a.tencent.secret_key),
+            };
+            (ak == access_key).then_some((name.as_str(), sk.as_str()))
+        })
+    }
+
+    /// Whether `cloud` serves `region` to `account`.
+    pub(crate) fn serves(&self, cloud: Cloud, account: &str, region: &str) -> bool {
+        self.accounts.get(account).is_some_and(|a| match cloud {
+            Cloud::Huawei => a.huawei.projects.contains_key(region),
+            Cloud::Volcengine => a.volcengine.regions.iter().any(|r| r == region),
+            Cloud::Alibaba => a.alibaba.regions.iter().any(|r| r == region),
+            Cloud::Tencent => a.tencent.regions.iter().any(|r| r == region),
+        })
+    }
+
+    /// The Huawei (account, region) a project id belongs to.
+    pub(crate) fn huawei_project(&self, project_id: &str) -> Option<(&str, &str)> {
+        self.accounts.iter().find_map(|(name, a)| {
+            a.huawei.projects.iter().find(|(_, id)| *id == project_id).map(|(r, _)| (name.as_str(), r.as_str()))
+        })
+    }
+
+    /// The region a cloud's instances live in when the inventory does not say.
+    pub fn region_of(&self, cloud: Cloud) -> &str {
+        self.default_region(cloud)
+    }
+
+    pub(crate) fn default_region(&self, cloud: Cloud) -> &str {
+        match cloud {
+            Cloud::Huawei => &self.huawei.region,
+            Cloud::Volcengine => &self.volcengine.region,
+            Cloud::Alibaba => &self.alibaba.region,
+            Cloud::Tencent => &self.tencent.region,
+        }
+    }
+}
+
 /// Timing of the emulated clouds.
 #[derive(Clone, Debug)]
 pub(crate) struct Timing {
@@ -256,6 +405,8 @@ pub struct EmulatorBuilder {
     rates: FaultRates,
     script: Vec<ScriptedFault>,
     credentials: Credentials,
+    regions: Vec<(Option<Cloud>, String)>,
+    accounts: Vec<String>,
 }
 
 impl Default for EmulatorBuilder {
@@ -277,6 +428,8 @@ impl Default for EmulatorBuilder {
             rates: FaultRates::default(),
             script: Vec::new(),
             credentials: Credentials::default(),
+            regions: Vec::new(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -357,15 +510,68 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Regions generated instances are dealt over: `(Some(cloud), region)`
+    /// for one cloud, `(None, region)` for all (default: each cloud's one
+    /// region). Every region an inventory names is served too.
+    pub fn regions(mut self, regions: impl IntoIterator<Item = (Option<Cloud>, String)>) -> Self {
+        self.regions = regions.into_iter().collect();
+        self
+    }
+
+    /// Accounts generated instances are dealt over, each with its own keys
+    /// (default: the `default` account alone). Every account an inventory
+    /// names is served too.
+    pub fn accounts(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.accounts = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Binds the port and starts serving.
     pub async fn start(self) -> std::io::Result<Emulator> {
-        let inventory = self.inventory.unwrap_or_else(|| Inventory::generate(self.instances, self.seed));
-        let world = World::new(&inventory, &self.credentials.huawei.vm_password, self.timing.transition);
+        let named = |cloud: Cloud| -> Vec<String> {
+            self.regions.iter().filter(|(c, _)| c.is_none_or(|c| c == cloud)).map(|(_, r)| r.clone()).collect()
+        };
+        let inventory = self.inventory.unwrap_or_else(|| {
+            let regions = |cloud: Cloud| {
+                let named = named(cloud);
+                if named.is_empty() { vec![None] } else { named.into_iter().map(Some).collect() }
+            };
+            let accounts: Vec<Option<String>> =
+                if self.accounts.is_empty() { vec![None] } else { self.accounts.iter().cloned().map(Some).collect() };
+            Inventory::generate_spread(self.instances, self.seed, &regions, &accounts)
+        });
+        // Served: each cloud's default region, the regions named, and every region and account the inventory holds.
+        let base = self.credentials.clone();
+        let served =
+            |cloud: Cloud| -> Vec<String> {
+                let mut regions = vec![base.default_region(cloud).to_string()];
+                let held =
+                    inventory.instances.iter().filter(|i| i.provider == cloud).filter_map(|i| i.region.clone()).chain(
+                        inventory.keypairs.iter().filter(|k| k.provider == cloud).filter_map(|k| k.region.clone()),
+                    );
+                for region in named(cloud).into_iter().chain(held) {
+                    if !regions.contains(&region) {
+                        regions.push(region);
+                    }
+                }
+                regions
+            };
+        let mut accounts = self.accounts.clone();
+        let held = inventory.instances.iter().filter_map(|i| i.account.clone());
+        for account in held.chain(inventory.keypairs.iter().filter_map(|k| k.account.clone())) {
+            if !accounts.contains(&account) {
+                accounts.push(account);
+            }
+        }
+        let credentials = self.credentials.with_accounts(&accounts, &served);
+        let world = World::new(&inventory, &credentials.huawei.vm_password, self.timing.transition, |cloud| {
+            credentials.default_region(cloud).to_string()
+        });
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             faults: Faults::new(self.rates, self.script, self.seed),
             timing: self.timing,
-            credentials: self.credentials,
+            credentials,
         });
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
@@ -422,21 +628,58 @@ impl Emulator {
         &self.inventory
     }
 
-    /// The key pair bound to an instance now (name).
-    pub fn binding(&self, cloud: Cloud, id: &str) -> Option<String> {
+    /// Brings every place's tasks and operations up to now.
+    fn advanced(&self) -> MutexGuard<'_, World> {
         let now = std::time::Instant::now();
         let mut world = self.shared.world();
-        huawei::advance_tasks(&mut world, &self.shared.timing, now);
-        tencent::advance(&mut world, &self.shared.timing, now);
-        world.vms.get(&(cloud, id.to_string())).and_then(|vm| vm.keypair.clone())
+        for place in world.places.values_mut() {
+            huawei::advance_tasks(place, &self.shared.timing, now);
+            tencent::advance(place, &self.shared.timing, now);
+        }
+        world
     }
 
-    /// How many times a key pair operation was applied to an instance.
+    /// The key pair bound to an instance now (name), in the first account
+    /// and region (by name) that holds that id.
+    pub fn binding(&self, cloud: Cloud, id: &str) -> Option<String> {
+        let world = self.advanced();
+        let vm = world.places.values().find_map(|p| p.vms.get(&(cloud, id.to_string())))?;
+        vm.keypair.clone()
+    }
+
+    /// The key pair bound to an instance of `account` in `region` now (name).
+    pub fn binding_in(&self, cloud: Cloud, account: &str, region: &str, id: &str) -> Option<String> {
+        let world = self.advanced();
+        let place = world.places.get(&(account.to_string(), region.to_string()))?;
+        place.vms.get(&(cloud, id.to_string())).and_then(|vm| vm.keypair.clone())
+    }
+
+    /// How many times a key pair operation was applied to an instance (in
+    /// every account and region holding that id).
     pub fn applications(&self, cloud: Cloud, id: &str) -> u32 {
-        let now = std::time::Instant::now();
-        let mut world = self.shared.world();
-        huawei::advance_tasks(&mut world, &self.shared.timing, now);
-        world.applications.get(&(cloud, id.to_string())).copied().unwrap_or(0)
+        let world = self.advanced();
+        world.places.values().filter_map(|p| p.applications.get(&(cloud, id.to_string()))).sum()
+    }
+
+    /// How many times a key pair operation was applied to an instance of `account` in `region`.
+    pub fn applications_in(&self, cloud: Cloud, account: &str, region: &str, id: &str) -> u32 {
+        let world = self.advanced();
+        let place = world.places.get(&(account.to_string(), region.to_string()));
+        place.and_then(|p| p.applications.get(&(cloud, id.to_string()))).copied().unwrap_or(0)
+    }
+
+    /// The key pairs of `cloud` that `account` holds in `region`, with their public keys.
+    pub fn keypairs_in(&self, cloud: Cloud, account: &str, region: &str) -> Vec<(String, String)> {
+        let world = self.shared.world();
+        let Some(place) = world.places.get(&(account.to_string(), region.to_string())) else { return Vec::new() };
+        let mut pairs: Vec<(String, String)> = place
+            .public_keys
+            .iter()
+            .filter(|((c, _), _)| *c == cloud)
+            .map(|((_, n), k)| (n.clone(), k.clone()))
+            .collect();
+        pairs.sort();
+        pairs
     }
 
     /// Calls received per action (`AttachKeyPair`, `BatchAssociateKeypair`…).
@@ -449,9 +692,9 @@ impl Emulator {
         self.shared.world().calls.values().sum()
     }
 
-    /// The most Huawei VMs that were in key-pair operations at once.
+    /// The most Huawei VMs that were in key-pair operations at once (in one account and region).
     pub fn max_in_operation(&self) -> usize {
-        self.shared.world().max_in_operation
+        self.shared.world().places.values().map(|p| p.max_in_operation).max().unwrap_or(0)
     }
 
     /// The request log, oldest first (the last 200,000 requests).
@@ -464,7 +707,8 @@ impl Emulator {
     pub fn start_transition(&self, cloud: Cloud, id: &str) {
         let now = std::time::Instant::now();
         let transition = self.shared.timing.transition;
-        if let Some(vm) = self.shared.world().vms.get_mut(&(cloud, id.to_string())) {
+        let mut world = self.shared.world();
+        if let Some(vm) = world.places.values_mut().find_map(|p| p.vms.get_mut(&(cloud, id.to_string()))) {
             vm.state = VmState::Transitioning;
             vm.became_running_at = Some(now + transition);
         }
@@ -474,12 +718,11 @@ impl Emulator {
     /// would; returns its id, or `None` for an unknown VM.
     pub fn start_foreign_task(&self, id: &str, keypair: &str) -> Option<String> {
         let now = std::time::Instant::now();
-        let mut world = self.shared.world();
-        huawei::advance_tasks(&mut world, &self.shared.timing, now);
-        world.vms.contains_key(&(Cloud::Huawei, id.to_string())).then(|| {
-            let op = if world.vms[&(Cloud::Huawei, id.to_string())].keypair.is_some() { "REPLACE" } else { "BIND" };
-            huawei::start_task(&mut world, id, Some(keypair), op, None, now)
-        })
+        let mut world = self.advanced();
+        let key = (Cloud::Huawei, id.to_string());
+        let place = world.places.values_mut().find(|p| p.vms.contains_key(&key))?;
+        let op = if place.vms[&key].keypair.is_some() { "REPLACE" } else { "BIND" };
+        Some(huawei::start_task(place, id, Some(keypair), op, None, now))
     }
 
     /// Expires every IAM token issued so far (the static one too), as a

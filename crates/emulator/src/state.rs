@@ -115,26 +115,53 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u128(d.as_millis())
 }
 
-/// The mutable world behind every cloud's API.
-pub(crate) struct World {
-    pub started: Instant,
+/// The account every credential of the first output line belongs to.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// One account's resources in one region: what a cloud's regional API sees.
+#[derive(Default)]
+pub(crate) struct Place {
     pub vms: HashMap<(Cloud, String), Vm>,
     pub order: HashMap<Cloud, Vec<String>>,
     pub hw_keypairs: BTreeMap<String, String>,
     pub volc_keypairs: Vec<(String, String)>,
     /// Alibaba key pair names.
     pub ali_keypairs: std::collections::BTreeSet<String>,
-    /// Alibaba signature nonces seen (a replay is refused).
-    pub ali_nonces: std::collections::HashSet<String>,
     /// Tencent key pairs, (name, `skey-…` id).
     pub tc_keypairs: Vec<(String, String)>,
+    /// The OpenSSH public key of every key pair, by cloud and name.
+    pub public_keys: HashMap<(Cloud, String), String>,
     /// Each Tencent instance's latest operation.
     pub tc_ops: HashMap<String, TencentOp>,
     pub tasks: HashMap<String, Task>,
     pub active_tasks: Vec<String>,
     pub failed_tasks: Vec<(String, Instant)>,
     pub max_in_operation: usize,
+    /// Volcengine `ClientToken` records.
     pub tokens: HashMap<String, TokenRecord>,
+    pub applications: HashMap<(Cloud, String), u32>,
+}
+
+impl Place {
+    pub fn applied(&mut self, cloud: Cloud, id: &str) {
+        *self.applications.entry((cloud, id.to_string())).or_default() += 1;
+    }
+
+    pub fn in_operation(&self) -> usize {
+        self.active_tasks.len()
+    }
+}
+
+/// Where a place is: (account, region).
+pub(crate) type PlaceKey = (String, String);
+
+/// The mutable world behind every cloud's API.
+pub(crate) struct World {
+    pub started: Instant,
+    /// Every account's regions.
+    pub places: BTreeMap<PlaceKey, Place>,
+    /// Alibaba signature nonces seen (a replay is refused).
+    pub ali_nonces: std::collections::HashSet<String>,
     pub iam_tokens: HashMap<String, Instant>,
     pub revoked_static_token: bool,
     /// Temporary keys the metadata services issued, by access key.
@@ -143,64 +170,60 @@ pub(crate) struct World {
     pub metadata_tokens: std::collections::HashSet<String>,
     /// The web identity token STS accepts now.
     pub oidc_token: String,
-    pub applications: HashMap<(Cloud, String), u32>,
     pub calls: BTreeMap<String, u64>,
     pub log: VecDeque<LogEntry>,
 }
 
 impl World {
-    pub fn new(inventory: &Inventory, vm_password: &str, transition: Duration) -> Self {
+    /// `default_region` is where an instance or key pair without a region lives.
+    pub fn new(
+        inventory: &Inventory,
+        vm_password: &str,
+        transition: Duration,
+        default_region: impl Fn(Cloud) -> String,
+    ) -> Self {
         let now = Instant::now();
-        let mut vms = HashMap::with_capacity(inventory.instances.len());
-        let mut order: HashMap<Cloud, Vec<String>> = HashMap::new();
+        let mut places: BTreeMap<PlaceKey, Place> = BTreeMap::new();
+        let key_of = |cloud: Cloud, account: &Option<String>, region: &Option<String>| {
+            let account = account.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
+            (account, region.clone().unwrap_or_else(|| default_region(cloud)))
+        };
         for spec in &inventory.instances {
-            vms.insert((spec.provider, spec.id.clone()), Vm::from_spec(spec, vm_password, transition, now));
-            order.entry(spec.provider).or_default().push(spec.id.clone());
+            let place = places.entry(key_of(spec.provider, &spec.account, &spec.region)).or_default();
+            place.vms.insert((spec.provider, spec.id.clone()), Vm::from_spec(spec, vm_password, transition, now));
+            place.order.entry(spec.provider).or_default().push(spec.id.clone());
         }
-        let mut hw_keypairs = BTreeMap::new();
-        let mut volc_keypairs = Vec::new();
-        let mut ali_keypairs = std::collections::BTreeSet::new();
-        let mut tc_keypairs = Vec::new();
         for (n, kp) in inventory.keypairs.iter().enumerate() {
+            let place = places.entry(key_of(kp.provider, &kp.account, &kp.region)).or_default();
+            let public_key = kp.public_key.clone().unwrap_or_else(|| public_key_for(&kp.name));
+            place.public_keys.insert((kp.provider, kp.name.clone()), public_key);
             match kp.provider {
                 Cloud::Huawei => {
                     let key = kp.private_key.clone().unwrap_or_else(|| private_key_for(&kp.name));
-                    hw_keypairs.insert(kp.name.clone(), key);
+                    place.hw_keypairs.insert(kp.name.clone(), key);
                 }
                 Cloud::Volcengine => {
                     let id = kp.id.clone().unwrap_or_else(|| format!("kp-emu{n:017}"));
-                    volc_keypairs.push((kp.name.clone(), id));
+                    place.volc_keypairs.push((kp.name.clone(), id));
                 }
                 Cloud::Alibaba => {
-                    ali_keypairs.insert(kp.name.clone());
+                    place.ali_keypairs.insert(kp.name.clone());
                 }
                 Cloud::Tencent => {
                     let id = kp.id.clone().unwrap_or_else(|| format!("skey-{n:08}"));
-                    tc_keypairs.push((kp.name.clone(), id));
+                    place.tc_keypairs.push((kp.name.clone(), id));
                 }
             }
         }
         Self {
             started: now,
-            vms,
-            order,
-            hw_keypairs,
-            volc_keypairs,
-            ali_keypairs,
+            places,
             ali_nonces: std::collections::HashSet::new(),
-            tc_keypairs,
-            tc_ops: HashMap::new(),
-            tasks: HashMap::new(),
-            active_tasks: Vec::new(),
-            failed_tasks: Vec::new(),
-            max_in_operation: 0,
-            tokens: HashMap::new(),
             iam_tokens: HashMap::new(),
             revoked_static_token: false,
             issued_keys: HashMap::new(),
             metadata_tokens: std::collections::HashSet::new(),
             oidc_token: crate::sts::new_oidc_token(),
-            applications: HashMap::new(),
             calls: BTreeMap::new(),
             log: VecDeque::new(),
         }
@@ -214,13 +237,23 @@ impl World {
         self.log.push_back(entry);
     }
 
-    pub fn applied(&mut self, cloud: Cloud, id: &str) {
-        *self.applications.entry((cloud, id.to_string())).or_default() += 1;
+    /// An account's resources in a region (empty until something is put there).
+    pub fn place(&mut self, account: &str, region: &str) -> &mut Place {
+        self.places.entry((account.to_string(), region.to_string())).or_default()
     }
+}
 
-    pub fn in_operation(&self) -> usize {
-        self.active_tasks.len()
-    }
+/// The OpenSSH public key the emulator holds for a key pair it was given without one.
+pub fn public_key_for(keypair: &str) -> String {
+    let digest = keypair_binder_core::sha256_hex(keypair.as_bytes());
+    // An ed25519 key's wire form: the type name, then 32 bytes of key.
+    let mut blob = Vec::with_capacity(51);
+    blob.extend_from_slice(&11u32.to_be_bytes());
+    blob.extend_from_slice(b"ssh-ed25519");
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend((0..32).map(|i| u8::from_str_radix(&digest[2 * i..2 * i + 2], 16).unwrap_or(0)));
+    use base64::Engine;
+    format!("ssh-ed25519 {} {keypair}", base64::engine::general_purpose::STANDARD.encode(blob))
 }
 
 /// The private key text the emulator holds for a Huawei key pair without one.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::inventory::{Cloud, Os, VmState};
 use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
-use crate::state::{TencentOp, World};
+use crate::state::{DEFAULT_ACCOUNT, Place, TencentOp};
 use crate::{Shared, Timing};
 
 /// `DescribeInstances` answers 20 instances unless told otherwise.
@@ -55,16 +55,17 @@ pub(crate) fn gateway(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn authenticate(shared: &Shared, req: &Incoming) -> Result<(), Response> {
+fn authenticate(shared: &Shared, req: &Incoming) -> Result<String, Response> {
     authenticate_with(shared, req, &CvmSigner)
 }
 
-/// Verifies a TC3 signature made by `signer` (CVM's scope, or STS's for `AssumeRole`).
+/// Verifies a TC3 signature made by `signer` (CVM's scope, or STS's for
+/// `AssumeRole`); the account the key belongs to.
 pub(crate) fn authenticate_with(
     shared: &Shared,
     req: &Incoming,
     signer: &dyn keypair_binder_core::kit::Signer,
-) -> Result<(), Response> {
+) -> Result<String, Response> {
     let creds = &shared.credentials.tencent;
     let Some(authorization) = req.header("authorization") else {
         return Err(error("AuthFailure.InvalidAuthorization", "The Authorization header is missing."));
@@ -78,8 +79,10 @@ pub(crate) fn authenticate_with(
         }
         Ok((secret.to_string(), Some(token.to_string())))
     };
-    let (secret_key, token) = if secret_id == creds.secret_id {
-        (creds.secret_key.clone(), None)
+    let mut account = DEFAULT_ACCOUNT.to_string();
+    let (secret_key, token) = if let Some((name, key)) = shared.credentials.account_of(Cloud::Tencent, secret_id) {
+        account = name.to_string();
+        (key.to_string(), None)
     } else if secret_id == creds.sts_secret_id {
         temporary(&creds.sts_secret_key, &creds.token)?
     } else {
@@ -104,7 +107,7 @@ pub(crate) fn authenticate_with(
     if !req.signed_by(signer, &key, "", at) {
         return Err(error("AuthFailure.SignatureFailure", "The provided credentials could not be validated."));
     }
-    Ok(())
+    Ok(account)
 }
 
 #[derive(Deserialize)]
@@ -154,27 +157,30 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, now: Instant
     if req.header("x-tc-version") != Some(VERSION) {
         return Answer::new(error("NoSuchVersion", "The API version does not exist."), 0);
     }
-    if let Err(response) = authenticate(shared, req) {
-        return Answer::new(response, 0);
-    }
-    if req.header("x-tc-region") != Some(shared.credentials.tencent.region.as_str()) {
+    let account = match authenticate(shared, req) {
+        Ok(account) => account,
+        Err(response) => return Answer::new(response, 0),
+    };
+    let region = req.header("x-tc-region").unwrap_or("");
+    if !shared.credentials.serves(Cloud::Tencent, &account, region) {
         return Answer::new(error("UnsupportedRegion", "The region is not supported."), 0);
     }
-    let mut world = shared.world();
-    advance(&mut world, &shared.timing, now);
+    let mut guard = shared.world();
+    let world = guard.place(&account, region);
+    advance(world, &shared.timing, now);
     let result = match action {
         "AssociateInstancesKeyPairs" | "DisassociateInstancesKeyPairs" => {
-            body(req).map(|b| keypair_call(&mut world, &shared.timing, action, b, now))
+            body(req).map(|b| keypair_call(world, &shared.timing, action, b, now))
         }
-        "DescribeInstances" => body(req).map(|b| Answer::new(describe_instances(&world, b), 0)),
-        "DescribeKeyPairs" => body(req).map(|b| Answer::new(describe_keypairs(&world, b), 0)),
+        "DescribeInstances" => body(req).map(|b| Answer::new(describe_instances(world, b), 0)),
+        "DescribeKeyPairs" => body(req).map(|b| Answer::new(describe_keypairs(world, b), 0)),
         _ => Ok(Answer::new(error("InvalidAction", "The action does not exist."), 0)),
     };
     result.unwrap_or_else(|response| Answer::new(response, 0))
 }
 
 /// Ends the operations whose time is up.
-pub(crate) fn advance(world: &mut World, timing: &Timing, now: Instant) {
+pub(crate) fn advance(world: &mut Place, timing: &Timing, now: Instant) {
     let mut ended = Vec::new();
     for (id, op) in &mut world.tc_ops {
         if op.state == "OPERATING" && now >= op.started + timing.task_duration {
@@ -195,7 +201,7 @@ pub(crate) fn advance(world: &mut World, timing: &Timing, now: Instant) {
 }
 
 /// All-or-nothing validation, then one operation per instance.
-fn keypair_call(world: &mut World, timing: &Timing, action: &str, body: KeyPairsBody, now: Instant) -> Answer {
+fn keypair_call(world: &mut Place, timing: &Timing, action: &str, body: KeyPairsBody, now: Instant) -> Answer {
     let ids = body.instance_ids;
     if ids.is_empty() || body.key_ids.is_empty() {
         return Answer::new(error("MissingParameter", "InstanceIds and KeyIds are required."), 0);
@@ -230,7 +236,7 @@ fn keypair_call(world: &mut World, timing: &Timing, action: &str, body: KeyPairs
     if !busy.is_empty() {
         return refuse("OperationDenied.InstanceOperationInProgress", "have an operation in progress", &busy);
     }
-    let vm = |world: &mut World, id: &String| {
+    let vm = |world: &mut Place, id: &String| {
         world.vms.get_mut(&(Cloud::Tencent, id.clone())).map(|vm| (vm.os, vm.image_supported, vm.state_at(now)))
     };
     let mut windows = Vec::new();
@@ -301,11 +307,11 @@ fn keypair_call(world: &mut World, timing: &Timing, action: &str, body: KeyPairs
     Answer::new(answer(json!({"RequestId": request_id})), ids.len())
 }
 
-fn key_id_of(world: &World, name: &str) -> Option<String> {
+fn key_id_of(world: &Place, name: &str) -> Option<String> {
     world.tc_keypairs.iter().find(|(n, _)| n == name).map(|(_, id)| id.clone())
 }
 
-fn describe_instances(world: &World, body: DescribeInstancesBody) -> Response {
+fn describe_instances(world: &Place, body: DescribeInstancesBody) -> Response {
     let limit = body.limit.unwrap_or(DEFAULT_LIMIT).min(100);
     let known: Vec<&String> =
         body.instance_ids.iter().filter(|id| world.vms.contains_key(&(Cloud::Tencent, (*id).clone()))).collect();
@@ -345,7 +351,7 @@ fn describe_instances(world: &World, body: DescribeInstancesBody) -> Response {
     answer(json!({"TotalCount": known.len(), "InstanceSet": set, "RequestId": request_id()}))
 }
 
-fn describe_keypairs(world: &World, body: DescribeKeyPairsBody) -> Response {
+fn describe_keypairs(world: &Place, body: DescribeKeyPairsBody) -> Response {
     if !body.key_ids.is_empty() && !body.filters.is_empty() {
         return error("InvalidParameter", "KeyIds and Filters cannot be used together.");
     }

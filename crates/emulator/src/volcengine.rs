@@ -20,7 +20,7 @@ use crate::faults::Fault;
 use crate::inventory::{Cloud, Os, VmState};
 use crate::metadata::{Issued, issued};
 use crate::server::{Answer, Incoming};
-use crate::state::{TokenRecord, World};
+use crate::state::{DEFAULT_ACCOUNT, Place, TokenRecord};
 
 /// The action of an ECS call, if this is one (`GET /?Action=…`).
 pub(crate) fn action(req: &Incoming) -> Option<String> {
@@ -58,21 +58,23 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
         let message = "the action or version does not exist";
         return Answer::new(error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", message, action, None), 0);
     }
-    let region = match authenticate(shared, req, action) {
-        Ok(region) => region,
+    let (account, region) = match authenticate(shared, req, action) {
+        Ok(place) => place,
         Err(response) => return Answer::new(response, 0),
     };
-    let in_region = region == shared.credentials.volcengine.region;
+    let in_region = shared.credentials.serves(Cloud::Volcengine, &account, &region);
     let ids: Vec<String> = (1..).map_while(|n| req.param(&format!("InstanceIds.{n}")).map(str::to_string)).collect();
     let count = ids.len();
     let response = match action {
         "AttachKeyPair" | "DetachKeyPair" => {
             let throttle_all = matches!(fault, Some(Fault::InstanceThrottle));
             let omit_first = matches!(fault, Some(Fault::OmitFirstInstance));
-            keypair_call(shared, req, action, &region, in_region, ids, throttle_all, omit_first, now)
+            keypair_call(shared, req, action, (&account, &region), in_region, ids, throttle_all, omit_first, now)
         }
-        "DescribeInstances" => describe_instances(&mut shared.world(), req, &region, in_region, ids, now),
-        "DescribeKeyPairs" => describe_keypairs(&shared.world(), req, &region, in_region),
+        "DescribeInstances" => {
+            describe_instances(shared.world().place(&account, &region), req, &region, in_region, ids, now)
+        }
+        "DescribeKeyPairs" => describe_keypairs(shared.world().place(&account, &region), req, &region, in_region),
         _ => {
             error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", "the action or version does not exist", action, None)
         }
@@ -81,17 +83,18 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
 }
 
 /// Verifies the signature in the `ecs` scope; returns the region of its credential scope.
-fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<String, Response> {
+fn authenticate(shared: &Shared, req: &Incoming, action: &str) -> Result<(String, String), Response> {
     authenticate_as(shared, req, action, "ecs")
 }
 
-/// Verifies the signature in `service`'s scope (`ecs`, or `sts` for `AssumeRole`).
+/// Verifies the signature in `service`'s scope (`ecs`, or `sts` for
+/// `AssumeRole`); the account the key belongs to and the region signed for.
 pub(crate) fn authenticate_as(
     shared: &Shared,
     req: &Incoming,
     action: &str,
     service: &str,
-) -> Result<String, Response> {
+) -> Result<(String, String), Response> {
     let creds = &shared.credentials.volcengine;
     let fail = |status, code: &str, message: &str, n| Err(error(status, code, message, action, Some(n)));
     let Some(authorization) = req.header("authorization") else {
@@ -100,8 +103,10 @@ pub(crate) fn authenticate_as(
     let Some(auth) = parse_authorization(authorization) else {
         return fail(StatusCode::BAD_REQUEST, "InvalidAuthorization", "the Authorization header is malformed", 100_024);
     };
-    let (sk, token) = if auth.access_key == creds.ak {
-        (creds.sk.clone(), None)
+    let mut account = DEFAULT_ACCOUNT.to_string();
+    let (sk, token) = if let Some((name, sk)) = shared.credentials.account_of(Cloud::Volcengine, &auth.access_key) {
+        account = name.to_string();
+        (sk.to_string(), None)
     } else if auth.access_key == creds.sts_ak {
         (creds.sts_sk.clone(), Some(creds.session_token.clone()))
     } else {
@@ -159,7 +164,7 @@ pub(crate) fn authenticate_as(
             100_010,
         );
     }
-    Ok(auth.region)
+    Ok((account, auth.region))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -167,7 +172,7 @@ fn keypair_call(
     shared: &Shared,
     req: &Incoming,
     action: &str,
-    region: &str,
+    (account, region): (&str, &str),
     in_region: bool,
     ids: Vec<String>,
     throttle_all: bool,
@@ -196,7 +201,8 @@ fn keypair_call(
 
     // Decide and apply under the lock; build the answer outside it.
     let problems = {
-        let mut world = shared.world();
+        let mut guard = shared.world();
+        let world = guard.place(account, region);
         let keypair = world
             .volc_keypairs
             .iter()
@@ -239,7 +245,7 @@ fn keypair_call(
         }
         let attach = action == "AttachKeyPair";
         ids.iter()
-            .map(|instance| apply_one(shared, &mut world, instance, &kp_name, attach, in_region, throttle_all, now))
+            .map(|instance| apply_one(shared, world, instance, &kp_name, attach, in_region, throttle_all, now))
             .collect::<Vec<_>>()
     };
     let details: Vec<Detail<'_>> = ids
@@ -255,7 +261,7 @@ fn keypair_call(
     if let Some(token) = token {
         let ready_at = now + shared.timing.processing;
         let record = TokenRecord::Done { fingerprint, status, body: body.clone(), ready_at };
-        shared.world().tokens.insert(token.to_string(), record);
+        shared.world().place(account, region).tokens.insert(token.to_string(), record);
     }
     raw(status, body)
 }
@@ -281,7 +287,7 @@ struct DetailError {
 #[allow(clippy::too_many_arguments)]
 fn apply_one(
     shared: &Shared,
-    world: &mut World,
+    world: &mut Place,
     instance: &str,
     keypair: &str,
     attach: bool,
@@ -337,7 +343,7 @@ fn next_token(start: usize, shown: usize, total: usize) -> String {
 }
 
 fn describe_instances(
-    world: &mut World,
+    world: &mut Place,
     req: &Incoming,
     region: &str,
     in_region: bool,
@@ -377,7 +383,7 @@ fn describe_instances(
     raw(200, body)
 }
 
-fn describe_keypairs(world: &World, req: &Incoming, region: &str, in_region: bool) -> Response {
+fn describe_keypairs(world: &Place, req: &Incoming, region: &str, in_region: bool) -> Response {
     let (max, start) = paging(req);
     let names: Vec<&str> = (1..).map_while(|n| req.param(&format!("KeyPairNames.{n}"))).collect();
     let ids: Vec<&str> = (1..).map_while(|n| req.param(&format!("KeyPairIds.{n}"))).collect();

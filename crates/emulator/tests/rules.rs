@@ -110,7 +110,15 @@ fn hw_vm(id: &str, state: VmState, password: Option<&str>) -> InstanceSpec {
 async fn huawei_failed_tasks_and_auth() {
     let inventory = Inventory {
         instances: vec![hw_vm("vm-1", VmState::Running, Some("right")), hw_vm("vm-2", VmState::Stopped, None)],
-        keypairs: vec![KeypairSpec { provider: Cloud::Huawei, name: "kp".into(), id: None, private_key: None }],
+        keypairs: vec![KeypairSpec {
+            provider: Cloud::Huawei,
+            name: "kp".into(),
+            id: None,
+            private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
+        }],
     };
     let emu = Emulator::builder().inventory(inventory).task_duration(Duration::from_millis(20)).start().await.unwrap();
     let c = emu.credentials().huawei.clone();
@@ -251,6 +259,9 @@ async fn volcengine_per_instance_errors() {
             name: DEFAULT_KEYPAIR.into(),
             id: None,
             private_key: None,
+            public_key: None,
+            region: None,
+            account: None,
         }],
     };
     let emu = Emulator::builder().inventory(inventory).start().await.unwrap();

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -92,14 +92,86 @@ impl JournalHeader {
     }
 }
 
-/// One line of the journal.
+/// What a fleet run is: one journal file holds every target's records, and
+/// a journal of another fleet (other rows, key pair or operation) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FleetHeader {
+    /// `bind` or `unbind`.
+    pub operation: String,
+    /// The key pair (name or id), if one was named.
+    pub keypair: Option<String>,
+    /// A digest of the fleet's rows (provider, region, profile, endpoint, instance).
+    pub rows: String,
+    /// How many targets the rows form.
+    pub targets: u32,
+    /// Version of the tool that wrote it (informational).
+    pub version: String,
+}
+
+impl FleetHeader {
+    /// A header for `operation` over the rows whose digest is `rows`, in `targets` targets.
+    pub fn new(operation: impl Into<String>, keypair: Option<String>, rows: impl Into<String>, targets: u32) -> Self {
+        Self {
+            operation: operation.into(),
+            keypair,
+            rows: rows.into(),
+            targets,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    fn difference(&self, other: &Self) -> Option<(&'static str, String, String)> {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        if self.operation != other.operation {
+            return Some(("operation", self.operation.clone(), other.operation.clone()));
+        }
+        if self.keypair != other.keypair {
+            return Some(("key pair", show(&self.keypair), show(&other.keypair)));
+        }
+        if self.rows != other.rows || self.targets != other.targets {
+            return Some(("fleet rows", self.rows.clone(), other.rows.clone()));
+        }
+        None
+    }
+}
+
+/// One line of the journal. In a fleet's journal, `target` says whose.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 enum Record {
     Header(JournalHeader),
-    Call { instances: Vec<InstanceId>, token: Option<String> },
-    Task { instance: InstanceId, task: String },
-    Outcome { instance: InstanceId, status: String, changed: bool, error: Option<Failure> },
+    Fleet(FleetHeader),
+    Call {
+        instances: Vec<InstanceId>,
+        token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u32>,
+    },
+    Task {
+        instance: InstanceId,
+        task: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u32>,
+    },
+    Outcome {
+        instance: InstanceId,
+        status: String,
+        changed: bool,
+        error: Option<Failure>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<u32>,
+    },
+}
+
+impl Record {
+    /// The target a record belongs to (`None` in a single run's journal).
+    fn target(&self) -> Option<u32> {
+        match self {
+            Self::Header(_) | Self::Fleet(_) => None,
+            Self::Call { target, .. } | Self::Task { target, .. } | Self::Outcome { target, .. } => *target,
+        }
+    }
 }
 
 /// What the journal says about one instance when a run resumes.
@@ -162,8 +234,10 @@ pub enum JournalError {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Arc<Mutex<File>>,
     priors: HashMap<InstanceId, Prior>,
+    /// Which target of a fleet's journal this is.
+    target: Option<u32>,
 }
 
 impl Journal {
@@ -179,22 +253,55 @@ impl Journal {
         };
         let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.clone() })?;
         // Checked before anything is written: a file that is not this run's journal is left as it was.
-        if let Some(Record::Header(theirs)) = existing.records.first()
-            && let Some((field, theirs, ours)) = theirs.difference(&header)
-        {
-            return Err(JournalError::Mismatch { path, field, theirs, ours });
+        match existing.records.first() {
+            Some(Record::Header(theirs)) => {
+                if let Some((field, theirs, ours)) = theirs.difference(&header) {
+                    return Err(JournalError::Mismatch { path, field, theirs, ours });
+                }
+            }
+            Some(Record::Fleet(_)) => {
+                let (field, theirs, ours) = ("run", "a fleet".into(), format!("one {} target", header.provider));
+                return Err(JournalError::Mismatch { path, field, theirs, ours });
+            }
+            _ => {}
         }
-        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
-        if existing.valid_len < bytes.len() {
-            // A torn last line from a crash: cut it off, so the next record starts a line of its own.
-            file.set_len(existing.valid_len as u64).map_err(io)?;
+        let file = append(&path, &existing, bytes.len(), Record::Header(header))?;
+        let priors = replay(&existing.records, None);
+        Ok(Self { path, file: Arc::new(Mutex::new(file)), priors, target: None })
+    }
+
+    /// Opens (or creates) one journal for a fleet of `header.targets`
+    /// targets: one [`Journal`] per target, in order, all writing to `path`.
+    pub fn open_fleet(path: impl AsRef<Path>, header: FleetHeader) -> Result<Vec<Self>, JournalError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(JournalError::Io { path, source }),
+        };
+        let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.clone() })?;
+        match existing.records.first() {
+            Some(Record::Fleet(theirs)) => {
+                if let Some((field, theirs, ours)) = theirs.difference(&header) {
+                    return Err(JournalError::Mismatch { path, field, theirs, ours });
+                }
+            }
+            Some(Record::Header(theirs)) => {
+                let (field, theirs, ours) = ("run", format!("one {} target", theirs.provider), "a fleet".into());
+                return Err(JournalError::Mismatch { path, field, theirs, ours });
+            }
+            _ => {}
         }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        if existing.records.is_empty() {
-            write_line(&mut file, &Record::Header(header)).map_err(io)?;
-        }
-        let priors = replay(&existing.records);
-        Ok(Self { path, file: Mutex::new(file), priors })
+        let targets = header.targets;
+        let file = Arc::new(Mutex::new(append(&path, &existing, bytes.len(), Record::Fleet(header))?));
+        Ok((0..targets)
+            .map(|target| Self {
+                path: path.clone(),
+                file: file.clone(),
+                priors: replay(&existing.records, Some(target)),
+                target: Some(target),
+            })
+            .collect())
     }
 
     /// The file.
@@ -219,12 +326,13 @@ impl Journal {
 
     /// Records a call before it is sent.
     pub(crate) fn call(&self, instances: &[InstanceId], token: Option<&str>) -> Result<(), JournalError> {
-        self.write(&Record::Call { instances: instances.to_vec(), token: token.map(str::to_string) })
+        let (instances, token, target) = (instances.to_vec(), token.map(str::to_string), self.target);
+        self.write(&Record::Call { instances, token, target })
     }
 
     /// Records the task an instance's operation runs as.
     pub(crate) fn task(&self, instance: &InstanceId, task: &str) -> Result<(), JournalError> {
-        self.write(&Record::Task { instance: instance.clone(), task: task.to_string() })
+        self.write(&Record::Task { instance: instance.clone(), task: task.to_string(), target: self.target })
     }
 
     /// Records an instance's final outcome.
@@ -234,10 +342,25 @@ impl Journal {
             InstanceOutcome::Failed(f) => ("failed", Some((**f).clone())),
             InstanceOutcome::Unknown(f) => ("unknown", Some((**f).clone())),
         };
-        let record =
-            Record::Outcome { instance: instance.clone(), status: status.into(), changed: outcome.changed(), error };
-        self.write(&record)
+        let (instance, status, changed, target) = (instance.clone(), status.into(), outcome.changed(), self.target);
+        self.write(&Record::Outcome { instance, status, changed, error, target })
     }
+}
+
+/// Opens the journal file for appending after the records read: a torn
+/// last line from a crash is cut off, and a new file starts with `header`.
+fn append(path: &Path, existing: &Existing, len: usize, header: Record) -> Result<File, JournalError> {
+    let io = |source| JournalError::Io { path: path.to_path_buf(), source };
+    let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io)?;
+    if existing.valid_len < len {
+        // A torn last line from a crash: cut it off, so the next record starts a line of its own.
+        file.set_len(existing.valid_len as u64).map_err(io)?;
+    }
+    file.seek(SeekFrom::End(0)).map_err(io)?;
+    if existing.records.is_empty() {
+        write_line(&mut file, &header).map_err(io)?;
+    }
+    Ok(file)
 }
 
 /// The records of an existing journal, and how many of its bytes hold them.
@@ -262,14 +385,17 @@ fn read_records(bytes: &[u8]) -> Result<Existing, ()> {
         let last = len == rest.len();
         match serde_json::from_slice::<Record>(line) {
             Ok(record) if whole => {
-                if records.is_empty() && !matches!(record, Record::Header(_)) {
+                if records.is_empty() && !matches!(record, Record::Header(_) | Record::Fleet(_)) {
                     return Err(());
                 }
                 records.push(record);
                 valid_len += len;
             }
             // Only the last line may be torn, and only after a header (or as a torn header).
-            _ if last && (!records.is_empty() || line.starts_with(TORN_HEADER_START)) => {}
+            _ if last
+                && (!records.is_empty()
+                    || line.starts_with(TORN_HEADER_START)
+                    || line.starts_with(TORN_FLEET_HEADER_START)) => {}
             _ => return Err(()),
         }
         rest = &rest[len..];
@@ -279,6 +405,8 @@ fn read_records(bytes: &[u8]) -> Result<Existing, ()> {
 
 /// How every header line starts, to tell a header torn by a crash from a foreign file.
 const TORN_HEADER_START: &[u8] = b"{\"record\":\"header\"";
+/// How every fleet header line starts.
+const TORN_FLEET_HEADER_START: &[u8] = b"{\"record\":\"fleet\"";
 
 /// One line, flushed and synced before the caller goes on.
 fn write_line(file: &mut File, record: &Record) -> std::io::Result<()> {
@@ -289,13 +417,13 @@ fn write_line(file: &mut File, record: &Record) -> std::io::Result<()> {
     file.sync_data()
 }
 
-/// What the records say, instance by instance: the last word wins.
-fn replay(records: &[Record]) -> HashMap<InstanceId, Prior> {
+/// What the records of `target` say, instance by instance: the last word wins.
+fn replay(records: &[Record], target: Option<u32>) -> HashMap<InstanceId, Prior> {
     let mut priors: HashMap<InstanceId, Prior> = HashMap::new();
-    for record in records {
+    for record in records.iter().filter(|r| r.target() == target) {
         match record {
-            Record::Header(_) => {}
-            Record::Call { instances, token } => {
+            Record::Header(_) | Record::Fleet(_) => {}
+            Record::Call { instances, token, .. } => {
                 for id in instances {
                     priors.insert(
                         id.clone(),
@@ -303,12 +431,12 @@ fn replay(records: &[Record]) -> HashMap<InstanceId, Prior> {
                     );
                 }
             }
-            Record::Task { instance, task } => {
+            Record::Task { instance, task, .. } => {
                 if let Some(Prior::InFlight { task: slot, .. }) = priors.get_mut(instance) {
                     *slot = Some(task.clone());
                 }
             }
-            Record::Outcome { instance, status, changed, error } => {
+            Record::Outcome { instance, status, changed, error, .. } => {
                 if status == "succeeded" {
                     priors.insert(instance.clone(), Prior::Succeeded { changed: *changed });
                 } else if status == "failed" || error.as_ref().is_some_and(|f| f.kind == FailureKind::Cancelled) {
@@ -445,5 +573,34 @@ mod tests {
         assert_eq!(text.lines().filter(|l| l.contains("\"header\"")).count(), 1);
         assert!(text.lines().all(|l| serde_json::from_str::<Record>(l).is_ok()), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fleet_journal_keeps_each_target_apart_and_refuses_another_fleet() {
+        let (dir, path) = temp_path();
+        let fleet = || FleetHeader::new("bind", Some("kp".into()), "rows-1", 2);
+        {
+            let journals = Journal::open_fleet(&path, fleet()).unwrap();
+            assert_eq!(journals.len(), 2);
+            // The same id in two targets is two instances.
+            journals[0].call(&[id("a")], None).unwrap();
+            journals[0].outcome(&id("a"), &InstanceOutcome::Bound).unwrap();
+            journals[1].call(&[id("a"), id("b")], None).unwrap();
+        }
+        let journals = Journal::open_fleet(&path, fleet()).unwrap();
+        assert_eq!(journals[0].prior(&id("a")), Some(&Prior::Succeeded { changed: true }));
+        assert!(matches!(journals[1].prior(&id("a")), Some(Prior::InFlight { .. })));
+        assert_eq!(journals[0].prior(&id("b")), None);
+        let other_rows = Journal::open_fleet(&path, FleetHeader::new("bind", Some("kp".into()), "rows-2", 2));
+        assert!(other_rows.unwrap_err().to_string().contains("fleet rows"));
+        let other_op = Journal::open_fleet(&path, FleetHeader::new("unbind", Some("kp".into()), "rows-1", 2));
+        assert!(other_op.unwrap_err().to_string().contains("operation"));
+        let single = Journal::open(&path, header()).unwrap_err();
+        assert!(single.to_string().contains("a fleet"), "{single}");
+        let (dir2, single_path) = temp_path();
+        drop(Journal::open(&single_path, header()).unwrap());
+        assert!(Journal::open_fleet(&single_path, fleet()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
     }
 }

@@ -34,7 +34,7 @@ pub use binder::{Capabilities, KeypairBinder, PostCondition};
 pub use error::{Error, ValidationError};
 pub use fleet::{Fleet, FleetReport, FleetTarget, TargetReport};
 pub use ids::{InstanceId, KeyPairRef};
-pub use journal::{Journal, JournalError, JournalHeader, Prior};
+pub use journal::{FleetHeader, Journal, JournalError, JournalHeader, Prior};
 pub use plan::{Plan, PlannedCall};
 pub use progress::{ProgressEvent, ProgressObserver};
 pub use report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};

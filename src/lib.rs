@@ -24,10 +24,10 @@ pub use keypair_binder_core::reqwest;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use keypair_binder_core::testing;
 pub use keypair_binder_core::{
-    BindReport, BindRequest, CancellationToken, Capabilities, Error, Failure, FailureKind, Fleet, FleetHeader,
-    FleetReport, FleetTarget, InstanceId, InstanceOutcome, Journal, JournalError, JournalHeader, KeyPairRef,
-    KeypairBinder, Operation, Plan, PlannedCall, PostCondition, Prior, ProgressEvent, ProgressObserver, RetryPolicy,
-    RunOptions, RunStats, Secret, TargetReport, UnbindRequest, ValidationError, VmCredential,
+    BindReport, BindRequest, CancellationToken, Capabilities, DEFAULT_MAX_TARGETS, Error, Failure, FailureKind, Fleet,
+    FleetHeader, FleetReport, FleetTarget, InstanceId, InstanceOutcome, Journal, JournalError, JournalHeader,
+    KeyPairRef, KeypairBinder, Operation, Plan, PlannedCall, PostCondition, Prior, ProgressEvent, ProgressObserver,
+    RetryPolicy, RunOptions, RunStats, Secret, TargetReport, UnbindRequest, ValidationError, VmCredential,
 };
 
 /// Huawei Cloud KPS provider.

@@ -25,7 +25,7 @@ pub enum Command {
     Emulator(EmulatorArgs),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Provider {
     Huawei,
     Volcengine,
@@ -64,11 +64,20 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("targets").required(true).args(["instance", "instances_file"]))]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["instance", "instances_file", "fleet"]))]
 pub struct RunArgs {
     /// The cloud.
-    #[arg(long, value_enum)]
-    pub provider: Provider,
+    #[arg(long, value_enum, required_unless_present = "fleet", conflicts_with = "fleet")]
+    pub provider: Option<Provider>,
+    /// A fleet file: CSV with a header naming provider, region, instance and
+    /// optionally profile and endpoint (JSON Lines with those keys when the
+    /// name ends in .jsonl). Rows with the same provider, region, profile and
+    /// endpoint form one target; the targets run at once.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["region", "endpoint"])]
+    pub fleet: Option<PathBuf>,
+    /// Fleet: most targets running at once (default: all, up to 16).
+    #[arg(long, value_name = "N", requires = "fleet", value_parser = clap::value_parser!(u16).range(1..))]
+    pub targets: Option<u16>,
     /// Key pair name.
     #[arg(long, conflicts_with = "keypair_id")]
     pub keypair: Option<String>,

@@ -9,6 +9,7 @@
 
 mod args;
 mod emulator_cmd;
+mod fleet;
 mod output;
 mod run;
 

@@ -49,12 +49,12 @@ impl From<Error> for CliError {
 }
 
 /// Exit code after an interruption (128 + SIGINT), with the report printed.
-const INTERRUPTED: u8 = 130;
+pub const INTERRUPTED: u8 = 130;
 
 /// Ctrl-C and SIGTERM: the first stops sending (calls in flight and started
 /// tasks get the grace period), the second stops waiting at once.
 #[derive(Clone, Default)]
-struct Interrupt {
+pub struct Interrupt {
     cancel: CancellationToken,
     abandon: CancellationToken,
 }
@@ -80,7 +80,7 @@ impl Interrupt {
         interrupt
     }
 
-    fn happened(&self) -> bool {
+    pub fn happened(&self) -> bool {
         self.cancel.is_cancelled()
     }
 }
@@ -106,6 +106,9 @@ async fn signal() -> bool {
 
 pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
     let interrupt = (mode != Mode::Plan).then(|| Interrupt::listen(args.grace.unwrap_or(DEFAULT_GRACE)));
+    if args.fleet.is_some() {
+        return crate::fleet::run(mode, &args, interrupt.as_ref()).await;
+    }
     let result = execute(mode, &args, interrupt.as_ref()).await;
     let interrupted = interrupt.as_ref().is_some_and(Interrupt::happened);
     match result {
@@ -130,16 +133,26 @@ pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
         Err(CliError::Request(error)) => {
             eprintln!("kpbind: {error}");
             if args.output == Output::Json {
-                output::print_error(&error, args.provider.name());
+                output::print_error(&error, args.provider.map_or("", Provider::name));
             }
             ExitCode::from(if interrupted { INTERRUPTED } else { 1 })
         }
     }
 }
 
-enum Request {
+pub enum Request {
     Bind(BindRequest),
     Unbind(UnbindRequest),
+}
+
+/// Where one run goes: a provider, and the region, endpoint and profile
+/// when given (else the environment's).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TargetSpec {
+    pub provider: Provider,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
 }
 
 enum Done {
@@ -148,10 +161,14 @@ enum Done {
 }
 
 async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> Result<Done, CliError> {
-    check_options(mode, args)?;
+    let Some(provider) = args.provider else {
+        return Err(CliError::Usage("--provider or --fleet is required".into()));
+    };
+    let target = TargetSpec { provider, region: args.region.clone(), endpoint: args.endpoint.clone(), profile: None };
+    check_options(mode, args, &[provider])?;
     let instances = read_instances(args)?;
     let credential = vm_credential(args)?;
-    let journal = open_journal(mode, args)?;
+    let journal = open_journal(mode, args, provider)?;
     let progress = progress_bar(mode, args, instances.len());
     let observer = progress.clone().map(|pb| {
         Arc::new(move |event: &ProgressEvent| match event {
@@ -163,17 +180,61 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             _ => {}
         }) as Arc<dyn keypair_binder::ProgressObserver>
     });
+    let parts = RequestParts { instances, credential, journal, observer, interrupt };
+    // Validate the request first: bad input is a usage error whatever the configuration.
+    let request = build_request(mode, args, provider, parts)?;
+    let done = match (mode, request) {
+        // A plan sends nothing: it needs no binder, credentials or endpoint.
+        (Mode::Plan, Request::Bind(request)) => Done::Plan(plan(provider, &request)?),
+        (_, Request::Bind(request)) => Done::Report(binder(args, &target)?.bind(request).await?),
+        (_, Request::Unbind(request)) => Done::Report(binder(args, &target)?.unbind(request).await?),
+    };
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    Ok(done)
+}
 
+/// The calls a bind would make on `provider`, without sending any.
+pub fn plan(provider: Provider, request: &BindRequest) -> Result<Plan, Error> {
+    match provider {
+        Provider::Huawei => keypair_binder::huawei::plan(request),
+        Provider::Volcengine => keypair_binder::volcengine::plan(request),
+        Provider::Alibaba => keypair_binder::alibaba::plan(request),
+        Provider::Tencent => keypair_binder::tencent::plan(request),
+    }
+}
+
+/// What one target's request is made of besides the arguments.
+pub struct RequestParts<'a> {
+    pub instances: Vec<String>,
+    pub credential: Option<VmCredential>,
+    pub journal: Option<Arc<Journal>>,
+    pub observer: Option<Arc<dyn keypair_binder::ProgressObserver>>,
+    pub interrupt: Option<&'a Interrupt>,
+}
+
+/// The request of one target, validated: bad input is a usage error.
+/// Provider-specific fields go only to that provider's requests (in a fleet,
+/// to its targets).
+pub fn build_request(
+    mode: Mode,
+    args: &RunArgs,
+    provider: Provider,
+    parts: RequestParts<'_>,
+) -> Result<Request, CliError> {
+    let huawei = provider == Provider::Huawei;
+    let RequestParts { instances, credential, journal, observer, interrupt } = parts;
     macro_rules! common {
         ($builder:expr) => {{
             let mut b = $builder.instances(instances);
-            if let Some(c) = credential.clone() {
+            if let Some(c) = credential {
                 b = b.credential(c);
             }
-            if let Some(p) = args.ssh_port {
+            if let Some(p) = args.ssh_port.filter(|_| huawei) {
                 b = b.ssh_port(p);
             }
-            if let Some(t) = &args.client_token {
+            if let Some(t) = args.client_token.as_ref().filter(|_| provider == Provider::Volcengine) {
                 b = b.client_token(t);
             }
             if let Some(n) = args.concurrency {
@@ -182,7 +243,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             if let Some(d) = args.timeout {
                 b = b.deadline(d);
             }
-            if let Some(o) = observer.clone() {
+            if let Some(o) = observer {
                 b = b.observer(o);
             }
             if let Some(i) = interrupt {
@@ -194,10 +255,10 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             if args.force {
                 b = b.force(true);
             }
-            if args.force_stop {
+            if args.force_stop && provider == Provider::Tencent {
                 b = b.force_stop(true);
             }
-            if let Some(j) = journal.clone() {
+            if let Some(j) = journal {
                 b = b.journal(j);
             }
             match (&args.keypair, &args.keypair_id) {
@@ -207,37 +268,20 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
             }
         }};
     }
-
-    // Validate the request first: bad input is a usage error whatever the configuration.
-    let request = match mode {
+    Ok(match mode {
         Mode::Unbind => Request::Unbind(common!(UnbindRequest::builder()).build()?),
         Mode::Bind | Mode::Plan => {
             let mut builder = common!(BindRequest::builder());
-            if args.disable_password {
+            if args.disable_password && huawei {
                 builder = builder.disable_password(true);
             }
             Request::Bind(builder.build()?)
         }
-    };
-    let done = match (mode, request) {
-        // A plan sends nothing: it needs no binder, credentials or endpoint.
-        (Mode::Plan, Request::Bind(request)) => Done::Plan(match args.provider {
-            Provider::Huawei => keypair_binder::huawei::plan(&request)?,
-            Provider::Volcengine => keypair_binder::volcengine::plan(&request)?,
-            Provider::Alibaba => keypair_binder::alibaba::plan(&request)?,
-            Provider::Tencent => keypair_binder::tencent::plan(&request)?,
-        }),
-        (_, Request::Bind(request)) => Done::Report(binder(args)?.bind(request).await?),
-        (_, Request::Unbind(request)) => Done::Report(binder(args)?.unbind(request).await?),
-    };
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    Ok(done)
+    })
 }
 
 /// The run's journal, if asked for: a journal of another run is a usage error naming the difference.
-fn open_journal(mode: Mode, args: &RunArgs) -> Result<Option<Arc<Journal>>, CliError> {
+fn open_journal(mode: Mode, args: &RunArgs, provider: Provider) -> Result<Option<Arc<Journal>>, CliError> {
     let Some(path) = &args.journal else { return Ok(None) };
     if mode == Mode::Plan {
         return Err(CliError::Usage("--journal records runs; plan sends nothing".into()));
@@ -246,7 +290,7 @@ fn open_journal(mode: Mode, args: &RunArgs) -> Result<Option<Arc<Journal>>, CliE
     let keypair = args.keypair.clone().or_else(|| args.keypair_id.clone());
     let host =
         args.endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).and_then(|u| u.host_str().map(str::to_string));
-    let header = JournalHeader::new(args.provider.name(), operation, keypair)
+    let header = JournalHeader::new(provider.name(), operation, keypair)
         .region(args.region.clone())
         .endpoint_host(host)
         .token_base(args.client_token.clone());
@@ -257,10 +301,9 @@ fn open_journal(mode: Mode, args: &RunArgs) -> Result<Option<Arc<Journal>>, CliE
     Ok(Some(Arc::new(journal)))
 }
 
-/// Options that belong to another provider, or that this operation needs.
-fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
+/// Options that belong to none of `providers`, or that this operation needs on each.
+pub fn check_options(mode: Mode, args: &RunArgs, providers: &[Provider]) -> Result<(), CliError> {
     use Provider::{Huawei, Tencent, Volcengine};
-    let provider = args.provider;
     let owned: [(&str, bool, &[Provider]); 14] = [
         ("--project-id", args.project_id.is_some(), &[Huawei]),
         ("--iam-endpoint", args.iam_endpoint.is_some(), &[Huawei]),
@@ -277,30 +320,40 @@ fn check_options(mode: Mode, args: &RunArgs) -> Result<(), CliError> {
         ("--force-stop", args.force_stop, &[Tencent]),
         ("--settle-grace", args.settle_grace.is_some(), &[Tencent]),
     ];
-    if let Some((flag, _, owners)) = owned.iter().find(|(_, set, owners)| *set && !owners.contains(&provider)) {
+    // In a fleet, a provider's options apply to its targets: one of them must be there.
+    if let Some((flag, _, owners)) =
+        owned.iter().find(|(_, set, owners)| *set && !owners.iter().any(|o| providers.contains(o)))
+    {
         let owner = owners.iter().map(|p| p.name()).collect::<Vec<_>>().join(" or ");
-        return Err(CliError::Usage(format!(
-            "{flag} is a {owner} option; provider {} does not take it",
-            provider.name()
-        )));
+        let given = providers.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+        let which = if providers.len() == 1 { "provider" } else { "providers" };
+        return Err(CliError::Usage(format!("{flag} is a {owner} option; {which} {given} do not take it")));
     }
-    let by_id = matches!(provider, Volcengine | Tencent);
-    let named = args.keypair.is_some() || (by_id && args.keypair_id.is_some());
-    // Huawei unbinds whatever key pair a VM holds; the others need to know which.
-    let needs_keypair = !(provider == Huawei && mode == Mode::Unbind);
-    if needs_keypair && !named {
-        let needs = if by_id { "--keypair or --keypair-id" } else { "--keypair" };
-        return Err(CliError::Usage(format!("provider {} needs {needs}", provider.name())));
+    for &provider in providers {
+        let by_id = matches!(provider, Volcengine | Tencent);
+        let named = args.keypair.is_some() || (by_id && args.keypair_id.is_some());
+        // Huawei unbinds whatever key pair a VM holds; the others need to know which.
+        let needs_keypair = !(provider == Huawei && mode == Mode::Unbind);
+        if needs_keypair && !named {
+            let needs = if by_id { "--keypair or --keypair-id" } else { "--keypair" };
+            return Err(CliError::Usage(format!("provider {} needs {needs}", provider.name())));
+        }
+        if args.keypair_id.is_some() && !by_id {
+            return Err(CliError::Usage(format!(
+                "--keypair-id names a Volcengine or Tencent key pair; provider {} takes --keypair",
+                provider.name()
+            )));
+        }
     }
     Ok(())
 }
 
 /// Most instances one run takes (the library's ceiling).
-const MAX_INSTANCES: usize = 100_000;
+pub const MAX_INSTANCES: usize = 100_000;
 /// Malformed lines of an instances file reported before giving up.
 const MAX_BAD_LINES: usize = 5;
 /// Largest `--instances-file` read.
-const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Instance ids from `--instance` or `--instances-file` (`-` is standard
 /// input), read line by line within the size and count ceilings.
@@ -362,7 +415,7 @@ fn read_instances(args: &RunArgs) -> Result<Vec<String>, CliError> {
 }
 
 /// The VMs' current credential (Huawei), read from a file or a named variable: never from the command line.
-fn vm_credential(args: &RunArgs) -> Result<Option<VmCredential>, CliError> {
+pub fn vm_credential(args: &RunArgs) -> Result<Option<VmCredential>, CliError> {
     if let Some(path) = &args.current_private_key {
         let key = std::fs::read_to_string(path)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
@@ -376,15 +429,20 @@ fn vm_credential(args: &RunArgs) -> Result<Option<VmCredential>, CliError> {
     Ok(None)
 }
 
-fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
-    Ok(match args.provider {
+/// The binder of one target: the environment's chain (or the named
+/// profile), then the target's region and endpoint, then the flags.
+pub fn binder(args: &RunArgs, target: &TargetSpec) -> Result<Arc<dyn KeypairBinder>, CliError> {
+    Ok(match target.provider {
         Provider::Huawei => {
             let mut b = HuaweiBuilder::from_env();
-            if let Some(r) = &args.region {
+            if let Some(p) = &target.profile {
+                b = b.profile(p);
+            }
+            if let Some(r) = &target.region {
                 b = b.region(r);
             }
             b = credential_settings!(b, args);
-            if let Some(e) = &args.endpoint {
+            if let Some(e) = &target.endpoint {
                 b = b.endpoint(e);
             }
             if let Some(e) = &args.iam_endpoint {
@@ -409,11 +467,14 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
         }
         Provider::Volcengine => {
             let mut b = VolcengineBuilder::from_env();
-            if let Some(r) = &args.region {
+            if let Some(p) = &target.profile {
+                b = b.profile(p);
+            }
+            if let Some(r) = &target.region {
                 b = b.region(r);
             }
             b = credential_settings!(b, args);
-            if let Some(e) = &args.endpoint {
+            if let Some(e) = &target.endpoint {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
@@ -427,11 +488,14 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
         }
         Provider::Alibaba => {
             let mut b = AlibabaBuilder::from_env();
-            if let Some(r) = &args.region {
+            if let Some(p) = &target.profile {
+                b = b.profile(p);
+            }
+            if let Some(r) = &target.region {
                 b = b.region(r);
             }
             b = credential_settings!(b, args);
-            if let Some(e) = &args.endpoint {
+            if let Some(e) = &target.endpoint {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
@@ -444,11 +508,14 @@ fn binder(args: &RunArgs) -> Result<Arc<dyn KeypairBinder>, CliError> {
         }
         Provider::Tencent => {
             let mut b = TencentBuilder::from_env();
-            if let Some(r) = &args.region {
+            if let Some(p) = &target.profile {
+                b = b.profile(p);
+            }
+            if let Some(r) = &target.region {
                 b = b.region(r);
             }
             b = credential_settings!(b, args);
-            if let Some(e) = &args.endpoint {
+            if let Some(e) = &target.endpoint {
                 b = b.endpoint(e);
             }
             if let Some(n) = args.max_retries {
@@ -487,7 +554,7 @@ macro_rules! credential_settings {
 }
 use credential_settings;
 
-fn progress_bar(mode: Mode, args: &RunArgs, total: usize) -> Option<ProgressBar> {
+pub fn progress_bar(mode: Mode, args: &RunArgs, total: usize) -> Option<ProgressBar> {
     if mode == Mode::Plan || args.quiet || args.output != Output::Text || !std::io::stderr().is_terminal() {
         return None;
     }

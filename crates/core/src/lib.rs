@@ -32,7 +32,7 @@ pub mod validation;
 
 pub use binder::{Capabilities, KeypairBinder, PostCondition};
 pub use error::{Error, ValidationError};
-pub use fleet::{Fleet, FleetReport, FleetTarget, TargetReport};
+pub use fleet::{DEFAULT_MAX_TARGETS, Fleet, FleetReport, FleetTarget, TargetReport};
 pub use ids::{InstanceId, KeyPairRef};
 pub use journal::{FleetHeader, Journal, JournalError, JournalHeader, Prior};
 pub use plan::{Plan, PlannedCall};

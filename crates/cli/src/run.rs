@@ -326,8 +326,9 @@ pub fn check_options(mode: Mode, args: &RunArgs, providers: &[Provider]) -> Resu
     {
         let owner = owners.iter().map(|p| p.name()).collect::<Vec<_>>().join(" or ");
         let given = providers.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-        let which = if providers.len() == 1 { "provider" } else { "providers" };
-        return Err(CliError::Usage(format!("{flag} is a {owner} option; {which} {given} do not take it")));
+        let which = if providers.len() == 1 { "provider {given} does" } else { "providers {given} do" };
+        let which = which.replace("{given}", &given);
+        return Err(CliError::Usage(format!("{flag} is a {owner} option; {which} not take it")));
     }
     for &provider in providers {
         let by_id = matches!(provider, Volcengine | Tencent);

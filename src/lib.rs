@@ -26,8 +26,9 @@ pub use keypair_binder_core::testing;
 pub use keypair_binder_core::{
     BindReport, BindRequest, CancellationToken, Capabilities, DEFAULT_MAX_TARGETS, Error, Failure, FailureKind, Fleet,
     FleetHeader, FleetReport, FleetTarget, InstanceId, InstanceOutcome, Journal, JournalError, JournalHeader,
-    KeyPairRef, KeypairBinder, Operation, Plan, PlannedCall, PostCondition, Prior, ProgressEvent, ProgressObserver,
-    RetryPolicy, RunOptions, RunStats, Secret, TargetReport, UnbindRequest, ValidationError, VmCredential,
+    KeyPairRef, KeypairBinder, KeypairEnsured, Operation, Plan, PlannedCall, PostCondition, Prior, ProgressEvent,
+    ProgressObserver, PublicKey, RetryPolicy, RunOptions, RunStats, Secret, TargetReport, UnbindRequest,
+    ValidationError, VmCredential,
 };
 
 /// Huawei Cloud KPS provider.

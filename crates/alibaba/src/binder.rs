@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, OutgoingRequest,
-    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
+    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, StoredKeypair, shared_id,
 };
 use keypair_binder_core::{
-    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
-    UnbindRequest,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, PublicKey,
+    RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -132,6 +132,10 @@ impl CloudBinder for AlibabaBinder {
     fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         plan(request)
     }
+
+    fn import_run<'a>(&'a self, keypair: &'a KeyPairRef) -> Option<AlibabaRun<'a>> {
+        Some(AlibabaRun { inner: &self.inner, action: Action::ImportKeyPair, keypair: keypair.as_str() })
+    }
 }
 
 /// One run's pure parts.
@@ -213,6 +217,39 @@ impl Provider for AlibabaRun<'_> {
 
     fn states(&self) -> Option<&dyn StateQueries> {
         Some(self)
+    }
+
+    fn keypair_read(&self, name: &str) -> Result<OutgoingRequest, Failure> {
+        unsigned(&self.inner.endpoint, Action::DescribeKeyPairs, &wire::describe_keypair(name, &self.inner.region))
+    }
+
+    fn keypair_found(&self, response: &HttpResponse, name: &str) -> Result<Option<StoredKeypair>, Failure> {
+        if !response.is_success() {
+            return Err(failure_of(response).0);
+        }
+        let result: wire::DescribeKeyPairsResult = serde_json::from_slice(&response.body)
+            .map_err(|_| Failure::new(FailureKind::ProviderError, "unreadable DescribeKeyPairs answer"))?;
+        // The name filter takes `*` wildcards: only the exact name counts.
+        Ok(result
+            .key_pairs
+            .key_pair
+            .into_iter()
+            .find(|k| k.key_pair_name == name)
+            .map(|k| StoredKeypair::new(None, k.public_key, k.key_pair_finger_print)))
+    }
+
+    fn keypair_import(&self, name: &str, key: &PublicKey) -> Result<OutgoingRequest, Failure> {
+        let query = wire::import_keypair(name, &key.openssh(), &self.inner.region);
+        unsigned(&self.inner.endpoint, Action::ImportKeyPair, &query)
+    }
+
+    fn keypair_imported(&self, response: &HttpResponse, _name: &str) -> Result<StoredKeypair, Failure> {
+        if !response.is_success() {
+            return Err(failure_of(response).0);
+        }
+        let result: wire::ImportKeyPairResult = serde_json::from_slice(&response.body)
+            .map_err(|_| Failure::new(FailureKind::ProviderError, "unreadable ImportKeyPair answer"))?;
+        Ok(StoredKeypair::new(None, None, result.key_pair_finger_print))
     }
 }
 

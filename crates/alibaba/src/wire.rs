@@ -20,6 +20,8 @@ pub enum Action {
     DescribeInstances,
     /// Reads key pairs.
     DescribeKeyPairs,
+    /// Uploads a public key as a key pair of the region.
+    ImportKeyPair,
 }
 
 impl Action {
@@ -30,6 +32,7 @@ impl Action {
             Self::DetachKeyPair => "DetachKeyPair",
             Self::DescribeInstances => "DescribeInstances",
             Self::DescribeKeyPairs => "DescribeKeyPairs",
+            Self::ImportKeyPair => "ImportKeyPair",
         }
     }
 }
@@ -73,6 +76,68 @@ pub fn describe_instances(instances: &[InstanceId], region: &str) -> Vec<(String
         ("PageSize".into(), MAX_DESCRIBE.to_string()),
         ("RegionId".into(), region.into()),
     ]
+}
+
+/// Parameters of `DescribeKeyPairs` for one exact name, its public key included.
+pub fn describe_keypair(name: &str, region: &str) -> Vec<(String, String)> {
+    vec![
+        ("IncludePublicKey".into(), "true".into()),
+        ("KeyPairName".into(), name.into()),
+        ("RegionId".into(), region.into()),
+    ]
+}
+
+/// Parameters of `ImportKeyPair` (`PublicKeyBody`: the OpenSSH line).
+pub fn import_keypair(name: &str, public_key: &str, region: &str) -> Vec<(String, String)> {
+    vec![
+        ("KeyPairName".into(), name.into()),
+        ("PublicKeyBody".into(), public_key.into()),
+        ("RegionId".into(), region.into()),
+    ]
+}
+
+/// Answer of `DescribeKeyPairs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeKeyPairsResult {
+    /// The key pairs found.
+    #[serde(default)]
+    pub key_pairs: KeyPairs,
+}
+
+/// `KeyPairs` of `DescribeKeyPairs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct KeyPairs {
+    /// One entry per key pair.
+    #[serde(rename = "KeyPair", default)]
+    pub key_pair: Vec<KeyPairItem>,
+}
+
+/// One key pair as `DescribeKeyPairs` shows it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyPairItem {
+    /// Its name.
+    #[serde(default)]
+    pub key_pair_name: String,
+    /// MD5 fingerprint.
+    #[serde(default)]
+    pub key_pair_finger_print: Option<String>,
+    /// The OpenSSH public key, with `IncludePublicKey=true`.
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+/// Answer of `ImportKeyPair`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportKeyPairResult {
+    /// The key pair made.
+    #[serde(default)]
+    pub key_pair_name: String,
+    /// Its MD5 fingerprint.
+    #[serde(default)]
+    pub key_pair_finger_print: Option<String>,
 }
 
 /// `true`/`false` as a JSON bool or string (metadata says string, samples say bool).

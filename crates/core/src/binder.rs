@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::plan::Plan;
+use crate::public_key::{KeypairEnsured, PublicKey};
 use crate::report::BindReport;
 pub use crate::report::PostCondition;
-use crate::request::{BindRequest, UnbindRequest};
+use crate::request::{BindRequest, RunOptions, UnbindRequest};
 
 /// Binds SSH key pairs to cloud VMs.
 ///
@@ -29,6 +30,16 @@ pub trait KeypairBinder: fmt::Debug + Send + Sync {
 
     /// Validates a bind request and lists the calls it would make; no network.
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error>;
+
+    /// Makes sure the key pair `name` holds `key` in this binder's region
+    /// (key pairs are regional): one read; imported when missing (an
+    /// interrupted import is settled by reading before importing again); an
+    /// `Error::KeyPair` when the name holds another key. `options` gives the
+    /// deadline and cancellation. Clouds without import answer `Unsupported`.
+    async fn ensure_keypair(&self, name: &str, key: &PublicKey, options: &RunOptions) -> Result<KeypairEnsured, Error> {
+        let _ = (name, key, options);
+        Err(Error::unsupported(self.capabilities().provider, "public_key", "this cloud cannot import key pairs"))
+    }
 }
 
 /// The facts about a provider a caller needs to plan a run.

@@ -63,6 +63,17 @@ pub enum Error {
         /// What the cloud said.
         failure: Box<Failure>,
     },
+    /// The key pair could not be ensured: it holds another key under that
+    /// name, or the import failed; nothing was bound.
+    #[error("{provider}: key pair {name}: {message}")]
+    KeyPair {
+        /// The provider.
+        provider: &'static str,
+        /// The key pair.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Error {

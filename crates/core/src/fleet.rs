@@ -10,6 +10,8 @@ use futures::StreamExt;
 
 use crate::binder::KeypairBinder;
 use crate::error::Error;
+use crate::ids::KeyPairRef;
+use crate::public_key::{KeypairEnsured, PublicKey};
 use crate::report::BindReport;
 use crate::request::{BindRequest, UnbindRequest};
 
@@ -27,6 +29,8 @@ pub struct FleetTarget {
     label: String,
     binder: Arc<dyn KeypairBinder>,
     work: Work,
+    /// A bind's key, to import first where the key pair is missing.
+    public_key: Option<PublicKey>,
 }
 
 impl std::fmt::Debug for FleetTarget {
@@ -38,12 +42,21 @@ impl std::fmt::Debug for FleetTarget {
 impl FleetTarget {
     /// Binds `request`'s key pair with `binder`; `label` names the target in the report.
     pub fn bind(label: impl Into<String>, binder: Arc<dyn KeypairBinder>, request: BindRequest) -> Self {
-        Self { label: label.into(), binder, work: Work::Bind(request) }
+        Self { label: label.into(), binder, work: Work::Bind(request), public_key: None }
+    }
+
+    /// Before binding, makes sure the request's key pair (named) holds `key`
+    /// in the target's region, importing it where it is missing
+    /// ([`KeypairBinder::ensure_keypair`]); a target where the name holds
+    /// another key fails as a whole, nothing bound.
+    pub fn with_public_key(mut self, key: PublicKey) -> Self {
+        self.public_key = Some(key);
+        self
     }
 
     /// Removes a key pair with `binder`.
     pub fn unbind(label: impl Into<String>, binder: Arc<dyn KeypairBinder>, request: UnbindRequest) -> Self {
-        Self { label: label.into(), binder, work: Work::Unbind(request) }
+        Self { label: label.into(), binder, work: Work::Unbind(request), public_key: None }
     }
 }
 
@@ -71,11 +84,29 @@ impl Fleet {
         let count = self.targets.len();
         let runs = self.targets.into_iter().enumerate().map(|(index, target)| async move {
             let provider = target.binder.capabilities().provider;
-            let result = match target.work {
-                Work::Bind(request) => target.binder.bind(request).await,
-                Work::Unbind(request) => target.binder.unbind(request).await,
+            let mut keypair = None;
+            let result = match (target.work, &target.public_key) {
+                (Work::Bind(request), Some(_)) if matches!(request.keypair(), KeyPairRef::Id(_)) => {
+                    Err(Error::unsupported(
+                        provider,
+                        "public_key",
+                        "an import names its key pair: give the name, not the id",
+                    ))
+                }
+                (Work::Bind(request), Some(key)) => {
+                    let name = request.keypair().as_str().to_string();
+                    match target.binder.ensure_keypair(&name, key, &request.common().options).await {
+                        Ok(ensured) => {
+                            keypair = Some(ensured);
+                            target.binder.bind(request).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                (Work::Bind(request), None) => target.binder.bind(request).await,
+                (Work::Unbind(request), _) => target.binder.unbind(request).await,
             };
-            (index, TargetReport { label: target.label, provider, result })
+            (index, TargetReport { label: target.label, provider, keypair, result })
         });
         let mut done: Vec<Option<TargetReport>> = (0..count).map(|_| None).collect();
         let mut stream = futures::stream::iter(runs).buffer_unordered(self.max_targets);
@@ -94,6 +125,8 @@ pub struct TargetReport {
     pub label: String,
     /// Its provider.
     pub provider: &'static str,
+    /// The key pair ensured before binding (with a public key), if it was.
+    pub keypair: Option<KeypairEnsured>,
     /// Its report, or why the target as a whole failed (credentials refused
     /// or missing, configuration): nothing was applied there.
     pub result: Result<BindReport, Error>,

@@ -5,6 +5,12 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
+    /// A public key that is not one OpenSSH public key line the clouds take.
+    #[error("malformed public key: {reason}")]
+    PublicKey {
+        /// Why.
+        reason: String,
+    },
     /// The request names no instance.
     #[error("no instances given")]
     NoInstances,

@@ -130,6 +130,11 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str) -> Answer {
             0,
         );
     }
+    match action {
+        "ImportKeyPair" => return Answer::new(import_keypair(shared, req, (&account, region)), 0),
+        "DescribeKeyPairs" => return Answer::new(describe_keypairs(shared, req, (&account, region)), 0),
+        _ => {}
+    }
     let Some(ids) = req.param("InstanceIds").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok()) else {
         return Answer::new(
             error(
@@ -235,5 +240,61 @@ fn describe(shared: &Shared, (account, region): (&str, &str), ids: &[String], no
         .collect();
     let body = json!({"RequestId": request_id(), "TotalCount": instances.len(), "PageNumber": 1, "PageSize": 100,
         "Instances": {"Instance": instances}});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `ImportKeyPair`, with the documented codes for a duplicate name and a malformed key.
+fn import_keypair(shared: &Shared, req: &Incoming, (account, region): (&str, &str)) -> Response {
+    let (Some(name), Some(public_key)) = (req.param("KeyPairName"), req.param("PublicKeyBody")) else {
+        return error(StatusCode::BAD_REQUEST, "MissingParameter", "KeyPairName and PublicKeyBody are required.");
+    };
+    let starts_well = name.chars().next().is_some_and(|c| c.is_alphabetic());
+    let valid = (2..=128).contains(&name.chars().count())
+        && starts_well
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, ':' | '_' | '.' | '-'));
+    if !valid {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidKeyPairName.Malformed",
+            "The specified KeyPairName is malformed.",
+        );
+    }
+    let mut guard = shared.world();
+    let world = guard.place(account, region);
+    if world.ali_keypairs.contains(name) {
+        return error(StatusCode::BAD_REQUEST, "KeyPair.AlreadyExist", "The key pair already exist.");
+    }
+    if keypair_binder_core::PublicKey::parse(public_key).is_err() {
+        return error(StatusCode::BAD_REQUEST, "InvalidPublicKeyBody.Malformed", "The public key is not supported.");
+    }
+    world.ali_keypairs.insert(name.to_string());
+    world.public_keys.insert((Cloud::Alibaba, name.to_string()), public_key.to_string());
+    let body = json!({"RequestId": request_id(), "KeyPairName": name,
+        "KeyPairFingerPrint": crate::state::md5_fingerprint(public_key)});
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `DescribeKeyPairs` by exact name (no wildcards here), the public key with `IncludePublicKey=true`.
+fn describe_keypairs(shared: &Shared, req: &Incoming, (account, region): (&str, &str)) -> Response {
+    let name = req.param("KeyPairName");
+    let include = req.param("IncludePublicKey") == Some("true");
+    let mut guard = shared.world();
+    let world = guard.place(account, region);
+    let pairs: Vec<Value> = world
+        .ali_keypairs
+        .iter()
+        .filter(|n| name.is_none_or(|wanted| wanted == n.as_str()))
+        .map(|n| {
+            let key = world.public_keys.get(&(Cloud::Alibaba, n.clone())).cloned().unwrap_or_default();
+            let mut pair = json!({"KeyPairName": n, "KeyPairFingerPrint": crate::state::md5_fingerprint(&key),
+                "CreationTime": "2026-01-01T00:00Z"});
+            if include {
+                pair["PublicKey"] = json!(key);
+            }
+            pair
+        })
+        .collect();
+    let body = json!({"RequestId": request_id(), "TotalCount": pairs.len(), "PageNumber": 1, "PageSize": 10,
+        "KeyPairs": {"KeyPair": pairs}});
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use keypair_binder_core::Secret;
-use keypair_binder_core::sha256_hex;
 use keypair_binder_core::signing::parse_compact_utc;
 use keypair_binder_huawei::signer::{AkSk, KpsSigner, parse_authorization};
 use keypair_binder_huawei::wire::{MAX_BATCH, MAX_IN_OPERATION};
@@ -36,6 +35,7 @@ pub(crate) fn action(req: &Incoming) -> String {
         ["v3", _, "tasks", _] => "ListKeypairTask",
         ["v3", _, "failed-tasks"] => "ListFailedTask",
         ["v3", _, "running-tasks"] => "ListRunningTask",
+        ["v3", _, "keypairs"] if post => "CreateKeypair",
         ["v3", _, "keypairs"] => "ListKeypairs",
         ["v3", _, "keypairs", _] => "ListKeypairDetail",
         ["v1", _, "cloudservers", _] if !post => "ShowServer",
@@ -132,6 +132,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
         "ListFailedTask" => Answer::new(failed_tasks(world, req), 0),
         "ListRunningTask" => Answer::new(running_tasks(world, req), 0),
         "ListKeypairs" => Answer::new(list_keypairs(world, req), 0),
+        "CreateKeypair" => Answer::new(create_keypair(world, &body), 0),
         "ShowServer" => Answer::new(show_server(world, &percent_decode(last), now), 1),
         _ => Answer::new(show_keypair(world, &percent_decode(last)), 0),
     }
@@ -572,11 +573,39 @@ fn show_server(world: &mut Place, server_id: &str, now: Instant) -> Response {
     )
 }
 
-fn keypair_json(name: &str) -> Value {
+fn keypair_json(world: &Place, name: &str) -> Value {
+    let public_key = world.public_keys.get(&(Cloud::Huawei, name.to_string())).cloned().unwrap_or_default();
     json!({"name": name, "type": "ssh", "scope": "user",
-        "public_key": format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmulator {name}"),
-        "fingerprint": format!("SHA256:{}", &sha256_hex(name.as_bytes())[..43]),
+        "fingerprint": crate::state::md5_fingerprint(&public_key),
+        "public_key": public_key,
         "is_key_protection": false, "frozen_state": 0})
+}
+
+/// CreateKeypair with a public key (an import): KPS names neither a duplicate
+/// nor a malformed key, so both are `KPS.0002` (the oracle's choice).
+fn create_keypair(world: &mut Place, body: &Value) -> Response {
+    let keypair = &body["keypair"];
+    let (Some(name), Some(public_key)) = (keypair["name"].as_str(), keypair["public_key"].as_str()) else {
+        return param_error("keypair.name and keypair.public_key are required (the emulator imports only)");
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
+        return param_error("keypair.name is invalid");
+    }
+    if world.hw_keypairs.contains_key(name) {
+        return param_error(format!("key pair {name} already exists"));
+    }
+    if keypair_binder_core::PublicKey::parse(public_key).is_err() {
+        return param_error("keypair.public_key is invalid");
+    }
+    world.hw_keypairs.insert(name.to_string(), crate::state::private_key_for(name));
+    world.public_keys.insert((Cloud::Huawei, name.to_string()), public_key.to_string());
+    let fingerprint = crate::state::md5_fingerprint(public_key);
+    ok(
+        StatusCode::OK,
+        json!({"keypair": {"name": name, "type": "ssh", "public_key": public_key,
+        "fingerprint": fingerprint, "user_id": "emulator-user"}}),
+    )
 }
 
 fn list_keypairs(world: &Place, req: &Incoming) -> Response {
@@ -588,7 +617,7 @@ fn list_keypairs(world: &Place, req: &Incoming) -> Response {
         .take(limit + 1)
         .collect();
     let more = names.len() > limit;
-    let shown: Vec<Value> = names.iter().take(limit).map(|n| json!({"keypair": keypair_json(n)})).collect();
+    let shown: Vec<Value> = names.iter().take(limit).map(|n| json!({"keypair": keypair_json(world, n)})).collect();
     let mut page_info = json!({"current_count": shown.len()});
     if more && let Some(last) = names.get(limit - 1) {
         page_info["next_marker"] = json!(last);
@@ -600,7 +629,7 @@ fn show_keypair(world: &Place, name: &str) -> Response {
     if !world.hw_keypairs.contains_key(name) {
         return error(StatusCode::NOT_FOUND, "KPS.6004", "No Keypair find");
     }
-    let mut detail = keypair_json(name);
+    let mut detail = keypair_json(world, name);
     detail["id"] = json!(1);
     detail["deleted"] = json!(false);
     detail["description"] = json!("");

@@ -243,6 +243,12 @@ impl World {
     }
 }
 
+/// A public key's MD5 fingerprint, colon-separated hex (RFC 4716); empty
+/// for text that is not a key.
+pub(crate) fn md5_fingerprint(public_key: &str) -> String {
+    keypair_binder_core::PublicKey::parse(public_key).map(|k| k.md5_fingerprint()).unwrap_or_default()
+}
+
 /// The OpenSSH public key the emulator holds for a key pair it was given without one.
 pub fn public_key_for(keypair: &str) -> String {
     let digest = keypair_binder_core::sha256_hex(keypair.as_bytes());

@@ -142,6 +142,17 @@ struct DescribeKeyPairsBody {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ImportKeyPairBody {
+    #[serde(default)]
+    key_name: String,
+    #[serde(default)]
+    project_id: Option<i64>,
+    #[serde(default)]
+    public_key: String,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct FilterBody {
     name: String,
@@ -174,6 +185,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, now: Instant
         }
         "DescribeInstances" => body(req).map(|b| Answer::new(describe_instances(world, b), 0)),
         "DescribeKeyPairs" => body(req).map(|b| Answer::new(describe_keypairs(world, b), 0)),
+        "ImportKeyPair" => body(req).map(|b| Answer::new(import_keypair(world, region, b), 0)),
         _ => Ok(Answer::new(error("InvalidAction", "The action does not exist."), 0)),
     };
     result.unwrap_or_else(|response| Answer::new(response, 0))
@@ -370,8 +382,41 @@ fn describe_keypairs(world: &Place, body: DescribeKeyPairsBody) -> Response {
                 .filter(|((cloud, _), vm)| *cloud == Cloud::Tencent && vm.keypair.as_ref() == Some(name))
                 .map(|((_, vm_id), _)| vm_id)
                 .collect();
-            json!({"KeyId": id, "KeyName": name, "AssociatedInstanceIds": bound})
+            let public_key = world.public_keys.get(&(Cloud::Tencent, name.clone()));
+            json!({"KeyId": id, "KeyName": name, "AssociatedInstanceIds": bound, "PublicKey": public_key})
         })
         .collect();
     answer(json!({"TotalCount": set.len(), "KeyPairSet": set, "RequestId": request_id()}))
+}
+
+/// `ImportKeyPair`: checked in the oracle's order (parameters, name,
+/// project, key format, duplicate name, duplicate key), all in the region.
+fn import_keypair(world: &mut Place, region: &str, body: ImportKeyPairBody) -> Response {
+    let name = body.key_name.as_str();
+    if name.is_empty() || body.public_key.is_empty() || body.project_id.is_none() {
+        return error("MissingParameter", "KeyName, ProjectId and PublicKey are required.");
+    }
+    if name.chars().count() > 25 {
+        return error("InvalidKeyPairNameTooLong", "The key pair name is longer than 25 characters.");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return error("InvalidKeyPairNameIncludeIllegalChar", "The key pair name has an illegal character.");
+    }
+    if body.project_id != Some(0) {
+        return error("InvalidProjectId.NotFound", "The project does not exist.");
+    }
+    let Ok(key) = keypair_binder_core::PublicKey::parse(&body.public_key) else {
+        return error("InvalidPublicKey.Malformed", "The public key is malformed.");
+    };
+    if world.tc_keypairs.iter().any(|(n, _)| n == name) {
+        return error("InvalidKeyPairName.Duplicate", "A key pair with this name exists.");
+    }
+    let same_key = world.public_keys.iter().any(|((c, _), k)| *c == Cloud::Tencent && key.same_as(k));
+    if same_key {
+        return error("InvalidPublicKey.Duplicate", "This public key is already registered.");
+    }
+    let id = format!("skey-{}", &keypair_binder_core::sha256_hex(format!("{region}/{name}").as_bytes())[..8]);
+    world.tc_keypairs.push((name.to_string(), id.clone()));
+    world.public_keys.insert((Cloud::Tencent, name.to_string()), body.public_key);
+    answer(json!({"KeyId": id, "RequestId": request_id()}))
 }

@@ -75,6 +75,7 @@ pub(crate) fn handle(shared: &Shared, req: &Incoming, action: &str, fault: Optio
             describe_instances(shared.world().place(&account, &region), req, &region, in_region, ids, now)
         }
         "DescribeKeyPairs" => describe_keypairs(shared.world().place(&account, &region), req, &region, in_region),
+        "ImportKeyPair" => import_keypair(shared.world().place(&account, &region), req, &region, in_region),
         _ => {
             error(StatusCode::NOT_FOUND, "InvalidActionOrVersion", "the action or version does not exist", action, None)
         }
@@ -383,6 +384,61 @@ fn describe_instances(
     raw(200, body)
 }
 
+/// MD5 of a key pair's key, bare lower-case hex (the oracle's reading of the docs' example).
+fn fingerprint(world: &Place, name: &str) -> String {
+    let key = world.public_keys.get(&(Cloud::Volcengine, name.to_string())).map(String::as_str).unwrap_or("");
+    crate::state::md5_fingerprint(key).replace(':', "")
+}
+
+/// `ImportKeyPair`: a `ClientToken` seen before with the same parameters
+/// is answered with the first result; a duplicate name is
+/// `InvalidKeyPair.Duplicate`, a bad key `InvalidPublicKey.Malformed` (the
+/// oracle's codes; the docs name neither).
+fn import_keypair(world: &mut Place, req: &Incoming, region: &str, in_region: bool) -> Response {
+    let action = "ImportKeyPair";
+    let bad = |code: &str, message: &str| error(StatusCode::BAD_REQUEST, code, message, action, None);
+    let (Some(name), Some(public_key)) = (req.param("KeyPairName"), req.param("PublicKey")) else {
+        return bad("MissingParameter", "KeyPairName and PublicKey are required");
+    };
+    let fingerprint_of_call = sha256_hex(format!("{name}\u{0}{public_key}").as_bytes());
+    let token = req.param("ClientToken").map(str::to_string);
+    if let Some(TokenRecord::Done { fingerprint, status, body, .. }) = token.as_ref().and_then(|t| world.tokens.get(t))
+    {
+        if *fingerprint != fingerprint_of_call {
+            return bad("IdempotentParameterMismatch", "ClientToken was already used with different parameters");
+        }
+        return raw(*status, body.clone());
+    }
+    let valid = name.len() >= 2
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !in_region {
+        return bad("InvalidRegion", "the region is not served");
+    }
+    if !valid {
+        return bad("InvalidKeyPairName.Malformed", "the key pair name is malformed");
+    }
+    if world.volc_keypairs.iter().any(|(n, _)| n == name) {
+        return bad("InvalidKeyPair.Duplicate", "a key pair with this name already exists");
+    }
+    if keypair_binder_core::PublicKey::parse(public_key).is_err() {
+        return bad("InvalidPublicKey.Malformed", "the public key is malformed");
+    }
+    let id = format!("kp-imp{}", &sha256_hex(format!("{region}/{name}").as_bytes())[..17]);
+    world.volc_keypairs.push((name.to_string(), id.clone()));
+    world.public_keys.insert((Cloud::Volcengine, name.to_string()), public_key.to_string());
+    let result = json!({"KeyPairId": id, "KeyPairName": name, "FingerPrint": fingerprint(world, name)});
+    let (status, body) = success(action, region, result);
+    if let Some(token) = token {
+        let ready_at = std::time::Instant::now();
+        world.tokens.insert(
+            token,
+            TokenRecord::Done { fingerprint: fingerprint_of_call, status, body: body.clone(), ready_at },
+        );
+    }
+    raw(status, body)
+}
+
 fn describe_keypairs(world: &Place, req: &Incoming, region: &str, in_region: bool) -> Response {
     let (max, start) = paging(req);
     let names: Vec<&str> = (1..).map_while(|n| req.param(&format!("KeyPairNames.{n}"))).collect();
@@ -401,7 +457,7 @@ fn describe_keypairs(world: &Place, req: &Incoming, region: &str, in_region: boo
         .skip(start)
         .take(max)
         .map(|(n, i)| {
-            json!({"KeyPairId": i, "KeyPairName": n, "FingerPrint": &sha256_hex(n.as_bytes())[..32],
+            json!({"KeyPairId": i, "KeyPairName": n, "FingerPrint": fingerprint(world, n),
             "Description": "", "ProjectName": "default", "CreatedAt": "2026-01-01T00:00:00+08:00"})
         })
         .collect();

@@ -13,12 +13,12 @@ use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CallKind, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, Net,
     OutgoingRequest, Profile, Provider, Readiness, Reconciler, Refusals, RunOf, STATE_CHANGE_WAIT, StateQueries,
-    TaskAnswer, TaskQueries, TaskRef, shared_id,
+    StoredKeypair, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
-    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
-    Secret, UnbindRequest, VmCredential,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, PublicKey,
+    RetryPolicy, Secret, UnbindRequest, VmCredential,
 };
 use url::Url;
 
@@ -278,6 +278,15 @@ impl CloudBinder for HuaweiBinder {
     fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         plan(request)
     }
+
+    fn import_run<'a>(&'a self, keypair: &'a KeyPairRef) -> Option<HuaweiRun<'a>> {
+        // Only the import parts, the signer and the project are used: no VM is sent anything.
+        let server = ServerTemplate { credential: None, disable_password: None, port: None };
+        let mode = Mode::Single { keypair: keypair.as_str().to_string(), server };
+        let inner = &*self.inner;
+        let profile = Profile::new(PROVIDER, 1).retry(inner.retry.clone());
+        Some(HuaweiRun { inner, mode, profile, project: inner.project.clone() })
+    }
 }
 
 /// The calls a bind would make, without a binder or any network: batches of
@@ -420,6 +429,42 @@ impl Provider for HuaweiRun<'_> {
         }
         let project = auth::lookup_project(net, self.inner.iam_endpoint.as_ref(), self.inner.region.as_deref()).await?;
         Ok(Some(Box::new(HuaweiRun { project: Some(project), ..self.clone() })))
+    }
+
+    /// Key pairs live in a project: the same lookup as a run's.
+    async fn prepare_import<'s>(&'s self, net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
+        self.prepare(net).await
+    }
+
+    fn keypair_read(&self, name: &str) -> Result<OutgoingRequest, Failure> {
+        self.outgoing(KpsRequest::keypair(self.project()?, name))
+    }
+
+    fn keypair_found(&self, response: &HttpResponse, _name: &str) -> Result<Option<StoredKeypair>, Failure> {
+        if !response.is_success() {
+            let (failure, _) = failure_of(response);
+            // Not found: a 404, or KPS's own codes for a missing key pair.
+            let missing = response.status == 404 || matches!(failure.code.as_deref(), Some("KPS.4016" | "KPS.6004"));
+            return if missing { Ok(None) } else { Err(failure) };
+        }
+        let answer: crate::wire::KeypairAnswer = serde_json::from_slice(&response.body)
+            .map_err(|_| Failure::new(FailureKind::ProviderError, "unreadable key pair answer").retryable(true))?;
+        let k = answer.keypair;
+        Ok(Some(StoredKeypair::new(None, k.public_key, k.fingerprint)))
+    }
+
+    fn keypair_import(&self, name: &str, key: &PublicKey) -> Result<OutgoingRequest, Failure> {
+        self.outgoing(KpsRequest::import_keypair(self.project()?, name, &key.openssh())?)
+    }
+
+    fn keypair_imported(&self, response: &HttpResponse, _name: &str) -> Result<StoredKeypair, Failure> {
+        if !response.is_success() {
+            // KPS names neither a duplicate nor a malformed key: the read that follows settles it.
+            return Err(failure_of(response).0);
+        }
+        let answer: crate::wire::KeypairAnswer = serde_json::from_slice(&response.body)
+            .map_err(|_| Failure::new(FailureKind::ProviderError, "unreadable import answer"))?;
+        Ok(StoredKeypair::new(None, answer.keypair.public_key, answer.keypair.fingerprint))
     }
 
     fn authorize(

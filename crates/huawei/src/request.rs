@@ -82,6 +82,19 @@ impl KpsRequest {
         Self::get(wire::failed_tasks_path(project), limit_offset(limit, offset), "ListFailedTask")
     }
 
+    /// One key pair (ListKeypairDetail), to know whether it exists and holds the key.
+    pub fn keypair(project: &str, name: &str) -> Self {
+        Self::get(wire::keypair_path(project, name), Vec::new(), "ListKeypairDetail")
+    }
+
+    /// Imports a public key as a key pair (CreateKeypair with `public_key`).
+    pub fn import_keypair(project: &str, name: &str, public_key: &str) -> Result<Self, Failure> {
+        let body = wire::ImportKeypairBody { keypair: wire::ImportKeypair { name, public_key } };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| Failure::new(keypair_binder_core::FailureKind::InvalidRequest, e.to_string()))?;
+        Ok(Self::post(wire::keypairs_path(project), body, "CreateKeypair", 0))
+    }
+
     /// One ECS server (ShowServer), for its key pair and state.
     pub fn server(project: &str, server_id: &str) -> Self {
         Self::get(wire::server_path(project, server_id), Vec::new(), "ShowServer")

@@ -189,6 +189,56 @@ fn project_path(project: &str, tail: &str) -> String {
     project_path_in("/v3/", project, tail)
 }
 
+/// `/v3/{project}/keypairs`: list, and create or import (POST).
+pub fn keypairs_path(project: &str) -> String {
+    project_path(project, "/keypairs")
+}
+
+/// `/v3/{project}/keypairs/{name}`: one key pair (show).
+pub fn keypair_path(project: &str, name: &str) -> String {
+    let mut path = project_path(project, "/keypairs/");
+    percent_encode_into(&mut path, name);
+    path
+}
+
+/// The body of an import (CreateKeypair with a public key): `{"keypair": {name, public_key}}`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportKeypairBody<'a> {
+    /// The key pair.
+    pub keypair: ImportKeypair<'a>,
+}
+
+/// The key pair an import makes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportKeypair<'a> {
+    /// Letters, digits, `_` and `-`, at most 64.
+    pub name: &'a str,
+    /// The OpenSSH public key line.
+    pub public_key: &'a str,
+}
+
+/// The answer of show and of an import: `{"keypair": {...}}`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct KeypairAnswer {
+    /// The key pair.
+    #[serde(default)]
+    pub keypair: KeypairDetail,
+}
+
+/// What identifies a key pair's key.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct KeypairDetail {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// The OpenSSH public key.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// Its fingerprint (the algorithm is not documented; the key is compared instead).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
 /// `/v3/{project}/keypairs/associate`.
 pub fn associate_path(project: &str) -> String {
     project_path(project, "/keypairs/associate")

@@ -19,12 +19,12 @@ use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, Net, OutgoingRequest,
     Polling, Profile, Provider, RateLimit, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries,
-    TaskAnswer, TaskQueries, TaskRef, shared_id,
+    StoredKeypair, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 use keypair_binder_core::request::RequestCommon;
 use keypair_binder_core::{
     BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Operation, Plan, PostCondition,
-    RetryPolicy, UnbindRequest,
+    PublicKey, RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -161,6 +161,11 @@ impl CloudBinder for TencentBinder {
 
     fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         plan(request)
+    }
+
+    fn import_run<'a>(&'a self, keypair: &'a KeyPairRef) -> Option<TencentRun<'a>> {
+        let (action, operation) = (Action::ImportKeyPair, Operation::Bind);
+        Some(TencentRun { inner: &self.inner, action, operation, keypair, force_stop: false, key_id: None })
     }
 }
 
@@ -317,6 +322,38 @@ impl TencentRun<'_> {
 impl Provider for TencentRun<'_> {
     fn profile(&self) -> &Profile {
         &self.inner.profile
+    }
+
+    fn keypair_read(&self, name: &str) -> Result<OutgoingRequest, Failure> {
+        let filters = vec![Filter { name: "key-name", values: vec![name] }];
+        self.request(
+            Action::DescribeKeyPairs,
+            &DescribeKeyPairsCall { key_ids: &[], filters, limit: Some(DESCRIBE_LIMIT) },
+        )
+    }
+
+    fn keypair_found(&self, response: &HttpResponse, name: &str) -> Result<Option<StoredKeypair>, Failure> {
+        let (answer, _) = read::<KeyPairsAnswer>(response, Action::DescribeKeyPairs)?;
+        // The name filter may match loosely: the name must be exact.
+        Ok(answer
+            .key_pair_set
+            .into_iter()
+            .find(|k| k.key_name == name)
+            .map(|k| StoredKeypair::new(Some(k.key_id), k.public_key, None)))
+    }
+
+    fn keypair_import(&self, name: &str, key: &PublicKey) -> Result<OutgoingRequest, Failure> {
+        let line = key.openssh();
+        self.request(
+            Action::ImportKeyPair,
+            &wire::ImportKeyPairCall { key_name: name, project_id: 0, public_key: &line },
+        )
+    }
+
+    fn keypair_imported(&self, response: &HttpResponse, _name: &str) -> Result<StoredKeypair, Failure> {
+        // CVM's errors (a duplicate name or key, a malformed key) are settled by the read that follows.
+        let (answer, _) = read::<wire::ImportKeyPairAnswer>(response, Action::ImportKeyPair)?;
+        Ok(StoredKeypair::new(Some(answer.key_id), None, None))
     }
 
     /// Finds the key id once (`DescribeKeyPairs`): by id it must exist, by

@@ -24,6 +24,8 @@ pub enum Action {
     DescribeInstances,
     /// Key pairs by id or name.
     DescribeKeyPairs,
+    /// Registers a public key as a key pair; answers its `KeyId`.
+    ImportKeyPair,
 }
 
 impl Action {
@@ -34,6 +36,7 @@ impl Action {
             Self::DisassociateInstancesKeyPairs => "DisassociateInstancesKeyPairs",
             Self::DescribeInstances => "DescribeInstances",
             Self::DescribeKeyPairs => "DescribeKeyPairs",
+            Self::ImportKeyPair => "ImportKeyPair",
         }
     }
 }
@@ -217,6 +220,30 @@ pub struct KeyPair {
     /// Instances it is bound to.
     #[serde(default)]
     pub associated_instance_ids: Vec<String>,
+    /// The OpenSSH public key (CVM shows no fingerprint).
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+/// The body of `ImportKeyPair`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportKeyPairCall<'a> {
+    /// Letters, digits and `_`, at most 25.
+    pub key_name: &'a str,
+    /// `0`: the default project.
+    pub project_id: u64,
+    /// The OpenSSH public key line.
+    pub public_key: &'a str,
+}
+
+/// The answer of `ImportKeyPair`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportKeyPairAnswer {
+    /// `skey-…`, what the key-pair calls take.
+    #[serde(default)]
+    pub key_id: String,
 }
 
 /// Reads an answer of `T`; `None` when the body is not the envelope at all.

@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use keypair_binder_core::http::{HttpClient, HttpResponse};
 use keypair_binder_core::kit::{
     Answer, Call, CallAnswer, CloudBinder, Credential, CredentialProblem, Engine, InstanceView, OutgoingRequest,
-    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, shared_id,
+    Profile, Provider, Readiness, Refusals, RunOf, STATE_CHANGE_WAIT, Signer, StateQueries, StoredKeypair, shared_id,
 };
 use keypair_binder_core::{
-    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, RetryPolicy,
-    UnbindRequest,
+    BindRequest, Capabilities, Error, Failure, FailureKind, InstanceId, KeyPairRef, Plan, PostCondition, PublicKey,
+    RetryPolicy, UnbindRequest,
 };
 use url::Url;
 
@@ -142,6 +142,10 @@ impl CloudBinder for VolcengineBinder {
     fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         plan(request)
     }
+
+    fn import_run<'a>(&'a self, keypair: &'a KeyPairRef) -> Option<VolcengineRun<'a>> {
+        Some(VolcengineRun { inner: &self.inner, action: Action::ImportKeyPair, keypair })
+    }
 }
 
 /// One run's pure parts: Attach or Detach, one key pair.
@@ -255,6 +259,34 @@ impl Provider for VolcengineRun<'_> {
 
     fn states(&self) -> Option<&dyn StateQueries> {
         Some(self)
+    }
+
+    fn keypair_read(&self, name: &str) -> Result<OutgoingRequest, Failure> {
+        let action = Action::DescribeKeyPairs.as_str();
+        unsigned_params(&self.inner.endpoint, &wire::describe_keypair_params(name), None, action)
+    }
+
+    fn keypair_found(&self, response: &HttpResponse, name: &str) -> Result<Option<StoredKeypair>, Failure> {
+        let (result, _) = read_result::<wire::DescribeKeyPairsResult>(response).map_err(|e| e.failure)?;
+        Ok(result
+            .key_pairs
+            .into_iter()
+            .find(|k| k.key_pair_name == name)
+            .map(|k| StoredKeypair::new(Some(k.key_pair_id), None, k.finger_print)))
+    }
+
+    fn keypair_import(&self, name: &str, key: &PublicKey) -> Result<OutgoingRequest, Failure> {
+        let line = key.openssh();
+        // The same name and key always carry the same token: a resend is answered with the first result.
+        let token =
+            format!("kpbind-import-{}", &keypair_binder_core::sha256_hex(format!("{name}\n{line}").as_bytes())[..40]);
+        let params = wire::import_keypair_params(name, &line, &token);
+        unsigned_params(&self.inner.endpoint, &params, None, Action::ImportKeyPair.as_str())
+    }
+
+    fn keypair_imported(&self, response: &HttpResponse, _name: &str) -> Result<StoredKeypair, Failure> {
+        let (item, _) = read_result::<wire::KeyPairItem>(response).map_err(|e| e.failure)?;
+        Ok(StoredKeypair::new(Some(item.key_pair_id), None, item.finger_print))
     }
 }
 

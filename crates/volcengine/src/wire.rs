@@ -22,6 +22,8 @@ pub enum Action {
     DescribeInstances,
     /// Read key pairs.
     DescribeKeyPairs,
+    /// Add a public key as a key pair of the region.
+    ImportKeyPair,
 }
 
 impl Action {
@@ -32,6 +34,7 @@ impl Action {
             Self::DetachKeyPair => "DetachKeyPair",
             Self::DescribeInstances => "DescribeInstances",
             Self::DescribeKeyPairs => "DescribeKeyPairs",
+            Self::ImportKeyPair => "ImportKeyPair",
         }
     }
 }
@@ -106,6 +109,51 @@ pub fn describe_instances_params<'a>(instances: &'a [InstanceId], next_token: Op
     }
     params.push((Cow::Borrowed("Version"), API_VERSION));
     params
+}
+
+/// The parameters of `DescribeKeyPairs` for one exact name (`KeyPairNames.1`), in canonical order.
+pub fn describe_keypair_params(name: &str) -> Params<'_> {
+    vec![
+        (Cow::Borrowed("Action"), Action::DescribeKeyPairs.as_str()),
+        (Cow::Borrowed("KeyPairNames.1"), name),
+        (Cow::Borrowed("Version"), API_VERSION),
+    ]
+}
+
+/// The parameters of `ImportKeyPair` in canonical order, with the
+/// `ClientToken` that makes a resend answer with the first result.
+pub fn import_keypair_params<'a>(name: &'a str, public_key: &'a str, client_token: &'a str) -> Params<'a> {
+    vec![
+        (Cow::Borrowed("Action"), Action::ImportKeyPair.as_str()),
+        (Cow::Borrowed("ClientToken"), client_token),
+        (Cow::Borrowed("KeyPairName"), name),
+        (Cow::Borrowed("PublicKey"), public_key),
+        (Cow::Borrowed("Version"), API_VERSION),
+    ]
+}
+
+/// `Result` of `DescribeKeyPairs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeKeyPairsResult {
+    /// The key pairs found.
+    #[serde(default)]
+    pub key_pairs: Vec<KeyPairItem>,
+}
+
+/// One key pair: `DescribeKeyPairs` and `ImportKeyPair` show it alike (no public key).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyPairItem {
+    /// `kp-…`.
+    #[serde(default)]
+    pub key_pair_id: String,
+    /// Its name.
+    #[serde(default)]
+    pub key_pair_name: String,
+    /// MD5 of the key (hex; with or without colons).
+    #[serde(default)]
+    pub finger_print: Option<String>,
 }
 
 /// `MaxResults` of every `DescribeInstances`: [`MAX_INSTANCES_PER_CALL`].

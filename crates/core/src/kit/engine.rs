@@ -19,6 +19,7 @@ use crate::kit::chunk::ChunkRun;
 use crate::kit::credentials::Credentials;
 use crate::kit::gate::Gate;
 use crate::kit::polling::Estimator;
+use crate::kit::provider::Profile;
 use crate::kit::provider::Provider;
 use crate::kit::run::{Pacing, RunNet, RunState};
 use crate::kit::transport::Transport;
@@ -26,7 +27,7 @@ use crate::kit::window::Window;
 use crate::progress::ProgressEvent;
 use crate::rate::RateLimit;
 use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
-use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT, RequestCommon};
+use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT, RequestCommon, RunOptions};
 use crate::retry::ReadRetries;
 use governor::DefaultDirectRateLimiter;
 
@@ -99,14 +100,18 @@ impl Engine {
         self
     }
 
-    /// Runs the whole request: every distinct instance ends in the report once, in input order.
-    pub async fn run(&self, provider: &dyn Provider, spec: RunSpec<'_>) -> Result<BindReport, Error> {
-        let profile = provider.profile();
-        let options = &spec.common.options;
+    /// The state of one run (or of one key-pair import) of `profile`'s provider.
+    pub(crate) fn state<'a>(
+        &'a self,
+        profile: &Profile,
+        options: &RunOptions,
+        operation: Operation,
+        keypair: Option<&'a KeyPairRef>,
+        common: Option<&RequestCommon>,
+    ) -> RunState<'a> {
         let started = Instant::now();
-        let retry = options.retry.clone().unwrap_or_else(|| profile.default_retry.clone());
         let concurrency = options.concurrency.unwrap_or(profile.default_concurrency).max(1);
-        let run = RunState {
+        RunState {
             provider: profile.provider,
             transport: self.transport.as_ref(),
             credentials: &self.credentials,
@@ -129,17 +134,26 @@ impl Engine {
             observer: options.observer.clone(),
             estimator: Mutex::new(Estimator::default()),
             parked: Mutex::new(Vec::new()),
-            retry,
-            operation: spec.operation,
-            keypair: spec.keypair,
-            client_token: spec.common.client_token.clone(),
+            retry: options.retry.clone().unwrap_or_else(|| profile.default_retry.clone()),
+            operation,
+            keypair,
+            client_token: common.and_then(|c| c.client_token.clone()),
             force: options.force,
             state_wait: options.state_wait.unwrap_or(DEFAULT_STATE_WAIT),
             journal: options.journal.clone(),
-            total: spec.common.targets.instances().len(),
+            total: common.map_or(0, |c| c.targets.instances().len()),
             write_slots: tokio::sync::Semaphore::new(concurrency),
             read_slots: tokio::sync::Semaphore::new(concurrency),
-        };
+        }
+    }
+
+    /// Runs the whole request: every distinct instance ends in the report once, in input order.
+    pub async fn run(&self, provider: &dyn Provider, spec: RunSpec<'_>) -> Result<BindReport, Error> {
+        let profile = provider.profile();
+        let options = &spec.common.options;
+        let started = Instant::now();
+        let concurrency = options.concurrency.unwrap_or(profile.default_concurrency).max(1);
+        let run = self.state(profile, options, spec.operation, spec.keypair, Some(spec.common));
         let instances = spec.common.targets.instances();
         run.emit(ProgressEvent::Started { total: instances.len() });
 

@@ -28,6 +28,7 @@ mod chunk;
 mod credentials;
 mod engine;
 mod gate;
+mod import;
 mod instance_role;
 mod net;
 mod outgoing;
@@ -55,7 +56,7 @@ pub use outgoing::{OutgoingRequest, endpoint_uri, sdk_query_uri, uri_host};
 pub use polling::{Polling, Schedule};
 pub use provider::{
     Answer, Call, CallAnswer, CallKind, CredentialProblem, ErrorClass, InstanceView, Profile, Provider, Readiness,
-    Reconciler, STATE_CHANGE_WAIT, StateQueries, TaskAnswer, TaskQueries, TaskRef, shared_id,
+    Reconciler, STATE_CHANGE_WAIT, StateQueries, StoredKeypair, TaskAnswer, TaskQueries, TaskRef, shared_id,
 };
 pub use role_exchange::{RoleExchange, RoleSource};
 pub use shell::{CloudBinder, Refusals, RunOf};

@@ -13,6 +13,7 @@ use crate::kit::credentials::Credential;
 use crate::kit::net::Net;
 use crate::kit::outgoing::OutgoingRequest;
 use crate::kit::polling::Polling;
+use crate::public_key::PublicKey;
 use crate::report::{Failure, FailureKind};
 use crate::retry::RetryPolicy;
 
@@ -239,6 +240,46 @@ impl CallKind {
     pub const SAME: CallKind = CallKind("same");
 }
 
+/// A key pair as a cloud holds it: what tells whether it is the key asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredKeypair {
+    /// Its id, where the cloud has one.
+    pub id: Option<String>,
+    /// Its public key, where the cloud shows it.
+    pub public_key: Option<String>,
+    /// Its MD5 fingerprint, where the cloud shows only that.
+    pub fingerprint: Option<String>,
+}
+
+impl StoredKeypair {
+    /// A key pair with this id, public key and fingerprint (each where known).
+    pub fn new(id: Option<String>, public_key: Option<String>, fingerprint: Option<String>) -> Self {
+        Self { id, public_key, fingerprint }
+    }
+
+    /// Whether it holds `key`: by public key where shown, else by fingerprint.
+    pub fn holds(&self, key: &PublicKey) -> bool {
+        match (&self.public_key, &self.fingerprint) {
+            (Some(line), _) => key.same_as(line),
+            (None, Some(fingerprint)) => key.has_fingerprint(fingerprint),
+            (None, None) => false,
+        }
+    }
+
+    /// How it is told apart, for a message: its fingerprint, or its key's.
+    pub fn describe(&self) -> String {
+        match (&self.fingerprint, &self.public_key) {
+            (Some(f), _) => format!("fingerprint {f}"),
+            (None, Some(line)) => match PublicKey::parse(line) {
+                Ok(key) => format!("fingerprint {}", key.md5_fingerprint()),
+                Err(_) => "an unreadable public key".to_string(),
+            },
+            (None, None) => "an unknown key".to_string(),
+        }
+    }
+}
+
 /// A provider's pure parts for one run (bind or unbind, one key pair).
 ///
 /// Only `prepare` sends, through the engine's [`Net`]; everything else is a
@@ -255,6 +296,32 @@ pub trait Provider: Send + Sync {
     /// run continues with, holding what they found; `None` to keep this one.
     async fn prepare<'s>(&'s self, _net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
         Ok(None)
+    }
+
+    /// Runs once before key-pair import calls (Huawei: the project id); as
+    /// [`prepare`](Self::prepare).
+    async fn prepare_import<'s>(&'s self, _net: &dyn Net) -> Result<Option<Box<dyn Provider + 's>>, Failure> {
+        Ok(None)
+    }
+
+    /// The read of the key pair `name` in the region (import: is it there?).
+    fn keypair_read(&self, _name: &str) -> Result<OutgoingRequest, Failure> {
+        Err(Failure::new(FailureKind::InvalidRequest, "this cloud cannot import key pairs"))
+    }
+
+    /// What that read found: the key pair, or `None` when there is none of that name.
+    fn keypair_found(&self, _response: &HttpResponse, _name: &str) -> Result<Option<StoredKeypair>, Failure> {
+        Ok(None)
+    }
+
+    /// The import of `key` as the key pair `name`.
+    fn keypair_import(&self, _name: &str, _key: &PublicKey) -> Result<OutgoingRequest, Failure> {
+        Err(Failure::new(FailureKind::InvalidRequest, "this cloud cannot import key pairs"))
+    }
+
+    /// What the import answered: the key pair it made (its id, where the cloud gives one).
+    fn keypair_imported(&self, _response: &HttpResponse, _name: &str) -> Result<StoredKeypair, Failure> {
+        Err(Failure::new(FailureKind::InvalidRequest, "this cloud cannot import key pairs"))
     }
 
     /// Authenticates a request with `credential` at `now`, right before each

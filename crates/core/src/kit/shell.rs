@@ -13,8 +13,9 @@ use crate::ids::KeyPairRef;
 use crate::kit::engine::{Engine, RunSpec};
 use crate::kit::provider::Provider;
 use crate::plan::Plan;
+use crate::public_key::{KeypairEnsured, PublicKey};
 use crate::report::{BindReport, Operation, PostCondition};
-use crate::request::{BindRequest, RequestCommon, UnbindRequest};
+use crate::request::{BindRequest, RequestCommon, RunOptions, UnbindRequest};
 
 /// Options of a request a cloud does not take, each with the reason the
 /// caller is told (`None`: taken).
@@ -183,6 +184,13 @@ pub trait CloudBinder: fmt::Debug + Send + Sync {
 
     /// The calls a checked bind would make.
     fn bind_plan(&self, request: &BindRequest) -> Result<Plan, Error>;
+
+    /// The run whose import parts check and import `keypair` in the binder's
+    /// region; `None` where the cloud cannot import.
+    fn import_run<'a>(&'a self, keypair: &'a KeyPairRef) -> Option<Self::Run<'a>> {
+        let _ = keypair;
+        None
+    }
 }
 
 #[async_trait]
@@ -209,5 +217,13 @@ impl<B: CloudBinder> KeypairBinder for B {
     fn plan(&self, request: &BindRequest) -> Result<Plan, Error> {
         B::REFUSALS.check_bind(B::PROVIDER, request)?;
         self.bind_plan(request)
+    }
+
+    async fn ensure_keypair(&self, name: &str, key: &PublicKey, options: &RunOptions) -> Result<KeypairEnsured, Error> {
+        let keypair = KeyPairRef::name(name)?;
+        let Some(run) = self.import_run(&keypair) else {
+            return Err(Error::unsupported(B::PROVIDER, "public_key", "this cloud cannot import key pairs"));
+        };
+        self.engine().ensure_keypair(&run, name, key, options).await
     }
 }

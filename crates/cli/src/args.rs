@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// Key pair name.
     #[arg(long, conflicts_with = "keypair_id")]
     pub keypair: Option<String>,
+    /// An OpenSSH public key file (ed25519, RSA, ECDSA): before binding, the
+    /// key pair --keypair is checked in each region (one read) and imported
+    /// where it is missing; where the name holds another key, nothing is
+    /// bound there.
+    #[arg(long, value_name = "PATH", requires = "keypair")]
+    pub public_key: Option<PathBuf>,
     /// Key pair id (Volcengine `kp-…`, Tencent `skey-…`).
     #[arg(long)]
     pub keypair_id: Option<String>,

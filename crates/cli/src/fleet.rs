@@ -250,6 +250,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
     providers.sort_by_key(|p| p.name());
     providers.dedup();
     check_options(mode, args, &providers).map_err(usage)?;
+    let public_key = crate::run::public_key(mode, args).map_err(usage)?;
     let credential = vm_credential(args).map_err(usage)?;
     let journals = open_journals(mode, args, &rows, targets.len()).map_err(usage)?;
     let total: usize = targets.iter().map(|t| t.instances.len()).sum();
@@ -322,9 +323,12 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
         .zip(resolved)
         .filter_map(|(target, (request, binder))| {
             let binder = binder?;
-            Some(match request {
-                Request::Bind(r) => FleetTarget::bind(target.label(), binder, r),
-                Request::Unbind(r) => FleetTarget::unbind(target.label(), binder, r),
+            Some(match (request, &public_key) {
+                (Request::Bind(r), Some(key)) => {
+                    FleetTarget::bind(target.label(), binder, r).with_public_key(key.clone())
+                }
+                (Request::Bind(r), None) => FleetTarget::bind(target.label(), binder, r),
+                (Request::Unbind(r), _) => FleetTarget::unbind(target.label(), binder, r),
             })
         })
         .collect();
@@ -336,7 +340,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
     let ends: Vec<TargetEnd> = targets
         .into_iter()
         .zip(report.targets)
-        .map(|(target, end)| TargetEnd { spec: target.spec, result: end.result })
+        .map(|(target, end)| TargetEnd { spec: target.spec, keypair: end.keypair, result: end.result })
         .collect();
     let doc = FleetDoc::new(mode, args.keypair.clone().or(args.keypair_id.clone()), &rows, &ends, started.elapsed());
     output::print_fleet_report(&doc, args.output);
@@ -380,7 +384,9 @@ pub fn target_failure(error: &Error) -> Failure {
         Error::Authentication { .. } | Error::NoCredentials { .. } => FailureKind::Auth,
         Error::PermissionDenied { .. } => FailureKind::Permission,
         Error::Unreachable { .. } => FailureKind::Transport,
-        Error::Validation(_) | Error::Unsupported { .. } | Error::Config { .. } => FailureKind::InvalidRequest,
+        Error::Validation(_) | Error::Unsupported { .. } | Error::Config { .. } | Error::KeyPair { .. } => {
+            FailureKind::InvalidRequest
+        }
         _ => FailureKind::ProviderError,
     };
     Failure::new(kind, error.to_string())

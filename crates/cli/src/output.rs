@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use keypair_binder::{BindReport, Error, InstanceOutcome, Plan};
+use keypair_binder::{BindReport, Error, InstanceOutcome, KeypairEnsured, Plan};
 use std::io::Write;
 
 use serde::Serialize;
@@ -17,7 +17,7 @@ use crate::run::{Mode, TargetSpec};
 
 /// The report as the documented JSON document, serialized straight from the
 /// report (no second copy of the fleet).
-struct Document<'a>(&'a BindReport);
+struct Document<'a>(&'a BindReport, Option<&'a KeypairEnsured>);
 
 struct Summary<'a>(&'a BindReport);
 
@@ -41,8 +41,20 @@ impl Serialize for Document<'_> {
         if let Some(source) = r.credential_source {
             map.serialize_entry("credential_source", source)?;
         }
+        if let Some(ensured) = self.1 {
+            map.serialize_entry("keypair_import", &keypair_doc(ensured))?;
+        }
         map.end()
     }
+}
+
+/// `{"name", "id"?, "imported"}`: what ensuring the key pair did.
+fn keypair_doc(ensured: &KeypairEnsured) -> serde_json::Value {
+    let mut doc = json!({"name": ensured.name, "imported": ensured.imported});
+    if let Some(id) = &ensured.id {
+        doc["id"] = json!(id);
+    }
+    doc
 }
 
 impl Serialize for Summary<'_> {
@@ -101,10 +113,10 @@ impl Serialize for ErrorDoc<'_> {
 }
 
 /// Writes the JSON document to standard output, buffered, as it serializes.
-fn write_json(report: &BindReport) {
+fn write_json(report: &BindReport, keypair: Option<&KeypairEnsured>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let written = serde_json::to_writer(&mut out, &Document(report)).and_then(|()| {
+    let written = serde_json::to_writer(&mut out, &Document(report, keypair)).and_then(|()| {
         out.write_all(b"\n").map_err(serde_json::Error::io)?;
         out.flush().map_err(serde_json::Error::io)
     });
@@ -113,10 +125,14 @@ fn write_json(report: &BindReport) {
     }
 }
 
-pub fn print_report(report: &BindReport, format: Output) {
+pub fn print_report(report: &BindReport, keypair: Option<&KeypairEnsured>, format: Output) {
     if format == Output::Json {
-        write_json(report);
+        write_json(report, keypair);
         return;
+    }
+    if let Some(ensured) = keypair {
+        let done = if ensured.imported { "imported" } else { "already present with this key" };
+        println!("key pair {}: {done}", ensured.name);
     }
     let (succeeded, failed, unknown) = report.counts();
     let keypair = report.keypair.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
@@ -209,6 +225,8 @@ pub fn print_error(error: &Error, provider: &str) {
 /// How one fleet target ended: its report, or why it ended as a whole.
 pub struct TargetEnd {
     pub spec: TargetSpec,
+    /// The key pair ensured before binding (with `--public-key`).
+    pub keypair: Option<KeypairEnsured>,
     pub result: Result<BindReport, Error>,
 }
 
@@ -399,6 +417,9 @@ impl Serialize for TargetDoc<'_> {
             "retries": retries,
             "elapsed_ms": elapsed,
         });
+        if let Some(ensured) = &end.keypair {
+            map.serialize_entry("keypair", &keypair_doc(ensured))?;
+        }
         map.serialize_entry("summary", &summary)?;
         if let Some(source) = end.result.as_ref().ok().and_then(|r| r.credential_source) {
             map.serialize_entry("credential_source", source)?;
@@ -427,6 +448,10 @@ pub fn print_fleet_report(doc: &FleetDoc<'_>, format: Output) {
     let keypair = doc.keypair.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
     for (end, outcomes) in doc.ends.iter().zip(&doc.outcomes) {
         let label = fleet::label(&end.spec);
+        let keypair = match &end.keypair {
+            Some(k) if k.imported => format!(" {} (imported)", k.name),
+            _ => keypair.clone(),
+        };
         match &end.result {
             Ok(r) => {
                 let (succeeded, failed, unknown) = r.counts();

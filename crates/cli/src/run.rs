@@ -13,8 +13,8 @@ use keypair_binder::huawei::{HuaweiBuilder, Polling};
 use keypair_binder::tencent::TencentBuilder;
 use keypair_binder::volcengine::VolcengineBuilder;
 use keypair_binder::{
-    BindReport, BindRequest, CancellationToken, Error, Journal, JournalHeader, KeypairBinder, Plan, ProgressEvent,
-    UnbindRequest, VmCredential,
+    BindReport, BindRequest, CancellationToken, Error, Journal, JournalHeader, KeypairBinder, KeypairEnsured, Plan,
+    ProgressEvent, PublicKey, UnbindRequest, VmCredential,
 };
 
 /// Time calls in flight and started tasks get after an interruption, unless `--grace` says.
@@ -112,8 +112,8 @@ pub async fn run(mode: Mode, args: RunArgs) -> ExitCode {
     let result = execute(mode, &args, interrupt.as_ref()).await;
     let interrupted = interrupt.as_ref().is_some_and(Interrupt::happened);
     match result {
-        Ok(Done::Report(report)) => {
-            output::print_report(&report, args.output);
+        Ok(Done::Report(report, keypair)) => {
+            output::print_report(&report, keypair.as_ref(), args.output);
             ExitCode::from(if interrupted {
                 INTERRUPTED
             } else if report.all_bound() {
@@ -156,7 +156,8 @@ pub struct TargetSpec {
 }
 
 enum Done {
-    Report(BindReport),
+    /// A run's report, and the key pair ensured before it (with `--public-key`).
+    Report(BindReport, Option<KeypairEnsured>),
     Plan(Plan),
 }
 
@@ -166,6 +167,7 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
     };
     let target = TargetSpec { provider, region: args.region.clone(), endpoint: args.endpoint.clone(), profile: None };
     check_options(mode, args, &[provider])?;
+    let public_key = public_key(mode, args)?;
     let instances = read_instances(args)?;
     let credential = vm_credential(args)?;
     let journal = open_journal(mode, args, provider)?;
@@ -186,13 +188,40 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
     let done = match (mode, request) {
         // A plan sends nothing: it needs no binder, credentials or endpoint.
         (Mode::Plan, Request::Bind(request)) => Done::Plan(plan(provider, &request)?),
-        (_, Request::Bind(request)) => Done::Report(binder(args, &target)?.bind(request).await?),
-        (_, Request::Unbind(request)) => Done::Report(binder(args, &target)?.unbind(request).await?),
+        (_, Request::Bind(request)) => {
+            let binder = binder(args, &target)?;
+            let ensured = match &public_key {
+                Some(key) => {
+                    let name = request.keypair().as_str().to_string();
+                    Some(binder.ensure_keypair(&name, key, &request.common().options).await?)
+                }
+                None => None,
+            };
+            Done::Report(binder.bind(request).await?, ensured)
+        }
+        (_, Request::Unbind(request)) => Done::Report(binder(args, &target)?.unbind(request).await?, None),
     };
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
     Ok(done)
+}
+
+/// Largest public key file read.
+const MAX_PUBLIC_KEY_BYTES: u64 = 64 * 1024;
+
+/// `--public-key`: read and checked before anything is sent (a bind's option).
+pub fn public_key(mode: Mode, args: &RunArgs) -> Result<Option<PublicKey>, CliError> {
+    let Some(path) = &args.public_key else { return Ok(None) };
+    if mode == Mode::Unbind {
+        return Err(CliError::Usage("--public-key imports a key pair to bind; unbind takes none".into()));
+    }
+    let file = File::open(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let mut text = String::new();
+    file.take(MAX_PUBLIC_KEY_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    PublicKey::parse(&text).map(Some).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
 }
 
 /// The calls a bind would make on `provider`, without sending any.

@@ -311,3 +311,148 @@ async fn a_fleet_plan_prints_each_targets_calls_without_network() {
     let calls = |t: &Value| t["plan"]["calls"].as_array().unwrap().len();
     assert_eq!((calls(&targets[0]), calls(&targets[1])), (3, 2), "Alibaba 50 a call, Volcengine 100");
 }
+
+/// A fixture key file's path (made by `ssh-keygen` for these tests).
+fn key_file(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Tencent takes letters, digits and `_` in key pair names.
+const NEW_KEYPAIR: &str = "ops_2026";
+
+fn import_calls(emu: &Emulator) -> u64 {
+    emu.calls("CreateKeypair") + emu.calls("ImportKeyPair")
+}
+
+#[tokio::test]
+async fn public_key_is_imported_where_missing_once_even_across_an_interrupted_run() {
+    let emu = fleet_emulator(200, Duration::from_millis(80)).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = environment(&emu, home.path());
+    let csv: String = fleet_csv(&emu).lines().filter(|l| !l.contains(",staging,")).map(|l| format!("{l}\n")).collect();
+    let fleet = home.path().join("fleet.csv");
+    std::fs::write(&fleet, csv).unwrap();
+    let journal = home.path().join("fleet.journal");
+    let key = key_file("ed25519.pub");
+    let base = [
+        "bind",
+        "--keypair",
+        NEW_KEYPAIR,
+        "--public-key",
+        key.as_str(),
+        "--output",
+        "json",
+        "--current-password-env",
+        "VM_ROOT_PASSWORD",
+        "--poll-interval",
+        "20ms",
+        "--concurrency",
+        "1",
+        "--journal",
+        journal.to_str().unwrap(),
+    ];
+    let argv = args(&base, fleet.to_str().unwrap(), &[]);
+    let child = kpbind(&env, &argv).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, doc, stderr) = run(&env, &argv).await;
+    assert_eq!(code, 0, "{stderr}");
+    // Eight targets, one import each, whatever the interruption cut.
+    assert_eq!(import_calls(&emu), 8);
+    for target in doc["targets"].as_array().unwrap() {
+        assert_eq!(target["keypair"]["name"], NEW_KEYPAIR, "{target}");
+    }
+    for entry in doc["instances"].as_array().unwrap() {
+        let (id, region) = (entry["id"].as_str().unwrap(), entry["region"].as_str().unwrap());
+        let cloud = Cloud::parse(entry["provider"].as_str().unwrap()).unwrap();
+        assert_eq!(emu.binding_in(cloud, DEFAULT_ACCOUNT, region, id).as_deref(), Some(NEW_KEYPAIR));
+        assert_eq!(emu.applications_in(cloud, DEFAULT_ACCOUNT, region, id), 1, "{cloud:?} {id}");
+    }
+    // A later run finds every key pair present: reads only, nothing imported.
+    std::fs::remove_file(&journal).unwrap();
+    let (code, doc, stderr) = run(&env, &argv).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(import_calls(&emu), 8);
+    assert!(doc["targets"].as_array().unwrap().iter().all(|t| t["keypair"]["imported"] == false), "{doc}");
+}
+
+#[tokio::test]
+async fn a_region_holding_the_name_with_another_key_binds_nothing_and_a_bad_key_file_sends_nothing() {
+    let emu = fleet_emulator(4, Duration::ZERO).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = environment(&emu, home.path());
+    let endpoint = emu.base_url().to_string();
+    // A malformed key file: usage error, before any call.
+    let bad = home.path().join("id.pub");
+    std::fs::write(&bad, "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n").unwrap();
+    let fleet = home.path().join("fleet.csv");
+    std::fs::write(&fleet, fleet_csv(&emu)).unwrap();
+    let with_key = |key: &str| {
+        ["bind", "--keypair", NEW_KEYPAIR, "--public-key", key, "--output", "json"]
+            .into_iter()
+            .chain(["--current-password-env", "VM_ROOT_PASSWORD", "--poll-interval", "20ms"])
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    let bad_argv = with_key(bad.to_str().unwrap());
+    let bad_refs: Vec<&str> = bad_argv.iter().map(String::as_str).collect();
+    let (code, _, stderr) = run(&env, &args(&bad_refs, fleet.to_str().unwrap(), &[])).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("malformed public key"), "{stderr}");
+    assert_eq!(emu.total_calls(), 0);
+
+    // Another key already holds the name in one region (imported there first, without --fleet).
+    let ecdsa = key_file("ecdsa.pub");
+    let first = with_key(&ecdsa);
+    let mut single: Vec<&str> = first.iter().map(String::as_str).collect();
+    let id = emu
+        .inventory()
+        .instances
+        .iter()
+        .find(|i| {
+            i.provider == Cloud::Alibaba
+                && i.region.as_deref() == Some("cn-shanghai")
+                && i.account.as_deref() == Some(DEFAULT_ACCOUNT)
+        })
+        .unwrap()
+        .id
+        .clone();
+    single.retain(|a| !["--current-password-env", "VM_ROOT_PASSWORD", "--poll-interval", "20ms"].contains(a));
+    single.extend([
+        "--provider",
+        "alibaba",
+        "--region",
+        "cn-shanghai",
+        "--endpoint",
+        endpoint.as_str(),
+        "--instance",
+        id.as_str(),
+    ]);
+    let (code, doc, stderr) = run(&env, &single).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["keypair_import"]["imported"], true, "{doc}");
+
+    let ed25519 = key_file("ed25519.pub");
+    let argv = with_key(&ed25519);
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (code, doc, stderr) = run(&env, &args(&refs, fleet.to_str().unwrap(), &[])).await;
+    assert_eq!(code, 3, "{stderr}");
+    for target in doc["targets"].as_array().unwrap() {
+        let conflicted =
+            target["provider"] == "alibaba" && target["region"] == "cn-shanghai" && target.get("profile").is_none();
+        if conflicted {
+            let message = target["error"]["message"].as_str().unwrap();
+            assert!(message.contains("another public key") && message.contains("fingerprint"), "{message}");
+        } else {
+            assert!(target.get("error").is_none(), "{target}");
+        }
+    }
+    for entry in doc["instances"].as_array().unwrap() {
+        let conflicted =
+            entry["provider"] == "alibaba" && entry["region"] == "cn-shanghai" && entry.get("profile").is_none();
+        assert_eq!(entry["status"], if conflicted { "failed" } else { "succeeded" }, "{entry}");
+    }
+}

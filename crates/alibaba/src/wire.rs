@@ -78,10 +78,11 @@ pub fn describe_instances(instances: &[InstanceId], region: &str) -> Vec<(String
     ]
 }
 
-/// Parameters of `DescribeKeyPairs` for one exact name, its public key included.
+/// Parameters of `DescribeKeyPairs` for one exact name, its public key
+/// included (`True`, as the official SDK spells a boolean).
 pub fn describe_keypair(name: &str, region: &str) -> Vec<(String, String)> {
     vec![
-        ("IncludePublicKey".into(), "true".into()),
+        ("IncludePublicKey".into(), "True".into()),
         ("KeyPairName".into(), name.into()),
         ("RegionId".into(), region.into()),
     ]

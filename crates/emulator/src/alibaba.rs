@@ -277,7 +277,7 @@ fn import_keypair(shared: &Shared, req: &Incoming, (account, region): (&str, &st
 /// `DescribeKeyPairs` by exact name (no wildcards here), the public key with `IncludePublicKey=true`.
 fn describe_keypairs(shared: &Shared, req: &Incoming, (account, region): (&str, &str)) -> Response {
     let name = req.param("KeyPairName");
-    let include = req.param("IncludePublicKey") == Some("true");
+    let include = req.param("IncludePublicKey").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut guard = shared.world();
     let world = guard.place(account, region);
     let pairs: Vec<Value> = world

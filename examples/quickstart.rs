@@ -1,4 +1,5 @@
-//! Binds a key pair to a few hundred instances on each emulated cloud, two
+//! Imports a public key as a key pair into each region where it is missing,
+//! then binds it to a few hundred instances on each emulated cloud, two
 //! regions each, as one fleet of eight targets running at once, through
 //! `Arc<dyn KeypairBinder>`, with no account and no network: the emulator
 //! serves Huawei Cloud KPS, Volcengine ECS, Alibaba Cloud ECS and Tencent
@@ -14,10 +15,15 @@ use keypair_binder::alibaba::AlibabaBinder;
 use keypair_binder::huawei::HuaweiBinder;
 use keypair_binder::tencent::TencentBinder;
 use keypair_binder::volcengine::VolcengineBinder;
-use keypair_binder::{BindRequest, Fleet, FleetTarget, KeypairBinder, VmCredential};
-use keypair_binder_emulator::{Cloud, DEFAULT_ACCOUNT, DEFAULT_KEYPAIR, Emulator, FaultRates};
+use keypair_binder::{BindRequest, Fleet, FleetTarget, KeypairBinder, PublicKey, VmCredential};
+use keypair_binder_emulator::{Cloud, DEFAULT_ACCOUNT, Emulator, FaultRates};
 
 const INSTANCES: usize = 300;
+
+/// The key pair to make sure of in every region (Tencent takes letters, digits and `_`).
+const KEYPAIR: &str = "ops_2026";
+/// Its public key, as `~/.ssh/id_ed25519.pub` holds one.
+const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHcurPTkdniudeVIVoKJ47fksQbU+WXB9FUQgaL+HgFV ops@example";
 
 /// Two regions of each cloud.
 const REGIONS: [(Cloud, [&str; 2]); 4] = [
@@ -45,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("emulator listening on {endpoint}");
 
     // One binder per cloud and region, built as a user's would be, pointed at the emulator.
+    let key = PublicKey::parse(PUBLIC_KEY)?;
     let mut targets = Vec::new();
     for (cloud, regions) in REGIONS {
         for region in regions {
@@ -88,12 +95,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .filter(|i| i.provider == cloud && i.region.as_deref() == Some(region))
                 .map(|i| i.id.clone())
                 .collect();
-            let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids);
+            let mut request = BindRequest::builder().keypair_name(KEYPAIR).instances(ids);
             if cloud == Cloud::Huawei {
                 // Huawei binds in batches with the VMs' root password.
                 request = request.credential(VmCredential::password(&hw.vm_password));
             }
-            targets.push(FleetTarget::bind(format!("{} {region}", cloud.as_str()), binder, request.build()?));
+            // The key pair is imported where it is missing, before anything is bound there.
+            let target = FleetTarget::bind(format!("{} {region}", cloud.as_str()), binder, request.build()?);
+            targets.push(target.with_public_key(key.clone()));
         }
     }
 
@@ -107,8 +116,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(report) => {
                 let (bound, failed, unknown) = report.counts();
                 slowest = slowest.max(report.stats.elapsed);
+                let imported = match &target.keypair {
+                    Some(k) if k.imported => "imported",
+                    Some(_) => "present",
+                    None => "-",
+                };
                 println!(
-                    "{:<24} {bound} bound, {failed} failed, {unknown} unknown: {} API calls, {} retries, {:.1?}",
+                    "{:<24} key pair {imported}; {bound} bound, {failed} failed, {unknown} unknown: {} API calls, {} retries, {:.1?}",
                     target.label, report.stats.api_calls, report.stats.retries, report.stats.elapsed
                 );
                 for condition in &report.post_conditions {

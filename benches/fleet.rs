@@ -107,7 +107,6 @@ fn run(case: Case) -> Row {
         .on_thread_start(|| COUNTED.with(|c| c.set(true)))
         .build()
         .unwrap();
-    let endpoint = emulator.base_url().to_string();
 
     // The input ids are the client's too: allocated on a counted thread.
     COUNTED.with(|c| c.set(true));
@@ -116,46 +115,13 @@ fn run(case: Case) -> Row {
     let ids = emulator.inventory().ids(case.cloud);
     let (report, wall) = client.block_on(async {
         let creds = emulator.credentials();
-        let (hw, vc, ali, tc) = (&creds.huawei, &creds.volcengine, &creds.alibaba, &creds.tencent);
+        let hw = &creds.huawei;
         let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids).force(case.force);
-        let binder: Arc<dyn KeypairBinder> = match case.cloud {
-            Cloud::Huawei => {
-                // Default polling: the client is not told how long tasks take.
-                request = request.credential(VmCredential::password(&hw.vm_password));
-                Arc::new(
-                    HuaweiBinder::builder()
-                        .endpoint(&endpoint)
-                        .project_id(&hw.project_id)
-                        .credentials(&hw.ak, &hw.sk)
-                        .build()
-                        .unwrap(),
-                )
-            }
-            Cloud::Volcengine => Arc::new(
-                VolcengineBinder::builder()
-                    .endpoint(&endpoint)
-                    .region(&vc.region)
-                    .credentials(&vc.ak, &vc.sk)
-                    .build()
-                    .unwrap(),
-            ),
-            Cloud::Alibaba => Arc::new(
-                AlibabaBinder::builder()
-                    .endpoint(&endpoint)
-                    .region(&ali.region)
-                    .credentials(&ali.ak, &ali.sk)
-                    .build()
-                    .unwrap(),
-            ),
-            Cloud::Tencent => Arc::new(
-                TencentBinder::builder()
-                    .endpoint(&endpoint)
-                    .region(&tc.region)
-                    .credentials(&tc.secret_id, &tc.secret_key)
-                    .build()
-                    .unwrap(),
-            ),
-        };
+        if case.cloud == Cloud::Huawei {
+            // Default polling: the client is not told how long tasks take.
+            request = request.credential(VmCredential::password(&hw.vm_password));
+        }
+        let binder = binder_at(&emulator, case.cloud, creds.region_of(case.cloud));
         let request = request.build().unwrap();
         let start = Instant::now();
         let report = binder.bind(request).await.unwrap();
@@ -207,6 +173,39 @@ fn run(case: Case) -> Row {
     Row { case, calls, minimum, queries_per_vm, reads_per_vm, reads, wall, floor, heap, bound }
 }
 
+/// A binder of the emulator's default account in `region` of `cloud`, at the defaults a user gets.
+fn binder_at(emulator: &Emulator, cloud: Cloud, region: &str) -> Arc<dyn KeypairBinder> {
+    let endpoint = emulator.base_url().to_string();
+    let creds = emulator.credentials();
+    let (hw, vc, ali, tc) = (&creds.huawei, &creds.volcengine, &creds.alibaba, &creds.tencent);
+    let projects = &creds.accounts[keypair_binder_emulator::DEFAULT_ACCOUNT].huawei.projects;
+    match cloud {
+        Cloud::Huawei => Arc::new(
+            HuaweiBinder::builder()
+                .endpoint(&endpoint)
+                .region(region)
+                .project_id(&projects[region])
+                .credentials(&hw.ak, &hw.sk)
+                .build()
+                .unwrap(),
+        ),
+        Cloud::Volcengine => Arc::new(
+            VolcengineBinder::builder().endpoint(&endpoint).region(region).credentials(&vc.ak, &vc.sk).build().unwrap(),
+        ),
+        Cloud::Alibaba => Arc::new(
+            AlibabaBinder::builder().endpoint(&endpoint).region(region).credentials(&ali.ak, &ali.sk).build().unwrap(),
+        ),
+        Cloud::Tencent => Arc::new(
+            TencentBinder::builder()
+                .endpoint(&endpoint)
+                .region(region)
+                .credentials(&tc.secret_id, &tc.secret_key)
+                .build()
+                .unwrap(),
+        ),
+    }
+}
+
 /// Eight targets (four clouds, two regions each) as one [`Fleet`] at the
 /// defaults a user gets: the fleet's wall time against its slowest target's.
 fn targets_at_once(per_cloud: usize) {
@@ -227,48 +226,11 @@ fn targets_at_once(per_cloud: usize) {
             .start()
             .await
             .unwrap();
-        let endpoint = emulator.base_url().to_string();
-        let creds = emulator.credentials();
-        let (hw, vc, ali, tc) = (&creds.huawei, &creds.volcengine, &creds.alibaba, &creds.tencent);
-        let projects = &creds.accounts[keypair_binder_emulator::DEFAULT_ACCOUNT].huawei.projects;
+        let hw = &emulator.credentials().huawei;
         let mut targets = Vec::new();
         for (cloud, names) in regions {
             for region in names {
-                let binder: Arc<dyn KeypairBinder> = match cloud {
-                    Cloud::Huawei => Arc::new(
-                        HuaweiBinder::builder()
-                            .endpoint(&endpoint)
-                            .region(region)
-                            .project_id(&projects[region])
-                            .credentials(&hw.ak, &hw.sk)
-                            .build()
-                            .unwrap(),
-                    ),
-                    Cloud::Volcengine => Arc::new(
-                        VolcengineBinder::builder()
-                            .endpoint(&endpoint)
-                            .region(region)
-                            .credentials(&vc.ak, &vc.sk)
-                            .build()
-                            .unwrap(),
-                    ),
-                    Cloud::Alibaba => Arc::new(
-                        AlibabaBinder::builder()
-                            .endpoint(&endpoint)
-                            .region(region)
-                            .credentials(&ali.ak, &ali.sk)
-                            .build()
-                            .unwrap(),
-                    ),
-                    Cloud::Tencent => Arc::new(
-                        TencentBinder::builder()
-                            .endpoint(&endpoint)
-                            .region(region)
-                            .credentials(&tc.secret_id, &tc.secret_key)
-                            .build()
-                            .unwrap(),
-                    ),
-                };
+                let binder = binder_at(&emulator, cloud, region);
                 let ids: Vec<String> = emulator
                     .inventory()
                     .instances

@@ -106,3 +106,29 @@ async fn one_cancellation_stops_every_target() {
         }
     }
 }
+
+#[tokio::test]
+async fn one_deadline_for_the_fleet_leaves_a_late_target_only_what_is_left() {
+    let emu = emulator().instances(1).latency(Duration::from_millis(400)).start().await.unwrap();
+    let targets: Vec<FleetTarget> = [Cloud::Alibaba, Cloud::Volcengine]
+        .iter()
+        .map(|&cloud| {
+            let ids = emu.inventory().ids(cloud);
+            FleetTarget::bind(format!("{cloud:?}"), binder(cloud, &emu), bind_request(cloud, &emu, &ids))
+        })
+        .collect();
+    // One target at a time: the second starts when the first is done (a read and a write, ~800 ms).
+    let started = std::time::Instant::now();
+    let report = Fleet::new(targets).max_targets(1).deadline(Duration::from_millis(1000)).run().await;
+    assert!(started.elapsed() < Duration::from_millis(1600), "{:?}", started.elapsed());
+    let first = report.targets[0].result.as_ref().unwrap();
+    assert!(first.all_bound(), "{first:?}");
+    let late = &report.targets[1].result;
+    let not_bound = match late {
+        Ok(r) => !r.all_bound(),
+        Err(_) => true,
+    };
+    assert!(not_bound, "the late target had ~200 ms left, less than one call: {late:?}");
+    let id = &emu.inventory().ids(Cloud::Volcengine)[0];
+    assert_eq!(emu.applications(Cloud::Volcengine, id), 0, "nothing sent past the deadline was applied");
+}

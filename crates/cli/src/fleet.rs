@@ -333,7 +333,12 @@ async fn execute(mode: Mode, args: &RunArgs, interrupt: Option<&Interrupt>) -> R
         })
         .collect();
     let max = args.targets.map_or(keypair_binder::DEFAULT_MAX_TARGETS, usize::from);
-    let report = Fleet::new(fleet_targets).max_targets(max).run().await;
+    let mut fleet = Fleet::new(fleet_targets).max_targets(max);
+    if let Some(timeout) = args.timeout {
+        // One deadline for every target, whenever each starts.
+        fleet = fleet.deadline(timeout);
+    }
+    let report = fleet.run().await;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }

@@ -5,6 +5,7 @@
 //! them all.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -65,12 +66,21 @@ impl FleetTarget {
 pub struct Fleet {
     targets: Vec<FleetTarget>,
     max_targets: usize,
+    deadline: Option<Duration>,
 }
 
 impl Fleet {
     /// A fleet of `targets`, at most [`DEFAULT_MAX_TARGETS`] at once.
     pub fn new(targets: Vec<FleetTarget>) -> Self {
-        Self { targets, max_targets: DEFAULT_MAX_TARGETS }
+        Self { targets, max_targets: DEFAULT_MAX_TARGETS, deadline: None }
+    }
+
+    /// One deadline for the whole fleet, from `run`: a target that starts
+    /// late (beyond [`max_targets`](Self::max_targets)) gets what is left of
+    /// it, or less when its own request says so.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Runs at most `n` targets at once (at least one).
@@ -82,7 +92,16 @@ impl Fleet {
     /// Runs every target; each ends in its report or its error, in the order given.
     pub async fn run(self) -> FleetReport {
         let count = self.targets.len();
-        let runs = self.targets.into_iter().enumerate().map(|(index, target)| async move {
+        let until = self.deadline.map(|d| Instant::now() + d);
+        let runs = self.targets.into_iter().enumerate().map(move |(index, mut target)| async move {
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                let options = match &mut target.work {
+                    Work::Bind(request) => &mut request.common_mut().options,
+                    Work::Unbind(request) => &mut request.common_mut().options,
+                };
+                options.deadline = Some(options.deadline.map_or(left, |own| own.min(left)));
+            }
             let provider = target.binder.capabilities().provider;
             let mut keypair = None;
             let result = match (target.work, &target.public_key) {

@@ -227,6 +227,11 @@ impl BindRequest {
         self.disable_password
     }
 
+    /// The same, to change (a fleet's deadline).
+    pub(crate) fn common_mut(&mut self) -> &mut RequestCommon {
+        &mut self.common
+    }
+
     /// Everything else.
     pub fn common(&self) -> &RequestCommon {
         &self.common
@@ -260,6 +265,11 @@ impl UnbindRequest {
     /// absence is a validation error.
     pub fn required_keypair(&self) -> Result<&KeyPairRef, crate::Error> {
         self.keypair.as_ref().ok_or(crate::Error::Validation(crate::ValidationError::NoKeyPair))
+    }
+
+    /// The same, to change (a fleet's deadline).
+    pub(crate) fn common_mut(&mut self) -> &mut RequestCommon {
+        &mut self.common
     }
 
     /// Everything else.

@@ -456,3 +456,23 @@ async fn a_region_holding_the_name_with_another_key_binds_nothing_and_a_bad_key_
         assert_eq!(entry["status"], if conflicted { "failed" } else { "succeeded" }, "{entry}");
     }
 }
+
+#[tokio::test]
+async fn unbind_takes_a_fleet_too() {
+    let emu = fleet_emulator(4, Duration::ZERO).await;
+    let home = tempfile::tempdir().unwrap();
+    let env = environment(&emu, home.path());
+    let fleet = home.path().join("fleet.csv");
+    std::fs::write(&fleet, fleet_csv(&emu)).unwrap();
+    let (code, _, stderr) = run(&env, &args(&BIND, fleet.to_str().unwrap(), &[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    let mut unbind = BIND;
+    unbind[0] = "unbind";
+    let (code, doc, stderr) = run(&env, &args(&unbind, fleet.to_str().unwrap(), &[])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["operation"], "unbind");
+    for spec in &emu.inventory().instances {
+        let (account, region) = (spec.account.as_deref().unwrap(), spec.region.as_deref().unwrap());
+        assert_eq!(emu.binding_in(spec.provider, account, region, &spec.id), None, "{}", spec.id);
+    }
+}

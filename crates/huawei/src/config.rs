@@ -248,14 +248,16 @@ impl HuaweiBuilder {
         builder
     }
 
-    /// Keys (and the project id and IAM endpoint, unless set) from the
+    /// Keys and the project id (and the IAM endpoint, unless set) from the
     /// section `[name]` of `~/.huaweicloud/credentials` (or
     /// `HUAWEICLOUD_SDK_CREDENTIALS_FILE`), with the SDK's keys (`ak`, `sk`,
     /// `security_token`, `project_id`, `iam_endpoint`), instead of the
     /// default chain. The official SDKs read only `[basic]` and `[global]`,
     /// and KooCLI keeps its profiles encrypted, so a named section of the
     /// SDK's own file is where several Huawei accounts live side by side. A
-    /// section without keys is an error at `build`.
+    /// section without keys is an error at `build`. Call it before
+    /// `project_id`: the profile's project (or none, to look it up) replaces
+    /// the one read from the environment.
     pub fn profile(self, name: impl Into<String>) -> Self {
         self.profile_with(name, &SystemEnv)
     }
@@ -278,7 +280,8 @@ impl HuaweiBuilder {
         self.pod = None;
         // The profile's keys, or nothing: never the VM's agency instead.
         self.client.instance_role = false;
-        self.project_id = self.project_id.or(value("project_id"));
+        // A project belongs to an account: the profile's, else looked up with its keys.
+        self.project_id = value("project_id");
         self.iam_endpoint = self.iam_endpoint.or(value("iam_endpoint"));
         self.missing_profile = self.auth.is_none().then_some(name);
         self
@@ -599,13 +602,16 @@ mod tests {
             .with_home("/home/u")
             .with_var("HUAWEICLOUD_SDK_AK", "ENVAK")
             .with_var("HUAWEICLOUD_SDK_SK", "envsk")
+            .with_var("HUAWEICLOUD_SDK_PROJECT_ID", "penv")
             .with_file(
                 "/home/u/.huaweicloud/credentials",
-                "[basic]\nak = B\nsk = b\n\n[staging]\nak = S\nsk = s\nproject_id = ps\n",
+                "[basic]\nak = B\nsk = b\n\n[staging]\nak = S\nsk = s\nproject_id = ps\n\n[other]\nak = O\nsk = o\n",
             );
         let b = HuaweiBuilder::from_env_with(&env).profile_with("staging", &env);
         assert!(matches!(&b.auth, Some(HuaweiAuth::AkSk(k)) if k.access_key == "S"));
         assert_eq!(b.project_id.as_deref(), Some("ps"));
+        // The environment's project belongs to the environment's keys: looked up instead.
+        assert_eq!(HuaweiBuilder::from_env_with(&env).profile_with("other", &env).project_id, None);
         assert!(!b.client.instance_role);
         let err = HuaweiBuilder::new().region("cn-north-4").profile_with("nope", &env).resolve().err().unwrap();
         assert!(err.to_string().contains("\"nope\""), "{err}");

@@ -231,13 +231,7 @@ fn targets_at_once(per_cloud: usize) {
         for (cloud, names) in regions {
             for region in names {
                 let binder = binder_at(&emulator, cloud, region);
-                let ids: Vec<String> = emulator
-                    .inventory()
-                    .instances
-                    .iter()
-                    .filter(|i| i.provider == cloud && i.region.as_deref() == Some(region))
-                    .map(|i| i.id.clone())
-                    .collect();
+                let ids = emulator.inventory().ids_in(cloud, region);
                 // Huawei's targets are the 100-VM case's size: its 10-VM window sets its pace.
                 let ids = if cloud == Cloud::Huawei { ids.into_iter().take(50).collect() } else { ids };
                 let mut request = BindRequest::builder().keypair_name(DEFAULT_KEYPAIR).instances(ids);

@@ -88,13 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .build()?,
                 ),
             };
-            let ids: Vec<String> = emulator
-                .inventory()
-                .instances
-                .iter()
-                .filter(|i| i.provider == cloud && i.region.as_deref() == Some(region))
-                .map(|i| i.id.clone())
-                .collect();
+            let ids = emulator.inventory().ids_in(cloud, region);
             let mut request = BindRequest::builder().keypair_name(KEYPAIR).instances(ids);
             if cloud == Cloud::Huawei {
                 // Huawei binds in batches with the VMs' root password.

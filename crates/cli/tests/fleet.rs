@@ -108,6 +108,23 @@ async fn run(env: &[(String, String)], args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), doc, stderr)
 }
 
+/// The default account's rows only (4 clouds x 2 regions), as a fleet file under `home`.
+fn default_account_fleet(emu: &Emulator, home: &Path) -> std::path::PathBuf {
+    let csv: String = fleet_csv(emu).lines().filter(|l| !l.contains(",staging,")).map(|l| format!("{l}\n")).collect();
+    let fleet = home.join("fleet.csv");
+    std::fs::write(&fleet, csv).unwrap();
+    fleet
+}
+
+/// `kpbind` with `argv`, sent SIGINT after `after`: what it printed and its exit.
+async fn interrupted(env: &[(String, String)], argv: &[&str], after: Duration) -> std::process::Output {
+    let child = kpbind(env, argv).spawn().unwrap();
+    tokio::time::sleep(after).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    child.wait_with_output().await.unwrap()
+}
+
 /// What every fleet bind here passes besides the file.
 const BIND: [&str; 9] = [
     "bind",
@@ -258,18 +275,11 @@ async fn sigint_mid_fleet_reports_and_the_same_command_resumes_on_every_cloud() 
     let emu = fleet_emulator(400, Duration::from_millis(100)).await;
     let home = tempfile::tempdir().unwrap();
     let env = environment(&emu, home.path());
-    // The default account's rows only: 4 clouds x 2 regions.
-    let csv: String = fleet_csv(&emu).lines().filter(|l| !l.contains(",staging,")).map(|l| format!("{l}\n")).collect();
-    let fleet = home.path().join("fleet.csv");
-    std::fs::write(&fleet, csv).unwrap();
+    let fleet = default_account_fleet(&emu, home.path());
     let journal = home.path().join("fleet.journal");
     let more = ["--journal", journal.to_str().unwrap(), "--concurrency", "1"];
     let argv = args(&BIND, fleet.to_str().unwrap(), &more);
-    let child = kpbind(&env, &argv).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = child.wait_with_output().await.unwrap();
+    let out = interrupted(&env, &argv, Duration::from_millis(700)).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).expect("one report");
@@ -329,9 +339,7 @@ async fn public_key_is_imported_where_missing_once_even_across_an_interrupted_ru
     let emu = fleet_emulator(200, Duration::from_millis(80)).await;
     let home = tempfile::tempdir().unwrap();
     let env = environment(&emu, home.path());
-    let csv: String = fleet_csv(&emu).lines().filter(|l| !l.contains(",staging,")).map(|l| format!("{l}\n")).collect();
-    let fleet = home.path().join("fleet.csv");
-    std::fs::write(&fleet, csv).unwrap();
+    let fleet = default_account_fleet(&emu, home.path());
     let journal = home.path().join("fleet.journal");
     let key = key_file("ed25519.pub");
     let base = [
@@ -352,11 +360,7 @@ async fn public_key_is_imported_where_missing_once_even_across_an_interrupted_ru
         journal.to_str().unwrap(),
     ];
     let argv = args(&base, fleet.to_str().unwrap(), &[]);
-    let child = kpbind(&env, &argv).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = child.wait_with_output().await.unwrap();
+    let out = interrupted(&env, &argv, Duration::from_millis(600)).await;
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     let (code, doc, stderr) = run(&env, &argv).await;
     assert_eq!(code, 0, "{stderr}");

@@ -245,13 +245,7 @@ impl Journal {
     /// describes, reading back what an earlier run recorded.
     pub fn open(path: impl AsRef<Path>, header: JournalHeader) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| JournalError::Io { path: path.clone(), source };
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(e)),
-        };
-        let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.clone() })?;
+        let (existing, len) = read_existing(&path)?;
         // Checked before anything is written: a file that is not this run's journal is left as it was.
         match existing.records.first() {
             Some(Record::Header(theirs)) => {
@@ -265,7 +259,7 @@ impl Journal {
             }
             _ => {}
         }
-        let file = append(&path, &existing, bytes.len(), Record::Header(header))?;
+        let file = append(&path, &existing, len, Record::Header(header))?;
         let priors = replay(&existing.records, None);
         Ok(Self { path, file: Arc::new(Mutex::new(file)), priors, target: None })
     }
@@ -274,12 +268,7 @@ impl Journal {
     /// targets: one [`Journal`] per target, in order, all writing to `path`.
     pub fn open_fleet(path: impl AsRef<Path>, header: FleetHeader) -> Result<Vec<Self>, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => return Err(JournalError::Io { path, source }),
-        };
-        let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.clone() })?;
+        let (existing, len) = read_existing(&path)?;
         match existing.records.first() {
             Some(Record::Fleet(theirs)) => {
                 if let Some((field, theirs, ours)) = theirs.difference(&header) {
@@ -293,7 +282,7 @@ impl Journal {
             _ => {}
         }
         let targets = header.targets;
-        let file = Arc::new(Mutex::new(append(&path, &existing, bytes.len(), Record::Fleet(header))?));
+        let file = Arc::new(Mutex::new(append(&path, &existing, len, Record::Fleet(header))?));
         Ok((0..targets)
             .map(|target| Self {
                 path: path.clone(),
@@ -345,6 +334,18 @@ impl Journal {
         let (instance, status, changed, target) = (instance.clone(), status.into(), outcome.changed(), self.target);
         self.write(&Record::Outcome { instance, status, changed, error, target })
     }
+}
+
+/// The records of the journal at `path` (none when there is no file yet),
+/// and the file's length; a file that is not a journal is refused.
+fn read_existing(path: &Path) -> Result<(Existing, usize), JournalError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(JournalError::Io { path: path.to_path_buf(), source }),
+    };
+    let existing = read_records(&bytes).map_err(|()| JournalError::NotAJournal { path: path.to_path_buf() })?;
+    Ok((existing, bytes.len()))
 }
 
 /// Opens the journal file for appending after the records read: a torn

@@ -266,6 +266,12 @@ impl Inventory {
         Self { instances, keypairs }
     }
 
+    /// Ids of one cloud's instances in `region` (named in the inventory), in inventory order.
+    pub fn ids_in(&self, cloud: Cloud, region: &str) -> Vec<String> {
+        let here = |i: &&InstanceSpec| i.provider == cloud && i.region.as_deref() == Some(region);
+        self.instances.iter().filter(here).map(|i| i.id.clone()).collect()
+    }
+
     /// Ids of one cloud's instances, in inventory order.
     pub fn ids(&self, cloud: Cloud) -> Vec<String> {
         self.instances.iter().filter(|i| i.provider == cloud).map(|i| i.id.clone()).collect()

@@ -28,7 +28,6 @@ use crate::progress::ProgressEvent;
 use crate::rate::RateLimit;
 use crate::report::{BindReport, Failure, FailureKind, InstanceOutcome, Operation, RunStats};
 use crate::request::{DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_STATE_WAIT, RequestCommon, RunOptions};
-use crate::retry::ReadRetries;
 use governor::DefaultDirectRateLimiter;
 
 /// What a run is about, for the report.
@@ -161,25 +160,7 @@ impl Engine {
             // Setup calls go through the send path: the first of them proves the credentials.
             let net = RunNet { run: &run, provider };
             // Setup is a read: a retryable refusal (throttled, 5xx) is asked again within the policy.
-            let mut retries = ReadRetries::default();
-            loop {
-                let result = tokio::select! {
-                    result = provider.prepare(&net) => result,
-                    () = run.stopped() => Err(run.stop_failure()),
-                };
-                let failure = match result {
-                    Err(f) if f.retryable && run.aborted().is_none() => f,
-                    other => break other,
-                };
-                let Some(delay) = retries.after(&run.retry, &failure) else { break Err(failure) };
-                if run.halt(delay).is_some() {
-                    break Err(failure);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = run.stopped() => break Err(failure),
-                }
-            }
+            run.read_retrying(|| provider.prepare(&net)).await
         };
         let outcomes: Vec<(InstanceId, InstanceOutcome)> = match prepared {
             Err(failure) => {

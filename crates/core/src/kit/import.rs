@@ -11,7 +11,6 @@ use crate::kit::run::{Exchange, Halt, Purpose, RunNet, RunState};
 use crate::public_key::{KeypairEnsured, PublicKey};
 use crate::report::{Failure, FailureKind, Operation};
 use crate::request::RunOptions;
-use crate::retry::ReadRetries;
 
 impl Engine {
     /// Makes sure the key pair `name` holds `key` in `provider`'s region
@@ -25,11 +24,9 @@ impl Engine {
     ) -> Result<KeypairEnsured, Error> {
         let run = self.state(provider.profile(), options, Operation::Bind, None, None);
         let prepared = {
+            // Setup is a read (Huawei: the project), asked again within the policy like a run's.
             let net = RunNet { run: &run, provider };
-            tokio::select! {
-                prepared = provider.prepare_import(&net) => prepared,
-                () = run.stopped() => Err(run.stop_failure()),
-            }
+            run.read_retrying(|| provider.prepare_import(&net)).await
         };
         let prepared = prepared.map_err(|f| request_error(&run, name, f))?;
         let provider: &dyn Provider = prepared.as_deref().unwrap_or(provider);
@@ -87,25 +84,7 @@ fn present(
 /// was refused for a retryable reason (throttled, 5xx, lost).
 async fn read(run: &RunState<'_>, provider: &dyn Provider, name: &str) -> Result<Option<StoredKeypair>, Failure> {
     let net = RunNet { run, provider };
-    let mut retries = ReadRetries::default();
-    loop {
-        let attempt = async { provider.keypair_found(&net.send(provider.keypair_read(name)?).await?, name) };
-        let failure = tokio::select! {
-            result = attempt => match result {
-                Err(f) if f.retryable && run.aborted().is_none() => f,
-                other => return other,
-            },
-            () = run.stopped() => return Err(run.stop_failure()),
-        };
-        let Some(delay) = retries.after(&run.retry, &failure) else { return Err(failure) };
-        if run.halt(delay).is_some() {
-            return Err(failure);
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = run.stopped() => return Err(failure),
-        }
-    }
+    run.read_retrying(|| async { provider.keypair_found(&net.send(provider.keypair_read(name)?).await?, name) }).await
 }
 
 /// A failure that ends the ensuring: refused credentials as such, the rest

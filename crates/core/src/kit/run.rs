@@ -243,6 +243,34 @@ impl RunState<'_> {
         }
     }
 
+    /// A read outside the chunks (setup, key pairs), asked again within the
+    /// run's retry policy while it fails for a retryable reason; ended by the
+    /// run's stop.
+    pub(crate) async fn read_retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let mut retries = crate::retry::ReadRetries::default();
+        loop {
+            let failure = tokio::select! {
+                result = attempt() => match result {
+                    Err(f) if f.retryable && self.aborted().is_none() => f,
+                    other => return other,
+                },
+                () = self.stopped() => return Err(self.stop_failure()),
+            };
+            let Some(delay) = retries.after(&self.retry, &failure) else { return Err(failure) };
+            if self.halt(delay).is_some() {
+                return Err(failure);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stopped() => return Err(failure),
+            }
+        }
+    }
+
     pub(crate) fn stop_failure(&self) -> Failure {
         if self.cancel.is_cancelled() {
             Failure::new(FailureKind::Cancelled, "the run was cancelled").retryable(true)
